@@ -1,0 +1,338 @@
+//! Control protocol: one JSON object per line over a Unix stream socket.
+//!
+//! A client sends [`Envelope`]s, the daemon answers each with exactly one [`Reply`] line. The
+//! protocol is versioned by [`PROTOCOL_VERSION`]; a daemon refuses envelopes of another version
+//! with [`Errno::Einval`] and a message, and never closes on a bad request.
+//!
+//! Errors carry an errno-like [`Errno`] so `ipvsadm` can print exactly what ipvsadm 1.31 prints
+//! for the kernel's answer (`ipvs_strerror` depends on the command as well as the errno).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the wire protocol spoken by this crate.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default control socket path (DESIGN.md section 6); env `RVS_SOCKET` overrides it.
+pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
+
+/// Environment variable naming the control socket.
+pub const SOCKET_ENV: &str = "RVS_SOCKET";
+
+/// One request line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub version: u32,
+    pub request: Request,
+}
+
+impl Envelope {
+    pub fn new(request: Request) -> Self {
+        Envelope {
+            version: PROTOCOL_VERSION,
+            request,
+        }
+    }
+}
+
+/// Transport protocol of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+
+    /// Name as ipvsadm prints it in listings (`TCP`, `UDP`, `SCTP`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+/// Which virtual service: a protocol/address/port triple, or a firewall mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKey {
+    Inet {
+        protocol: Protocol,
+        addr: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+        ipv6: bool,
+    },
+}
+
+/// Forwarding method of a dest (ipvsadm `-m`, `-g`, `-i`, DPVS `--fullnat`; `Local` is set by
+/// the kernel for a local RS and cannot be asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forward {
+    Masq,
+    Local,
+    Tunnel,
+    Route,
+    FullNat,
+}
+
+impl Forward {
+    /// The Forward column of `ipvsadm -L`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Forward::Masq => "Masq",
+            Forward::Local => "Local",
+            Forward::Tunnel => "Tunnel",
+            Forward::Route => "Route",
+            Forward::FullNat => "FullNat",
+        }
+    }
+}
+
+/// Tunnel encapsulation type (`--tun-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunType {
+    #[default]
+    Ipip,
+    Gue,
+    Gre,
+}
+
+/// Tunnel checksum option (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunCsum {
+    #[default]
+    NoCsum,
+    Csum,
+    RemCsum,
+}
+
+/// Tunnel parameters of a `Tunnel` dest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct TunSpec {
+    pub tun_type: TunType,
+    /// GUE port (`--tun-port`), 0 when unset.
+    pub port: u16,
+    pub csum: TunCsum,
+}
+
+/// Everything `-A`/`-E` set on a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub key: ServiceKey,
+    /// Scheduler name (`-s`), `wlc` by default.
+    pub scheduler: String,
+    /// Scheduler flags (`-b`), as given, e.g. `["sh-fallback", "sh-port"]`.
+    pub sched_flags: Vec<String>,
+    /// Persistence timeout in seconds (`-p`), `None` when not persistent.
+    pub persistent: Option<u32>,
+    /// Persistence netmask (`-M`), as IPVS keeps it: for IPv4 the mask itself (host byte order,
+    /// `0xffff_ffff` by default), for IPv6 the prefix length (128 by default).
+    pub netmask: u32,
+    /// Persistence engine (`--pe`).
+    pub pe: Option<String>,
+    /// One-packet scheduling (`-o`).
+    pub ops: bool,
+}
+
+/// Everything `-a`/`-e` set on a dest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestSpec {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    pub tun: TunSpec,
+}
+
+/// Traffic counters, as IPVS keeps them per service and per dest (64-bit, as netlink's STATS64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// Rates from the IPVS estimator (per second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Rates {
+    pub cps: u64,
+    pub inpps: u64,
+    pub outpps: u64,
+    pub inbps: u64,
+    pub outbps: u64,
+}
+
+/// A dest as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestInfo {
+    pub spec: DestSpec,
+    pub active_conns: u32,
+    pub inact_conns: u32,
+    pub persist_conns: u32,
+    pub stats: Stats,
+    pub rates: Rates,
+}
+
+/// A service as listed, with its dests in the daemon's (insertion) order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub spec: ServiceSpec,
+    pub stats: Stats,
+    pub rates: Rates,
+    pub dests: Vec<DestInfo>,
+}
+
+/// One connection (or persistence template) as `ipvsadm -Lc` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    /// `TCP`, `UDP`, `SCTP`, `ICMP`, or `IP` for fwmark templates.
+    pub protocol: String,
+    /// Seconds until the connection expires.
+    pub expire_secs: u32,
+    /// State name (`ESTABLISHED`, `UDP`, `NONE` ...).
+    pub state: String,
+    pub client: (IpAddr, u16),
+    pub virt: (IpAddr, u16),
+    pub dest: (IpAddr, u16),
+    pub pe_name: Option<String>,
+    pub pe_data: Option<String>,
+}
+
+/// Connection timeouts in seconds (`--set tcp tcpfin udp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    pub tcp: u32,
+    pub tcpfin: u32,
+    pub udp: u32,
+}
+
+/// Requests a client may send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// Version and connection table size (`IP Virtual Server version ... (size=N)`).
+    GetInfo,
+    AddService(ServiceSpec),
+    EditService(ServiceSpec),
+    DelService(ServiceKey),
+    /// Remove every service (`-C`).
+    Clear,
+    AddDest {
+        service: ServiceKey,
+        dest: DestSpec,
+    },
+    EditDest {
+        service: ServiceKey,
+        dest: DestSpec,
+    },
+    DelDest {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    },
+    /// All services, or the one named.
+    ListServices {
+        service: Option<ServiceKey>,
+    },
+    ListConns,
+    /// Zero counters of one service or all (`-Z`).
+    Zero {
+        service: Option<ServiceKey>,
+    },
+    /// Set timeouts; a 0 leaves that value unchanged.
+    SetTimeouts(Timeouts),
+    GetTimeouts,
+}
+
+/// Errno-like error class, so clients can render the texts ipvsadm prints for each errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Errno {
+    Eexist,
+    Enoent,
+    Esrch,
+    Einval,
+    Enomem,
+    Eperm,
+    Eafnosupport,
+}
+
+/// A request that failed. The daemon's state is unchanged by a failed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub errno: Errno,
+    /// Human detail for logs and non-ipvsadm clients.
+    pub message: String,
+}
+
+/// Daemon facts for the `-L` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    /// IPVS version code emulated (0x010201 = 1.2.1).
+    pub version_code: u32,
+    /// Connection table size as shown in `(size=N)`.
+    pub conn_tab_size: u32,
+}
+
+/// The daemon's answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    Ok,
+    Error(ErrorReply),
+    Info(Info),
+    Services(Vec<ServiceInfo>),
+    Conns(Vec<ConnInfo>),
+    Timeouts(Timeouts),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_as_one_json_line() {
+        let env = Envelope::new(Request::AddDest {
+            service: ServiceKey::Inet {
+                protocol: Protocol::Tcp,
+                addr: "198.18.0.100".parse().unwrap(),
+                port: 80,
+            },
+            dest: DestSpec {
+                addr: "198.18.1.11".parse().unwrap(),
+                port: 8080,
+                forward: Forward::Masq,
+                weight: 3,
+                u_threshold: 0,
+                l_threshold: 0,
+                tun: TunSpec::default(),
+            },
+        });
+        let line = serde_json::to_string(&env).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(serde_json::from_str::<Envelope>(&line).unwrap(), env);
+    }
+}

@@ -1,0 +1,1 @@
+//! conn: see DESIGN.md section 1 (filled in by its issue work).

@@ -1,0 +1,141 @@
+//! Why a packet was dropped. Every drop in the dataplane has exactly one reason, counted per
+//! worker and exported as a metric (`rvs_drops_total{reason=...}`); there are no silent drops.
+
+macro_rules! drop_reasons {
+    ($( $(#[$doc:meta])* $variant:ident => $label:literal, )*) => {
+        /// The reason a packet was dropped.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl DropReason {
+            /// Every reason, in declaration order (the index is `reason as usize`).
+            pub const ALL: &'static [DropReason] = &[ $( DropReason::$variant, )* ];
+            /// Number of reasons.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The metric label of this reason (snake_case, stable).
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $( DropReason::$variant => $label, )*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Frame shorter than an Ethernet header.
+    EthTruncated => "eth_truncated",
+    /// Ethertype other than IPv4 and ARP (no exception path configured).
+    UnknownEthertype => "unknown_ethertype",
+    /// Ethernet destination neither ours nor broadcast.
+    NotOurMac => "not_our_mac",
+    /// ARP packet malformed or of an unsupported hardware/protocol type.
+    ArpMalformed => "arp_malformed",
+    /// ARP request for an address we do not own, or a reply we did not need.
+    ArpNotForUs => "arp_not_for_us",
+    /// IPv4 header truncated, wrong version or IHL too small.
+    Ipv4Malformed => "ipv4_malformed",
+    /// IPv4 total length larger than the frame or smaller than the header.
+    Ipv4BadLength => "ipv4_bad_length",
+    /// IPv4 header checksum wrong.
+    Ipv4BadChecksum => "ipv4_bad_checksum",
+    /// IPv4 fragment (policy: fragments are not reassembled, see `worker`).
+    Ipv4Fragment => "ipv4_fragment",
+    /// IPv4 header with options (policy: not forwarded, see `worker`).
+    Ipv4Options => "ipv4_options",
+    /// TTL would reach zero when forwarding.
+    TtlExceeded => "ttl_exceeded",
+    /// TCP header truncated or data offset absurd.
+    TcpMalformed => "tcp_malformed",
+    /// UDP header truncated or length inconsistent.
+    UdpMalformed => "udp_malformed",
+    /// ICMP message truncated or of a kind we do not handle.
+    IcmpMalformed => "icmp_malformed",
+    /// L4 checksum wrong.
+    L4BadChecksum => "l4_bad_checksum",
+    /// Packet to an address we own that is neither service traffic nor ICMP echo.
+    LocalNotService => "local_not_service",
+    /// Packet addressed to neither an owned address, a VIP nor a known connection.
+    NotForUs => "not_for_us",
+    /// TCP packet other than SYN to a VIP without a connection.
+    TcpNoConnection => "tcp_no_connection",
+    /// A service matched but the scheduler found no available dest.
+    NoDest => "no_dest",
+    /// Connection table full: the new connection was refused.
+    ConnTableFull => "conn_table_full",
+    /// The connection's dest was removed from its service.
+    DestRemoved => "dest_removed",
+    /// The dest's forwarding method has no data path yet.
+    MethodUnsupported => "method_unsupported",
+    /// No route to the destination.
+    NoRoute => "no_route",
+    /// Neighbour unresolved and its wait queue full (or resolution failed).
+    NeighQueueFull => "neigh_queue_full",
+    /// Neighbour resolution timed out with packets waiting.
+    NeighTimeout => "neigh_timeout",
+    /// No buffer for a packet we had to create (ARP request, ICMP error).
+    NoBuffer => "no_buffer",
+    /// Packet too large for the egress MTU.
+    TooBig => "too_big",
+}
+
+/// Per-reason drop counts of one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropCounters {
+    counts: [u64; DropReason::COUNT],
+}
+
+impl Default for DropCounters {
+    fn default() -> Self {
+        DropCounters {
+            counts: [0; DropReason::COUNT],
+        }
+    }
+}
+
+impl DropCounters {
+    /// Count one drop.
+    pub fn count(&mut self, reason: DropReason) {
+        self.counts[reason as usize] += 1;
+    }
+
+    /// Drops counted for `reason`.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.counts[reason as usize]
+    }
+
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `(reason, count)` for every reason.
+    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.counts[*r as usize]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_indexes_dense() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert!(seen.insert(r.label()), "duplicate label {}", r.label());
+        }
+        let mut c = DropCounters::default();
+        c.count(DropReason::NoRoute);
+        c.count(DropReason::NoRoute);
+        assert_eq!(c.get(DropReason::NoRoute), 2);
+        assert_eq!(c.total(), 2);
+    }
+}

@@ -1,0 +1,1 @@
+//! l3: see DESIGN.md section 1 (filled in by its issue work).

@@ -1,0 +1,1 @@
+//! service: see DESIGN.md section 1 (filled in by its issue work).

@@ -1,0 +1,1 @@
+//! wire: see DESIGN.md section 1 (filled in by its issue work).

@@ -1,0 +1,1 @@
+//! dpdk-bindings: see DESIGN.md section 1.

@@ -1,0 +1,2 @@
+//! rvsd: the rvs daemon (placeholder until the runtime lands).
+fn main() {}
