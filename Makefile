@@ -1,0 +1,37 @@
+# rvs: the two commands of the README, and the usual developer targets.
+#   make demo   clients -> rvsd (DPDK, NAT) -> two HTTP servers, in network namespaces
+#   make test   the whole test suite (namespace tests run for real as root)
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+
+.PHONY: all deps build release test lint fmt demo clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --workspace --all-targets
+
+release: deps
+	$(CARGO) build --workspace --release
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: deps lint
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace -- --test-threads=2
+
+demo: deps
+	$(CARGO) build --workspace --release
+	scripts/demo.sh target/release
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,496 @@
+//! The TOML configuration file (DESIGN.md section 7) as typed, validated values.
+//!
+//! Unknown keys are rejected, and every error names the file and the key (`port[1].device`), so
+//! an operator can fix a bad file without guessing. Defaults run on a laptop: no hugepages, no
+//! NIC, an in-memory EAL.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A configuration error, naming the file and the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: {key}: {message}")]
+    Invalid { file: PathBuf, key: String, message: String },
+}
+
+fn invalid(file: &Path, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { file: file.to_owned(), key: key.into(), message: message.into() }
+}
+
+/// The whole file, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub dpdk: DpdkSection,
+    #[serde(default, rename = "port")]
+    pub ports: Vec<PortSection>,
+    #[serde(default, rename = "addr")]
+    pub addrs: Vec<AddrSection>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteSection>,
+    #[serde(default)]
+    pub control: ControlSection,
+    #[serde(default)]
+    pub ipvs: IpvsSection,
+    #[serde(default)]
+    pub dataplane: DataplaneSection,
+}
+
+/// `[dpdk]`: EAL and cores.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpdkSection {
+    /// lcores: the first runs the control plane, the rest are workers.
+    #[serde(default = "default_cores")]
+    pub cores: String,
+    /// Extra EAL arguments.
+    #[serde(default = "default_eal_args")]
+    pub args: Vec<String>,
+    /// Mbufs in the packet pool (shared by all ports and workers).
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+}
+
+fn default_cores() -> String {
+    "0-1".to_owned()
+}
+
+fn default_eal_args() -> Vec<String> {
+    ["--no-huge", "-m", "512", "--in-memory"].map(String::from).to_vec()
+}
+
+fn default_mbufs() -> u32 {
+    8191
+}
+
+impl Default for DpdkSection {
+    fn default() -> Self {
+        DpdkSection { cores: default_cores(), args: default_eal_args(), mbufs: default_mbufs() }
+    }
+}
+
+/// `[[port]]`: one DPDK port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSection {
+    pub name: String,
+    /// A PCI address (`0000:03:00.0`) or any DPDK vdev string (`net_af_packet0,iface=veth0`).
+    pub device: String,
+    /// rx/tx descriptors per queue.
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+}
+
+fn default_desc() -> u16 {
+    1024
+}
+
+/// `[[addr]]`: an address the director owns, with its connected prefix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddrSection {
+    pub port: String,
+    pub ip: String,
+}
+
+/// `[[route]]`: a static route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub prefix: String,
+    #[serde(default)]
+    pub via: Option<String>,
+    pub port: String,
+}
+
+/// `[control]`: the control socket and the metrics endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    #[serde(default)]
+    pub metrics: Option<String>,
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from(ctl::proto::DEFAULT_SOCKET)
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection { socket: default_socket(), metrics: None }
+    }
+}
+
+/// `[ipvs]`: IPVS-level settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpvsSection {
+    /// An `ipvsadm -S` file replayed at start (relative paths are relative to the working
+    /// directory, as `rules = "conf/demo.rules"` in DESIGN.md section 7).
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+}
+
+/// `[dataplane]`: sizes of the per-worker tables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneSection {
+    /// Connections the director can hold, over all workers (split evenly between them).
+    #[serde(default = "default_conn_capacity")]
+    pub conn_capacity: u32,
+    /// Microseconds a worker sleeps after a poll that found nothing (0 = busy poll, as DPDK
+    /// applications usually do; a few tens of microseconds spare a shared machine).
+    #[serde(default)]
+    pub idle_sleep_us: u32,
+}
+
+fn default_conn_capacity() -> u32 {
+    1 << 20
+}
+
+impl Default for DataplaneSection {
+    fn default() -> Self {
+        DataplaneSection { conn_capacity: default_conn_capacity(), idle_sleep_us: 0 }
+    }
+}
+
+/// An IPv4 prefix `addr/len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Parse `198.18.0.1/24` (a bare address means /32).
+pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => {
+            let len: u8 = l.parse().map_err(|_| format!("bad prefix length in {s:?}"))?;
+            if len > 32 {
+                return Err(format!("prefix length {len} is over 32 in {s:?}"));
+            }
+            (a, len)
+        }
+        None => (s, 32),
+    };
+    let addr: Ipv4Addr = addr.parse().map_err(|_| format!("{s:?} is not an IPv4 address"))?;
+    Ok(Prefix { addr, len })
+}
+
+/// Parse an EAL core list such as `0-1`, `0,2,4-5` into lcore ids (in the given order, without
+/// duplicates).
+pub fn parse_cores(s: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let lo: u32 = lo.parse().map_err(|_| format!("{part:?} is not a core number or range"))?;
+        let hi: u32 = hi.parse().map_err(|_| format!("{part:?} is not a core number or range"))?;
+        if lo > hi || hi >= 1024 {
+            return Err(format!("bad core range {part:?}"));
+        }
+        for c in lo..=hi {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// True for a PCI address (`0000:03:00.0` or `03:00.0`): opened with `-a`, anything else is a
+/// vdev string opened with `--vdev`.
+pub fn is_pci_address(device: &str) -> bool {
+    let d = device.split(',').next().unwrap_or("");
+    let parts: Vec<&str> = d.split(':').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    let bdf = |bus: &str, devfn: &str| {
+        hex(bus, 2)
+            && devfn
+                .split_once('.')
+                .is_some_and(|(dv, f)| hex(dv, 2) && f.len() == 1 && f.chars().all(|c| c.is_digit(8)))
+    };
+    match parts.as_slice() {
+        [domain, bus, devfn] => hex(domain, 4) && bdf(bus, devfn),
+        [bus, devfn] => bdf(bus, devfn),
+        _ => false,
+    }
+}
+
+/// The DPDK device name of a port: the part of the device string before the first comma
+/// (`net_af_packet0` for `net_af_packet0,iface=veth0`, the PCI address for a PCI device).
+pub fn device_name(device: &str) -> &str {
+    device.split(',').next().unwrap_or(device).trim()
+}
+
+/// A validated port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConf {
+    pub name: String,
+    pub device: String,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+}
+
+/// A validated owned address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrConf {
+    /// Index into [`Validated::ports`].
+    pub port: u16,
+    pub prefix: Prefix,
+}
+
+/// A validated route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConf {
+    pub prefix: Prefix,
+    pub via: Option<Ipv4Addr>,
+    pub port: u16,
+}
+
+/// The configuration after validation: names resolved to indexes, addresses parsed.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub file: PathBuf,
+    pub lcores: Vec<u32>,
+    pub eal_args: Vec<String>,
+    pub mbufs: u32,
+    pub ports: Vec<PortConf>,
+    pub addrs: Vec<AddrConf>,
+    pub routes: Vec<RouteConf>,
+    pub socket: PathBuf,
+    pub metrics: Option<SocketAddr>,
+    pub rules: Option<PathBuf>,
+    pub conn_capacity: u32,
+    pub idle_sleep_us: u32,
+}
+
+impl Validated {
+    /// Worker lcores: all configured lcores but the first.
+    pub fn worker_lcores(&self) -> &[u32] {
+        &self.lcores[1..]
+    }
+}
+
+/// Read, parse and validate the file at `path`.
+pub fn load(path: &Path) -> Result<Validated, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { file: path.to_owned(), source })?;
+    parse(path, &text)
+}
+
+/// Parse and validate `text`, read from `file` (named in errors).
+pub fn parse(file: &Path, text: &str) -> Result<Validated, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    let raw: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { "(top level)".to_owned() } else { key };
+        // toml's message carries the line and a snippet; keep it on one line.
+        let message = e.inner().message().trim().replace('\n', " ");
+        invalid(file, key, message)
+    })?;
+    validate(file, raw)
+}
+
+fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
+    let lcores = parse_cores(&raw.dpdk.cores).map_err(|m| invalid(file, "dpdk.cores", m))?;
+    if lcores.len() < 2 {
+        return Err(invalid(
+            file,
+            "dpdk.cores",
+            "need at least two lcores: the first runs the control plane, the rest are workers",
+        ));
+    }
+    if raw.dpdk.mbufs < 1024 {
+        return Err(invalid(file, "dpdk.mbufs", "at least 1024 mbufs are needed"));
+    }
+    if raw.ports.is_empty() {
+        return Err(invalid(file, "port", "at least one [[port]] is needed"));
+    }
+    let mut names = HashSet::new();
+    let mut devices = HashSet::new();
+    let mut ports = Vec::new();
+    for (i, p) in raw.ports.iter().enumerate() {
+        if p.name.is_empty() || !names.insert(p.name.clone()) {
+            return Err(invalid(file, format!("port[{i}].name"), format!("empty or duplicate port name {:?}", p.name)));
+        }
+        let dev = device_name(&p.device);
+        if dev.is_empty() || !devices.insert(dev.to_owned()) {
+            return Err(invalid(file, format!("port[{i}].device"), format!("empty or duplicate device {:?}", p.device)));
+        }
+        for (key, n) in [("rx_desc", p.rx_desc), ("tx_desc", p.tx_desc)] {
+            if !(64..=8192).contains(&n) {
+                return Err(invalid(file, format!("port[{i}].{key}"), format!("{n} is outside 64..=8192")));
+            }
+        }
+        ports.push(PortConf {
+            name: p.name.clone(),
+            device: p.device.clone(),
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+        });
+    }
+    let port_index = |key: String, name: &str| -> Result<u16, ConfigError> {
+        ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| i as u16)
+            .ok_or_else(|| invalid(file, key, format!("no [[port]] is named {name:?}")))
+    };
+    let mut addrs = Vec::new();
+    for (i, a) in raw.addrs.iter().enumerate() {
+        let port = port_index(format!("addr[{i}].port"), &a.port)?;
+        let prefix = parse_prefix(&a.ip).map_err(|m| invalid(file, format!("addr[{i}].ip"), m))?;
+        if addrs.iter().any(|o: &AddrConf| o.prefix.addr == prefix.addr) {
+            return Err(invalid(file, format!("addr[{i}].ip"), format!("{} is configured twice", prefix.addr)));
+        }
+        addrs.push(AddrConf { port, prefix });
+    }
+    let mut routes = Vec::new();
+    for (i, r) in raw.routes.iter().enumerate() {
+        let port = port_index(format!("route[{i}].port"), &r.port)?;
+        let prefix =
+            parse_prefix(&r.prefix).map_err(|m| invalid(file, format!("route[{i}].prefix"), m))?;
+        let via = match &r.via {
+            Some(v) => Some(v.parse::<Ipv4Addr>().map_err(|_| {
+                invalid(file, format!("route[{i}].via"), format!("{v:?} is not an IPv4 address"))
+            })?),
+            None => None,
+        };
+        routes.push(RouteConf { prefix, via, port });
+    }
+    let metrics = match &raw.control.metrics {
+        Some(m) => Some(m.parse::<SocketAddr>().map_err(|_| {
+            invalid(file, "control.metrics", format!("{m:?} is not an address:port"))
+        })?),
+        None => None,
+    };
+    if raw.control.socket.as_os_str().is_empty() {
+        return Err(invalid(file, "control.socket", "empty path"));
+    }
+    if raw.dataplane.conn_capacity < 1024 {
+        return Err(invalid(file, "dataplane.conn_capacity", "at least 1024 connections"));
+    }
+    Ok(Validated {
+        file: file.to_owned(),
+        lcores,
+        eal_args: raw.dpdk.args,
+        mbufs: raw.dpdk.mbufs,
+        ports,
+        addrs,
+        routes,
+        socket: raw.control.socket,
+        metrics,
+        rules: raw.ipvs.rules,
+        conn_capacity: raw.dataplane.conn_capacity,
+        idle_sleep_us: raw.dataplane.idle_sleep_us,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[dpdk]
+cores = "0-1"
+args  = ["--no-huge", "-m", "512"]
+
+[[port]]
+name   = "dp0"
+device = "net_af_packet0,iface=veth-d0"
+
+[[port]]
+name   = "dp1"
+device = "0000:03:00.0"
+
+[[addr]]
+port = "dp0"
+ip   = "198.18.0.1/24"
+
+[[route]]
+prefix = "0.0.0.0/0"
+via    = "198.18.0.254"
+port   = "dp0"
+
+[control]
+socket  = "/run/rvs/rvsd.sock"
+metrics = "127.0.0.1:9475"
+
+[ipvs]
+rules = "conf/demo.rules"
+"#;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("t.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let v = parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(v.lcores, vec![0, 1]);
+        assert_eq!(v.worker_lcores(), &[1]);
+        assert_eq!(v.ports.len(), 2);
+        assert_eq!(v.addrs[0].prefix, Prefix { addr: Ipv4Addr::new(198, 18, 0, 1), len: 24 });
+        assert_eq!(v.routes[0].via, Some(Ipv4Addr::new(198, 18, 0, 254)));
+        assert_eq!(v.metrics, Some("127.0.0.1:9475".parse().unwrap()));
+        assert_eq!(v.rules.as_deref(), Some(Path::new("conf/demo.rules")));
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = err(&GOOD.replace("name   = \"dp0\"", "name = \"dp0\"\nspeed = 10"));
+        assert!(e.starts_with("t.toml: port[0]: unknown field `speed`"), "{e}");
+        let e = err(&GOOD.replace("198.18.0.1/24", "198.18.0.300/24"));
+        assert!(e.starts_with("t.toml: addr[0].ip: "), "{e}");
+        let e = err(&GOOD.replace("via    = \"198.18.0.254\"", "via = \"gw\""));
+        assert!(e.starts_with("t.toml: route[0].via: "), "{e}");
+        let e = err(&GOOD.replace("port   = \"dp0\"\n\n[control]", "port = \"nope\"\n\n[control]"));
+        assert!(e.starts_with("t.toml: route[0].port: no [[port]] is named \"nope\""), "{e}");
+        let e = err(&GOOD.replace("cores = \"0-1\"", "cores = \"0\""));
+        assert!(e.starts_with("t.toml: dpdk.cores: need at least two lcores"), "{e}");
+        let e = err(&GOOD.replace("cores = \"0-1\"", "cores = 3"));
+        assert!(e.starts_with("t.toml: dpdk.cores: "), "{e}");
+        let e = err("[bogus]\n");
+        assert!(e.starts_with("t.toml: (top level): unknown field `bogus`"), "{e}");
+        let e = err(&GOOD.replace("127.0.0.1:9475", "localhost"));
+        assert!(e.starts_with("t.toml: control.metrics: "), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let e = load(Path::new("/nonexistent/rvs.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("/nonexistent/rvs.toml: cannot read: "), "{e}");
+    }
+
+    #[test]
+    fn cores_and_pci() {
+        assert_eq!(parse_cores("0,2,4-5").unwrap(), vec![0, 2, 4, 5]);
+        assert!(parse_cores("3-1").is_err());
+        assert!(parse_cores("a").is_err());
+        assert!(is_pci_address("0000:03:00.0"));
+        assert!(is_pci_address("03:00.1"));
+        assert!(!is_pci_address("net_af_packet0,iface=veth0"));
+        assert!(!is_pci_address("net_pcap0,rx_pcap=a:b.pcap"));
+        assert_eq!(device_name("net_af_packet0,iface=x"), "net_af_packet0");
+    }
+}

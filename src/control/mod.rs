@@ -1,0 +1,3 @@
+//! The control plane: the control socket and how requests change the daemon's state.
+
+pub mod server;

@@ -1,0 +1,204 @@
+//! Shared pieces of the integration tests: the test network (scripts/testnet.sh), a running
+//! rvsd, and the ipvsadm client. Everything made here is removed on drop, also when a test fails.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Tests that run rvsd take this lock: each rvsd polls a core, and this machine may have two.
+static RVSD_LOCK: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    RVSD_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Binaries of the workspace live next to rvsd (`cargo test --workspace` builds them all).
+pub fn bin(name: &str) -> PathBuf {
+    let rvsd = PathBuf::from(env!("CARGO_BIN_EXE_rvsd"));
+    let p = rvsd.with_file_name(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace` first", p.display());
+    p
+}
+
+/// Why namespace tests cannot run here, or None when they can.
+pub fn netns_unavailable() -> Option<String> {
+    // SAFETY-free check: `id -u` avoids a libc dependency in tests.
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not running as root".into());
+    }
+    let out = Command::new(repo().join("scripts/testnet.sh")).arg("check").output();
+    match out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "testnet check failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )),
+        Err(e) => Some(format!("cannot run scripts/testnet.sh: {e}")),
+    }
+}
+
+/// Skip (return early from) a test that needs root and namespaces, printing why.
+#[macro_export]
+macro_rules! require_netns {
+    () => {
+        if let Some(why) = common::netns_unavailable() {
+            if std::env::var_os("CI").is_some() {
+                panic!("namespace test cannot run in CI: {why}");
+            }
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
+
+/// The test network of scripts/testnet.sh, torn down on drop.
+pub struct TestNet {
+    pub id: String,
+}
+
+impl TestNet {
+    pub fn up(id: &str) -> TestNet {
+        let net = TestNet { id: id.to_owned() };
+        let out = Command::new(repo().join("scripts/testnet.sh")).args(["up", id]).output().unwrap();
+        assert!(out.status.success(), "testnet up: {}", String::from_utf8_lossy(&out.stderr));
+        net
+    }
+
+    pub fn ns(&self, which: &str) -> String {
+        format!("{}-{which}", self.id)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/rvs-testnet/{}", self.id))
+    }
+
+    /// Run a command inside namespace `which` (`c`, `d`, `r1` ...).
+    pub fn exec(&self, which: &str, args: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.ns(which)]).args(args).output().unwrap()
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/testnet.sh")).args(["down", &self.id]).output();
+    }
+}
+
+/// Namespaces whose name starts with `prefix`.
+pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A running rvsd; SIGTERM and reaped on drop.
+pub struct Rvsd {
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Rvsd {
+    /// Start rvsd with `config` (a TOML text whose `[control] socket` is `socket`), inside
+    /// namespace `netns` when given, and wait (bounded) until its control socket answers.
+    pub fn start(netns: Option<&str>, config: &str, socket: &Path, dir: &Path) -> Rvsd {
+        std::fs::create_dir_all(dir).unwrap();
+        let conf = dir.join("rvs.toml");
+        std::fs::write(&conf, config).unwrap();
+        let log = dir.join("rvsd.log");
+        let logf = std::fs::File::create(&log).unwrap();
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin("rvsd"));
+                c
+            }
+            None => Command::new(bin("rvsd")),
+        };
+        cmd.arg("--config").arg(&conf).arg("--log-level").arg("info");
+        cmd.stdout(logf.try_clone().unwrap()).stderr(logf).stdin(Stdio::null());
+        let child = cmd.spawn().unwrap();
+        let mut d = Rvsd { child: Some(child), socket: socket.to_owned(), log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("rvsd exited at start ({st}):\n{}", d.log_text());
+            }
+            if d.ipvsadm(&["-Ln"]).status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "rvsd did not answer in 30 s:\n{}", d.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        d
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Run ipvsadm against this daemon.
+    pub fn ipvsadm(&self, args: &[&str]) -> Output {
+        Command::new(bin("ipvsadm")).args(args).env("RVS_SOCKET", &self.socket).output().unwrap()
+    }
+
+    /// Run ipvsadm and require success; returns stdout.
+    pub fn ipvsadm_ok(&self, args: &[&str]) -> String {
+        let o = self.ipvsadm(args);
+        assert!(
+            o.status.success(),
+            "ipvsadm {args:?} failed ({}): {}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// SIGTERM, wait (bounded), return the exit status and the log.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let st = self.terminate();
+        (st, self.log_text())
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Rvsd {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.terminate();
+        }
+    }
+}
