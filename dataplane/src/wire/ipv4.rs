@@ -275,7 +275,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Writable payload, bounds as [`Packet::payload`].
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        let (hl, total) = (usize::from(self.header_len()), usize::from(self.total_len()));
+        let (hl, total) = (
+            usize::from(self.header_len()),
+            usize::from(self.total_len()),
+        );
         let b = self.buffer.as_mut();
         let end = total.min(b.len());
         let start = hl.min(end);

@@ -80,3 +80,6 @@ pub(crate) fn put32(b: &mut [u8], at: usize, v: u32) {
 pub(crate) fn ipv4_at(b: &[u8], at: usize) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
 }
+
+#[cfg(test)]
+pub(crate) mod fixtures;
