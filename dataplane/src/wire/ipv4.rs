@@ -323,8 +323,8 @@ impl Ipv4Repr {
 
     /// Write a 20-byte header with its checksum. The view must hold at least [`HEADER_LEN`]
     /// bytes (`Truncated` otherwise). A payload length above `65535 - 20` is clamped.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, buf: &mut T) -> Result<()> {
-        if buf.as_ref().len() < HEADER_LEN {
+    pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
+        if buf.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
         let mut p = Packet::new_unchecked(buf);
@@ -337,7 +337,7 @@ impl Ipv4Repr {
         p.set_protocol(self.protocol);
         p.set_src_addr(self.src);
         p.set_dst_addr(self.dst);
-        let b = p.buffer.as_mut();
+        let b = p.buffer;
         b[field::CHECKSUM] = 0;
         b[field::CHECKSUM + 1] = 0;
         let c = checksum::checksum(&b[..HEADER_LEN]);

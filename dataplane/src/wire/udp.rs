@@ -131,12 +131,8 @@ impl UdpRepr {
     /// Write the header for `payload_len` bytes of payload, checksum 0 (fill it after writing the
     /// payload, or leave it 0 for "none"). `Truncated` if the header does not fit; a length above
     /// 65535 saturates.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
-        &self,
-        buf: &mut T,
-        payload_len: usize,
-    ) -> Result<()> {
-        if buf.as_ref().len() < HEADER_LEN {
+    pub fn emit(&self, buf: &mut [u8], payload_len: usize) -> Result<()> {
+        if buf.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
         let mut p = Packet::new_unchecked(buf);
