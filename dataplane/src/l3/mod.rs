@@ -1,1 +1,19 @@
-//! l3: see DESIGN.md section 1 (filled in by its issue work).
+//! Layer-3 logic of the director: addresses it owns, routes, the ARP neighbour table, and the
+//! packets it answers itself (ARP replies, ICMP echo replies, ICMP errors).
+//!
+//! Invariants: nothing here reads a clock (every timed operation takes `now`), nothing allocates
+//! per packet (the neighbour table preallocates its slots, index and wait queues at construction;
+//! address and route tables change only on control-plane updates), and no input can panic.
+//! Packets handed to this module either come back to the caller (to send, or to drop with a
+//! `DropReason`) or are rewritten in place; none is ever lost silently.
+
+pub mod addr;
+pub mod arp;
+pub mod icmp;
+pub mod neigh;
+pub mod route;
+
+pub use addr::{OwnedAddr, OwnedAddrs, PortId};
+
+pub use neigh::{NeighConfig, NeighTable, Resolve};
+pub use route::{NextHop, Route, RouteTable};
