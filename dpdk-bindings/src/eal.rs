@@ -82,7 +82,7 @@ pub struct Eal {
 
 impl Eal {
     /// Initialise DPDK with `args`, the EAL arguments *without* the program name (rvs passes
-    /// `"rvs"` as argv\[0\] itself), e.g. `["--no-huge", "-m", "256", "--in-memory", "-l", "0-1"]`.
+    /// `"rvs"` as argv\[0\] itself), e.g. `["--no-huge", "-m", "256", "--no-shconf", "-l", "0-1"]`.
     ///
     /// The argument strings are leaked on purpose: EAL keeps pointers into argv for the life of
     /// the process. Only the first call in a process may succeed; any later call (also after a

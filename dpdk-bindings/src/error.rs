@@ -88,3 +88,31 @@ pub struct NoRoom {
     /// Bytes that were available for this operation (headroom, data or tailroom).
     pub available: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_failed() {
+        let e = DpdkError::from_errno("rte_eth_dev_start", -libc::EINVAL);
+        assert_eq!(e.errno, libc::EINVAL);
+        let text = e.to_string();
+        assert!(text.starts_with("rte_eth_dev_start failed: "), "{text}");
+        assert!(text.contains("errno 22"), "{text}");
+        let r = NoRoom {
+            op: "prepend",
+            requested: 200,
+            available: 128,
+        };
+        assert_eq!(
+            r.to_string(),
+            "mbuf prepend of 200 bytes does not fit: only 128 available"
+        );
+    }
+
+    #[test]
+    fn version_needs_no_eal() {
+        assert!(crate::version().starts_with("DPDK 22.11"));
+    }
+}

@@ -39,9 +39,12 @@
 //! - A single-producer/single-consumer ring has exactly one producer and one consumer handle.
 //!
 //! # EAL arguments that work here (tests, laptops, CI; no hugepages, no NIC)
-//! `--no-huge -m 256 --no-pci --in-memory --no-telemetry --log-level=lib.eal:warning -l 0-1`
-//! plus `--vdev ...` per virtual port. `--in-memory` keeps no files in `/var/run/dpdk`, so
-//! several DPDK processes (e.g. parallel test binaries) run side by side. PMDs (net_null,
+//! `--no-huge -m 256 --no-pci --no-shconf --no-telemetry --log-level=lib.eal:warning -l 0-1`
+//! plus `--vdev ...` per virtual port. `--no-shconf` (no shared config, no multi-process
+//! socket) and `--no-telemetry` leave only an empty `/var/run/dpdk/rte` directory, so several
+//! DPDK processes (e.g. parallel test binaries) run side by side; checked with 12 at once.
+//! `--in-memory` does NOT work with `--no-huge` (EAL: "--legacy-mem is not compatible with
+//! --in-memory"); with real hugepages prefer `--in-memory`. PMDs (net_null,
 //! net_ring, net_pcap, net_af_packet ...) are plugins that the Debian EAL loads from
 //! `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`; nothing extra is linked.
 //!
@@ -68,3 +71,23 @@ pub use port::{
     port_id_by_name, port_info,
 };
 pub use ring::{Ring, RingConsumer, RingMode, RingProducer};
+
+#[cfg(test)]
+mod thread_bounds {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_cross_threads_as_documented() {
+        send::<crate::Mbuf>();
+        send::<crate::MbufBatch>();
+        send::<crate::Port>();
+        send::<crate::RxQueue>();
+        send::<crate::TxQueue>();
+        send_sync::<crate::Eal>();
+        send_sync::<crate::Mempool>();
+        send_sync::<crate::Ring>();
+        send_sync::<crate::RingProducer>();
+        send_sync::<crate::RingConsumer>();
+    }
+}

@@ -221,6 +221,8 @@ struct Shared {
     rx_desc: u16,
     tx_desc: u16,
     socket: i32,
+    /// Started and not stopped since (so drop does not stop twice).
+    started: AtomicBool,
     /// Keeps the rx mbufs' pool alive while the device may hold mbufs from it.
     _pool: Mempool,
     _token: Arc<EalToken>,
@@ -232,7 +234,9 @@ impl Drop for Shared {
         // stopped port is harmless; close releases the device and its rx mbufs (to `_pool`,
         // still alive) before the pool handle drops.
         unsafe {
-            sys::rte_eth_dev_stop(self.id);
+            if self.started.load(Ordering::Acquire) {
+                sys::rte_eth_dev_stop(self.id);
+            }
             sys::rte_eth_dev_close(self.id);
         }
         OWNED[usize::from(self.id)].store(false, Ordering::Release);
@@ -376,6 +380,7 @@ impl Port {
             rx_desc,
             tx_desc,
             socket,
+            started: AtomicBool::new(false),
             _pool: pool.clone(),
             _token: token,
         };
@@ -427,7 +432,9 @@ impl Port {
         // SAFETY: configured port with all queues set up; `&mut self` on the owning thread
         // serialises control calls.
         let ret = unsafe { sys::rte_eth_dev_start(self.shared.id) };
-        DpdkError::check("rte_eth_dev_start", ret).map(|_| ())
+        DpdkError::check("rte_eth_dev_start", ret)?;
+        self.shared.started.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Stop the device (`rte_eth_dev_stop`). Refused with `EBUSY` while a queue handle is
@@ -446,7 +453,9 @@ impl Port {
         }
         // SAFETY: configured port, no queue handle exists so nothing polls it concurrently.
         let ret = unsafe { sys::rte_eth_dev_stop(self.shared.id) };
-        DpdkError::check(OP, ret).map(|_| ())
+        DpdkError::check(OP, ret)?;
+        self.shared.started.store(false, Ordering::Release);
+        Ok(())
     }
 
     fn any_queue_taken(&self) -> bool {
