@@ -1,0 +1,249 @@
+//! [`Mbuf`]: one owned DPDK packet buffer.
+
+use std::fmt;
+use std::ptr::NonNull;
+
+use crate::error::NoRoom;
+use crate::sys;
+
+/// `RTE_MBUF_F_RX_RSS_HASH`: the NIC stored an RSS hash in the mbuf.
+const RX_RSS_HASH: u64 = sys::RTE_MBUF_F_RX_RSS_HASH as u64;
+
+/// An owned packet: one `rte_mbuf`, possibly the head of a chain of segments. Dropping it
+/// returns every segment to its mempool.
+///
+/// Invariant: the pointer is a valid mbuf allocated from a mempool that outlives it (a
+/// [`crate::Mempool`] is only freed when none of its mbufs is in use), and this value is its
+/// only owner: reference count 1, a direct (not attached) buffer, no other pointer in use.
+/// This makes `data_mut` sound.
+///
+/// `Send` (moving a packet to another lcore is how pipelines work) but not `Sync`.
+#[repr(transparent)]
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: an Mbuf is the sole owner of its buffer (see the type invariant) and has no thread
+// affinity: freeing it on another lcore returns it to that lcore's mempool cache, or to the
+// thread-safe mempool ring from a non-EAL thread.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    fn raw(&self) -> &sys::rte_mbuf {
+        // SAFETY: the pointer is valid and exclusively ours (type invariant); shared borrow of
+        // self prevents concurrent mutation through this handle.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn last_segment(&self) -> &sys::rte_mbuf {
+        let mut seg = self.raw();
+        while let Some(next) = NonNull::new(seg.next) {
+            // SAFETY: `next` links of an owned chain point to valid segments owned with it.
+            seg = unsafe { next.as_ref() };
+        }
+        seg
+    }
+
+    /// The bytes of the first segment (the whole packet when [`is_contiguous`](Self::is_contiguous)).
+    pub fn data(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer (DPDK keeps
+        // data_off + data_len <= buf_len); the buffer is ours and borrowed immutably with self.
+        unsafe {
+            std::slice::from_raw_parts(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    /// The bytes of the first segment, writable.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.raw();
+        let (addr, off, len) = (m.buf_addr, m.data_off, m.data_len);
+        // SAFETY: as in `data`; exclusive ownership (refcnt 1, direct buffer) and `&mut self`
+        // make this the only live reference to these bytes.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                addr.cast::<u8>().add(usize::from(off)),
+                usize::from(len),
+            )
+        }
+    }
+
+    /// Total packet length over all segments (`pkt_len`).
+    pub fn len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    /// True when the packet has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Length of the first segment (`data_len`), i.e. `data().len()`.
+    pub fn data_len(&self) -> usize {
+        usize::from(self.raw().data_len)
+    }
+
+    /// Free bytes in front of the data (first segment).
+    pub fn headroom(&self) -> usize {
+        usize::from(self.raw().data_off)
+    }
+
+    /// Free bytes after the data (last segment, where [`append`](Self::append) grows).
+    pub fn tailroom(&self) -> usize {
+        let seg = self.last_segment();
+        usize::from(seg.buf_len)
+            .saturating_sub(usize::from(seg.data_off))
+            .saturating_sub(usize::from(seg.data_len))
+    }
+
+    /// Grow the packet by `n` bytes at the front (into the headroom). The new bytes are
+    /// uninitialised garbage from earlier use: write them.
+    pub fn prepend(&mut self, n: usize) -> Result<(), NoRoom> {
+        let available = self.headroom();
+        let len = fits("prepend", n, available)?;
+        // SAFETY: valid owned mbuf; len <= headroom, so DPDK moves data_off back within the buffer.
+        let p = unsafe { sys::rvs_pktmbuf_prepend(self.0.as_ptr(), len) };
+        debug_assert!(!p.is_null());
+        Ok(())
+    }
+
+    /// Remove `n` bytes from the front (first segment only).
+    pub fn adj(&mut self, n: usize) -> Result<(), NoRoom> {
+        let available = self.data_len();
+        let len = fits("adj", n, available)?;
+        // SAFETY: valid owned mbuf; len <= data_len of the first segment, which is all
+        // rte_pktmbuf_adj requires.
+        let p = unsafe { sys::rvs_pktmbuf_adj(self.0.as_ptr(), len) };
+        debug_assert!(!p.is_null());
+        Ok(())
+    }
+
+    /// Grow the packet by `n` bytes at the end (into the last segment's tailroom). The new bytes
+    /// are uninitialised garbage: write them.
+    pub fn append(&mut self, n: usize) -> Result<(), NoRoom> {
+        self.append_raw(n).map(|_| ())
+    }
+
+    fn append_raw(&mut self, n: usize) -> Result<*mut u8, NoRoom> {
+        let available = self.tailroom();
+        let len = fits("append", n, available)?;
+        // SAFETY: valid owned mbuf; len <= tailroom of the last segment, so DPDK succeeds.
+        let p = unsafe { sys::rvs_pktmbuf_append(self.0.as_ptr(), len) };
+        debug_assert!(!p.is_null());
+        Ok(p.cast())
+    }
+
+    /// Append a copy of `bytes` at the end of the packet.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) -> Result<(), NoRoom> {
+        let dst = self.append_raw(bytes.len())?;
+        // SAFETY: `append_raw` returned the start of `bytes.len()` bytes just added to the
+        // owned buffer; the source is a distinct Rust slice.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        Ok(())
+    }
+
+    /// Remove `n` bytes from the end (last segment only).
+    pub fn trim(&mut self, n: usize) -> Result<(), NoRoom> {
+        let available = usize::from(self.last_segment().data_len);
+        let len = fits("trim", n, available)?;
+        // SAFETY: valid owned mbuf; len <= data_len of the last segment, so DPDK succeeds.
+        let ret = unsafe { sys::rvs_pktmbuf_trim(self.0.as_ptr(), len) };
+        debug_assert_eq!(ret, 0);
+        Ok(())
+    }
+
+    /// Input port the packet was received on (`port` field).
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// Number of segments in the chain.
+    pub fn nb_segs(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// True for a single-segment packet: [`data`](Self::data) is then the whole frame.
+    pub fn is_contiguous(&self) -> bool {
+        self.raw().next.is_null()
+    }
+
+    /// Offload flags (`ol_flags`, `RTE_MBUF_F_*`).
+    pub fn ol_flags(&self) -> u64 {
+        self.raw().ol_flags
+    }
+
+    /// The RSS hash the NIC computed, if it stored one.
+    pub fn rss_hash(&self) -> Option<u32> {
+        if self.ol_flags() & RX_RSS_HASH == 0 {
+            return None;
+        }
+        // SAFETY: valid mbuf; reading the hash union as `rss` is what the flag announces.
+        Some(unsafe { sys::rvs_pktmbuf_rss_hash(self.0.as_ptr()) })
+    }
+
+    /// Give up ownership: the caller must eventually free the mbuf (e.g. via [`Mbuf::from_raw`]).
+    pub fn into_raw(self) -> *mut sys::rte_mbuf {
+        let ptr = self.0.as_ptr();
+        std::mem::forget(self);
+        ptr
+    }
+
+    /// Take ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `ptr` must be a valid mbuf (head of its chain) that the caller owns exclusively
+    /// (reference count 1, direct buffer, no other pointer used afterwards), from a mempool that
+    /// stays alive while the returned `Mbuf` lives. Returns `None` for NULL.
+    pub unsafe fn from_raw(ptr: *mut sys::rte_mbuf) -> Option<Mbuf> {
+        NonNull::new(ptr).map(Mbuf)
+    }
+
+    /// The raw pointer, still owned by `self`.
+    pub fn as_ptr(&self) -> *const sys::rte_mbuf {
+        self.0.as_ptr()
+    }
+}
+
+/// Check `requested <= available` and convert to DPDK's `u16` length.
+fn fits(op: &'static str, requested: usize, available: usize) -> Result<u16, NoRoom> {
+    let err = NoRoom {
+        op,
+        requested,
+        available,
+    };
+    if requested > available {
+        return Err(err);
+    }
+    u16::try_from(requested).map_err(|_| err)
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: valid mbuf owned exclusively by us (type invariant), freed exactly once.
+        unsafe { sys::rvs_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+impl fmt::Debug for Mbuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mbuf")
+            .field("len", &self.len())
+            .field("headroom", &self.headroom())
+            .field("nb_segs", &self.nb_segs())
+            .field("port", &self.port())
+            .finish()
+    }
+}
+
+impl AsRef<[u8]> for Mbuf {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl AsMut<[u8]> for Mbuf {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.data_mut()
+    }
+}
