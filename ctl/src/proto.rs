@@ -283,7 +283,9 @@ pub enum Request {
     /// Local addresses of one service or of every service (DPVS `--get-laddr`); answered with
     /// [`Reply::Laddrs`] (services without local addresses may be left out). `Esrch` when the
     /// named service does not exist.
-    ListLaddrs { service: Option<ServiceKey> },
+    ListLaddrs {
+        service: Option<ServiceKey>,
+    },
 }
 
 /// A FULLNAT local address as given to `--add-laddr`/`--del-laddr`.

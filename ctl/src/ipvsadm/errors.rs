@@ -36,7 +36,9 @@ pub fn ipvs_strerror(op: Op, errno: Errno) -> &'static str {
         (StartDaemon, Eexist) => "Daemon has already run",
         (StopDaemon, Esrch) => "No daemon is running",
         (_, Eperm) => "Permission denied (you must be root)",
-        (_, Einval) => "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+        (_, Einval) => {
+            "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+        }
         (_, Enomem) => "Memory allocation problem",
         (_, Eafnosupport) => "Operation not supported with specified address family",
         (_, Eexist) => "File exists",
@@ -55,15 +57,27 @@ mod tests {
             ipvs_strerror(Op::AddService, Errno::Eexist),
             "Service already exists"
         );
-        assert_eq!(ipvs_strerror(Op::DelService, Errno::Esrch), "No such service");
-        assert_eq!(ipvs_strerror(Op::AddDest, Errno::Esrch), "Service not defined");
+        assert_eq!(
+            ipvs_strerror(Op::DelService, Errno::Esrch),
+            "No such service"
+        );
+        assert_eq!(
+            ipvs_strerror(Op::AddDest, Errno::Esrch),
+            "Service not defined"
+        );
         assert_eq!(
             ipvs_strerror(Op::AddDest, Errno::Eexist),
             "Destination already exists"
         );
-        assert_eq!(ipvs_strerror(Op::DelDest, Errno::Enoent), "No such destination");
+        assert_eq!(
+            ipvs_strerror(Op::DelDest, Errno::Enoent),
+            "No such destination"
+        );
         assert_eq!(ipvs_strerror(Op::EditService, Errno::Eexist), "File exists");
-        assert_eq!(ipvs_strerror(Op::AddService, Errno::Esrch), "No such process");
+        assert_eq!(
+            ipvs_strerror(Op::AddService, Errno::Esrch),
+            "No such process"
+        );
         assert_eq!(
             ipvs_strerror(Op::Other, Errno::Eperm),
             "Permission denied (you must be root)"

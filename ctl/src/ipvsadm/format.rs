@@ -59,7 +59,13 @@ pub fn cmp_services(a: &ServiceInfo, b: &ServiceInfo) -> i32 {
                 protocol,
                 addr,
                 port,
-            } => (0, af(addr), i32::from(protocol.number()), addr, i32::from(port)),
+            } => (
+                0,
+                af(addr),
+                i32::from(protocol.number()),
+                addr,
+                i32::from(port),
+            ),
         }
     }
     let (ka, kb) = (key(a), key(b));

@@ -135,7 +135,10 @@ fn sorting_puts_fwmark_services_last_and_v4_before_v6() {
 #[test]
 fn sorting_keeps_the_ntohl_subtraction_quirk() {
     // 200.0.0.1 - 10.0.0.1 overflows `int`: ipvsadm lists 200.x first.
-    let services = vec![svc(tcp("10.0.0.1", 80), "rr"), svc(tcp("200.0.0.1", 80), "rr")];
+    let services = vec![
+        svc(tcp("10.0.0.1", 80), "rr"),
+        svc(tcp("200.0.0.1", 80), "rr"),
+    ];
     let out = list_all(None, &services, &numeric(), &Resolver::default());
     let p200 = out.find("200.0.0.1").unwrap();
     let p10 = out.find("10.0.0.1").unwrap();
@@ -218,7 +221,10 @@ fn stats_rate_and_exact() {
         ..numeric()
     };
     let out = list_service(&s, &f, &r);
-    assert_eq!(out.lines().nth(2).unwrap(), golden("ln_stats_exact_service_line.txt").trim_end_matches('\n'));
+    assert_eq!(
+        out.lines().nth(2).unwrap(),
+        golden("ln_stats_exact_service_line.txt").trim_end_matches('\n')
+    );
 }
 
 #[test]
@@ -303,7 +309,10 @@ fn save_rules() {
     let mut s = svc(tcp("10.0.0.5", 80), "wlc");
     s.dests = vec![tunnel("192.168.10.1", TunType::Gue, 6080, TunCsum::NoCsum)];
     let out = list_all(None, &[s], &f, &r);
-    assert_eq!(out.lines().nth(1).unwrap(), golden("s_n_gue_line.txt").trim_end());
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        golden("s_n_gue_line.txt").trim_end()
+    );
 }
 
 #[test]
@@ -355,13 +364,44 @@ fn connections() {
         }
     };
     let list = vec![
-        c("TCP", 898, "ESTABLISHED", "203.0.113.7:51234", "10.0.0.1:80", "192.168.1.11:80"),
-        c("UDP", 299, "UDP", "203.0.113.9:40000", "10.0.0.2:53", "10.1.0.5:53"),
-        c("TCP", 359, "NONE", "203.0.113.0:0", "10.0.0.1:443", "192.168.1.11:443"),
+        c(
+            "TCP",
+            898,
+            "ESTABLISHED",
+            "203.0.113.7:51234",
+            "10.0.0.1:80",
+            "192.168.1.11:80",
+        ),
+        c(
+            "UDP",
+            299,
+            "UDP",
+            "203.0.113.9:40000",
+            "10.0.0.2:53",
+            "10.1.0.5:53",
+        ),
+        c(
+            "TCP",
+            359,
+            "NONE",
+            "203.0.113.0:0",
+            "10.0.0.1:443",
+            "192.168.1.11:443",
+        ),
     ];
-    assert_eq!(conns(&list, &numeric(), &Resolver::default()), golden("lnc.txt"));
+    assert_eq!(
+        conns(&list, &numeric(), &Resolver::default()),
+        golden("lnc.txt")
+    );
     // Minutes are not wrapped at 60.
-    let long = vec![c("TCP", 3725, "ESTABLISHED", "1.1.1.1:1", "2.2.2.2:2", "3.3.3.3:3")];
+    let long = vec![c(
+        "TCP",
+        3725,
+        "ESTABLISHED",
+        "1.1.1.1:1",
+        "2.2.2.2:2",
+        "3.3.3.3:3",
+    )];
     assert!(conns(&long, &numeric(), &Resolver::default()).contains("TCP 62:05  "));
 }
 
@@ -390,7 +430,11 @@ fn persistent_conn_connections() {
     );
     c.pe_name = None;
     let out = conns(&[c], &f, &Resolver::default());
-    assert!(out.ends_with("UDP 01:00  UDP         10.9.0.1:5060      10.0.0.3:5060      10.1.0.9:5060\n"));
+    assert!(
+        out.ends_with(
+            "UDP 01:00  UDP         10.9.0.1:5060      10.0.0.3:5060      10.1.0.9:5060\n"
+        )
+    );
 }
 
 #[test]
@@ -419,7 +463,10 @@ fn names_without_numeric() {
         ..Format::default()
     };
     let out = list_all(None, &[s], &f, &r);
-    assert!(out.starts_with("-A -t www.example.test:http -s wlc\n"), "{out}");
+    assert!(
+        out.starts_with("-A -t www.example.test:http -s wlc\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -442,7 +489,10 @@ fn long_names_are_truncated_like_ipvsadm() {
 
 #[test]
 fn header_line() {
-    assert_eq!(header(&info()), "IP Virtual Server version 1.2.1 (size=4096)\n");
+    assert_eq!(
+        header(&info()),
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+    );
 }
 
 #[test]

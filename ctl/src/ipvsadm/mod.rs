@@ -174,13 +174,9 @@ pub fn execute(
                 port: *port,
             },
         ),
-        Command::Zero(service) => change(
-            daemon,
-            Op::ZeroService,
-            Request::Zero {
-                service: *service,
-            },
-        ),
+        Command::Zero(service) => {
+            change(daemon, Op::ZeroService, Request::Zero { service: *service })
+        }
         Command::SetTimeouts(t) => change(daemon, Op::Other, Request::SetTimeouts(*t)),
         Command::List { what, format } => list(what, format, daemon, resolver, out),
         Command::Save { format } => {
@@ -249,7 +245,12 @@ fn list(
             out.push_str(&format::list_all(Some(&info), &all, format, resolver));
         }
         ListWhat::Service(key) => {
-            let found = services(daemon, Request::ListServices { service: Some(*key) })?;
+            let found = services(
+                daemon,
+                Request::ListServices {
+                    service: Some(*key),
+                },
+            )?;
             let Some(s) = found.first() else {
                 return Err(Failure {
                     code: 1,

@@ -950,7 +950,13 @@ pub fn parse(
 /// ipvsadm 1.31's tunnel option rules: only with `-i`, and per tunnel type
 /// (`ipip`: none; `gue`: `--tun-port` required, any checksum option; `gre`: no port, no remcsum).
 fn check_tunnel_options(dest: &DestSpec, options: u64) -> Result<(), ParseError> {
-    let tun_opts = [Opt::TunType, Opt::TunPort, Opt::TunNoCsum, Opt::TunCsum, Opt::TunRemCsum];
+    let tun_opts = [
+        Opt::TunType,
+        Opt::TunPort,
+        Opt::TunNoCsum,
+        Opt::TunCsum,
+        Opt::TunRemCsum,
+    ];
     let given = |o: Opt| options & (1 << (o as u8)) != 0;
     if !tun_opts.iter().any(|&o| given(o)) {
         return Ok(());

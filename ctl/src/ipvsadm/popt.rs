@@ -124,7 +124,12 @@ pub const OPTIONS: &[OptDef] = &[
     def("tcp-service", Some('t'), Arg::Required, Tag::TcpService),
     def("udp-service", Some('u'), Arg::Required, Tag::UdpService),
     def("sctp-service", None, Arg::Required, Tag::SctpService),
-    def("fwmark-service", Some('f'), Arg::Required, Tag::FwmarkService),
+    def(
+        "fwmark-service",
+        Some('f'),
+        Arg::Required,
+        Tag::FwmarkService,
+    ),
     def("scheduler", Some('s'), Arg::Required, Tag::Scheduler),
     def("persistent", Some('p'), Arg::Optional, Tag::Persistent),
     def("netmask", Some('M'), Arg::Required, Tag::Netmask),
