@@ -6,4 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod ipvsadm;
 pub mod proto;

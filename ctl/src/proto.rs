@@ -140,7 +140,9 @@ pub struct ServiceSpec {
     pub key: ServiceKey,
     /// Scheduler name (`-s`), `wlc` by default.
     pub scheduler: String,
-    /// Scheduler flags (`-b`), as given, e.g. `["sh-fallback", "sh-port"]`.
+    /// Scheduler flags (`-b`), e.g. `["sh-fallback", "sh-port"]`. `ipvsadm` sends them validated
+    /// and in canonical order (`flag-1`/`sh-fallback`/`mh-fallback` = IPVS SCHED1,
+    /// `flag-2`/`sh-port`/`mh-port` = SCHED2, `flag-3` = SCHED3), without duplicates.
     pub sched_flags: Vec<String>,
     /// Persistence timeout in seconds (`-p`), `None` when not persistent.
     pub persistent: Option<u32>,
@@ -253,7 +255,8 @@ pub enum Request {
         addr: IpAddr,
         port: u16,
     },
-    /// All services, or the one named.
+    /// All services, or the one named (then `Esrch` if it does not exist). Services come in the
+    /// daemon's order; `ipvsadm` sorts them itself unless `--nosort`.
     ListServices {
         service: Option<ServiceKey>,
     },
@@ -265,6 +268,49 @@ pub enum Request {
     /// Set timeouts; a 0 leaves that value unchanged.
     SetTimeouts(Timeouts),
     GetTimeouts,
+    /// Add a FULLNAT local address to a service (DPVS `ipvsadm --add-laddr -t VIP:PORT -z LIP
+    /// -F IFNAME`). Errors: `Esrch` no such service, `Eexist` the address is already there.
+    AddLaddr {
+        service: ServiceKey,
+        laddr: LaddrSpec,
+    },
+    /// Remove a FULLNAT local address (DPVS `--del-laddr`). Errors: `Esrch` no such service,
+    /// `Enoent` no such local address on it.
+    DelLaddr {
+        service: ServiceKey,
+        laddr: LaddrSpec,
+    },
+    /// Local addresses of one service or of every service (DPVS `--get-laddr`); answered with
+    /// [`Reply::Laddrs`] (services without local addresses may be left out). `Esrch` when the
+    /// named service does not exist.
+    ListLaddrs {
+        service: Option<ServiceKey>,
+    },
+}
+
+/// A FULLNAT local address as given to `--add-laddr`/`--del-laddr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaddrSpec {
+    pub addr: IpAddr,
+    /// Interface (DPDK port name) the address lives on (`-F`).
+    pub ifname: String,
+}
+
+/// A local address as listed by `--get-laddr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaddrInfo {
+    pub spec: LaddrSpec,
+    /// Times a local port was found in use when allocating (DPVS's CONFLICTS column).
+    pub port_conflicts: u64,
+    /// Connections currently using this local address.
+    pub conns: u64,
+}
+
+/// The local addresses of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLaddrs {
+    pub service: ServiceKey,
+    pub laddrs: Vec<LaddrInfo>,
 }
 
 /// Errno-like error class, so clients can render the texts ipvsadm prints for each errno.
@@ -307,6 +353,8 @@ pub enum Reply {
     Services(Vec<ServiceInfo>),
     Conns(Vec<ConnInfo>),
     Timeouts(Timeouts),
+    /// Answer to [`Request::ListLaddrs`].
+    Laddrs(Vec<ServiceLaddrs>),
 }
 
 #[cfg(test)]

@@ -1,0 +1,86 @@
+//! `ipvs_strerror`: the text ipvsadm prints for a kernel (here: daemon) error, which depends
+//! on the operation as well as on the errno.
+
+use crate::proto::Errno;
+
+/// The libipvs call that failed (`ipvs_func`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    AddService,
+    EditService,
+    DelService,
+    ZeroService,
+    AddDest,
+    EditDest,
+    DelDest,
+    StartDaemon,
+    StopDaemon,
+    GetService,
+    AddLaddr,
+    DelLaddr,
+    /// Flush, timeouts, info, connections: only the generic texts apply.
+    Other,
+}
+
+/// libipvs 1.31's table, then `strerror(errno)` (glibc texts).
+pub fn ipvs_strerror(op: Op, errno: Errno) -> &'static str {
+    use Errno::*;
+    use Op::*;
+    match (op, errno) {
+        (AddService, Eexist) => "Service already exists",
+        (AddService | EditService, Enoent) => "Scheduler or persistence engine not found",
+        (EditService | DelService | ZeroService | GetService, Esrch) => "No such service",
+        (AddDest | EditDest | DelDest | AddLaddr | DelLaddr, Esrch) => "Service not defined",
+        (AddDest, Eexist) => "Destination already exists",
+        (EditDest | DelDest, Enoent) => "No such destination",
+        (StartDaemon, Eexist) => "Daemon has already run",
+        (StopDaemon, Esrch) => "No daemon is running",
+        (_, Eperm) => "Permission denied (you must be root)",
+        (_, Einval) => {
+            "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+        }
+        (_, Enomem) => "Memory allocation problem",
+        (_, Eafnosupport) => "Operation not supported with specified address family",
+        (_, Eexist) => "File exists",
+        (_, Enoent) => "No such file or directory",
+        (_, Esrch) => "No such process",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_decides_the_text() {
+        assert_eq!(
+            ipvs_strerror(Op::AddService, Errno::Eexist),
+            "Service already exists"
+        );
+        assert_eq!(
+            ipvs_strerror(Op::DelService, Errno::Esrch),
+            "No such service"
+        );
+        assert_eq!(
+            ipvs_strerror(Op::AddDest, Errno::Esrch),
+            "Service not defined"
+        );
+        assert_eq!(
+            ipvs_strerror(Op::AddDest, Errno::Eexist),
+            "Destination already exists"
+        );
+        assert_eq!(
+            ipvs_strerror(Op::DelDest, Errno::Enoent),
+            "No such destination"
+        );
+        assert_eq!(ipvs_strerror(Op::EditService, Errno::Eexist), "File exists");
+        assert_eq!(
+            ipvs_strerror(Op::AddService, Errno::Esrch),
+            "No such process"
+        );
+        assert_eq!(
+            ipvs_strerror(Op::Other, Errno::Eperm),
+            "Permission denied (you must be root)"
+        );
+    }
+}

@@ -1,0 +1,521 @@
+//! Parser tests: every option, the defaults, and ipvsadm's error texts and exit codes.
+
+use super::*;
+
+fn argv(s: &str) -> Vec<String> {
+    std::iter::once("ipvsadm".to_owned())
+        .chain(s.split_whitespace().map(str::to_owned))
+        .collect()
+}
+
+fn resolver() -> Resolver {
+    Resolver::from_texts(
+        "198.18.0.100 vip.test\n",
+        "http 80/tcp www\ndomain 53/udp\n",
+    )
+}
+
+fn cmd(s: &str) -> Command {
+    match parse(&argv(s), &resolver(), false) {
+        Ok(Invocation::Command(c)) => c,
+        other => panic!("{s}: {other:?}"),
+    }
+}
+
+fn err(s: &str) -> (String, i32) {
+    match parse(&argv(s), &resolver(), false) {
+        Err(e) => (e.to_string(), e.exit_code()),
+        Ok(o) => panic!("{s}: parsed as {o:?}"),
+    }
+}
+
+fn fails(s: &str, msg: &str) {
+    assert_eq!(err(s), (msg.to_owned(), 2), "{s}");
+}
+
+fn key(p: Protocol, a: &str, port: u16) -> ServiceKey {
+    ServiceKey::Inet {
+        protocol: p,
+        addr: a.parse().unwrap(),
+        port,
+    }
+}
+
+#[test]
+fn matrix_rows_cover_every_option() {
+    for row in MATRIX {
+        assert_eq!(row.len(), OPT_NAMES.len(), "{row:?}");
+    }
+}
+
+#[test]
+fn add_service_defaults() {
+    let Command::AddService(s) = cmd("-A -t 198.18.0.100:80") else {
+        panic!()
+    };
+    assert_eq!(s.key, key(Protocol::Tcp, "198.18.0.100", 80));
+    assert_eq!(s.scheduler, "wlc");
+    assert_eq!(s.persistent, None);
+    assert_eq!(s.netmask, 0xffff_ffff);
+    assert!(!s.ops && s.pe.is_none() && s.sched_flags.is_empty());
+}
+
+#[test]
+fn add_service_all_options() {
+    let Command::AddService(s) =
+        cmd("--add-service --udp-service=vip.test:domain -s rr -p 60 -M 255.255.255.0 --pe sip -o")
+    else {
+        panic!()
+    };
+    assert_eq!(s.key, key(Protocol::Udp, "198.18.0.100", 53));
+    assert_eq!(s.scheduler, "rr");
+    assert_eq!(s.persistent, Some(60));
+    assert_eq!(s.netmask, 0xffff_ff00);
+    assert_eq!(s.pe.as_deref(), Some("sip"));
+    assert!(s.ops);
+    let Command::EditService(s) =
+        cmd("-E -t [2001:db8::1]:443 -p -M 64 -s sh -b sh-port,sh-fallback")
+    else {
+        panic!()
+    };
+    assert_eq!(s.key, key(Protocol::Tcp, "2001:db8::1", 443));
+    assert_eq!(s.persistent, Some(360));
+    assert_eq!(s.netmask, 64);
+    assert_eq!(s.sched_flags, vec!["sh-fallback", "sh-port"]);
+    let Command::AddService(s) = cmd("-A --sctp-service 10.0.0.1:9 -p360") else {
+        panic!()
+    };
+    assert_eq!(s.key, key(Protocol::Sctp, "10.0.0.1", 9));
+    assert_eq!(s.persistent, Some(360));
+    let Command::AddService(s) = cmd("-A -f 5 -6 -p 10") else {
+        panic!()
+    };
+    assert_eq!(
+        s.key,
+        ServiceKey::Fwmark {
+            mark: 5,
+            ipv6: true
+        }
+    );
+    assert_eq!(s.netmask, 128);
+    assert!(matches!(cmd("-At 10.0.0.1:80"), Command::AddService(_)));
+    assert!(matches!(cmd("-A -t 10.0.0.1 -p"), Command::AddService(_)));
+}
+
+#[test]
+fn service_errors() {
+    fails(
+        "-A -t 10.0.0.1:http2",
+        "illegal virtual server address[:port] specified",
+    );
+    fails(
+        "-A -t nosuchhost:80",
+        "illegal virtual server address[:port] specified",
+    );
+    fails(
+        "-A -t 80",
+        "illegal virtual server address[:port] specified",
+    );
+    fails(
+        "-A -t [2001:db8::1]",
+        "illegal virtual server address[:port] specified",
+    );
+    fails(
+        "-A -t 10.0.0.1:65536",
+        "illegal virtual server address[:port] specified",
+    );
+    fails(
+        "-A -t 10.0.0.1",
+        "Zero port specified for non-persistent service",
+    );
+    fails(
+        "-A -t 10.0.0.1:80 -o",
+        "One-Packet Scheduling is only for UDP virtual services",
+    );
+    fails(
+        "-A -t 10.0.0.1:80 -p 0",
+        "invalid timeout value `0' specified",
+    );
+    fails(
+        "-A -t 10.0.0.1:80 -p 2678401",
+        "invalid timeout value `2678401' specified",
+    );
+    fails(
+        "-A -t 10.0.0.1:80 -p x",
+        "invalid timeout value `x' specified",
+    );
+    fails("-A -f 0", "invalid fwmark value `0' specified");
+    fails("-A -6 -f 1", "-6 used before -f\n");
+    fails(
+        "-A -t 10.0.0.1:80 -M x.y",
+        "illegal virtual server persistent mask specified",
+    );
+    fails("-A -t [::1]:80 -M 129", "illegal ipv6 netmask specified");
+    fails(
+        "-A -t 10.0.0.1:80 -b bogus",
+        "invalid scheduler flag `bogus'",
+    );
+    fails(
+        "-A -t 10.0.0.1:80 -b sh-port",
+        "incompatible scheduler flag `sh-port'",
+    );
+    fails(
+        "-A -t 10.0.0.1:80 -u 10.0.0.1:80",
+        "multiple 'service-address' options specified",
+    );
+    fails(
+        "-A -t 10.0.0.1:80 -s rr -s wrr",
+        "multiple 'scheduler' options specified",
+    );
+    fails(
+        "-A",
+        "You need to supply the 'service-address' option for the 'add-service' command",
+    );
+    fails(
+        "-A -t 10.0.0.1:80 -w 2",
+        "Illegal 'weight' option with the 'add-service' command",
+    );
+    fails(
+        "-D -t 10.0.0.1:80 -s rr",
+        "Illegal 'scheduler' option with the 'delete-service' command",
+    );
+    fails("-A -t 10.0.0.1:80 -L", "multiple commands specified");
+    fails("-A -t 10.0.0.1:80 extra", "unexpected argument extra");
+}
+
+#[test]
+fn dest_defaults_and_port_rules() {
+    let Command::AddDest { service, dest } = cmd("-a -t 10.0.0.1:80 -r 10.1.0.1") else {
+        panic!()
+    };
+    assert_eq!(service, key(Protocol::Tcp, "10.0.0.1", 80));
+    assert_eq!(dest.addr, "10.1.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        (dest.port, dest.forward, dest.weight),
+        (80, Forward::Route, 1)
+    );
+    // -g and -i force dport = vport.
+    let Command::AddDest { dest, .. } = cmd("-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -g") else {
+        panic!()
+    };
+    assert_eq!(dest.port, 80);
+    let Command::AddDest { dest, .. } = cmd("-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -i") else {
+        panic!()
+    };
+    assert_eq!((dest.port, dest.forward), (80, Forward::Tunnel));
+    // -m and FULLNAT keep the given port.
+    let Command::EditDest { dest, .. } =
+        cmd("-e -t 10.0.0.1:80 -r 10.1.0.1:8080 --masquerading --weight 0 -x 10 -y 5")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (dest.port, dest.forward, dest.weight),
+        (8080, Forward::Masq, 0)
+    );
+    assert_eq!((dest.u_threshold, dest.l_threshold), (10, 5));
+    let Command::AddDest { dest, .. } = cmd("-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -b -w 3") else {
+        panic!()
+    };
+    assert_eq!(
+        (dest.port, dest.forward, dest.weight),
+        (8080, Forward::FullNat, 3)
+    );
+    let Command::AddDest { dest, .. } = cmd("-a -t 10.0.0.1:80 -r 10.1.0.1:8080 --fullnat") else {
+        panic!()
+    };
+    assert_eq!(dest.forward, Forward::FullNat);
+    // fwmark services keep the dest port; -r before -t sees no vport (as ipvsadm).
+    let Command::AddDest { dest, .. } = cmd("-a -f 3 -r 10.1.0.1:8080 -g") else {
+        panic!()
+    };
+    assert_eq!(dest.port, 8080);
+    let Command::DelDest { port, .. } = cmd("-d -r 10.1.0.1 -t 10.0.0.1:80") else {
+        panic!()
+    };
+    assert_eq!(port, 0);
+    let Command::DelDest { port, .. } = cmd("-d -t 10.0.0.1:80 -r 10.1.0.1") else {
+        panic!()
+    };
+    assert_eq!(port, 80);
+    // Tunnels may cross address families.
+    assert!(matches!(
+        cmd("-a -t 10.0.0.1:80 -r [2001:db8::5]:80 -i"),
+        Command::AddDest { .. }
+    ));
+}
+
+#[test]
+fn dest_errors() {
+    fails(
+        "-a -t 10.0.0.1:80",
+        "You need to supply the 'real-server' option for the 'add-server' command",
+    );
+    fails(
+        "-a -r 10.1.0.1",
+        "You need to supply the 'service-address' option for the 'add-server' command",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r bad..addr",
+        "illegal real server address[:port] specified",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -w 65536",
+        "illegal weight specified",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -w -1",
+        "illegal weight specified",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -x -1",
+        "illegal u_threshold specified",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -y z",
+        "illegal l_threshold specified",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -m -g",
+        "multiple 'forwarding-method' options specified",
+    );
+    fails(
+        "-d -t 10.0.0.1:80 -r 10.1.0.1 -w 1",
+        "Illegal 'weight' option with the 'delete-server' command",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r [2001:db8::5]:80 -m",
+        "Different address family is allowed only for tunneling servers",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -s rr",
+        "Illegal 'scheduler' option with the 'add-server' command",
+    );
+}
+
+#[test]
+fn tunnel_options() {
+    let Command::AddDest { dest, .. } =
+        cmd("-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gue --tun-port 6080 --tun-remcsum")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        dest.tun,
+        TunSpec {
+            tun_type: TunType::Gue,
+            port: 6080,
+            csum: TunCsum::RemCsum
+        }
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -m --tun-type gre",
+        "Tunnel options conflict with forward method",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gue",
+        "You need to supply the 'tun-port' option for the 'gue' tunnel type",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gre --tun-remcsum",
+        "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-csum",
+        "Illegal 'tun-csum' option with the 'ipip' tunnel type",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type vxlan",
+        "illegal tunnel type specified",
+    );
+}
+
+#[test]
+fn list_variants() {
+    assert_eq!(
+        cmd("-Ln"),
+        Command::List {
+            what: ListWhat::All,
+            format: Format {
+                numeric: true,
+                ..Format::default()
+            }
+        }
+    );
+    assert!(matches!(
+        cmd("-l"),
+        Command::List {
+            what: ListWhat::All,
+            ..
+        }
+    ));
+    assert!(matches!(
+        cmd("--list --numeric"),
+        Command::List {
+            what: ListWhat::All,
+            ..
+        }
+    ));
+    let Command::List { what, format } = cmd("-L -t 10.0.0.1:80 --stats --exact --nosort --sort")
+    else {
+        panic!()
+    };
+    assert_eq!(what, ListWhat::Service(key(Protocol::Tcp, "10.0.0.1", 80)));
+    assert!(format.stats && format.exact && format.nosort && !format.numeric);
+    assert!(matches!(
+        cmd("-Lnc"),
+        Command::List {
+            what: ListWhat::Connections,
+            ..
+        }
+    ));
+    assert!(matches!(
+        cmd("-Lnc --persistent-conn"),
+        Command::List {
+            what: ListWhat::Connections,
+            ..
+        }
+    ));
+    assert!(matches!(
+        cmd("-L --timeout"),
+        Command::List {
+            what: ListWhat::Timeout,
+            ..
+        }
+    ));
+    assert!(matches!(
+        cmd("-L --daemon"),
+        Command::List {
+            what: ListWhat::Daemon,
+            ..
+        }
+    ));
+    let Command::List { format, .. } = cmd("-L --rate --thresholds --persistent-conn --tun-info")
+    else {
+        panic!()
+    };
+    assert!(format.rate && format.thresholds && format.persistent_conn && format.tun_info);
+    fails("-L -c --stats", "options conflicts in the list command");
+    fails(
+        "-L --timeout --rate",
+        "options conflicts in the list command",
+    );
+    fails(
+        "-L -c -t 10.0.0.1:80",
+        "The option 'service-address' conflicts with the 'connection' option in the 'list' command",
+    );
+    fails(
+        "-L -s rr",
+        "Illegal 'scheduler' option with the 'list' command",
+    );
+    fails("-L -n -n", "multiple 'numeric' options specified");
+    fails("-L -h", "invalid option `-h'");
+}
+
+#[test]
+fn other_commands() {
+    assert_eq!(cmd("-C"), Command::Clear);
+    assert_eq!(cmd("--clear"), Command::Clear);
+    assert_eq!(cmd("-Z"), Command::Zero(None));
+    assert_eq!(
+        cmd("-Z -u 10.0.0.1:53"),
+        Command::Zero(Some(key(Protocol::Udp, "10.0.0.1", 53)))
+    );
+    assert_eq!(
+        cmd("-D -t 10.0.0.1:www"),
+        Command::DelService(key(Protocol::Tcp, "10.0.0.1", 80))
+    );
+    assert_eq!(
+        cmd("--set 900 120 0"),
+        Command::SetTimeouts(Timeouts {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 0
+        })
+    );
+    fails("--set 900 120", "--set option requires 3 timeout values");
+    fails("--set 1 2 3 4", "unexpected argument 4");
+    fails("--set 1 2 x", "invalid timeout value `x' specified");
+    assert_eq!(err("--set 1 2 -3"), ("-3: unknown option".to_owned(), 255));
+    let Command::Save { format } = cmd("-S -n") else {
+        panic!()
+    };
+    assert!(format.rule && format.numeric);
+    fails(
+        "-S -c",
+        "Illegal 'connection' option with the 'save' command",
+    );
+    assert_eq!(cmd("-R"), Command::Restore);
+    assert!(matches!(
+        parse(&argv("-R"), &resolver(), true),
+        Err(ParseError::TryHelp(_))
+    ));
+    assert!(matches!(
+        cmd("--start-daemon master --mcast-interface eth1 --syncid 3"),
+        Command::StartDaemon(_)
+    ));
+    fails(
+        "--start-daemon foo",
+        "illegal start-daemon parameter specified",
+    );
+    fails(
+        "--stop-daemon backup --mcast-interface x",
+        "Illegal 'mcast-interface' option with the 'stop-daemon' command",
+    );
+    assert_eq!(parse(&argv("-h"), &resolver(), false), Ok(Invocation::Help));
+    assert_eq!(
+        parse(&argv("--version"), &resolver(), false),
+        Ok(Invocation::Version)
+    );
+}
+
+#[test]
+fn laddr_commands() {
+    let Command::AddLaddr { service, laddr } = cmd("-P -t 10.0.0.1:80 -z 198.18.0.201 -F dp0")
+    else {
+        panic!()
+    };
+    assert_eq!(service, key(Protocol::Tcp, "10.0.0.1", 80));
+    assert_eq!(laddr.addr, "198.18.0.201".parse::<IpAddr>().unwrap());
+    assert_eq!(laddr.ifname, "dp0");
+    assert!(matches!(
+        cmd("--del-laddr -t 10.0.0.1:80 --laddr 198.18.0.201 --ifname dp0"),
+        Command::DelLaddr { .. }
+    ));
+    assert_eq!(
+        cmd("-G"),
+        Command::GetLaddr {
+            service: None,
+            numeric: false
+        }
+    );
+    fails(
+        "-P -t 10.0.0.1:80 -F dp0",
+        "You need to supply the 'laddr' option for the 'add-laddr' command",
+    );
+}
+
+#[test]
+fn usage_errors_exit_255() {
+    let tryhelp = (
+        "Try `ipvsadm -h' or 'ipvsadm --help' for more information.".to_owned(),
+        255,
+    );
+    assert_eq!(err("-n -L"), tryhelp);
+    assert_eq!(err("--bogus"), tryhelp);
+    assert_eq!(err("foo"), tryhelp);
+    assert_eq!(err("-t 10.0.0.1:80"), tryhelp);
+    assert_eq!(
+        err("-L --bogus"),
+        ("--bogus: unknown option".to_owned(), 255)
+    );
+    assert_eq!(err("-Lq"), ("-Lq: unknown option".to_owned(), 255));
+    assert_eq!(err("-A -t"), ("-t: missing argument".to_owned(), 255));
+    assert_eq!(
+        err("-L --numeric=yes"),
+        (
+            "--numeric=yes: option does not take an argument".to_owned(),
+            255
+        )
+    );
+}
