@@ -2,7 +2,7 @@
 //!
 //! Unknown keys are rejected, and every error names the file and the key (`port[1].device`), so
 //! an operator can fix a bad file without guessing. Defaults run on a laptop: no hugepages, no
-//! NIC, an in-memory EAL.
+//! NIC, no shared EAL config files (`--no-shconf`), so several rvsd processes can coexist.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -63,7 +63,7 @@ fn default_cores() -> String {
 }
 
 fn default_eal_args() -> Vec<String> {
-    ["--no-huge", "-m", "512", "--in-memory"].map(String::from).to_vec()
+    ["--no-huge", "-m", "512", "--no-shconf", "--no-telemetry"].map(String::from).to_vec()
 }
 
 fn default_mbufs() -> u32 {

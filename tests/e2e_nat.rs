@@ -15,7 +15,7 @@ fn nat_config(net: &TestNet) -> (String, std::path::PathBuf) {
         r#"
 [dpdk]
 cores = "0-1"
-args = ["--no-huge", "-m", "256", "--in-memory"]
+args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
 
 [[port]]
 name = "dp0"

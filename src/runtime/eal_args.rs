@@ -2,13 +2,15 @@
 
 use crate::config::{Validated, is_pci_address};
 
-/// `rvsd -l CORES [--no-pci] (-a PCI | --vdev DEV)... EXTRA...`.
+/// `-l CORES [--no-pci] (-a PCI | --vdev DEV)... EXTRA...` (without the program name, which
+/// `dpdk_bindings::Eal::init` adds).
 ///
 /// PCI devices are allow-listed with `-a` (nothing else on the bus is touched); everything else
-/// is a vdev. With no PCI port at all, `--no-pci` keeps EAL off the PCI bus. `--in-memory` is
-/// part of the default extra arguments so that several rvsd (and test) processes coexist.
+/// is a vdev. With no PCI port at all, `--no-pci` keeps EAL off the PCI bus. `--no-shconf` is
+/// part of the default extra arguments so that several rvsd (and test) processes coexist
+/// (`--in-memory` would be the alternative, but EAL refuses it together with `--no-huge`).
 pub fn eal_args(conf: &Validated) -> Vec<String> {
-    let mut args = vec!["rvsd".to_owned(), "-l".to_owned()];
+    let mut args = vec!["-l".to_owned()];
     args.push(conf.lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
     let mut any_pci = false;
     for p in &conf.ports {
@@ -48,7 +50,7 @@ device = "0000:03:00.0"
         let conf = crate::config::parse(Path::new("x.toml"), text).unwrap();
         assert_eq!(
             eal_args(&conf),
-            ["rvsd", "-l", "0,1,2", "--vdev", "net_af_packet0,iface=d0", "-a", "0000:03:00.0", "--no-huge"]
+            ["-l", "0,1,2", "--vdev", "net_af_packet0,iface=d0", "-a", "0000:03:00.0", "--no-huge"]
         );
         let text = text.replace("0000:03:00.0", "net_null0");
         let conf = crate::config::parse(Path::new("x.toml"), &text).unwrap();

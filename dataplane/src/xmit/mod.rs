@@ -1,1 +1,5 @@
-//! xmit: see DESIGN.md section 1 (filled in by its issue work).
+//! Forwarding methods, one file each (IPVS's `ip_vs_xmit.c` split by method): what a method
+//! changes on the wire, in place, with incremental checksums. Routing, TTL and the Ethernet
+//! header are the worker's; these functions only rewrite IP and L4 headers.
+
+pub mod nat;

@@ -1,0 +1,192 @@
+//! Bring-up, the worker lcores and orderly shutdown.
+//!
+//! Order: EAL -> mempool -> ports (one rx and one tx queue per worker) -> tables (addresses,
+//! routes, services from `[ipvs] rules`) -> workers launched on their lcores -> ports started
+//! -> control socket. Shutdown reverses it, and checks that every mbuf is back in the pool.
+
+mod eal_args;
+pub mod mbuf;
+pub mod poll;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use arc_swap::ArcSwap;
+use dataplane::wire::MacAddr;
+use dataplane::worker::{PortSetup, WorkerConfig, WorkerStats};
+use dpdk_bindings::{Eal, Mempool, Port, PortConfig, port_id_by_name};
+
+use crate::config::{Validated, device_name};
+use crate::control::ControlPlane;
+use crate::control::server::ControlServer;
+use poll::{LoopStats, WorkerCtx, WorkerRequest};
+
+/// Per-port facts the control plane lists.
+#[derive(Debug, Clone)]
+pub struct PortFacts {
+    pub name: String,
+    pub device: String,
+    pub mac: MacAddr,
+    pub mtu: u16,
+    pub driver: String,
+}
+
+/// What the control plane can see of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerHandle {
+    pub lcore: u32,
+    pub requests: crossbeam_channel::Sender<WorkerRequest>,
+    pub stats: Arc<WorkerStats>,
+    pub loop_stats: Arc<LoopStats>,
+}
+
+/// Run rvsd until SIGINT/SIGTERM.
+pub fn run(conf: Validated) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+
+    let args = eal_args::eal_args(&conf);
+    tracing::info!(args = %args.join(" "), "starting EAL");
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let eal = Eal::init(&arg_refs).context("EAL initialisation failed (see the EAL messages above)")?;
+    let workers = conf.worker_lcores().to_vec();
+    let enabled = eal.worker_lcores();
+    for w in &workers {
+        if !enabled.contains(w) {
+            bail!("{}: dpdk.cores: lcore {w} is not enabled in EAL", conf.file.display());
+        }
+    }
+    let n_workers = workers.len();
+
+    let pool = Mempool::new("rvs_pkt", conf.mbufs, 256, dpdk_bindings::DEFAULT_DATA_ROOM, eal.socket_id())
+        .context("creating the packet mempool (more memory: dpdk.args -m, fewer: dpdk.mbufs)")?;
+
+    // Ports, each with one rx and one tx queue per worker.
+    let mut ports = Vec::new();
+    let mut facts = Vec::new();
+    for (i, p) in conf.ports.iter().enumerate() {
+        let key = || format!("{}: port[{i}].device {:?}", conf.file.display(), p.device);
+        let id = port_id_by_name(device_name(&p.device)).with_context(|| format!("{}: DPDK has no such device", key()))?;
+        let pc = PortConfig {
+            rx_queues: n_workers as u16,
+            tx_queues: n_workers as u16,
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            promiscuous: true,
+            ..PortConfig::default()
+        };
+        let port = Port::configure(id, &pc, &pool).with_context(|| format!("{}: cannot configure", key()))?;
+        let info = port.info().with_context(key)?;
+        let mac = MacAddr(port.mac_addr().with_context(key)?);
+        let mtu = port.mtu().unwrap_or(1500);
+        tracing::info!(port = %p.name, device = %p.device, driver = %info.driver_name, %mac, mtu, queues = n_workers, "port configured");
+        facts.push(PortFacts { name: p.name.clone(), device: p.device.clone(), mac, mtu, driver: info.driver_name });
+        ports.push(port);
+    }
+
+    let port_setup: Vec<PortSetup> = facts.iter().map(|f| PortSetup { mac: f.mac, mtu: f.mtu }).collect();
+    let control = Arc::new(ControlPlane::new(&conf, n_workers, port_setup.clone()).context("building the initial tables")?);
+    if let Some(rules) = &conf.rules {
+        control
+            .replay_rules(rules)
+            .with_context(|| format!("{}: ipvs.rules", conf.file.display()))?;
+    }
+    let tables: Arc<ArcSwap<_>> = control.tables();
+
+    // Workers.
+    let epoch = std::time::Instant::now();
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let mut launched = Vec::new();
+    let mut handles = Vec::new();
+    for (w, &lcore) in workers.iter().enumerate() {
+        let q = w as u16;
+        let mut rx = Vec::new();
+        let mut tx = Vec::new();
+        for port in &ports {
+            rx.push(port.rx_queue(q)?);
+            tx.push(port.tx_queue(q)?);
+        }
+        let (req_tx, req_rx) = crossbeam_channel::bounded(16);
+        let stats = Arc::new(WorkerStats::default());
+        let loop_stats = Arc::new(LoopStats::default());
+        let ctx = WorkerCtx {
+            config: WorkerConfig {
+                id: w,
+                ports: port_setup.clone(),
+                conn_capacity: (conf.conn_capacity as usize).div_ceil(n_workers),
+                neigh: Default::default(),
+            },
+            rx,
+            tx,
+            pool: pool.clone(),
+            tables: tables.clone(),
+            stop: worker_stop.clone(),
+            requests: req_rx,
+            stats: stats.clone(),
+            loop_stats: loop_stats.clone(),
+            idle_sleep: Duration::from_micros(u64::from(conf.idle_sleep_us)),
+            epoch,
+        };
+        handles.push(WorkerHandle { lcore, requests: req_tx, stats, loop_stats });
+        launched.push(dpdk_bindings::launch(lcore, move || poll::run(ctx)).with_context(|| format!("launching worker on lcore {lcore}"))?);
+    }
+    for (port, f) in ports.iter_mut().zip(&facts) {
+        port.start().with_context(|| format!("starting port {} ({})", f.name, f.device))?;
+    }
+    control.attach(handles, facts);
+    tracing::info!(workers = n_workers, lcores = ?workers, mbufs = conf.mbufs, conn_capacity = conf.conn_capacity, "rvsd running");
+
+    let server = ControlServer::start(&conf.socket, control.clone());
+    let server = match server {
+        Ok(s) => Some(s),
+        Err(e) => {
+            worker_stop.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+            tracing::error!("{e:#}");
+            None
+        }
+    };
+    tracing::info!(socket = %conf.socket.display(), "control socket ready");
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        control.housekeeping();
+    }
+
+    tracing::info!("stopping");
+    let failed_server = server.is_none();
+    drop(server);
+    worker_stop.store(true, Ordering::Relaxed);
+    for h in launched {
+        let lcore = h.lcore();
+        match h.wait() {
+            Ok(0) => {}
+            Ok(rc) => tracing::warn!(lcore, rc, "worker exited with an error"),
+            Err(e) => tracing::error!(lcore, "worker failed: {e}"),
+        }
+    }
+    control.detach();
+    for (mut port, f) in ports.into_iter().zip(&facts) {
+        if let Err(e) = port.stop() {
+            tracing::warn!(port = %f.name, "stop: {e}");
+        }
+        drop(port);
+    }
+    let in_use = pool.in_use();
+    if in_use == 0 {
+        tracing::info!(size = pool.size(), "all mbufs returned to the pool");
+    } else {
+        tracing::warn!(in_use, size = pool.size(), "mbufs still in use at exit");
+    }
+    drop(control);
+    drop(pool);
+    drop(eal);
+    if failed_server {
+        bail!("control socket {} could not be served", conf.socket.display());
+    }
+    tracing::info!("rvsd stopped");
+    Ok(())
+}
