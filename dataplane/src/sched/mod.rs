@@ -216,6 +216,24 @@ pub(crate) mod testutil {
             .collect()
     }
 
+    /// Dests with these weights, the ones flagged in `overloaded` pushed over a threshold of 1.
+    pub fn dests_overloaded(weights: &[u32], overloaded: &[bool]) -> Vec<DestView> {
+        dests(weights)
+            .into_iter()
+            .zip(overloaded.iter().chain(std::iter::repeat(&false)))
+            .map(|(d, over)| {
+                if !over {
+                    return d;
+                }
+                let mut c = *d.config();
+                c.upper_threshold = 1;
+                let d = DestView::new(d.id(), c, d.stats().clone());
+                d.bind_conn(0, false);
+                d
+            })
+            .collect()
+    }
+
     pub fn input() -> SchedInput {
         SchedInput {
             proto: 6,
@@ -230,6 +248,37 @@ pub(crate) mod testutil {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// No scheduler ever picks a weight-0 or overloaded dest, and each finds one whenever one
+        /// exists, through updates as well.
+        #[test]
+        fn never_picks_unavailable(
+            ws in proptest::collection::vec(0u32..6, 0..8),
+            over in proptest::collection::vec(any::<bool>(), 0..8),
+            ws2 in proptest::collection::vec(0u32..6, 0..8),
+        ) {
+            for name in IMPLEMENTED {
+                let mut s = new(name, SchedFlags::NONE).unwrap();
+                for weights in [&ws, &ws2] {
+                    let d = testutil::dests_overloaded(weights, &over);
+                    s.update(&d);
+                    let any_available = d.iter().any(|x| x.is_available());
+                    for _ in 0..40 {
+                        match s.schedule(&d, &testutil::input()) {
+                            Some(i) => {
+                                prop_assert!(i < d.len());
+                                prop_assert!(d[i].weight() > 0, "{} picked weight 0", name);
+                                prop_assert!(!d[i].is_overloaded(), "{} picked overloaded", name);
+                            }
+                            None => prop_assert!(!any_available, "{} found nothing", name),
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn registry_knows_fourteen_and_refuses_unimplemented() {
