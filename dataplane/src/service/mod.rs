@@ -1,1 +1,273 @@
-//! service: see DESIGN.md section 1 (filled in by its issue work).
+//! The virtual-service model: what the operator configured (`ipvsadm -A/-E/-D/-a/-e/-d/-C`) and
+//! the immutable view of it the workers forward with.
+//!
+//! Two halves:
+//! - **Control side** ([`ServiceTable`]): mutable, owned by the control thread alone (`&mut self`,
+//!   no interior locking). Every operation validates first and mutates second, so a failed call
+//!   leaves the table exactly as it was. Errors ([`ServiceError`]) map one-to-one onto the errnos
+//!   IPVS returns and ipvsadm renders ([`ServiceError::errno`]).
+//! - **Worker side** ([`Snapshot`]): an immutable, `Arc`-shared picture of all services and dests,
+//!   built by [`ServiceTable::snapshot`] and swapped in by the runtime between bursts. Lookups are
+//!   O(1) hash probes and never allocate.
+//!
+//! Identity: every service gets a [`ServiceId`] and every dest a [`DestId`], allocated from
+//! counters that only grow, so an id is never reused during the life of the process (a deleted and
+//! re-added dest is a new dest). Editing keeps ids, and keeps the very same `Arc` of statistics
+//! ([`DestStats`], [`ServiceStats`]), so counters and active/inactive connection counts survive a
+//! weight change or a scheduler change.
+//!
+//! Dest order: a service's dests are kept in IPVS list order, which is **newest first** (IPVS adds
+//! a dest with `list_add_rcu` at the head of `svc->destinations`). Schedulers walk the slice in
+//! that order, so rr/wrr pick sequences are the ones the kernel produces for the same commands.
+//!
+//! Statistics are per-worker single-writer atomics; see [`stats`] for the no-RMW and zeroing rules.
+
+pub mod snapshot;
+pub mod stats;
+pub mod table;
+
+use core::fmt;
+use std::net::Ipv4Addr;
+
+pub use snapshot::{Dest, Service, Snapshot};
+pub use stats::{DestStats, ServiceStats, StatsSlot, Totals};
+pub use table::ServiceTable;
+
+use crate::sched::SchedFlags;
+
+/// Stable identity of a virtual service; never reused during the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceId(pub u32);
+
+/// Stable identity of a dest (real server inside one service); never reused during the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DestId(pub u32);
+
+/// Transport protocol of an address-keyed virtual service (the IP protocol number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Protocol {
+    Tcp = 6,
+    Udp = 17,
+    Sctp = 132,
+}
+
+impl Protocol {
+    /// The protocol for an IP protocol number, if it is one a service can be keyed on.
+    pub const fn from_number(n: u8) -> Option<Protocol> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            132 => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+
+    /// The IP protocol number.
+    pub const fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The name ipvsadm prints (`TCP`, `UDP`, `SCTP`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+/// What identifies a virtual service: protocol + VIP + port, or a firewall mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceKey {
+    /// `-t/-u/--sctp-service VIP:PORT`. Port 0 means "all ports" (persistent services only).
+    Addr {
+        protocol: Protocol,
+        vip: Ipv4Addr,
+        vport: u16,
+    },
+    /// `-f MARK` (MARK > 0).
+    Fwmark(u32),
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceKey::Addr {
+                protocol,
+                vip,
+                vport,
+            } => write!(f, "{} {vip}:{vport}", protocol.name()),
+            ServiceKey::Fwmark(m) => write!(f, "FWM {m}"),
+        }
+    }
+}
+
+/// How packets reach a dest (DESIGN.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ForwardMethod {
+    /// NAT (`-m`): DNAT in, SNAT out; replies pass the director.
+    Masq,
+    /// Direct routing (`-g`, the ipvsadm default): MAC rewrite only; replies bypass the director.
+    Route,
+    /// IPIP tunnel (`-i`); replies bypass the director.
+    Tunnel,
+    /// FULLNAT (DPVS `-b/--fullnat`): SNAT to a local address plus DNAT; replies pass the director.
+    FullNat,
+}
+
+impl ForwardMethod {
+    /// The name ipvsadm (and DPVS's ipvsadm for FULLNAT) prints in the Forward column.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ForwardMethod::Masq => "Masq",
+            ForwardMethod::Route => "Route",
+            ForwardMethod::Tunnel => "Tunnel",
+            ForwardMethod::FullNat => "FullNat",
+        }
+    }
+
+    /// Whether the real server's replies come back through the director (NAT, FULLNAT). Only
+    /// then is a connection's reply tuple indexed, and only then does TCP use the OUTPUT table.
+    pub const fn replies_pass_director(self) -> bool {
+        matches!(self, ForwardMethod::Masq | ForwardMethod::FullNat)
+    }
+}
+
+/// Largest dest weight (`-w`).
+pub const MAX_WEIGHT: u32 = 65_535;
+/// Largest upper/lower threshold (`-x/-y`): ipvsadm accepts 0..INT_MAX.
+pub const MAX_THRESHOLD: u32 = i32::MAX as u32;
+/// Largest persistence timeout in seconds (31 days, ipvsadm's `MAX_TIMEOUT`).
+pub const MAX_PERSISTENCE: u32 = 31 * 24 * 3600;
+/// ipvsadm's default persistence timeout (`-p` without a value).
+pub const DEFAULT_PERSISTENCE: u32 = 360;
+
+/// A virtual service as configured (`-A`/`-E`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub key: ServiceKey,
+    /// Scheduler name (`-s`), one of [`crate::sched::SCHEDULER_NAMES`].
+    pub scheduler: String,
+    /// Scheduler flags (`-b`).
+    pub flags: SchedFlags,
+    /// Persistence timeout in seconds (`-p`), `None` when not persistent.
+    pub persistence: Option<u32>,
+    /// Persistence granularity (`-M`), 255.255.255.255 by default.
+    pub netmask: Ipv4Addr,
+    /// One-packet scheduling (`-o`), UDP and fwmark services only.
+    pub one_packet: bool,
+}
+
+impl ServiceConfig {
+    /// A non-persistent service with no flags.
+    pub fn new(key: ServiceKey, scheduler: &str) -> ServiceConfig {
+        ServiceConfig {
+            key,
+            scheduler: scheduler.to_owned(),
+            flags: SchedFlags::NONE,
+            persistence: None,
+            netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
+        }
+    }
+}
+
+/// A dest as configured (`-a`/`-e`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestConfig {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub method: ForwardMethod,
+    /// 0..=65535; 0 quiesces the dest (no new connections).
+    pub weight: u32,
+    /// `-x`: 0 = no upper threshold.
+    pub upper_threshold: u32,
+    /// `-y`: 0 = no lower threshold (then 3/4 of the upper one applies, IPVS §1.5).
+    pub lower_threshold: u32,
+}
+
+impl DestConfig {
+    /// Weight 1, no thresholds.
+    pub fn new(addr: Ipv4Addr, port: u16, method: ForwardMethod) -> DestConfig {
+        DestConfig {
+            addr,
+            port,
+            method,
+            weight: 1,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }
+    }
+}
+
+/// The errno IPVS would have returned; the daemon maps it onto its protocol and ipvsadm renders
+/// it with `ipvs_strerror` (reference/ipvs.md, "Kernel errno mapping").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Errno {
+    /// EEXIST: "Service already exists" / "Destination already exists".
+    Exist,
+    /// ESRCH: "No such service" / "Service not defined".
+    Srch,
+    /// ENOENT: "No such destination" / "Scheduler or persistence engine not found".
+    NoEnt,
+    /// EINVAL: "Invalid operation. ...".
+    Inval,
+    /// ENOMEM: "Memory allocation problem".
+    NoMem,
+}
+
+impl Errno {
+    /// The Linux errno number.
+    pub const fn raw(self) -> i32 {
+        match self {
+            Errno::Exist => 17,
+            Errno::Srch => 3,
+            Errno::NoEnt => 2,
+            Errno::Inval => 22,
+            Errno::NoMem => 12,
+        }
+    }
+}
+
+/// Why a [`ServiceTable`] operation was refused. The table is unchanged after any error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("service {0} already exists")]
+    ServiceExists(ServiceKey),
+    #[error("no such service {0}")]
+    NoSuchService(ServiceKey),
+    #[error("destination {addr}:{port} already exists in service {service}")]
+    DestExists {
+        service: ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+    },
+    #[error("no destination {addr}:{port} in service {service}")]
+    NoSuchDest {
+        service: ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+    },
+    #[error("{0}")]
+    UnknownScheduler(#[from] crate::sched::UnknownScheduler),
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
+    #[error("identifier space exhausted; restart the daemon")]
+    IdsExhausted,
+}
+
+impl ServiceError {
+    /// The IPVS errno this error corresponds to.
+    pub const fn errno(&self) -> Errno {
+        match self {
+            ServiceError::ServiceExists(_) | ServiceError::DestExists { .. } => Errno::Exist,
+            ServiceError::NoSuchService(_) => Errno::Srch,
+            ServiceError::NoSuchDest { .. } | ServiceError::UnknownScheduler(_) => Errno::NoEnt,
+            ServiceError::Invalid(_) => Errno::Inval,
+            ServiceError::IdsExhausted => Errno::NoMem,
+        }
+    }
+}

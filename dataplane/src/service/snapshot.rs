@@ -1,0 +1,379 @@
+//! The immutable service table the workers read: [`Snapshot`], [`Service`], [`Dest`].
+//!
+//! A snapshot is built on the control thread ([`super::ServiceTable::snapshot`]) and shared by
+//! `Arc`; the runtime swaps a worker's `Arc<Snapshot>` between bursts, so a worker sees either the
+//! old or the new configuration for a whole burst, never a mix. Every lookup is a hash probe with
+//! a small non-allocating hasher; service keys are operator-chosen, so hash flooding is not a
+//! concern here (the connection table, which is keyed by attacker-chosen tuples, uses a seed).
+//!
+//! Scheduler contract (see [`crate::sched`]): a worker keeps one scheduler per service and calls
+//! `update` whenever [`Service::version`] differs from the version it last saw, and rebuilds the
+//! scheduler when [`Service::scheduler`] or [`Service::flags`] changed.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::{
+    DestConfig, DestId, DestStats, ForwardMethod, ServiceConfig, ServiceId, ServiceKey,
+    ServiceStats,
+};
+use crate::sched::SchedFlags;
+
+/// A small multiply-rotate hasher (FxHash-like) for the snapshot's maps: no SipHash, no
+/// allocation, good enough for operator-chosen keys.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+const FX_K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(FX_K);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+/// `BuildHasher` for [`FastHasher`].
+pub type FastBuildHasher = BuildHasherDefault<FastHasher>;
+
+/// One real server of a service, as the workers see it.
+#[derive(Debug, Clone)]
+pub struct Dest {
+    id: DestId,
+    config: DestConfig,
+    stats: Arc<DestStats>,
+}
+
+impl Dest {
+    /// A dest view over shared stats (the table creates these; tests and benchmarks may too).
+    pub fn new(id: DestId, config: DestConfig, stats: Arc<DestStats>) -> Dest {
+        Dest { id, config, stats }
+    }
+
+    pub fn id(&self) -> DestId {
+        self.id
+    }
+    pub fn config(&self) -> &DestConfig {
+        &self.config
+    }
+    pub fn addr(&self) -> Ipv4Addr {
+        self.config.addr
+    }
+    pub fn port(&self) -> u16 {
+        self.config.port
+    }
+    pub fn method(&self) -> ForwardMethod {
+        self.config.method
+    }
+    pub fn weight(&self) -> u32 {
+        self.config.weight
+    }
+    pub fn upper_threshold(&self) -> u32 {
+        self.config.upper_threshold
+    }
+    pub fn lower_threshold(&self) -> u32 {
+        self.config.lower_threshold
+    }
+    /// The shared counters (the same `Arc` across edits of this dest).
+    pub fn stats(&self) -> &Arc<DestStats> {
+        &self.stats
+    }
+
+    /// Active connections over all workers (IPVS `activeconns`).
+    pub fn active_conns(&self) -> u64 {
+        self.stats.active_conns()
+    }
+    /// Inactive connections over all workers (IPVS `inactconns`).
+    pub fn inactive_conns(&self) -> u64 {
+        self.stats.inactive_conns()
+    }
+    /// Persistence templates over all workers (IPVS `persistconns`).
+    pub fn persistent_conns(&self) -> u64 {
+        self.stats.persistent_conns()
+    }
+    /// `activeconns + inactconns` (templates not counted), IPVS `ip_vs_dest_totalconns`.
+    pub fn total_conns(&self) -> u64 {
+        self.active_conns().saturating_add(self.inactive_conns())
+    }
+
+    /// IPVS's `IP_VS_DEST_F_OVERLOAD` flag: every scheduler skips an overloaded dest.
+    #[inline]
+    pub fn is_overloaded(&self) -> bool {
+        self.stats.is_overloaded()
+    }
+
+    /// Weight > 0 and not overloaded: the test every scheduler applies.
+    #[inline]
+    pub fn is_available(&self) -> bool {
+        self.config.weight > 0 && !self.is_overloaded()
+    }
+
+    /// Account a new connection bound to this dest by `worker` (IPVS `ip_vs_bind_dest`).
+    /// `inactive` is the connection's INACTIVE flag at bind time (new connections start inactive,
+    /// IPVS sets `IP_VS_CONN_F_INACTIVE` in every dest's conn flags). Then applies the upper
+    /// threshold: OVERLOAD is set when `u_threshold != 0 && totalconns >= u_threshold`.
+    pub fn bind_conn(&self, worker: usize, inactive: bool) {
+        let slot = self.stats.slot(worker);
+        if inactive {
+            slot.add_inactive(1);
+        } else {
+            slot.add_active(1);
+        }
+        self.check_overload_on_bind();
+    }
+
+    /// Account the end of a connection (IPVS `ip_vs_unbind_dest`), with the flag recorded on the
+    /// connection, then apply the hysteresis of reference/ipvs.md section 1.5:
+    /// with a lower threshold, OVERLOAD clears when `totalconns < l_threshold`; else with an
+    /// upper threshold, when `totalconns * 4 < u_threshold * 3` (below 75 %); else it clears.
+    pub fn unbind_conn(&self, worker: usize, inactive: bool) {
+        let slot = self.stats.slot(worker);
+        if inactive {
+            slot.add_inactive(-1);
+        } else {
+            slot.add_active(-1);
+        }
+        self.check_overload_on_unbind();
+    }
+
+    /// A persistence template bound to this dest (counted in `persistconns`, not in totalconns,
+    /// but IPVS runs the threshold check all the same).
+    pub fn bind_template(&self, worker: usize) {
+        self.stats.slot(worker).add_persistent(1);
+        self.check_overload_on_bind();
+    }
+
+    /// A persistence template released.
+    pub fn unbind_template(&self, worker: usize) {
+        self.stats.slot(worker).add_persistent(-1);
+        self.check_overload_on_unbind();
+    }
+
+    /// Apply a state change's `(active_delta, inactive_delta)` (see
+    /// [`crate::conn::count_delta`]). IPVS does not re-check thresholds here.
+    pub fn move_conn(&self, worker: usize, active_delta: i64, inactive_delta: i64) {
+        let slot = self.stats.slot(worker);
+        if active_delta != 0 {
+            slot.add_active(active_delta);
+        }
+        if inactive_delta != 0 {
+            slot.add_inactive(inactive_delta);
+        }
+    }
+
+    fn check_overload_on_bind(&self) {
+        let u = u64::from(self.config.upper_threshold);
+        if u != 0 && self.total_conns() >= u {
+            self.stats.set_overloaded(true);
+        }
+    }
+
+    fn check_overload_on_unbind(&self) {
+        if !self.stats.is_overloaded() {
+            return;
+        }
+        let l = u64::from(self.config.lower_threshold);
+        let u = u64::from(self.config.upper_threshold);
+        let total = self.total_conns();
+        let clear = if l != 0 {
+            total < l
+        } else if u != 0 {
+            total.saturating_mul(4) < u * 3
+        } else {
+            true
+        };
+        if clear {
+            self.stats.set_overloaded(false);
+        }
+    }
+}
+
+/// One virtual service, as the workers see it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub(super) id: ServiceId,
+    pub(super) config: ServiceConfig,
+    pub(super) dests: Vec<Dest>,
+    pub(super) stats: Arc<ServiceStats>,
+    pub(super) version: u64,
+}
+
+impl Service {
+    pub fn id(&self) -> ServiceId {
+        self.id
+    }
+    pub fn key(&self) -> ServiceKey {
+        self.config.key
+    }
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+    /// Scheduler name.
+    pub fn scheduler(&self) -> &str {
+        &self.config.scheduler
+    }
+    /// Scheduler flags.
+    pub fn flags(&self) -> SchedFlags {
+        self.config.flags
+    }
+    /// The dests in IPVS list order (newest first); schedulers return indices into this slice.
+    pub fn dests(&self) -> &[Dest] {
+        &self.dests
+    }
+    /// The dest with this address and port.
+    pub fn find_dest(&self, addr: Ipv4Addr, port: u16) -> Option<&Dest> {
+        self.dests
+            .iter()
+            .find(|d| d.addr() == addr && d.port() == port)
+    }
+    /// The shared counters (the same `Arc` across edits).
+    pub fn stats(&self) -> &Arc<ServiceStats> {
+        &self.stats
+    }
+    /// Changes whenever this service's config or any of its dests changes (it is the table
+    /// generation of the last change). Workers call their scheduler's `update` when it moves.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+type AddrKey = (u8, Ipv4Addr, u16);
+
+/// An immutable picture of every service, for the workers.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    generation: u64,
+    services: Vec<Service>,
+    by_addr: HashMap<AddrKey, u32, FastBuildHasher>,
+    by_fwmark: HashMap<u32, u32, FastBuildHasher>,
+    by_id: HashMap<ServiceId, u32, FastBuildHasher>,
+    dests: HashMap<DestId, (u32, u32), FastBuildHasher>,
+    vips: HashSet<Ipv4Addr, FastBuildHasher>,
+}
+
+impl Snapshot {
+    /// A snapshot with no services (generation 0), for workers before the first publication.
+    pub fn empty() -> Snapshot {
+        Snapshot::default()
+    }
+
+    pub(super) fn build(generation: u64, services: Vec<Service>) -> Snapshot {
+        let mut s = Snapshot {
+            generation,
+            ..Snapshot::default()
+        };
+        for (si, svc) in services.iter().enumerate() {
+            // Counts are bounded far below u32::MAX by the id allocators.
+            let si = si as u32;
+            s.by_id.insert(svc.id, si);
+            match svc.config.key {
+                ServiceKey::Addr {
+                    protocol,
+                    vip,
+                    vport,
+                } => {
+                    s.by_addr.insert((protocol.number(), vip, vport), si);
+                    s.vips.insert(vip);
+                }
+                ServiceKey::Fwmark(m) => {
+                    s.by_fwmark.insert(m, si);
+                }
+            }
+            for (di, d) in svc.dests.iter().enumerate() {
+                s.dests.insert(d.id, (si, di as u32));
+            }
+        }
+        s.services = services;
+        s
+    }
+
+    /// Increases with every change published by the table.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// All services, in creation order.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// The service a packet to `vip:vport` over `proto` belongs to: the exact service, else the
+    /// persistent all-ports service `vip:0` of that protocol (IPVS `ip_vs_service_find`).
+    #[inline]
+    pub fn lookup(&self, proto: u8, vip: Ipv4Addr, vport: u16) -> Option<&Service> {
+        let i = match self.by_addr.get(&(proto, vip, vport)) {
+            Some(i) => *i,
+            None if vport != 0 => *self.by_addr.get(&(proto, vip, 0))?,
+            None => return None,
+        };
+        self.services.get(i as usize)
+    }
+
+    /// The fwmark service with this mark.
+    pub fn lookup_fwmark(&self, mark: u32) -> Option<&Service> {
+        let i = *self.by_fwmark.get(&mark)?;
+        self.services.get(i as usize)
+    }
+
+    /// Whether `ip` is the VIP of some address-keyed service (ARP and ICMP echo answer for it).
+    #[inline]
+    pub fn is_vip(&self, ip: Ipv4Addr) -> bool {
+        self.vips.contains(&ip)
+    }
+
+    /// The service with this id.
+    pub fn service(&self, id: ServiceId) -> Option<&Service> {
+        let i = *self.by_id.get(&id)?;
+        self.services.get(i as usize)
+    }
+
+    /// The dest with this id (`None` once it has been deleted).
+    #[inline]
+    pub fn dest(&self, id: DestId) -> Option<&Dest> {
+        self.dest_with_service(id).map(|(_, d)| d)
+    }
+
+    /// The dest with this id and its service.
+    pub fn dest_with_service(&self, id: DestId) -> Option<(&Service, &Dest)> {
+        let (si, di) = *self.dests.get(&id)?;
+        let svc = self.services.get(si as usize)?;
+        Some((svc, svc.dests.get(di as usize)?))
+    }
+}

@@ -1,0 +1,508 @@
+//! The control side of the service model: [`ServiceTable`], owned by the control thread.
+//!
+//! Invariants:
+//! - at most one service per [`ServiceKey`], at most one dest per (addr, port) in a service;
+//! - ids come from counters that only grow (never reused); editing keeps ids and stats `Arc`s;
+//! - every method validates before it mutates: an `Err` leaves the table unchanged;
+//! - every successful mutation bumps the generation; [`ServiceTable::snapshot`] returns a cached
+//!   `Arc` until the next mutation.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::snapshot::{Dest, Service, Snapshot};
+use super::{
+    DestConfig, DestId, DestStats, MAX_PERSISTENCE, MAX_THRESHOLD, MAX_WEIGHT, Protocol,
+    ServiceConfig, ServiceError, ServiceId, ServiceKey, ServiceStats,
+};
+use crate::sched;
+
+/// All virtual services, mutable, for the control thread.
+#[derive(Debug)]
+pub struct ServiceTable {
+    n_workers: usize,
+    services: Vec<Service>,
+    next_service_id: u32,
+    next_dest_id: u32,
+    generation: u64,
+    cached: Option<Arc<Snapshot>>,
+}
+
+impl ServiceTable {
+    /// An empty table whose stats have one slot per worker (`n_workers`, at least 1).
+    pub fn new(n_workers: usize) -> ServiceTable {
+        ServiceTable {
+            n_workers: n_workers.max(1),
+            services: Vec::new(),
+            next_service_id: 1,
+            next_dest_id: 1,
+            generation: 0,
+            cached: None,
+        }
+    }
+
+    /// Number of stats slots per counter object.
+    pub fn n_workers(&self) -> usize {
+        self.n_workers
+    }
+
+    /// Increases with every successful mutation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// All services, in creation order.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// The service with this key.
+    pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
+        self.services.iter().find(|s| s.config.key == *key)
+    }
+
+    /// The service with this id.
+    pub fn service_by_id(&self, id: ServiceId) -> Option<&Service> {
+        self.services.iter().find(|s| s.id == id)
+    }
+
+    /// The dests of a service (IPVS list order, newest first).
+    pub fn dests(&self, key: &ServiceKey) -> Result<&[Dest], ServiceError> {
+        self.position(key)
+            .map(|i| self.services[i].dests.as_slice())
+    }
+
+    /// The immutable picture to publish to the workers (cached until the next mutation).
+    pub fn snapshot(&mut self) -> Arc<Snapshot> {
+        if let Some(s) = &self.cached {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(Snapshot::build(self.generation, self.services.clone()));
+        self.cached = Some(Arc::clone(&s));
+        s
+    }
+
+    /// `-A`: add a service.
+    pub fn add_service(&mut self, config: ServiceConfig) -> Result<ServiceId, ServiceError> {
+        validate_service(&config)?;
+        if self.service(&config.key).is_some() {
+            return Err(ServiceError::ServiceExists(config.key));
+        }
+        let id = ServiceId(self.next_service_id);
+        let next = self
+            .next_service_id
+            .checked_add(1)
+            .ok_or(ServiceError::IdsExhausted)?;
+        let version = self.bump();
+        self.next_service_id = next;
+        self.services.push(Service {
+            id,
+            config,
+            dests: Vec::new(),
+            stats: Arc::new(ServiceStats::new(self.n_workers)),
+            version,
+        });
+        Ok(id)
+    }
+
+    /// `-E`: replace a service's scheduler, flags, persistence, netmask and ops. Keeps its id,
+    /// stats and dests.
+    pub fn edit_service(&mut self, config: ServiceConfig) -> Result<(), ServiceError> {
+        validate_service(&config)?;
+        let i = self.position(&config.key)?;
+        let version = self.bump();
+        let svc = &mut self.services[i];
+        svc.config = config;
+        svc.version = version;
+        Ok(())
+    }
+
+    /// `-D`: delete a service and its dests.
+    pub fn del_service(&mut self, key: &ServiceKey) -> Result<(), ServiceError> {
+        let i = self.position(key)?;
+        self.bump();
+        self.services.remove(i);
+        Ok(())
+    }
+
+    /// `-C`: delete every service.
+    pub fn clear(&mut self) {
+        self.bump();
+        self.services.clear();
+    }
+
+    /// `-Z`: zero the counters of one service and its dests.
+    pub fn zero_service(&self, key: &ServiceKey) -> Result<(), ServiceError> {
+        let svc = &self.services[self.position(key)?];
+        svc.stats.zero();
+        svc.dests.iter().for_each(|d| d.stats().zero());
+        Ok(())
+    }
+
+    /// `-Z` without a service: zero everything.
+    pub fn zero_all(&self) {
+        for svc in &self.services {
+            svc.stats.zero();
+            svc.dests.iter().for_each(|d| d.stats().zero());
+        }
+    }
+
+    /// `-a`: add a dest to a service. New dests go first, as IPVS's `list_add_rcu` does.
+    pub fn add_dest(&mut self, key: &ServiceKey, dest: DestConfig) -> Result<DestId, ServiceError> {
+        let i = self.position(key)?;
+        validate_dest(&dest)?;
+        if self.services[i].find_dest(dest.addr, dest.port).is_some() {
+            return Err(ServiceError::DestExists {
+                service: *key,
+                addr: dest.addr,
+                port: dest.port,
+            });
+        }
+        let id = DestId(self.next_dest_id);
+        let next = self
+            .next_dest_id
+            .checked_add(1)
+            .ok_or(ServiceError::IdsExhausted)?;
+        let version = self.bump();
+        self.next_dest_id = next;
+        let stats = Arc::new(DestStats::new(self.n_workers));
+        let svc = &mut self.services[i];
+        svc.dests.insert(0, Dest::new(id, dest, stats));
+        svc.version = version;
+        Ok(id)
+    }
+
+    /// `-e`: change a dest's method, weight and thresholds. Keeps its id, position and stats.
+    /// As IPVS `__ip_vs_update_dest`: OVERLOAD is cleared when the new upper threshold is 0 or
+    /// higher than the old one.
+    pub fn edit_dest(&mut self, key: &ServiceKey, dest: DestConfig) -> Result<(), ServiceError> {
+        let i = self.position(key)?;
+        validate_dest(&dest)?;
+        let j = self.dest_position(i, key, dest.addr, dest.port)?;
+        let version = self.bump();
+        let svc = &mut self.services[i];
+        let d = &mut svc.dests[j];
+        let old_upper = d.upper_threshold();
+        *d = Dest::new(d.id(), dest, Arc::clone(d.stats()));
+        if dest.upper_threshold == 0 || dest.upper_threshold > old_upper {
+            d.stats().set_overloaded(false);
+        }
+        svc.version = version;
+        Ok(())
+    }
+
+    /// `-d`: delete a dest. Connections already bound to it keep their [`DestId`], which no
+    /// longer resolves in later snapshots (IPVS drops their packets, see `expire_nodest_conn`).
+    pub fn del_dest(
+        &mut self,
+        key: &ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+    ) -> Result<(), ServiceError> {
+        let i = self.position(key)?;
+        let j = self.dest_position(i, key, addr, port)?;
+        let version = self.bump();
+        let svc = &mut self.services[i];
+        svc.dests.remove(j);
+        svc.version = version;
+        Ok(())
+    }
+
+    fn position(&self, key: &ServiceKey) -> Result<usize, ServiceError> {
+        self.services
+            .iter()
+            .position(|s| s.config.key == *key)
+            .ok_or(ServiceError::NoSuchService(*key))
+    }
+
+    fn dest_position(
+        &self,
+        i: usize,
+        key: &ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+    ) -> Result<usize, ServiceError> {
+        self.services[i]
+            .dests
+            .iter()
+            .position(|d| d.addr() == addr && d.port() == port)
+            .ok_or(ServiceError::NoSuchDest {
+                service: *key,
+                addr,
+                port,
+            })
+    }
+
+    /// Start a mutation: new generation, drop the cached snapshot. Returns the new generation.
+    fn bump(&mut self) -> u64 {
+        self.generation += 1;
+        self.cached = None;
+        self.generation
+    }
+}
+
+fn validate_service(c: &ServiceConfig) -> Result<(), ServiceError> {
+    match c.key {
+        ServiceKey::Fwmark(0) => return Err(ServiceError::Invalid("fwmark must be > 0")),
+        ServiceKey::Addr { vport: 0, .. } if c.persistence.is_none() => {
+            return Err(ServiceError::Invalid(
+                "Zero port specified for non-persistent service",
+            ));
+        }
+        ServiceKey::Addr {
+            protocol: Protocol::Tcp | Protocol::Sctp,
+            ..
+        } if c.one_packet => {
+            return Err(ServiceError::Invalid(
+                "One-Packet Scheduling is only for UDP virtual services",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(t) = c.persistence
+        && (t == 0 || t > MAX_PERSISTENCE)
+    {
+        return Err(ServiceError::Invalid(
+            "persistence timeout must be 1..2678400 seconds",
+        ));
+    }
+    sched::check(&c.scheduler, c.flags)?;
+    Ok(())
+}
+
+fn validate_dest(d: &DestConfig) -> Result<(), ServiceError> {
+    if d.weight > MAX_WEIGHT {
+        return Err(ServiceError::Invalid("illegal weight specified"));
+    }
+    if d.upper_threshold > MAX_THRESHOLD || d.lower_threshold > MAX_THRESHOLD {
+        return Err(ServiceError::Invalid(
+            "threshold out of range 0..2147483647",
+        ));
+    }
+    if d.addr.is_unspecified() || d.addr.is_broadcast() || d.addr.is_multicast() {
+        return Err(ServiceError::Invalid("destination address not unicast"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{Errno, ForwardMethod};
+
+    fn tcp(vip: [u8; 4], port: u16) -> ServiceKey {
+        ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: Ipv4Addr::from(vip),
+            vport: port,
+        }
+    }
+
+    fn rs(last: u8) -> DestConfig {
+        DestConfig::new(Ipv4Addr::new(198, 18, 1, last), 80, ForwardMethod::Masq)
+    }
+
+    #[test]
+    fn add_lookup_and_ids() {
+        let mut t = ServiceTable::new(2);
+        let k = tcp([198, 18, 0, 10], 80);
+        let sid = t.add_service(ServiceConfig::new(k, "rr")).unwrap();
+        let a = t.add_dest(&k, rs(1)).unwrap();
+        let b = t.add_dest(&k, rs(2)).unwrap();
+        assert_ne!(a, b);
+        let snap = t.snapshot();
+        let svc = snap.lookup(6, Ipv4Addr::new(198, 18, 0, 10), 80).unwrap();
+        assert_eq!(svc.id(), sid);
+        // Newest first, as IPVS.
+        assert_eq!(svc.dests()[0].id(), b);
+        assert_eq!(svc.dests()[1].id(), a);
+        assert!(snap.is_vip(Ipv4Addr::new(198, 18, 0, 10)));
+        assert!(!snap.is_vip(Ipv4Addr::new(198, 18, 0, 11)));
+        assert!(snap.lookup(17, Ipv4Addr::new(198, 18, 0, 10), 80).is_none());
+        assert_eq!(snap.dest(a).unwrap().addr(), Ipv4Addr::new(198, 18, 1, 1));
+        assert_eq!(snap.service(sid).unwrap().key(), k);
+    }
+
+    #[test]
+    fn errors_map_to_errnos_and_leave_table_unchanged() {
+        let mut t = ServiceTable::new(1);
+        let k = tcp([198, 18, 0, 10], 80);
+        t.add_service(ServiceConfig::new(k, "rr")).unwrap();
+        t.add_dest(&k, rs(1)).unwrap();
+        let g = t.generation();
+        let e = t.add_service(ServiceConfig::new(k, "rr")).unwrap_err();
+        assert_eq!(e.errno(), Errno::Exist);
+        let other = tcp([198, 18, 0, 11], 80);
+        assert_eq!(t.del_service(&other).unwrap_err().errno(), Errno::Srch);
+        assert_eq!(t.add_dest(&other, rs(1)).unwrap_err().errno(), Errno::Srch);
+        assert_eq!(t.add_dest(&k, rs(1)).unwrap_err().errno(), Errno::Exist);
+        assert_eq!(t.edit_dest(&k, rs(9)).unwrap_err().errno(), Errno::NoEnt);
+        let ip = Ipv4Addr::new(198, 18, 1, 9);
+        assert_eq!(t.del_dest(&k, ip, 80).unwrap_err().errno(), Errno::NoEnt);
+        let e = t
+            .add_service(ServiceConfig::new(other, "nosuch"))
+            .unwrap_err();
+        assert_eq!(e.errno(), Errno::NoEnt);
+        let mut heavy = rs(2);
+        heavy.weight = 65_536;
+        assert_eq!(t.add_dest(&k, heavy).unwrap_err().errno(), Errno::Inval);
+        let zero_port = tcp([198, 18, 0, 12], 0);
+        let e = t
+            .add_service(ServiceConfig::new(zero_port, "rr"))
+            .unwrap_err();
+        assert_eq!(e.errno(), Errno::Inval);
+        let mut ops = ServiceConfig::new(tcp([198, 18, 0, 13], 80), "rr");
+        ops.one_packet = true;
+        assert_eq!(t.add_service(ops).unwrap_err().errno(), Errno::Inval);
+        assert_eq!(g, t.generation());
+        assert_eq!(t.services().len(), 1);
+        assert_eq!(t.dests(&k).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unimplemented_scheduler_is_refused_today() {
+        let mut t = ServiceTable::new(1);
+        let e = t
+            .add_service(ServiceConfig::new(tcp([198, 18, 0, 10], 80), "lc"))
+            .unwrap_err();
+        assert_eq!(e.errno(), Errno::NoEnt);
+        assert!(t.services().is_empty());
+    }
+
+    #[test]
+    fn edit_keeps_ids_and_stats() {
+        let mut t = ServiceTable::new(2);
+        let k = tcp([198, 18, 0, 10], 80);
+        let sid = t.add_service(ServiceConfig::new(k, "rr")).unwrap();
+        let a = t.add_dest(&k, rs(1)).unwrap();
+        let before = t.snapshot();
+        let d = before.dest(a).unwrap();
+        d.bind_conn(1, false);
+        d.stats().slot(1).add_conn();
+        let mut c = rs(1);
+        c.weight = 7;
+        t.edit_dest(&k, c).unwrap();
+        t.edit_service(ServiceConfig::new(k, "wrr")).unwrap();
+        let after = t.snapshot();
+        assert!(after.generation() > before.generation());
+        let d2 = after.dest(a).unwrap();
+        assert_eq!(d2.weight(), 7);
+        assert!(Arc::ptr_eq(d.stats(), d2.stats()));
+        assert_eq!(d2.active_conns(), 1);
+        assert_eq!(d2.stats().sum().conns, 1);
+        let svc = after.service(sid).unwrap();
+        assert_eq!(svc.scheduler(), "wrr");
+        assert!(Arc::ptr_eq(
+            before.service(sid).unwrap().stats(),
+            svc.stats()
+        ));
+        assert!(svc.version() > before.service(sid).unwrap().version());
+    }
+
+    #[test]
+    fn snapshot_is_cached_until_mutation() {
+        let mut t = ServiceTable::new(1);
+        let s1 = t.snapshot();
+        let s2 = t.snapshot();
+        assert!(Arc::ptr_eq(&s1, &s2));
+        t.add_service(ServiceConfig::new(tcp([198, 18, 0, 10], 80), "rr"))
+            .unwrap();
+        assert!(!Arc::ptr_eq(&s1, &t.snapshot()));
+    }
+
+    #[test]
+    fn ids_are_never_reused() {
+        let mut t = ServiceTable::new(1);
+        let k = tcp([198, 18, 0, 10], 80);
+        let s1 = t.add_service(ServiceConfig::new(k, "rr")).unwrap();
+        let d1 = t.add_dest(&k, rs(1)).unwrap();
+        t.clear();
+        let s2 = t.add_service(ServiceConfig::new(k, "rr")).unwrap();
+        let d2 = t.add_dest(&k, rs(1)).unwrap();
+        assert_ne!(s1, s2);
+        assert_ne!(d1, d2);
+        assert!(t.snapshot().dest(d1).is_none());
+    }
+
+    #[test]
+    fn port_zero_and_fwmark_lookups() {
+        let mut t = ServiceTable::new(1);
+        let all = tcp([198, 18, 0, 10], 0);
+        let mut c = ServiceConfig::new(all, "rr");
+        c.persistence = Some(360);
+        t.add_service(c).unwrap();
+        t.add_service(ServiceConfig::new(ServiceKey::Fwmark(5), "rr"))
+            .unwrap();
+        let e = t
+            .add_service(ServiceConfig::new(ServiceKey::Fwmark(0), "rr"))
+            .unwrap_err();
+        assert_eq!(e.errno(), Errno::Inval);
+        let snap = t.snapshot();
+        let vip = Ipv4Addr::new(198, 18, 0, 10);
+        assert_eq!(snap.lookup(6, vip, 443).unwrap().key(), all);
+        assert!(snap.lookup_fwmark(5).is_some());
+        assert!(snap.lookup_fwmark(6).is_none());
+    }
+
+    #[test]
+    fn zero_resets_counters_not_gauges() {
+        let mut t = ServiceTable::new(1);
+        let k = tcp([198, 18, 0, 10], 80);
+        t.add_service(ServiceConfig::new(k, "rr")).unwrap();
+        let a = t.add_dest(&k, rs(1)).unwrap();
+        let snap = t.snapshot();
+        let d = snap.dest(a).unwrap();
+        d.stats().slot(0).add_conn();
+        d.bind_conn(0, true);
+        snap.services()[0].stats().slot(0).add_in(60);
+        t.zero_service(&k).unwrap();
+        assert_eq!(d.stats().sum().conns, 0);
+        assert_eq!(d.inactive_conns(), 1);
+        assert_eq!(snap.services()[0].stats().sum().inbytes, 0);
+    }
+
+    #[test]
+    fn overload_hysteresis() {
+        let mut t = ServiceTable::new(2);
+        let k = tcp([198, 18, 0, 10], 80);
+        t.add_service(ServiceConfig::new(k, "rr")).unwrap();
+        let mut c = rs(1);
+        c.upper_threshold = 4;
+        let a = t.add_dest(&k, c).unwrap();
+        let snap = t.snapshot();
+        let d = snap.dest(a).unwrap();
+        for w in 0..3 {
+            d.bind_conn(w % 2, false);
+        }
+        assert!(!d.is_overloaded());
+        d.bind_conn(1, true); // total 4 >= 4
+        assert!(d.is_overloaded());
+        assert!(!d.is_available());
+        d.unbind_conn(1, true); // total 3: 12 < 12 is false, stays
+        assert!(d.is_overloaded());
+        d.unbind_conn(0, false); // total 2: 8 < 12
+        assert!(!d.is_overloaded());
+        // With a lower threshold: clears only below it.
+        let mut c = rs(1);
+        c.upper_threshold = 3;
+        c.lower_threshold = 1;
+        t.edit_dest(&k, c).unwrap();
+        let snap = t.snapshot();
+        let d = snap.dest(a).unwrap();
+        d.bind_conn(0, false); // total 3
+        assert!(d.is_overloaded());
+        d.unbind_conn(0, false); // 2
+        d.unbind_conn(0, false); // 1
+        assert!(d.is_overloaded());
+        d.unbind_conn(1, false); // 0 < 1
+        assert!(!d.is_overloaded());
+        // Raising the upper threshold on edit clears the flag, as IPVS.
+        d.bind_conn(0, false);
+        d.bind_conn(0, false);
+        d.bind_conn(0, false);
+        assert!(d.is_overloaded());
+        c.upper_threshold = 10;
+        t.edit_dest(&k, c).unwrap();
+        assert!(!t.snapshot().dest(a).unwrap().is_overloaded());
+    }
+}
