@@ -14,13 +14,24 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: {key}: {message}")]
-    Invalid { file: PathBuf, key: String, message: String },
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
 }
 
 fn invalid(file: &Path, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { file: file.to_owned(), key: key.into(), message: message.into() }
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 /// The whole file, as written.
@@ -63,7 +74,9 @@ fn default_cores() -> String {
 }
 
 fn default_eal_args() -> Vec<String> {
-    ["--no-huge", "-m", "512", "--no-shconf", "--no-telemetry"].map(String::from).to_vec()
+    ["--no-huge", "-m", "512", "--no-shconf", "--no-telemetry"]
+        .map(String::from)
+        .to_vec()
 }
 
 fn default_mbufs() -> u32 {
@@ -72,7 +85,11 @@ fn default_mbufs() -> u32 {
 
 impl Default for DpdkSection {
     fn default() -> Self {
-        DpdkSection { cores: default_cores(), args: default_eal_args(), mbufs: default_mbufs() }
+        DpdkSection {
+            cores: default_cores(),
+            args: default_eal_args(),
+            mbufs: default_mbufs(),
+        }
     }
 }
 
@@ -128,7 +145,10 @@ fn default_socket() -> PathBuf {
 
 impl Default for ControlSection {
     fn default() -> Self {
-        ControlSection { socket: default_socket(), metrics: None }
+        ControlSection {
+            socket: default_socket(),
+            metrics: None,
+        }
     }
 }
 
@@ -161,7 +181,10 @@ fn default_conn_capacity() -> u32 {
 
 impl Default for DataplaneSection {
     fn default() -> Self {
-        DataplaneSection { conn_capacity: default_conn_capacity(), idle_sleep_us: 0 }
+        DataplaneSection {
+            conn_capacity: default_conn_capacity(),
+            idle_sleep_us: 0,
+        }
     }
 }
 
@@ -182,7 +205,9 @@ impl std::fmt::Display for Prefix {
 pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
     let (addr, len) = match s.split_once('/') {
         Some((a, l)) => {
-            let len: u8 = l.parse().map_err(|_| format!("bad prefix length in {s:?}"))?;
+            let len: u8 = l
+                .parse()
+                .map_err(|_| format!("bad prefix length in {s:?}"))?;
             if len > 32 {
                 return Err(format!("prefix length {len} is over 32 in {s:?}"));
             }
@@ -190,7 +215,9 @@ pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
         }
         None => (s, 32),
     };
-    let addr: Ipv4Addr = addr.parse().map_err(|_| format!("{s:?} is not an IPv4 address"))?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 address"))?;
     Ok(Prefix { addr, len })
 }
 
@@ -203,8 +230,12 @@ pub fn parse_cores(s: &str) -> Result<Vec<u32>, String> {
             Some((a, b)) => (a.trim(), b.trim()),
             None => (part, part),
         };
-        let lo: u32 = lo.parse().map_err(|_| format!("{part:?} is not a core number or range"))?;
-        let hi: u32 = hi.parse().map_err(|_| format!("{part:?} is not a core number or range"))?;
+        let lo: u32 = lo
+            .parse()
+            .map_err(|_| format!("{part:?} is not a core number or range"))?;
+        let hi: u32 = hi
+            .parse()
+            .map_err(|_| format!("{part:?} is not a core number or range"))?;
         if lo > hi || hi >= 1024 {
             return Err(format!("bad core range {part:?}"));
         }
@@ -225,9 +256,9 @@ pub fn is_pci_address(device: &str) -> bool {
     let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
     let bdf = |bus: &str, devfn: &str| {
         hex(bus, 2)
-            && devfn
-                .split_once('.')
-                .is_some_and(|(dv, f)| hex(dv, 2) && f.len() == 1 && f.chars().all(|c| c.is_digit(8)))
+            && devfn.split_once('.').is_some_and(|(dv, f)| {
+                hex(dv, 2) && f.len() == 1 && f.chars().all(|c| c.is_digit(8))
+            })
     };
     match parts.as_slice() {
         [domain, bus, devfn] => hex(domain, 4) && bdf(bus, devfn),
@@ -293,8 +324,10 @@ impl Validated {
 
 /// Read, parse and validate the file at `path`.
 pub fn load(path: &Path) -> Result<Validated, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { file: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_owned(),
+        source,
+    })?;
     parse(path, &text)
 }
 
@@ -303,7 +336,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Validated, ConfigError> {
     let de = toml::Deserializer::new(text);
     let raw: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        let key = if key == "." { "(top level)".to_owned() } else { key };
+        let key = if key == "." {
+            "(top level)".to_owned()
+        } else {
+            key
+        };
         // toml's message carries the line and a snippet; keep it on one line.
         let message = e.inner().message().trim().replace('\n', " ");
         invalid(file, key, message)
@@ -321,7 +358,11 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         ));
     }
     if raw.dpdk.mbufs < 1024 {
-        return Err(invalid(file, "dpdk.mbufs", "at least 1024 mbufs are needed"));
+        return Err(invalid(
+            file,
+            "dpdk.mbufs",
+            "at least 1024 mbufs are needed",
+        ));
     }
     if raw.ports.is_empty() {
         return Err(invalid(file, "port", "at least one [[port]] is needed"));
@@ -331,15 +372,27 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
     let mut ports = Vec::new();
     for (i, p) in raw.ports.iter().enumerate() {
         if p.name.is_empty() || !names.insert(p.name.clone()) {
-            return Err(invalid(file, format!("port[{i}].name"), format!("empty or duplicate port name {:?}", p.name)));
+            return Err(invalid(
+                file,
+                format!("port[{i}].name"),
+                format!("empty or duplicate port name {:?}", p.name),
+            ));
         }
         let dev = device_name(&p.device);
         if dev.is_empty() || !devices.insert(dev.to_owned()) {
-            return Err(invalid(file, format!("port[{i}].device"), format!("empty or duplicate device {:?}", p.device)));
+            return Err(invalid(
+                file,
+                format!("port[{i}].device"),
+                format!("empty or duplicate device {:?}", p.device),
+            ));
         }
         for (key, n) in [("rx_desc", p.rx_desc), ("tx_desc", p.tx_desc)] {
             if !(64..=8192).contains(&n) {
-                return Err(invalid(file, format!("port[{i}].{key}"), format!("{n} is outside 64..=8192")));
+                return Err(invalid(
+                    file,
+                    format!("port[{i}].{key}"),
+                    format!("{n} is outside 64..=8192"),
+                ));
             }
         }
         ports.push(PortConf {
@@ -360,8 +413,15 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
     for (i, a) in raw.addrs.iter().enumerate() {
         let port = port_index(format!("addr[{i}].port"), &a.port)?;
         let prefix = parse_prefix(&a.ip).map_err(|m| invalid(file, format!("addr[{i}].ip"), m))?;
-        if addrs.iter().any(|o: &AddrConf| o.prefix.addr == prefix.addr) {
-            return Err(invalid(file, format!("addr[{i}].ip"), format!("{} is configured twice", prefix.addr)));
+        if addrs
+            .iter()
+            .any(|o: &AddrConf| o.prefix.addr == prefix.addr)
+        {
+            return Err(invalid(
+                file,
+                format!("addr[{i}].ip"),
+                format!("{} is configured twice", prefix.addr),
+            ));
         }
         addrs.push(AddrConf { port, prefix });
     }
@@ -372,7 +432,11 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
             parse_prefix(&r.prefix).map_err(|m| invalid(file, format!("route[{i}].prefix"), m))?;
         let via = match &r.via {
             Some(v) => Some(v.parse::<Ipv4Addr>().map_err(|_| {
-                invalid(file, format!("route[{i}].via"), format!("{v:?} is not an IPv4 address"))
+                invalid(
+                    file,
+                    format!("route[{i}].via"),
+                    format!("{v:?} is not an IPv4 address"),
+                )
             })?),
             None => None,
         };
@@ -380,7 +444,11 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
     }
     let metrics = match &raw.control.metrics {
         Some(m) => Some(m.parse::<SocketAddr>().map_err(|_| {
-            invalid(file, "control.metrics", format!("{m:?} is not an address:port"))
+            invalid(
+                file,
+                "control.metrics",
+                format!("{m:?} is not an address:port"),
+            )
         })?),
         None => None,
     };
@@ -388,7 +456,11 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         return Err(invalid(file, "control.socket", "empty path"));
     }
     if raw.dataplane.conn_capacity < 1024 {
-        return Err(invalid(file, "dataplane.conn_capacity", "at least 1024 connections"));
+        return Err(invalid(
+            file,
+            "dataplane.conn_capacity",
+            "at least 1024 connections",
+        ));
     }
     Ok(Validated {
         file: file.to_owned(),
@@ -450,7 +522,13 @@ rules = "conf/demo.rules"
         assert_eq!(v.lcores, vec![0, 1]);
         assert_eq!(v.worker_lcores(), &[1]);
         assert_eq!(v.ports.len(), 2);
-        assert_eq!(v.addrs[0].prefix, Prefix { addr: Ipv4Addr::new(198, 18, 0, 1), len: 24 });
+        assert_eq!(
+            v.addrs[0].prefix,
+            Prefix {
+                addr: Ipv4Addr::new(198, 18, 0, 1),
+                len: 24
+            }
+        );
         assert_eq!(v.routes[0].via, Some(Ipv4Addr::new(198, 18, 0, 254)));
         assert_eq!(v.metrics, Some("127.0.0.1:9475".parse().unwrap()));
         assert_eq!(v.rules.as_deref(), Some(Path::new("conf/demo.rules")));
@@ -459,26 +537,43 @@ rules = "conf/demo.rules"
     #[test]
     fn errors_name_file_and_key() {
         let e = err(&GOOD.replace("name   = \"dp0\"", "name = \"dp0\"\nspeed = 10"));
-        assert!(e.starts_with("t.toml: port[0]: unknown field `speed`"), "{e}");
+        assert!(
+            e.starts_with("t.toml: port[0]: unknown field `speed`"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("198.18.0.1/24", "198.18.0.300/24"));
         assert!(e.starts_with("t.toml: addr[0].ip: "), "{e}");
         let e = err(&GOOD.replace("via    = \"198.18.0.254\"", "via = \"gw\""));
         assert!(e.starts_with("t.toml: route[0].via: "), "{e}");
-        let e = err(&GOOD.replace("port   = \"dp0\"\n\n[control]", "port = \"nope\"\n\n[control]"));
-        assert!(e.starts_with("t.toml: route[0].port: no [[port]] is named \"nope\""), "{e}");
+        let e = err(&GOOD.replace(
+            "port   = \"dp0\"\n\n[control]",
+            "port = \"nope\"\n\n[control]",
+        ));
+        assert!(
+            e.starts_with("t.toml: route[0].port: no [[port]] is named \"nope\""),
+            "{e}"
+        );
         let e = err(&GOOD.replace("cores = \"0-1\"", "cores = \"0\""));
-        assert!(e.starts_with("t.toml: dpdk.cores: need at least two lcores"), "{e}");
+        assert!(
+            e.starts_with("t.toml: dpdk.cores: need at least two lcores"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("cores = \"0-1\"", "cores = 3"));
         assert!(e.starts_with("t.toml: dpdk.cores: "), "{e}");
         let e = err("[bogus]\n");
-        assert!(e.starts_with("t.toml: (top level): unknown field `bogus`"), "{e}");
+        assert!(
+            e.starts_with("t.toml: (top level): unknown field `bogus`"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("127.0.0.1:9475", "localhost"));
         assert!(e.starts_with("t.toml: control.metrics: "), "{e}");
     }
 
     #[test]
     fn missing_file_is_named() {
-        let e = load(Path::new("/nonexistent/rvs.toml")).unwrap_err().to_string();
+        let e = load(Path::new("/nonexistent/rvs.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("/nonexistent/rvs.toml: cannot read: "), "{e}");
     }
 

@@ -54,23 +54,50 @@ fn nat_wrr_split_through_dpdk() {
     let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
 
     rvsd.ipvsadm_ok(&["-A", "-t", "198.18.0.100:80", "-s", "wrr"]);
-    rvsd.ipvsadm_ok(&["-a", "-t", "198.18.0.100:80", "-r", "198.18.1.11:80", "-m", "-w", "3"]);
-    rvsd.ipvsadm_ok(&["-a", "-t", "198.18.0.100:80", "-r", "198.18.1.12:80", "-m", "-w", "1"]);
+    rvsd.ipvsadm_ok(&[
+        "-a",
+        "-t",
+        "198.18.0.100:80",
+        "-r",
+        "198.18.1.11:80",
+        "-m",
+        "-w",
+        "3",
+    ]);
+    rvsd.ipvsadm_ok(&[
+        "-a",
+        "-t",
+        "198.18.0.100:80",
+        "-r",
+        "198.18.1.12:80",
+        "-m",
+        "-w",
+        "1",
+    ]);
 
     // The director answers ICMP echo for its own address.
     let ping = net.exec("c", &["ping", "-c", "1", "-W", "2", "198.18.0.1"]);
-    assert!(ping.status.success(), "ping DIP: {}", String::from_utf8_lossy(&ping.stdout));
+    assert!(
+        ping.status.success(),
+        "ping DIP: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
 
     let mut hits: BTreeMap<String, u32> = BTreeMap::new();
     for i in 0..40 {
-        let o = net.exec("c", &["curl", "-s", "--max-time", "5", "http://198.18.0.100/"]);
+        let o = net.exec(
+            "c",
+            &["curl", "-s", "--max-time", "5", "http://198.18.0.100/"],
+        );
         assert!(
             o.status.success(),
             "request {i} failed: {}\n{}",
             String::from_utf8_lossy(&o.stderr),
             rvsd.log_text()
         );
-        *hits.entry(String::from_utf8_lossy(&o.stdout).trim().to_owned()).or_default() += 1;
+        *hits
+            .entry(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .or_default() += 1;
     }
     assert_eq!(hits.get("rs1"), Some(&30), "{hits:?}");
     assert_eq!(hits.get("rs2"), Some(&10), "{hits:?}");
@@ -92,13 +119,27 @@ TCP  198.18.0.100:80 wrr\n\
     assert_eq!(listing, expected);
 
     let conns = rvsd.ipvsadm_ok(&["-Lnc"]);
-    assert_eq!(conns.lines().filter(|l| l.contains("TIME_WAIT")).count(), 40, "{conns}");
+    assert_eq!(
+        conns.lines().filter(|l| l.contains("TIME_WAIT")).count(),
+        40,
+        "{conns}"
+    );
 
     let (status, log) = rvsd.stop();
     assert!(status.success(), "rvsd exit {status}:\n{log}");
-    assert!(log.contains("all mbufs returned"), "mempool not whole at exit:\n{log}");
+    assert!(
+        log.contains("all mbufs returned"),
+        "mempool not whole at exit:\n{log}"
+    );
     drop(net);
     assert!(common::namespaces_with_prefix("rvse2nat").is_empty());
-    let left = std::process::Command::new("pgrep").args(["-f", "rvse2nat"]).output().unwrap();
-    assert!(left.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&left.stdout));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "rvse2nat"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }

@@ -19,4 +19,8 @@ pub mod sched;
 pub mod service;
 pub mod time;
 pub mod wire;
+pub mod worker;
 pub mod xmit;
+
+#[cfg(test)]
+mod testutil;

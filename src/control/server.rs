@@ -42,7 +42,10 @@ impl ControlServer {
         }
         if path.exists() {
             if UnixStream::connect(path).is_ok() {
-                bail!("control socket {} is in use: is another rvsd running?", path.display());
+                bail!(
+                    "control socket {} is in use: is another rvsd running?",
+                    path.display()
+                );
             }
             std::fs::remove_file(path)
                 .with_context(|| format!("removing stale control socket {}", path.display()))?;
@@ -57,7 +60,11 @@ impl ControlServer {
         let accept = std::thread::Builder::new()
             .name("rvs-ctl-accept".into())
             .spawn(move || accept_loop(listener, handler, stop2))?;
-        Ok(ControlServer { path: path.to_owned(), stop, accept: Some(accept) })
+        Ok(ControlServer {
+            path: path.to_owned(),
+            stop,
+            accept: Some(accept),
+        })
     }
 }
 
@@ -95,7 +102,10 @@ fn accept_loop(listener: UnixListener, handler: Arc<dyn Handler>, stop: Arc<Atom
 }
 
 fn error_reply(errno: Errno, message: impl Into<String>) -> Reply {
-    Reply::Error(ErrorReply { errno, message: message.into() })
+    Reply::Error(ErrorReply {
+        errno,
+        message: message.into(),
+    })
 }
 
 /// Answer one raw request line.
@@ -114,7 +124,9 @@ pub fn answer_line(handler: &dyn Handler, line: &str) -> Reply {
 }
 
 fn serve(stream: UnixStream, handler: Arc<dyn Handler>) {
-    let Ok(mut writer) = stream.try_clone() else { return };
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
     let _ = stream.set_nonblocking(false);
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -135,7 +147,10 @@ fn serve(stream: UnixStream, handler: Arc<dyn Handler>) {
             }
             Err(e) => {
                 // Not UTF-8, or the peer went away: answer if we can, then drop the connection.
-                let _ = write_reply(&mut writer, &error_reply(Errno::Einval, format!("bad request: {e}")));
+                let _ = write_reply(
+                    &mut writer,
+                    &error_reply(Errno::Einval, format!("bad request: {e}")),
+                );
                 return;
             }
         }
@@ -174,18 +189,28 @@ mod tests {
         assert!(ControlServer::start(&path, Arc::new(Echo)).is_err());
 
         let mut raw = UnixStream::connect(&path).unwrap();
-        raw.write_all(b"this is not json\n{\"version\":99,\"request\":\"clear\"}\n").unwrap();
+        raw.write_all(b"this is not json\n{\"version\":99,\"request\":\"clear\"}\n")
+            .unwrap();
         let mut r = BufReader::new(raw.try_clone().unwrap());
         let mut l = String::new();
         r.read_line(&mut l).unwrap();
-        assert!(matches!(serde_json::from_str(&l).unwrap(), Reply::Error(ErrorReply { errno: Errno::Einval, .. })));
+        assert!(matches!(
+            serde_json::from_str(&l).unwrap(),
+            Reply::Error(ErrorReply {
+                errno: Errno::Einval,
+                ..
+            })
+        ));
         l.clear();
         r.read_line(&mut l).unwrap();
         assert!(l.contains("protocol version 99"), "{l}");
 
         let mut c = Client::connect(&path).unwrap();
         assert_eq!(c.call(Request::Clear).unwrap(), Reply::Ok);
-        assert!(matches!(c.call(Request::ListConns).unwrap(), Reply::Error(_)));
+        assert!(matches!(
+            c.call(Request::ListConns).unwrap(),
+            Reply::Error(_)
+        ));
         drop(server);
         assert!(!path.exists());
         let _ = std::fs::remove_dir_all(dir);

@@ -11,7 +11,13 @@ use crate::config::{Validated, is_pci_address};
 /// (`--in-memory` would be the alternative, but EAL refuses it together with `--no-huge`).
 pub fn eal_args(conf: &Validated) -> Vec<String> {
     let mut args = vec!["-l".to_owned()];
-    args.push(conf.lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+    args.push(
+        conf.lcores
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     let mut any_pci = false;
     for p in &conf.ports {
         if is_pci_address(&p.device) {
@@ -50,7 +56,15 @@ device = "0000:03:00.0"
         let conf = crate::config::parse(Path::new("x.toml"), text).unwrap();
         assert_eq!(
             eal_args(&conf),
-            ["-l", "0,1,2", "--vdev", "net_af_packet0,iface=d0", "-a", "0000:03:00.0", "--no-huge"]
+            [
+                "-l",
+                "0,1,2",
+                "--vdev",
+                "net_af_packet0,iface=d0",
+                "-a",
+                "0000:03:00.0",
+                "--no-huge"
+            ]
         );
         let text = text.replace("0000:03:00.0", "net_null0");
         let conf = crate::config::parse(Path::new("x.toml"), &text).unwrap();

@@ -15,7 +15,11 @@ pub struct Packet(pub Mbuf);
 impl Packet {
     /// Wrap `m` if it is one contiguous segment, else give it back.
     pub fn new(m: Mbuf) -> Result<Packet, Mbuf> {
-        if m.is_contiguous() { Ok(Packet(m)) } else { Err(m) }
+        if m.is_contiguous() {
+            Ok(Packet(m))
+        } else {
+            Err(m)
+        }
     }
 
     pub fn into_mbuf(self) -> Mbuf {

@@ -52,25 +52,36 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     let args = eal_args::eal_args(&conf);
     tracing::info!(args = %args.join(" "), "starting EAL");
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let eal = Eal::init(&arg_refs).context("EAL initialisation failed (see the EAL messages above)")?;
+    let eal =
+        Eal::init(&arg_refs).context("EAL initialisation failed (see the EAL messages above)")?;
     let workers = conf.worker_lcores().to_vec();
     let enabled = eal.worker_lcores();
     for w in &workers {
         if !enabled.contains(w) {
-            bail!("{}: dpdk.cores: lcore {w} is not enabled in EAL", conf.file.display());
+            bail!(
+                "{}: dpdk.cores: lcore {w} is not enabled in EAL",
+                conf.file.display()
+            );
         }
     }
     let n_workers = workers.len();
 
-    let pool = Mempool::new("rvs_pkt", conf.mbufs, 256, dpdk_bindings::DEFAULT_DATA_ROOM, eal.socket_id())
-        .context("creating the packet mempool (more memory: dpdk.args -m, fewer: dpdk.mbufs)")?;
+    let pool = Mempool::new(
+        "rvs_pkt",
+        conf.mbufs,
+        256,
+        dpdk_bindings::DEFAULT_DATA_ROOM,
+        eal.socket_id(),
+    )
+    .context("creating the packet mempool (more memory: dpdk.args -m, fewer: dpdk.mbufs)")?;
 
     // Ports, each with one rx and one tx queue per worker.
     let mut ports = Vec::new();
     let mut facts = Vec::new();
     for (i, p) in conf.ports.iter().enumerate() {
         let key = || format!("{}: port[{i}].device {:?}", conf.file.display(), p.device);
-        let id = port_id_by_name(device_name(&p.device)).with_context(|| format!("{}: DPDK has no such device", key()))?;
+        let id = port_id_by_name(device_name(&p.device))
+            .with_context(|| format!("{}: DPDK has no such device", key()))?;
         let pc = PortConfig {
             rx_queues: n_workers as u16,
             tx_queues: n_workers as u16,
@@ -79,17 +90,33 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             promiscuous: true,
             ..PortConfig::default()
         };
-        let port = Port::configure(id, &pc, &pool).with_context(|| format!("{}: cannot configure", key()))?;
+        let port = Port::configure(id, &pc, &pool)
+            .with_context(|| format!("{}: cannot configure", key()))?;
         let info = port.info().with_context(key)?;
         let mac = MacAddr(port.mac_addr().with_context(key)?);
         let mtu = port.mtu().unwrap_or(1500);
         tracing::info!(port = %p.name, device = %p.device, driver = %info.driver_name, %mac, mtu, queues = n_workers, "port configured");
-        facts.push(PortFacts { name: p.name.clone(), device: p.device.clone(), mac, mtu, driver: info.driver_name });
+        facts.push(PortFacts {
+            name: p.name.clone(),
+            device: p.device.clone(),
+            mac,
+            mtu,
+            driver: info.driver_name,
+        });
         ports.push(port);
     }
 
-    let port_setup: Vec<PortSetup> = facts.iter().map(|f| PortSetup { mac: f.mac, mtu: f.mtu }).collect();
-    let control = Arc::new(ControlPlane::new(&conf, n_workers, port_setup.clone()).context("building the initial tables")?);
+    let port_setup: Vec<PortSetup> = facts
+        .iter()
+        .map(|f| PortSetup {
+            mac: f.mac,
+            mtu: f.mtu,
+        })
+        .collect();
+    let control = Arc::new(
+        ControlPlane::new(&conf, n_workers, port_setup.clone())
+            .context("building the initial tables")?,
+    );
     if let Some(rules) = &conf.rules {
         control
             .replay_rules(rules)
@@ -131,11 +158,20 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             idle_sleep: Duration::from_micros(u64::from(conf.idle_sleep_us)),
             epoch,
         };
-        handles.push(WorkerHandle { lcore, requests: req_tx, stats, loop_stats });
-        launched.push(dpdk_bindings::launch(lcore, move || poll::run(ctx)).with_context(|| format!("launching worker on lcore {lcore}"))?);
+        handles.push(WorkerHandle {
+            lcore,
+            requests: req_tx,
+            stats,
+            loop_stats,
+        });
+        launched.push(
+            dpdk_bindings::launch(lcore, move || poll::run(ctx))
+                .with_context(|| format!("launching worker on lcore {lcore}"))?,
+        );
     }
     for (port, f) in ports.iter_mut().zip(&facts) {
-        port.start().with_context(|| format!("starting port {} ({})", f.name, f.device))?;
+        port.start()
+            .with_context(|| format!("starting port {} ({})", f.name, f.device))?;
     }
     control.attach(handles, facts);
     tracing::info!(workers = n_workers, lcores = ?workers, mbufs = conf.mbufs, conn_capacity = conf.conn_capacity, "rvsd running");
@@ -185,7 +221,10 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     drop(pool);
     drop(eal);
     if failed_server {
-        bail!("control socket {} could not be served", conf.socket.display());
+        bail!(
+            "control socket {} could not be served",
+            conf.socket.display()
+        );
     }
     tracing::info!("rvsd stopped");
     Ok(())

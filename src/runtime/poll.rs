@@ -120,7 +120,8 @@ fn now(epoch: std::time::Instant) -> Instant {
 /// The worker lcore's main function.
 pub fn run(mut ctx: WorkerCtx) -> i32 {
     let tables = ctx.tables.load_full();
-    let mut worker: Worker<Packet> = Worker::new(ctx.config.clone(), tables.clone(), ctx.stats.clone());
+    let mut worker: Worker<Packet> =
+        Worker::new(ctx.config.clone(), tables.clone(), ctx.stats.clone());
     let mut current = tables;
     let n_ports = ctx.tx.len();
     let mut io = TxSide {

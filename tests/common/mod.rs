@@ -23,7 +23,11 @@ pub fn repo() -> PathBuf {
 pub fn bin(name: &str) -> PathBuf {
     let rvsd = PathBuf::from(env!("CARGO_BIN_EXE_rvsd"));
     let p = rvsd.with_file_name(name);
-    assert!(p.exists(), "{} not built: run `cargo build --workspace` first", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace` first",
+        p.display()
+    );
     p
 }
 
@@ -34,7 +38,9 @@ pub fn netns_unavailable() -> Option<String> {
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Some("not running as root".into());
     }
-    let out = Command::new(repo().join("scripts/testnet.sh")).arg("check").output();
+    let out = Command::new(repo().join("scripts/testnet.sh"))
+        .arg("check")
+        .output();
     match out {
         Ok(o) if o.status.success() => None,
         Ok(o) => Some(format!(
@@ -68,8 +74,15 @@ pub struct TestNet {
 impl TestNet {
     pub fn up(id: &str) -> TestNet {
         let net = TestNet { id: id.to_owned() };
-        let out = Command::new(repo().join("scripts/testnet.sh")).args(["up", id]).output().unwrap();
-        assert!(out.status.success(), "testnet up: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(repo().join("scripts/testnet.sh"))
+            .args(["up", id])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "testnet up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         net
     }
 
@@ -83,13 +96,19 @@ impl TestNet {
 
     /// Run a command inside namespace `which` (`c`, `d`, `r1` ...).
     pub fn exec(&self, which: &str, args: &[&str]) -> Output {
-        Command::new("ip").args(["netns", "exec", &self.ns(which)]).args(args).output().unwrap()
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(which)])
+            .args(args)
+            .output()
+            .unwrap()
     }
 }
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/testnet.sh")).args(["down", &self.id]).output();
+        let _ = Command::new(repo().join("scripts/testnet.sh"))
+            .args(["down", &self.id])
+            .output();
     }
 }
 
@@ -128,10 +147,19 @@ impl Rvsd {
             }
             None => Command::new(bin("rvsd")),
         };
-        cmd.arg("--config").arg(&conf).arg("--log-level").arg("info");
-        cmd.stdout(logf.try_clone().unwrap()).stderr(logf).stdin(Stdio::null());
+        cmd.arg("--config")
+            .arg(&conf)
+            .arg("--log-level")
+            .arg("info");
+        cmd.stdout(logf.try_clone().unwrap())
+            .stderr(logf)
+            .stdin(Stdio::null());
         let child = cmd.spawn().unwrap();
-        let mut d = Rvsd { child: Some(child), socket: socket.to_owned(), log };
+        let mut d = Rvsd {
+            child: Some(child),
+            socket: socket.to_owned(),
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
@@ -140,7 +168,11 @@ impl Rvsd {
             if d.ipvsadm(&["-Ln"]).status.success() {
                 break;
             }
-            assert!(Instant::now() < deadline, "rvsd did not answer in 30 s:\n{}", d.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "rvsd did not answer in 30 s:\n{}",
+                d.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         d
@@ -156,7 +188,11 @@ impl Rvsd {
 
     /// Run ipvsadm against this daemon.
     pub fn ipvsadm(&self, args: &[&str]) -> Output {
-        Command::new(bin("ipvsadm")).args(args).env("RVS_SOCKET", &self.socket).output().unwrap()
+        Command::new(bin("ipvsadm"))
+            .args(args)
+            .env("RVS_SOCKET", &self.socket)
+            .output()
+            .unwrap()
     }
 
     /// Run ipvsadm and require success; returns stdout.
@@ -180,7 +216,9 @@ impl Rvsd {
 
     fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = child.try_wait().unwrap() {

@@ -31,9 +31,16 @@ pub fn to_client<B: PacketBuf>(buf: &mut B, addr: Ipv4Addr, port: u16) -> Result
     rewrite(buf, End::Src, addr, port)
 }
 
-fn rewrite<B: PacketBuf>(buf: &mut B, end: End, addr: Ipv4Addr, port: u16) -> Result<(), DropReason> {
+fn rewrite<B: PacketBuf>(
+    buf: &mut B,
+    end: End,
+    addr: Ipv4Addr,
+    port: u16,
+) -> Result<(), DropReason> {
     let frame = buf.data_mut();
-    let l3 = frame.get_mut(ethernet::HEADER_LEN..).ok_or(DropReason::EthTruncated)?;
+    let l3 = frame
+        .get_mut(ethernet::HEADER_LEN..)
+        .ok_or(DropReason::EthTruncated)?;
     let mut ip = ipv4::Packet::new_checked(l3).map_err(|_| DropReason::Ipv4Malformed)?;
     let old = match end {
         End::Src => ip.src_addr(),
@@ -70,7 +77,11 @@ fn rewrite<B: PacketBuf>(buf: &mut B, end: End, addr: Ipv4Addr, port: u16) -> Re
         }
         // A zero UDP checksum means "none" and stays zero; the helpers keep 0 -> 0xffff right.
         if u.checksum() != 0 {
-            let c = update_udp_u16(update_udp_u32(u.checksum(), old.to_bits(), addr.to_bits()), old_port, port);
+            let c = update_udp_u16(
+                update_udp_u32(u.checksum(), old.to_bits(), addr.to_bits()),
+                old_port,
+                port,
+            );
             u.set_checksum(c);
         }
     } else {

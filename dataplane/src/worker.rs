@@ -1,0 +1,732 @@
+//! One worker: the run-to-completion body of a polling lcore (DESIGN.md section 2).
+//!
+//! `Worker::process(now, port, packet, io)` takes one received frame to its end: transmitted
+//! (possibly after waiting for ARP), consumed (an ARP reply we asked for), or dropped with exactly
+//! one [`DropReason`] counted. `Worker::on_tick(now, io)` drives timers: connection expiry,
+//! neighbour retransmits and timeouts. Nothing here reads a clock, allocates per packet or
+//! touches DPDK; the runtime provides [`Io`] (transmit, allocate).
+//!
+//! The worker owns its connection table, neighbour table, scheduler states and counters
+//! outright. What it only reads (services, addresses, routes, timeouts) arrives as one immutable
+//! [`Tables`] value swapped between bursts with [`Worker::set_tables`], so a burst never sees a
+//! half-applied change.
+//!
+//! Policies, counted either way:
+//! - IPv4 fragments are not reassembled: dropped (`ipv4_fragment`).
+//! - IPv4 options are forwarded untouched (L4 is found through IHL); `ipv4_options` counts them.
+//! - TTL is decremented on every forwarded packet; one that would reach 0 is dropped
+//!   (`ttl_exceeded`).
+//! - A new connection is opened only by a TCP SYN (without ACK, RST or FIN) or any UDP datagram
+//!   to a service; its L4 checksum is verified then. Packets of known connections are rewritten
+//!   with incremental checksums, which carry a bad checksum through to the endpoint.
+//! - Only NAT (Masq) has a data path yet: a service's dest with another method takes no new
+//!   connection (`method_unsupported`), it is never misforwarded.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::conn::{ConnKey, ConnState, ConnTable, Dir, Expiry, InsertError, NewConn, Timeouts};
+use crate::drop::{DropCounters, DropReason};
+use crate::l3::addr::{OwnedAddrs, PortId};
+use crate::l3::arp::{ArpVerdict, build_request_to, handle_arp};
+use crate::l3::icmp::echo_reply_in_place;
+use crate::l3::neigh::{NeighConfig, NeighTable, QueueError, Resolve};
+use crate::l3::route::RouteTable;
+use crate::packet::PacketBuf;
+use crate::sched::{SchedFlags, SchedInput, Scheduler};
+use crate::service::snapshot::FastBuildHasher;
+use crate::service::{ForwardMethod, ServiceId, Snapshot};
+use crate::time::Instant;
+use crate::wire::icmp::IcmpType;
+use crate::wire::tcp::TcpFlags;
+use crate::wire::{
+    Error as WireError, EtherType, IpProtocol, MacAddr, ethernet, icmp, ipv4, tcp, udp,
+};
+use crate::xmit;
+
+/// What the runtime does for the worker.
+pub trait Io<B> {
+    /// Queue `buf` for transmission on `port` (the runtime batches and flushes).
+    fn transmit(&mut self, port: PortId, buf: B);
+    /// A fresh, empty buffer (for ARP requests), or `None` when the pool is empty.
+    fn alloc(&mut self) -> Option<B>;
+}
+
+/// A port as the worker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSetup {
+    pub mac: MacAddr,
+    pub mtu: u16,
+}
+
+/// A worker's fixed setup.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Worker index (0..n_workers): its slot in every shared stats object.
+    pub id: usize,
+    /// Indexed by [`PortId`].
+    pub ports: Vec<PortSetup>,
+    pub conn_capacity: usize,
+    pub neigh: NeighConfig,
+}
+
+/// A static neighbour entry (`[[neigh]]` in the config, `rvsctl neigh add`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticNeigh {
+    pub port: PortId,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+}
+
+/// Everything a worker reads but does not own, published whole by the control plane.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub services: Arc<Snapshot>,
+    pub addrs: OwnedAddrs,
+    pub routes: RouteTable,
+    pub static_neighs: Vec<StaticNeigh>,
+    pub timeouts: Timeouts,
+}
+
+impl Tables {
+    /// Whether the director answers ARP and ICMP echo for `ip` on `port`: an owned address of
+    /// that port, or a VIP inside one of the port's connected networks.
+    pub fn answers_for(&self, port: PortId, ip: Ipv4Addr) -> bool {
+        self.addrs.owns_on(port, ip)
+            || (self.services.is_vip(ip) && self.addrs.on_port(port).any(|a| a.contains(ip)))
+    }
+
+    /// Whether `ip` is the director's own (an owned address or a VIP).
+    pub fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.addrs.owns(ip).is_some() || self.services.is_vip(ip)
+    }
+}
+
+/// One worker's counters, written by the worker only (load + store, no read-modify-write) and
+/// read by the control plane at any time.
+#[derive(Debug)]
+pub struct WorkerStats {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub ipv4_options: AtomicU64,
+    pub conns: AtomicU64,
+    pub conn_capacity: AtomicU64,
+    pub neigh_entries: AtomicU64,
+    drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            rx_packets: AtomicU64::new(0),
+            rx_bytes: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
+            tx_bytes: AtomicU64::new(0),
+            ipv4_options: AtomicU64::new(0),
+            conns: AtomicU64::new(0),
+            conn_capacity: AtomicU64::new(0),
+            neigh_entries: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl WorkerStats {
+    /// Drops by reason, as last published.
+    pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.drops[*r as usize].load(Ordering::Relaxed)))
+    }
+
+    pub fn drop_count(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    rx_packets: u64,
+    rx_bytes: u64,
+    tx_packets: u64,
+    tx_bytes: u64,
+    ipv4_options: u64,
+}
+
+/// A connection as listings show it (`ipvsadm -Lc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnView {
+    pub proto: u8,
+    pub state: &'static str,
+    /// Whole seconds until expiry.
+    pub expires_in: u64,
+    pub client: (Ipv4Addr, u16),
+    pub virt: (Ipv4Addr, u16),
+    pub dest: (Ipv4Addr, u16),
+}
+
+/// A scheduler instance of one service on this worker.
+struct SchedSlot {
+    version: u64,
+    name: String,
+    flags: SchedFlags,
+    sched: Box<dyn Scheduler + Send>,
+}
+
+/// What to do with a packet that survived `handle`.
+enum Action {
+    /// Send on this port as is (Ethernet header already right: ARP and echo replies).
+    Transmit(PortId),
+    /// Route by the IPv4 destination, resolve the next hop, fill the Ethernet header.
+    Forward,
+    /// Kept or used up by the worker (an ARP reply that resolved a neighbour).
+    Consumed,
+}
+
+/// Upper bound of connections expired per tick, so a tick never stalls the worker.
+const EXPIRE_BUDGET: usize = 65_536;
+
+/// The per-core load balancer.
+pub struct Worker<B> {
+    cfg: WorkerConfig,
+    tables: Arc<Tables>,
+    conns: ConnTable,
+    neigh: NeighTable<B>,
+    scheds: HashMap<ServiceId, SchedSlot, FastBuildHasher>,
+    drops: DropCounters,
+    counters: Counters,
+    stats: Arc<WorkerStats>,
+}
+
+impl<B> core::fmt::Debug for Worker<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.cfg.id)
+            .field("conns", &self.conns.len())
+            .field("neigh", &self.neigh.len())
+            .finish()
+    }
+}
+
+impl<B: PacketBuf> Worker<B> {
+    /// A worker with empty tables of the configured sizes. `seed` keys the connection hash.
+    pub fn new(cfg: WorkerConfig, tables: Arc<Tables>, stats: Arc<WorkerStats>, seed: u64) -> Self {
+        let capacity = cfg.conn_capacity.clamp(1, crate::conn::table::MAX_CAPACITY);
+        let conns = ConnTable::new(capacity, seed).unwrap_or_else(|_| {
+            // Unreachable after the clamp; keep the worker alive with the largest table.
+            ConnTable::new(crate::conn::table::MAX_CAPACITY, seed).expect("max capacity is valid")
+        });
+        stats
+            .conn_capacity
+            .store(capacity as u64, Ordering::Relaxed);
+        let mut w = Worker {
+            neigh: NeighTable::new(cfg.neigh),
+            cfg,
+            tables: tables.clone(),
+            conns,
+            scheds: HashMap::default(),
+            drops: DropCounters::default(),
+            counters: Counters::default(),
+            stats,
+        };
+        w.set_tables(tables);
+        w
+    }
+
+    /// Switch to new tables (between bursts). Schedulers of removed services are dropped; the
+    /// others are updated lazily, when their service's version changed, at the next new
+    /// connection. Static neighbours are (re)installed.
+    pub fn set_tables(&mut self, tables: Arc<Tables>) {
+        self.scheds
+            .retain(|id, _| tables.services.service(*id).is_some());
+        for n in &tables.static_neighs {
+            // Packets waiting for a now-static neighbour are dropped with the rest of their
+            // queue: `add_static` hands them back, and without `io` here they cannot be sent.
+            let _ = self
+                .neigh
+                .add_static(Instant::ZERO, n.port, n.ip, n.mac, |_b| {});
+        }
+        self.tables = tables;
+    }
+
+    /// The tables in use.
+    pub fn tables(&self) -> &Arc<Tables> {
+        &self.tables
+    }
+
+    /// Drops counted so far, by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Connections in this worker's table.
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Copy the counters into the shared [`WorkerStats`] (call once per poll iteration or tick).
+    pub fn publish_stats(&self) {
+        let s = &self.stats;
+        let c = &self.counters;
+        s.rx_packets.store(c.rx_packets, Ordering::Relaxed);
+        s.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
+        s.tx_packets.store(c.tx_packets, Ordering::Relaxed);
+        s.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
+        s.ipv4_options.store(c.ipv4_options, Ordering::Relaxed);
+        s.conns.store(self.conns.len() as u64, Ordering::Relaxed);
+        s.neigh_entries
+            .store(self.neigh.len() as u64, Ordering::Relaxed);
+        for (r, n) in self.drops.iter() {
+            s.drops[r as usize].store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Every connection, for listings.
+    pub fn conns(&self, now: Instant) -> impl Iterator<Item = ConnView> + '_ {
+        self.conns.iter().map(move |(_, c)| {
+            let (i, o) = (c.in_key(), c.out_key());
+            ConnView {
+                proto: i.proto,
+                state: c.state().name(),
+                expires_in: c.deadline().saturating_since(now).as_secs(),
+                client: (i.src, i.sport),
+                virt: (i.dst, i.dport),
+                dest: (o.src, o.sport),
+            }
+        })
+    }
+
+    /// Take one received frame to its end.
+    pub fn process<I: Io<B>>(&mut self, now: Instant, port: PortId, mut buf: B, io: &mut I) {
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += buf.len() as u64;
+        match self.handle(now, port, &mut buf, io) {
+            Ok(Action::Transmit(out)) => self.transmit(out, buf, io),
+            Ok(Action::Forward) => self.forward(now, buf, io),
+            Ok(Action::Consumed) => {}
+            Err(reason) => self.drops.count(reason),
+        }
+    }
+
+    /// Timers: neighbour retransmits and timeouts, connection expiry.
+    pub fn on_tick<I: Io<B>>(&mut self, now: Instant, io: &mut I) {
+        let drops = &mut self.drops;
+        self.neigh.on_tick(now, |_b, reason| drops.count(reason));
+        self.send_solicits(io);
+        let tables = &self.tables;
+        let id = self.cfg.id;
+        self.conns.expire(now, EXPIRE_BUDGET, |_, c| {
+            if let Some(d) = tables.services.dest(c.dest()) {
+                d.unbind_conn(id, c.is_inactive());
+            }
+            Expiry::Remove
+        });
+    }
+
+    fn transmit<I: Io<B>>(&mut self, port: PortId, buf: B, io: &mut I) {
+        self.counters.tx_packets += 1;
+        self.counters.tx_bytes += buf.len() as u64;
+        io.transmit(port, buf);
+    }
+
+    fn handle<I: Io<B>>(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        buf: &mut B,
+        io: &mut I,
+    ) -> Result<Action, DropReason> {
+        let Some(setup) = self.cfg.ports.get(usize::from(port)).copied() else {
+            return Err(DropReason::NotForUs);
+        };
+        let eth = ethernet::Frame::new_checked(buf.data()).map_err(|_| DropReason::EthTruncated)?;
+        let dst_mac = eth.dst_addr();
+        if dst_mac != setup.mac && !dst_mac.is_broadcast() {
+            return Err(DropReason::NotOurMac);
+        }
+        match eth.ethertype() {
+            EtherType::ARP => self.handle_arp(now, port, setup.mac, buf, io),
+            EtherType::IPV4 => self.handle_ipv4(now, port, buf),
+            _ => Err(DropReason::UnknownEthertype),
+        }
+    }
+
+    fn handle_arp<I: Io<B>>(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        mac: MacAddr,
+        buf: &mut B,
+        io: &mut I,
+    ) -> Result<Action, DropReason> {
+        // The sender's MAC, for packets the message releases from the neighbour queue (the
+        // ARP handler checks the frame; a short one releases nothing).
+        let sender = buf
+            .data()
+            .get(22..28)
+            .and_then(MacAddr::from_bytes)
+            .unwrap_or(MacAddr::ZERO);
+        let tables = &self.tables;
+        let counters = &mut self.counters;
+        let verdict = handle_arp(
+            now,
+            port,
+            mac,
+            buf,
+            |ip| tables.answers_for(port, ip),
+            &mut self.neigh,
+            |b: B| {
+                // A packet that was waiting for this neighbour: send it to the MAC just learnt.
+                send_resolved(counters, io, port, mac, set_dst_mac(b, sender));
+            },
+        );
+        match verdict {
+            ArpVerdict::Reply => Ok(Action::Transmit(port)),
+            ArpVerdict::Consumed => Ok(Action::Consumed),
+            ArpVerdict::Drop(r) => Err(r),
+        }
+    }
+
+    fn handle_ipv4(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        buf: &mut B,
+    ) -> Result<Action, DropReason> {
+        let l3 = &buf.data()[ethernet::HEADER_LEN..];
+        let ip = ipv4::Packet::new_checked(l3).map_err(|e| match e {
+            WireError::BadLength => DropReason::Ipv4BadLength,
+            _ => DropReason::Ipv4Malformed,
+        })?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::Ipv4BadChecksum);
+        }
+        if ip.is_fragment() {
+            return Err(DropReason::Ipv4Fragment);
+        }
+        if ip.has_options() {
+            self.counters.ipv4_options += 1;
+        }
+        let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+        let l4 = ip.payload();
+        let (sport, dport, flags) = if proto == IpProtocol::TCP {
+            let t = tcp::Packet::new_checked(l4).map_err(|_| DropReason::TcpMalformed)?;
+            (t.src_port(), t.dst_port(), t.flags())
+        } else if proto == IpProtocol::UDP {
+            let u = udp::Packet::new_checked(l4).map_err(|_| DropReason::UdpMalformed)?;
+            (u.src_port(), u.dst_port(), TcpFlags(0))
+        } else if proto == IpProtocol::ICMP {
+            return self.handle_icmp(port, dst, buf);
+        } else {
+            return Err(if self.tables.is_local(dst) {
+                DropReason::LocalNotService
+            } else {
+                DropReason::NotForUs
+            });
+        };
+        let key = ConnKey {
+            proto: proto.0,
+            src,
+            sport,
+            dst,
+            dport,
+        };
+        if let Some((id, dir)) = self.conns.lookup(&key) {
+            return self.forward_conn(now, id, dir, flags, buf);
+        }
+        let Some(svc) = self.tables.services.lookup(proto.0, dst, dport) else {
+            return Err(if self.tables.is_local(dst) {
+                DropReason::LocalNotService
+            } else {
+                DropReason::NotForUs
+            });
+        };
+        let svc_id = svc.id();
+        if proto == IpProtocol::TCP
+            && !(flags.syn() && !flags.ack() && !flags.rst() && !flags.fin())
+        {
+            return Err(DropReason::TcpNoConnection);
+        }
+        if !l4_checksum_ok(buf.data()) {
+            return Err(DropReason::L4BadChecksum);
+        }
+        let id = self.open_conn(now, svc_id, key)?;
+        self.forward_conn(now, id, Dir::Original, flags, buf)
+    }
+
+    fn handle_icmp(
+        &mut self,
+        port: PortId,
+        dst: Ipv4Addr,
+        buf: &mut B,
+    ) -> Result<Action, DropReason> {
+        let l3 = &buf.data()[ethernet::HEADER_LEN..];
+        let ip = ipv4::Packet::new_checked(l3).map_err(|_| DropReason::Ipv4Malformed)?;
+        let m = icmp::Packet::new_checked(ip.payload()).map_err(|_| DropReason::IcmpMalformed)?;
+        if m.msg_type() == IcmpType::ECHO_REQUEST && self.tables.answers_for(port, dst) {
+            echo_reply_in_place(buf)?;
+            return Ok(Action::Transmit(port));
+        }
+        Err(if self.tables.is_local(dst) {
+            DropReason::LocalNotService
+        } else {
+            DropReason::NotForUs
+        })
+    }
+
+    /// Schedule a dest for a new connection of service `svc_id` and insert it.
+    fn open_conn(
+        &mut self,
+        now: Instant,
+        svc_id: ServiceId,
+        key: ConnKey,
+    ) -> Result<crate::conn::ConnId, DropReason> {
+        let tables = self.tables.clone();
+        let svc = tables.services.service(svc_id).ok_or(DropReason::NoDest)?;
+        let slot = match self.scheds.get_mut(&svc_id) {
+            Some(s) if s.name == svc.scheduler() && s.flags == svc.flags() => s,
+            _ => {
+                let sched = crate::sched::new(svc.scheduler(), svc.flags())
+                    .map_err(|_| DropReason::NoDest)?;
+                let slot = SchedSlot {
+                    version: u64::MAX,
+                    name: svc.scheduler().to_owned(),
+                    flags: svc.flags(),
+                    sched,
+                };
+                self.scheds.insert(svc_id, slot);
+                self.scheds.get_mut(&svc_id).ok_or(DropReason::NoDest)?
+            }
+        };
+        if slot.version != svc.version() {
+            slot.sched.update(svc.dests());
+            slot.version = svc.version();
+        }
+        let input = SchedInput {
+            proto: key.proto,
+            client: key.src,
+            client_port: key.sport,
+            vip: key.dst,
+            vport: key.dport,
+        };
+        let idx = slot
+            .sched
+            .schedule(svc.dests(), &input)
+            .ok_or(DropReason::NoDest)?;
+        let dest = svc.dests().get(idx).ok_or(DropReason::NoDest)?;
+        if dest.method() != ForwardMethod::Masq {
+            return Err(DropReason::MethodUnsupported);
+        }
+        let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
+        let new = NewConn {
+            in_key: key,
+            out_key: ConnKey {
+                proto: key.proto,
+                src: dest.addr(),
+                sport: dest.port(),
+                dst: key.src,
+                dport: key.sport,
+            },
+            service: svc_id,
+            dest: dest.id(),
+            method: dest.method(),
+            state,
+            deadline: now + tables.timeouts.timeout(state),
+            template: false,
+        };
+        let id = self.conns.insert(new).map_err(|e| match e {
+            InsertError::TableFull => DropReason::ConnTableFull,
+            InsertError::KeyExists => DropReason::ConnTupleInUse,
+        })?;
+        let inactive = self.conns.get(id).is_some_and(|c| c.is_inactive());
+        dest.bind_conn(self.cfg.id, inactive);
+        dest.stats().slot(self.cfg.id).add_conn();
+        svc.stats().slot(self.cfg.id).add_conn();
+        Ok(id)
+    }
+
+    /// Account and rewrite a packet of a known connection.
+    fn forward_conn(
+        &mut self,
+        now: Instant,
+        id: crate::conn::ConnId,
+        dir: Dir,
+        flags: TcpFlags,
+        buf: &mut B,
+    ) -> Result<Action, DropReason> {
+        let tables = self.tables.clone();
+        let Some(conn) = self.conns.get(id).copied() else {
+            return Err(DropReason::NotForUs);
+        };
+        let Some((svc, dest)) = tables.services.dest_with_service(conn.dest()) else {
+            // The dest was removed: stop forwarding for it and forget the connection.
+            self.conns.remove(id);
+            return Err(DropReason::DestRemoved);
+        };
+        let w = self.cfg.id;
+        if let Some(t) =
+            self.conns
+                .on_packet(id, dir, (flags.0 & 0xff) as u8, now, &tables.timeouts)
+        {
+            dest.move_conn(w, t.active_delta, t.inactive_delta);
+        }
+        let len = buf.len() as u64;
+        match (conn.method(), dir) {
+            (ForwardMethod::Masq, Dir::Original) => {
+                xmit::nat::to_dest(buf, dest.addr(), dest.port())?;
+                dest.stats().slot(w).add_in(len);
+                svc.stats().slot(w).add_in(len);
+            }
+            (ForwardMethod::Masq, Dir::Reply) => {
+                let k = conn.in_key();
+                xmit::nat::to_client(buf, k.dst, k.dport)?;
+                dest.stats().slot(w).add_out(len);
+                svc.stats().slot(w).add_out(len);
+            }
+            _ => return Err(DropReason::MethodUnsupported),
+        }
+        Ok(Action::Forward)
+    }
+
+    /// Route an IPv4 packet by its destination: TTL, next hop, neighbour, Ethernet header.
+    fn forward<I: Io<B>>(&mut self, now: Instant, mut buf: B, io: &mut I) {
+        match self.route(&mut buf) {
+            Ok((port, next_hop)) => self.send_to_neighbour(now, port, next_hop, buf, io),
+            Err(reason) => self.drops.count(reason),
+        }
+    }
+
+    fn route(&self, buf: &mut B) -> Result<(PortId, Ipv4Addr), DropReason> {
+        let l3 = buf
+            .data_mut()
+            .get_mut(ethernet::HEADER_LEN..)
+            .ok_or(DropReason::EthTruncated)?;
+        let mut ip = ipv4::Packet::new_checked(l3).map_err(|_| DropReason::Ipv4Malformed)?;
+        if ip.ttl() <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        ip.decrement_ttl();
+        let nh = self
+            .tables
+            .routes
+            .lookup(ip.dst_addr())
+            .ok_or(DropReason::NoRoute)?;
+        let mtu = self
+            .cfg
+            .ports
+            .get(usize::from(nh.port))
+            .map_or(0, |p| p.mtu);
+        if ip.total_len() > mtu {
+            return Err(DropReason::TooBig);
+        }
+        Ok((nh.port, nh.gateway_or_dst))
+    }
+
+    fn send_to_neighbour<I: Io<B>>(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        next_hop: Ipv4Addr,
+        buf: B,
+        io: &mut I,
+    ) {
+        let Some(mac) = self.cfg.ports.get(usize::from(port)).map(|p| p.mac) else {
+            self.drops.count(DropReason::NoRoute);
+            return;
+        };
+        match self.neigh.resolve(now, port, next_hop) {
+            Resolve::Known(dst) => {
+                send_resolved(&mut self.counters, io, port, mac, set_dst_mac(buf, dst))
+            }
+            Resolve::Pending => match self.neigh.queue(now, port, next_hop, buf) {
+                Ok(()) => {}
+                Err((b, QueueError::Resolved(dst))) => {
+                    send_resolved(&mut self.counters, io, port, mac, set_dst_mac(b, dst))
+                }
+                Err((_b, e)) => self
+                    .drops
+                    .count(e.drop_reason().unwrap_or(DropReason::NeighQueueFull)),
+            },
+        }
+        self.send_solicits(io);
+    }
+
+    /// Send the ARP requests the neighbour table asked for.
+    fn send_solicits<I: Io<B>>(&mut self, io: &mut I) {
+        let Worker {
+            neigh,
+            tables,
+            cfg,
+            drops,
+            counters,
+            ..
+        } = self;
+        neigh.drain_solicits(|s| {
+            let Some(mac) = cfg.ports.get(usize::from(s.port)).map(|p| p.mac) else {
+                return;
+            };
+            let Some(src) = tables.addrs.source_for(s.port, s.ip) else {
+                drops.count(DropReason::NoRoute);
+                return;
+            };
+            let Some(mut b) = io.alloc() else {
+                drops.count(DropReason::NoBuffer);
+                return;
+            };
+            if build_request_to(&mut b, mac, src, s.ip, s.unicast).is_err() {
+                drops.count(DropReason::NoBuffer);
+                return;
+            }
+            counters.tx_packets += 1;
+            counters.tx_bytes += b.len() as u64;
+            io.transmit(s.port, b);
+        });
+    }
+}
+
+/// Write the Ethernet destination into a routed packet (the source is written on send).
+fn set_dst_mac<B: PacketBuf>(mut buf: B, dst: MacAddr) -> B {
+    if let Some(h) = buf.data_mut().get_mut(0..6) {
+        h.copy_from_slice(&dst.0);
+    }
+    buf
+}
+
+/// Send a routed packet whose destination MAC is already written: fill the source MAC (the
+/// egress port's) and hand it to the runtime.
+fn send_resolved<B: PacketBuf, I: Io<B>>(
+    counters: &mut Counters,
+    io: &mut I,
+    port: PortId,
+    src_mac: MacAddr,
+    mut buf: B,
+) {
+    if let Some(h) = buf.data_mut().get_mut(6..12) {
+        h.copy_from_slice(&src_mac.0);
+    }
+    counters.tx_packets += 1;
+    counters.tx_bytes += buf.len() as u64;
+    io.transmit(port, buf);
+}
+
+/// Full TCP/UDP checksum check of a frame already validated up to L4.
+fn l4_checksum_ok(frame: &[u8]) -> bool {
+    let Some(l3) = frame.get(ethernet::HEADER_LEN..) else {
+        return false;
+    };
+    let Ok(ip) = ipv4::Packet::new_checked(l3) else {
+        return false;
+    };
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    if ip.protocol() == IpProtocol::TCP {
+        tcp::Packet::new_checked(ip.payload()).is_ok_and(|t| t.verify_checksum(src, dst))
+    } else if ip.protocol() == IpProtocol::UDP {
+        udp::Packet::new_checked(ip.payload()).is_ok_and(|u| u.verify_checksum(src, dst))
+    } else {
+        true
+    }
+}
