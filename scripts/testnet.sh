@@ -63,7 +63,7 @@ up() {
         ip -n "$ID-$r" addr add "198.18.1.1$i/24" dev eth0
         ip -n "$ID-$r" route add default via 198.18.1.1
         mkdir -p "$STATE/www-$r"
-        echo "$r" >"$STATE/www-$r/index.html"
+        echo "rs$i" >"$STATE/www-$r/index.html"
         ip netns exec "$ID-$r" python3 -m http.server 80 --bind "198.18.1.1$i" \
             --directory "$STATE/www-$r" >"$STATE/http-$r.log" 2>&1 &
     done

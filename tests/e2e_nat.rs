@@ -104,12 +104,14 @@ fn nat_wrr_split_through_dpdk() {
 
     // Every connection went through SYN .. FIN both ways: all are inactive (TIME_WAIT) now.
     // The last ACKs may still be in flight: allow the listing a moment to settle.
-    let expected = "IP Virtual Server version 1.2.1 (size=4096)\n\
-Prot LocalAddress:Port Scheduler Flags\n\
-  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
-TCP  198.18.0.100:80 wrr\n\
-  -> 198.18.1.11:80               Masq    3      0          30        \n\
-  -> 198.18.1.12:80               Masq    1      0          10        \n";
+    let expected = concat!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n",
+        "Prot LocalAddress:Port Scheduler Flags\n",
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+        "TCP  198.18.0.100:80 wrr\n",
+        "  -> 198.18.1.11:80               Masq    3      0          30        \n",
+        "  -> 198.18.1.12:80               Masq    1      0          10        \n",
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut listing = rvsd.ipvsadm_ok(&["-Ln"]);
     while listing != expected && Instant::now() < deadline {

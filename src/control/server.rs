@@ -4,7 +4,7 @@
 //! that is not a valid envelope, or of another protocol version, gets an `EINVAL` error reply and
 //! the connection stays open: a bad client never disturbs the daemon or other clients.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};

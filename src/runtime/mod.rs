@@ -113,10 +113,8 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             mtu: f.mtu,
         })
         .collect();
-    let control = Arc::new(
-        ControlPlane::new(&conf, n_workers, port_setup.clone())
-            .context("building the initial tables")?,
-    );
+    let control =
+        Arc::new(ControlPlane::new(&conf, n_workers).context("building the initial tables")?);
     if let Some(rules) = &conf.rules {
         control
             .replay_rules(rules)
@@ -126,6 +124,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
 
     // Workers.
     let epoch = std::time::Instant::now();
+    let seed = random_seed();
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut launched = Vec::new();
     let mut handles = Vec::new();
@@ -157,6 +156,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             loop_stats: loop_stats.clone(),
             idle_sleep: Duration::from_micros(u64::from(conf.idle_sleep_us)),
             epoch,
+            seed: seed ^ (w as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         };
         handles.push(WorkerHandle {
             lcore,
@@ -173,7 +173,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         port.start()
             .with_context(|| format!("starting port {} ({})", f.name, f.device))?;
     }
-    control.attach(handles, facts);
+    control.attach(handles, facts.clone());
     tracing::info!(workers = n_workers, lcores = ?workers, mbufs = conf.mbufs, conn_capacity = conf.conn_capacity, "rvsd running");
 
     let server = ControlServer::start(&conf.socket, control.clone());
@@ -228,4 +228,18 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     }
     tracing::info!("rvsd stopped");
     Ok(())
+}
+
+/// A per-start random key for the connection hash (connection tuples are chosen by clients, so
+/// the hash must not be predictable): from the kernel, with the clock as a fallback.
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    match std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+    {
+        Ok(()) => u64::from_ne_bytes(b),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x5eed, |d| d.as_nanos() as u64),
+    }
 }

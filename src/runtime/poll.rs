@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
-use dataplane::conn::ConnView;
 use dataplane::l3::addr::PortId;
 use dataplane::time::Instant;
-use dataplane::worker::{Io, Tables, Worker, WorkerConfig, WorkerStats};
+use dataplane::worker::{ConnView, Io, Tables, Worker, WorkerConfig, WorkerStats};
 use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RxQueue, TxQueue};
 
 use super::mbuf::Packet;
@@ -64,6 +63,8 @@ pub struct WorkerCtx {
     pub loop_stats: Arc<LoopStats>,
     pub idle_sleep: Duration,
     pub epoch: std::time::Instant,
+    /// Key of the connection-table hash (random per start).
+    pub seed: u64,
 }
 
 /// The worker's transmit side, handed to the dataplane as its `Io`.
@@ -120,8 +121,12 @@ fn now(epoch: std::time::Instant) -> Instant {
 /// The worker lcore's main function.
 pub fn run(mut ctx: WorkerCtx) -> i32 {
     let tables = ctx.tables.load_full();
-    let mut worker: Worker<Packet> =
-        Worker::new(ctx.config.clone(), tables.clone(), ctx.stats.clone());
+    let mut worker: Worker<Packet> = Worker::new(
+        ctx.config.clone(),
+        tables.clone(),
+        ctx.stats.clone(),
+        ctx.seed,
+    );
     let mut current = tables;
     let n_ports = ctx.tx.len();
     let mut io = TxSide {

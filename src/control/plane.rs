@@ -1,0 +1,519 @@
+//! The control plane's state and how each request changes it.
+//!
+//! One command model serves the three doors of DESIGN.md section 6: the config file (`[ipvs]
+//! rules`, replayed through the same ipvsadm parser), the control socket, and `ipvsadm -R`. A
+//! request is applied under one lock; a failed request changes nothing. Every successful change
+//! publishes a new immutable [`Tables`] that the workers pick up between bursts.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use arc_swap::ArcSwap;
+use ctl::proto::{self, ConnInfo, DestInfo, Errno, ErrorReply, Info, Reply, Request, ServiceInfo};
+use dataplane::conn::Timeouts;
+use dataplane::l3::addr::OwnedAddrs;
+use dataplane::l3::route::{Route, RouteTable};
+use dataplane::sched::SchedFlags;
+use dataplane::service::{
+    self, DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceError, ServiceKey,
+    ServiceTable,
+};
+use dataplane::worker::Tables;
+
+use super::server::Handler;
+use crate::config::Validated;
+use crate::runtime::poll::WorkerRequest;
+use crate::runtime::{PortFacts, WorkerHandle};
+
+/// IPVS version rvs reports (`IP Virtual Server version 1.2.1`).
+const IPVS_VERSION_CODE: u32 = 0x010201;
+
+/// How long a listing waits for a worker's answer.
+const WORKER_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct State {
+    services: ServiceTable,
+    timeouts: Timeouts,
+    addrs: OwnedAddrs,
+    routes: RouteTable,
+}
+
+/// The daemon's control state.
+pub struct ControlPlane {
+    state: Mutex<State>,
+    tables: Arc<ArcSwap<Tables>>,
+    conn_capacity: u32,
+    workers: Mutex<Vec<WorkerHandle>>,
+    ports: Mutex<Vec<PortFacts>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock aborts the daemon (panic = "abort"), so poison cannot be
+    // observed in production; tests recover the guard.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn err(errno: Errno, message: impl Into<String>) -> Reply {
+    Reply::Error(ErrorReply {
+        errno,
+        message: message.into(),
+    })
+}
+
+fn service_err(e: &ServiceError) -> Reply {
+    let errno = match e.errno() {
+        service::Errno::Exist => Errno::Eexist,
+        service::Errno::Srch => Errno::Esrch,
+        service::Errno::NoEnt => Errno::Enoent,
+        service::Errno::Inval => Errno::Einval,
+        service::Errno::NoMem => Errno::Enomem,
+    };
+    err(errno, e.to_string())
+}
+
+fn v4(addr: IpAddr) -> Result<Ipv4Addr, Reply> {
+    match addr {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(err(Errno::Eafnosupport, "IPv6 is not supported yet")),
+    }
+}
+
+fn key_from_proto(k: &proto::ServiceKey) -> Result<ServiceKey, Reply> {
+    match *k {
+        proto::ServiceKey::Inet {
+            protocol,
+            addr,
+            port,
+        } => Ok(ServiceKey::Addr {
+            protocol: match protocol {
+                proto::Protocol::Tcp => Protocol::Tcp,
+                proto::Protocol::Udp => Protocol::Udp,
+                proto::Protocol::Sctp => Protocol::Sctp,
+            },
+            vip: v4(addr)?,
+            vport: port,
+        }),
+        proto::ServiceKey::Fwmark { ipv6: true, .. } => Err(err(
+            Errno::Eafnosupport,
+            "IPv6 fwmark services are not supported yet",
+        )),
+        proto::ServiceKey::Fwmark { mark, ipv6: false } => Ok(ServiceKey::Fwmark(mark)),
+    }
+}
+
+fn key_to_proto(k: &ServiceKey) -> proto::ServiceKey {
+    match *k {
+        ServiceKey::Addr {
+            protocol,
+            vip,
+            vport,
+        } => proto::ServiceKey::Inet {
+            protocol: match protocol {
+                Protocol::Tcp => proto::Protocol::Tcp,
+                Protocol::Udp => proto::Protocol::Udp,
+                Protocol::Sctp => proto::Protocol::Sctp,
+            },
+            addr: IpAddr::V4(vip),
+            port: vport,
+        },
+        ServiceKey::Fwmark(mark) => proto::ServiceKey::Fwmark { mark, ipv6: false },
+    }
+}
+
+fn service_from_proto(s: &proto::ServiceSpec) -> Result<ServiceConfig, Reply> {
+    let key = key_from_proto(&s.key)?;
+    let flags = if s.sched_flags.is_empty() {
+        SchedFlags::NONE
+    } else {
+        SchedFlags::parse(&s.scheduler, &s.sched_flags.join(","))
+            .map_err(|e| err(Errno::Einval, e.to_string()))?
+    };
+    if s.pe.is_some() {
+        return Err(err(
+            Errno::Enoent,
+            "persistence engines are not supported yet",
+        ));
+    }
+    Ok(ServiceConfig {
+        key,
+        scheduler: s.scheduler.clone(),
+        flags,
+        persistence: s.persistent,
+        netmask: Ipv4Addr::from_bits(s.netmask),
+        one_packet: s.ops,
+    })
+}
+
+fn service_to_proto(c: &ServiceConfig) -> proto::ServiceSpec {
+    proto::ServiceSpec {
+        key: key_to_proto(&c.key),
+        scheduler: c.scheduler.clone(),
+        sched_flags: c
+            .flags
+            .names(&c.scheduler)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        persistent: c.persistence,
+        netmask: c.netmask.to_bits(),
+        pe: None,
+        ops: c.one_packet,
+    }
+}
+
+fn dest_from_proto(d: &proto::DestSpec) -> Result<DestConfig, Reply> {
+    let method = match d.forward {
+        proto::Forward::Masq => ForwardMethod::Masq,
+        proto::Forward::Route => ForwardMethod::Route,
+        proto::Forward::Tunnel => ForwardMethod::Tunnel,
+        proto::Forward::FullNat => ForwardMethod::FullNat,
+        proto::Forward::Local => return Err(err(Errno::Einval, "the Local method cannot be set")),
+    };
+    if d.forward == proto::Forward::Tunnel && d.tun.tun_type != proto::TunType::Ipip {
+        return Err(err(Errno::Einval, "only ipip tunnels are supported"));
+    }
+    Ok(DestConfig {
+        addr: v4(d.addr)?,
+        port: d.port,
+        method,
+        weight: d.weight,
+        upper_threshold: d.u_threshold,
+        lower_threshold: d.l_threshold,
+    })
+}
+
+fn forward_to_proto(m: ForwardMethod) -> proto::Forward {
+    match m {
+        ForwardMethod::Masq => proto::Forward::Masq,
+        ForwardMethod::Route => proto::Forward::Route,
+        ForwardMethod::Tunnel => proto::Forward::Tunnel,
+        ForwardMethod::FullNat => proto::Forward::FullNat,
+    }
+}
+
+fn stats_to_proto(t: &service::Totals) -> proto::Stats {
+    proto::Stats {
+        conns: t.conns,
+        inpkts: t.inpkts,
+        outpkts: t.outpkts,
+        inbytes: t.inbytes,
+        outbytes: t.outbytes,
+    }
+}
+
+fn service_info(s: &service::Service) -> ServiceInfo {
+    let dests = s
+        .dests()
+        .iter()
+        .map(|d| {
+            let c = d.config();
+            let totals = d.stats().sum();
+            DestInfo {
+                spec: proto::DestSpec {
+                    addr: IpAddr::V4(c.addr),
+                    port: c.port,
+                    forward: forward_to_proto(c.method),
+                    weight: c.weight,
+                    u_threshold: c.upper_threshold,
+                    l_threshold: c.lower_threshold,
+                    tun: proto::TunSpec::default(),
+                },
+                active_conns: clamp32(totals.active),
+                inact_conns: clamp32(totals.inactive),
+                persist_conns: clamp32(totals.persistent),
+                stats: stats_to_proto(&totals),
+                rates: proto::Rates::default(),
+            }
+        })
+        .collect();
+    ServiceInfo {
+        spec: service_to_proto(s.config()),
+        stats: stats_to_proto(&s.stats().sum()),
+        rates: proto::Rates::default(),
+        dests,
+    }
+}
+
+fn clamp32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        132 => "SCTP".into(),
+        1 => "ICMP".into(),
+        n => format!("IP_{n}"),
+    }
+}
+
+impl State {
+    fn tables(&mut self) -> Tables {
+        Tables {
+            services: self.services.snapshot(),
+            addrs: self.addrs.clone(),
+            routes: self.routes.clone(),
+            static_neighs: Vec::new(),
+            timeouts: self.timeouts,
+        }
+    }
+}
+
+impl ControlPlane {
+    /// The initial state: addresses and routes from the config, no services.
+    pub fn new(conf: &Validated, n_workers: usize) -> anyhow::Result<ControlPlane> {
+        let mut addrs = OwnedAddrs::new();
+        for (i, a) in conf.addrs.iter().enumerate() {
+            addrs
+                .add(a.port, a.prefix.addr, a.prefix.len)
+                .with_context(|| format!("{}: addr[{i}]", conf.file.display()))?;
+        }
+        let mut routes = RouteTable::with_connected(&addrs);
+        for (i, r) in conf.routes.iter().enumerate() {
+            routes
+                .add(Route {
+                    prefix: r.prefix.addr,
+                    len: r.prefix.len,
+                    via: r.via,
+                    port: r.port,
+                })
+                .with_context(|| format!("{}: route[{i}]", conf.file.display()))?;
+        }
+        let mut state = State {
+            services: ServiceTable::new(n_workers),
+            timeouts: Timeouts::default(),
+            addrs,
+            routes,
+        };
+        let tables = Arc::new(ArcSwap::from_pointee(state.tables()));
+        Ok(ControlPlane {
+            state: Mutex::new(state),
+            tables,
+            conn_capacity: conf.conn_capacity,
+            workers: Mutex::new(Vec::new()),
+            ports: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The published tables the workers read.
+    pub fn tables(&self) -> Arc<ArcSwap<Tables>> {
+        self.tables.clone()
+    }
+
+    /// Workers and ports are running: listings can ask them.
+    pub fn attach(&self, workers: Vec<WorkerHandle>, ports: Vec<PortFacts>) {
+        *lock(&self.workers) = workers;
+        *lock(&self.ports) = ports;
+    }
+
+    /// Workers are stopping: listings stop asking them.
+    pub fn detach(&self) {
+        lock(&self.workers).clear();
+    }
+
+    /// Periodic control-plane work (rate estimation comes here).
+    pub fn housekeeping(&self) {}
+
+    /// Replay an `ipvsadm -S` file (DESIGN.md section 7, `[ipvs] rules`) through the ipvsadm
+    /// parser, as `ipvsadm -R` would. Stops at the first failing line.
+    pub fn replay_rules(&self, path: &Path) -> anyhow::Result<()> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut daemon = LocalDaemon(self);
+        let resolver = ctl::ipvsadm::resolve::Resolver::system();
+        let args = ["ipvsadm".to_owned(), "-R".to_owned()];
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        let code = ctl::ipvsadm::run(
+            &args,
+            &mut daemon,
+            &resolver,
+            &mut std::io::BufReader::new(file),
+            &mut out,
+            &mut errors,
+        );
+        if code != 0 {
+            let text = String::from_utf8_lossy(&errors)
+                .replace("standard input", &path.display().to_string());
+            bail!(
+                "{}: {}",
+                path.display(),
+                text.trim_end().replace('\n', "; ")
+            );
+        }
+        tracing::info!(file = %path.display(), "ipvs rules replayed");
+        Ok(())
+    }
+
+    fn publish(&self, st: &mut State) {
+        self.tables.store(Arc::new(st.tables()));
+    }
+
+    fn change(&self, what: &str, f: impl FnOnce(&mut State) -> Result<(), Reply>) -> Reply {
+        let mut st = lock(&self.state);
+        match f(&mut st) {
+            Ok(()) => {
+                self.publish(&mut st);
+                tracing::info!(change = what, "control: applied");
+                Reply::Ok
+            }
+            Err(reply) => {
+                if let Reply::Error(e) = &reply {
+                    tracing::info!(change = what, errno = ?e.errno, "control: refused: {}", e.message);
+                }
+                reply
+            }
+        }
+    }
+
+    fn list_services(&self, service: Option<&proto::ServiceKey>) -> Reply {
+        let st = lock(&self.state);
+        match service {
+            None => Reply::Services(st.services.services().iter().map(service_info).collect()),
+            Some(k) => {
+                let key = match key_from_proto(k) {
+                    Ok(k) => k,
+                    Err(r) => return r,
+                };
+                match st.services.service(&key) {
+                    Some(s) => Reply::Services(vec![service_info(s)]),
+                    None => service_err(&ServiceError::NoSuchService(key)),
+                }
+            }
+        }
+    }
+
+    fn list_conns(&self) -> Reply {
+        let workers = lock(&self.workers).clone();
+        let mut pending = Vec::new();
+        for w in &workers {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if w.requests
+                .send_timeout(WorkerRequest::ListConns(tx), WORKER_REPLY_TIMEOUT)
+                .is_ok()
+            {
+                pending.push(rx);
+            }
+        }
+        let mut conns = Vec::new();
+        for rx in pending {
+            match rx.recv_timeout(WORKER_REPLY_TIMEOUT) {
+                Ok(views) => conns.extend(views.into_iter().map(|v| ConnInfo {
+                    protocol: proto_name(v.proto),
+                    expire_secs: clamp32(v.expires_in),
+                    state: v.state.to_owned(),
+                    client: (IpAddr::V4(v.client.0), v.client.1),
+                    virt: (IpAddr::V4(v.virt.0), v.virt.1),
+                    dest: (IpAddr::V4(v.dest.0), v.dest.1),
+                    pe_name: None,
+                    pe_data: None,
+                })),
+                Err(_) => return err(Errno::Enomem, "a worker did not answer in time"),
+            }
+        }
+        Reply::Conns(conns)
+    }
+}
+
+/// The control plane as an ipvsadm `Daemon`, for replaying rule files in-process.
+struct LocalDaemon<'a>(&'a ControlPlane);
+
+impl ctl::ipvsadm::Daemon for LocalDaemon<'_> {
+    fn call(&mut self, request: Request) -> Result<Reply, ctl::client::ClientError> {
+        Ok(self.0.handle(request))
+    }
+}
+
+impl Handler for ControlPlane {
+    fn handle(&self, request: Request) -> Reply {
+        match request {
+            Request::GetInfo => Reply::Info(Info {
+                version_code: IPVS_VERSION_CODE,
+                conn_tab_size: self.conn_capacity,
+            }),
+            Request::AddService(spec) => self.change("add service", |st| {
+                let c = service_from_proto(&spec)?;
+                st.services
+                    .add_service(c)
+                    .map(drop)
+                    .map_err(|e| service_err(&e))
+            }),
+            Request::EditService(spec) => self.change("edit service", |st| {
+                let c = service_from_proto(&spec)?;
+                st.services.edit_service(c).map_err(|e| service_err(&e))
+            }),
+            Request::DelService(k) => self.change("delete service", |st| {
+                let key = key_from_proto(&k)?;
+                st.services.del_service(&key).map_err(|e| service_err(&e))
+            }),
+            Request::Clear => self.change("clear", |st| {
+                st.services.clear();
+                Ok(())
+            }),
+            Request::AddDest { service, dest } => self.change("add dest", |st| {
+                let key = key_from_proto(&service)?;
+                let d = dest_from_proto(&dest)?;
+                st.services
+                    .add_dest(&key, d)
+                    .map(drop)
+                    .map_err(|e| service_err(&e))
+            }),
+            Request::EditDest { service, dest } => self.change("edit dest", |st| {
+                let key = key_from_proto(&service)?;
+                let d = dest_from_proto(&dest)?;
+                st.services.edit_dest(&key, d).map_err(|e| service_err(&e))
+            }),
+            Request::DelDest {
+                service,
+                addr,
+                port,
+            } => self.change("delete dest", |st| {
+                let key = key_from_proto(&service)?;
+                st.services
+                    .del_dest(&key, v4(addr)?, port)
+                    .map_err(|e| service_err(&e))
+            }),
+            Request::ListServices { service } => self.list_services(service.as_ref()),
+            Request::ListConns => self.list_conns(),
+            Request::Zero { service } => {
+                let st = lock(&self.state);
+                match service {
+                    None => {
+                        st.services.zero_all();
+                        Reply::Ok
+                    }
+                    Some(k) => match key_from_proto(&k) {
+                        Ok(key) => match st.services.zero_service(&key) {
+                            Ok(()) => Reply::Ok,
+                            Err(e) => service_err(&e),
+                        },
+                        Err(r) => r,
+                    },
+                }
+            }
+            Request::SetTimeouts(t) => self.change("set timeouts", |st| {
+                st.timeouts
+                    .set(t.tcp, t.tcpfin, t.udp)
+                    .map_err(|e| err(Errno::Einval, e.to_string()))
+            }),
+            Request::GetTimeouts => {
+                let t = lock(&self.state).timeouts;
+                Reply::Timeouts(proto::Timeouts {
+                    tcp: t.tcp_established,
+                    tcpfin: t.tcp_fin_wait,
+                    udp: t.udp,
+                })
+            }
+            Request::AddLaddr { .. } | Request::DelLaddr { .. } | Request::ListLaddrs { .. } => {
+                err(
+                    Errno::Einval,
+                    "FULLNAT local addresses are not supported yet",
+                )
+            }
+        }
+    }
+}
