@@ -46,6 +46,8 @@ pub struct Config {
     pub addrs: Vec<AddrSection>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteSection>,
+    #[serde(default, rename = "neigh")]
+    pub neighs: Vec<NeighSection>,
     #[serde(default)]
     pub control: ControlSection,
     #[serde(default)]
@@ -127,6 +129,15 @@ pub struct RouteSection {
     #[serde(default)]
     pub via: Option<String>,
     pub port: String,
+}
+
+/// `[[neigh]]`: a static neighbour (ARP) entry, as `ip neigh add ... nud permanent`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighSection {
+    pub port: String,
+    pub ip: String,
+    pub mac: String,
 }
 
 /// `[control]`: the control socket and the metrics endpoint.
@@ -298,6 +309,37 @@ pub struct RouteConf {
     pub port: u16,
 }
 
+/// A validated static neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighConf {
+    pub port: u16,
+    pub ip: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+/// Parse `02:00:00:00:00:01`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(format!(
+            "{s:?} is not a MAC address (six hex bytes separated by ':')"
+        ));
+    }
+    for (b, p) in mac.iter_mut().zip(&parts) {
+        *b = u8::from_str_radix(p, 16)
+            .ok()
+            .filter(|_| p.len() == 2)
+            .ok_or_else(|| {
+                format!("{s:?} is not a MAC address (six hex bytes separated by ':')")
+            })?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(format!("{s:?} is a multicast MAC address"));
+    }
+    Ok(mac)
+}
+
 /// The configuration after validation: names resolved to indexes, addresses parsed.
 #[derive(Debug, Clone)]
 pub struct Validated {
@@ -308,6 +350,7 @@ pub struct Validated {
     pub ports: Vec<PortConf>,
     pub addrs: Vec<AddrConf>,
     pub routes: Vec<RouteConf>,
+    pub neighs: Vec<NeighConf>,
     pub socket: PathBuf,
     pub metrics: Option<SocketAddr>,
     pub rules: Option<PathBuf>,
@@ -442,6 +485,19 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         };
         routes.push(RouteConf { prefix, via, port });
     }
+    let mut neighs = Vec::new();
+    for (i, n) in raw.neighs.iter().enumerate() {
+        let port = port_index(format!("neigh[{i}].port"), &n.port)?;
+        let ip = n.ip.parse::<Ipv4Addr>().map_err(|_| {
+            invalid(
+                file,
+                format!("neigh[{i}].ip"),
+                format!("{:?} is not an IPv4 address", n.ip),
+            )
+        })?;
+        let mac = parse_mac(&n.mac).map_err(|m| invalid(file, format!("neigh[{i}].mac"), m))?;
+        neighs.push(NeighConf { port, ip, mac });
+    }
     let metrics = match &raw.control.metrics {
         Some(m) => Some(m.parse::<SocketAddr>().map_err(|_| {
             invalid(
@@ -470,6 +526,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         ports,
         addrs,
         routes,
+        neighs,
         socket: raw.control.socket,
         metrics,
         rules: raw.ipvs.rules,
@@ -538,7 +595,7 @@ rules = "conf/demo.rules"
     fn errors_name_file_and_key() {
         let e = err(&GOOD.replace("name   = \"dp0\"", "name = \"dp0\"\nspeed = 10"));
         assert!(
-            e.starts_with("t.toml: port[0]: unknown field `speed`"),
+            e.starts_with("t.toml: port[0].speed: unknown field `speed`"),
             "{e}"
         );
         let e = err(&GOOD.replace("198.18.0.1/24", "198.18.0.300/24"));
@@ -561,10 +618,12 @@ rules = "conf/demo.rules"
         let e = err(&GOOD.replace("cores = \"0-1\"", "cores = 3"));
         assert!(e.starts_with("t.toml: dpdk.cores: "), "{e}");
         let e = err("[bogus]\n");
-        assert!(
-            e.starts_with("t.toml: (top level): unknown field `bogus`"),
-            "{e}"
+        assert!(e.starts_with("t.toml: bogus: unknown field `bogus`"), "{e}");
+        let bad_mac = format!(
+            "{GOOD}\n[[neigh]]\nport = \"dp0\"\nip = \"198.18.0.2\"\nmac = \"02:00:00:00:00\"\n"
         );
+        let e = err(&bad_mac);
+        assert!(e.starts_with("t.toml: neigh[0].mac: "), "{e}");
         let e = err(&GOOD.replace("127.0.0.1:9475", "localhost"));
         assert!(e.starts_with("t.toml: control.metrics: "), "{e}");
     }

@@ -21,7 +21,8 @@ use dataplane::service::{
     self, DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceError, ServiceKey,
     ServiceTable,
 };
-use dataplane::worker::Tables;
+use dataplane::wire::MacAddr;
+use dataplane::worker::{StaticNeigh, Tables};
 
 use super::server::Handler;
 use crate::config::Validated;
@@ -39,6 +40,7 @@ struct State {
     timeouts: Timeouts,
     addrs: OwnedAddrs,
     routes: RouteTable,
+    static_neighs: Vec<StaticNeigh>,
 }
 
 /// The daemon's control state.
@@ -257,7 +259,7 @@ impl State {
             services: self.services.snapshot(),
             addrs: self.addrs.clone(),
             routes: self.routes.clone(),
-            static_neighs: Vec::new(),
+            static_neighs: self.static_neighs.clone(),
             timeouts: self.timeouts,
         }
     }
@@ -288,6 +290,15 @@ impl ControlPlane {
             timeouts: Timeouts::default(),
             addrs,
             routes,
+            static_neighs: conf
+                .neighs
+                .iter()
+                .map(|n| StaticNeigh {
+                    port: n.port,
+                    ip: n.ip,
+                    mac: MacAddr(n.mac),
+                })
+                .collect(),
         };
         let tables = Arc::new(ArcSwap::from_pointee(state.tables()));
         Ok(ControlPlane {

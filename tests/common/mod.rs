@@ -2,6 +2,8 @@
 //! rvsd, and the ipvsadm client. Everything made here is removed on drop, also when a test fails.
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
