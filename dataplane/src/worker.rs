@@ -248,12 +248,15 @@ impl<B: PacketBuf> Worker<B> {
     pub fn set_tables(&mut self, tables: Arc<Tables>) {
         self.scheds
             .retain(|id, _| tables.services.service(*id).is_some());
+        let drops = &mut self.drops;
         for n in &tables.static_neighs {
             // Packets waiting for a now-static neighbour are dropped with the rest of their
             // queue: `add_static` hands them back, and without `io` here they cannot be sent.
             let _ = self
                 .neigh
-                .add_static(Instant::ZERO, n.port, n.ip, n.mac, |_b| {});
+                .add_static(Instant::ZERO, n.port, n.ip, n.mac, |_b| {
+                    drops.count(DropReason::NeighTimeout)
+                });
         }
         self.tables = tables;
     }

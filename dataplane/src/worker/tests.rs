@@ -1002,10 +1002,10 @@ fn input() -> impl Strategy<Value = Input> {
         2 => (0u16..3, proptest::collection::vec(any::<u8>(), 0..120))
             .prop_map(|(p, b)| Input::Random(p, b)),
         6 => (
-            0u16..3,
+            0u16..4,
             0usize..12,
-            proptest::collection::vec((0usize..80, 1u8..=255), 0..4),
-            proptest::option::of(0usize..80),
+            proptest::collection::vec((0usize..80, 1u8..=255), 0..3),
+            proptest::option::weighted(0.2, 0usize..80),
         )
             .prop_map(|(port, template, flips, keep)| Input::Mutated {
                 port,
@@ -1027,10 +1027,17 @@ proptest! {
     /// (an ARP request the worker makes) is either transmitted or counted as `no_buffer`. One
     /// received frame is counted as at most one drop.
     #[test]
-    fn every_frame_is_sent_consumed_or_dropped_once(inputs in proptest::collection::vec(input(), 1..24)) {
+    fn every_frame_is_sent_consumed_or_dropped_once(
+        learnt: bool,
+        inputs in proptest::collection::vec(input(), 1..24),
+    ) {
         let mut h = Harness::new();
+        if learnt {
+            h.learn_all();
+        }
         let templates = templates();
-        let mut sent = 0u64;
+        h.worker.publish_stats();
+        let mut sent = h.stats.tx_packets.load(Ordering::Relaxed);
         for i in inputs {
             let frame = match i {
                 Input::Random(port, bytes) => Some((port, bytes)),
@@ -1044,7 +1051,7 @@ proptest! {
                     if let Some(n) = keep {
                         f.truncate(n);
                     }
-                    Some((if port == 2 { 2 } else { p }, f))
+                    Some((if port == 3 { 2 } else { p }, f))
                 }
                 Input::Tick(secs) => {
                     h.advance(u64::from(secs));
@@ -1082,4 +1089,38 @@ proptest! {
         prop_assert_eq!(tx, sent);
         prop_assert_eq!(rx + h.io.allocs, tx + consumed + drops);
     }
+}
+
+#[test]
+fn static_neighbour_installed_while_packets_wait_counts_them() {
+    let mut h = Harness::new();
+    h.learn(CLIENT_NET, CIP, CLIENT_MAC);
+    let out = h.rx(CLIENT_NET, client_syn(1));
+    assert_eq!(parse_arp(&out[0].1).unwrap().tpa, RIP1);
+    let mut t = (*tables(&mut h.services, h.timeouts)).clone();
+    t.static_neighs.push(super::StaticNeigh {
+        port: SERVER_NET,
+        ip: RIP1,
+        mac: RS1_MAC,
+    });
+    h.worker.set_tables(Arc::new(t));
+    assert_eq!(
+        h.drops(DropReason::NeighTimeout),
+        1,
+        "the waiting SYN is counted"
+    );
+    // From now on RS1 is known without ARP.
+    let v = h.client_to_rs(1, ACK, b"");
+    assert_eq!((v.dst, v.dst_mac), (RIP1, RS1_MAC));
+    h.advance(10);
+    h.tick();
+    assert_eq!(h.client_to_rs(1, ACK, b"").dst_mac, RS1_MAC);
+    h.worker.publish_stats();
+    let s = &h.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let drops: u64 = s.drops().map(|(_, n)| n).sum();
+    assert_eq!(
+        load(&s.rx_packets) + h.io.allocs,
+        load(&s.tx_packets) + load(&s.rx_consumed) + drops
+    );
 }
