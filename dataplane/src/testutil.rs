@@ -175,3 +175,131 @@ pub fn verify_frame(f: &[u8]) -> Result<Verified, String> {
         tcp_flags: if proto == 6 { l4[13] } else { 0 },
     })
 }
+
+/// An Ethernet/IPv4/ICMP frame with valid checksums: `icmp_type` (8 echo request, 0 echo
+/// reply), code 0, identifier, sequence number, payload.
+pub fn icmp_echo_frame(
+    spec: &FrameSpec,
+    icmp_type: u8,
+    id: u16,
+    seq: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut m = vec![icmp_type, 0, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(payload);
+    let c = ones_sum(&[&m]);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    frame(spec, 1, m)
+}
+
+/// What [`verify_icmp_echo`] read from an ICMP echo frame whose checksums are correct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Echo {
+    pub dst_mac: MacAddr,
+    pub src_mac: MacAddr,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+    pub icmp_type: u8,
+    pub code: u8,
+    pub id: u16,
+    pub seq: u16,
+    pub payload: Vec<u8>,
+}
+
+/// Parse an Ethernet/IPv4/ICMP echo frame and check both checksums by full recompute.
+pub fn verify_icmp_echo(f: &[u8]) -> Result<Echo, String> {
+    if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[23] != 1 {
+        return Err("not an IPv4 ICMP frame".into());
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+    let ip = &f[14..14 + ihl];
+    if ones_sum(&[ip]) != 0 {
+        return Err("bad IPv4 header checksum".into());
+    }
+    let m = &f[14 + ihl..14 + total];
+    if ones_sum(&[m]) != 0 {
+        return Err("bad ICMP checksum".into());
+    }
+    Ok(Echo {
+        dst_mac: MacAddr(f[0..6].try_into().unwrap()),
+        src_mac: MacAddr(f[6..12].try_into().unwrap()),
+        src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+        ttl: ip[8],
+        icmp_type: m[0],
+        code: m[1],
+        id: u16::from_be_bytes([m[4], m[5]]),
+        seq: u16::from_be_bytes([m[6], m[7]]),
+        payload: m[8..].to_vec(),
+    })
+}
+
+pub const ARP_REQUEST: u16 = 1;
+pub const ARP_REPLY: u16 = 2;
+
+/// An Ethernet/ARP (IPv4 over Ethernet) frame, zero padded to the 60-byte minimum.
+pub fn arp_frame(
+    eth_dst: MacAddr,
+    op: u16,
+    sha: MacAddr,
+    spa: Ipv4Addr,
+    tha: MacAddr,
+    tpa: Ipv4Addr,
+) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&eth_dst.0);
+    f.extend_from_slice(&sha.0);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&sha.0);
+    f.extend_from_slice(&spa.octets());
+    f.extend_from_slice(&tha.0);
+    f.extend_from_slice(&tpa.octets());
+    f.resize(60, 0);
+    f
+}
+
+/// An ARP frame as [`parse_arp`] read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arp {
+    pub eth_dst: MacAddr,
+    pub eth_src: MacAddr,
+    pub op: u16,
+    pub sha: MacAddr,
+    pub spa: Ipv4Addr,
+    pub tha: MacAddr,
+    pub tpa: Ipv4Addr,
+}
+
+/// Parse an Ethernet/ARP frame for IPv4 over Ethernet.
+pub fn parse_arp(f: &[u8]) -> Result<Arp, String> {
+    if f.len() < 42 || f[12..14] != [0x08, 0x06] {
+        return Err("not an ARP frame".into());
+    }
+    if f[14..20] != [0, 1, 0x08, 0x00, 6, 4] {
+        return Err("not IPv4-over-Ethernet ARP".into());
+    }
+    let mac = |r: core::ops::Range<usize>| MacAddr(f[r].try_into().unwrap());
+    let ip = |i: usize| Ipv4Addr::new(f[i], f[i + 1], f[i + 2], f[i + 3]);
+    Ok(Arp {
+        eth_dst: mac(0..6),
+        eth_src: mac(6..12),
+        op: u16::from_be_bytes([f[20], f[21]]),
+        sha: mac(22..28),
+        spa: ip(28),
+        tha: mac(32..38),
+        tpa: ip(38),
+    })
+}
+
+/// Recompute the IPv4 header checksum of an Ethernet/IPv4 frame after a test changed a field.
+pub fn fix_ipv4_checksum(f: &mut [u8]) {
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = ones_sum(&[&f[14..14 + ihl]]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}

@@ -15,7 +15,7 @@
 //! - IPv4 fragments are not reassembled: dropped (`ipv4_fragment`).
 //! - IPv4 options are forwarded untouched (L4 is found through IHL); `ipv4_options` counts them.
 //! - TTL is decremented on every forwarded packet; one that would reach 0 is dropped
-//!   (`ttl_exceeded`).
+//!   (`ttl_exceeded`) before it opens a connection or changes one's state.
 //! - A new connection is opened only by a TCP SYN (without ACK, RST or FIN) or any UDP datagram
 //!   to a service; its L4 checksum is verified then. Packets of known connections are rewritten
 //!   with incremental checksums, which carry a bad checksum through to the endpoint.
@@ -110,6 +110,9 @@ impl Tables {
 pub struct WorkerStats {
     pub rx_packets: AtomicU64,
     pub rx_bytes: AtomicU64,
+    /// Received frames used up by the worker, neither forwarded nor dropped (ARP replies and
+    /// announcements that taught the neighbour table).
+    pub rx_consumed: AtomicU64,
     pub tx_packets: AtomicU64,
     pub tx_bytes: AtomicU64,
     pub ipv4_options: AtomicU64,
@@ -124,6 +127,7 @@ impl Default for WorkerStats {
         WorkerStats {
             rx_packets: AtomicU64::new(0),
             rx_bytes: AtomicU64::new(0),
+            rx_consumed: AtomicU64::new(0),
             tx_packets: AtomicU64::new(0),
             tx_bytes: AtomicU64::new(0),
             ipv4_options: AtomicU64::new(0),
@@ -152,6 +156,7 @@ impl WorkerStats {
 struct Counters {
     rx_packets: u64,
     rx_bytes: u64,
+    rx_consumed: u64,
     tx_packets: u64,
     tx_bytes: u64,
     ipv4_options: u64,
@@ -243,12 +248,15 @@ impl<B: PacketBuf> Worker<B> {
     pub fn set_tables(&mut self, tables: Arc<Tables>) {
         self.scheds
             .retain(|id, _| tables.services.service(*id).is_some());
+        let drops = &mut self.drops;
         for n in &tables.static_neighs {
             // Packets waiting for a now-static neighbour are dropped with the rest of their
             // queue: `add_static` hands them back, and without `io` here they cannot be sent.
             let _ = self
                 .neigh
-                .add_static(Instant::ZERO, n.port, n.ip, n.mac, |_b| {});
+                .add_static(Instant::ZERO, n.port, n.ip, n.mac, |_b| {
+                    drops.count(DropReason::NeighTimeout)
+                });
         }
         self.tables = tables;
     }
@@ -274,6 +282,7 @@ impl<B: PacketBuf> Worker<B> {
         let c = &self.counters;
         s.rx_packets.store(c.rx_packets, Ordering::Relaxed);
         s.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
+        s.rx_consumed.store(c.rx_consumed, Ordering::Relaxed);
         s.tx_packets.store(c.tx_packets, Ordering::Relaxed);
         s.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
         s.ipv4_options.store(c.ipv4_options, Ordering::Relaxed);
@@ -307,7 +316,7 @@ impl<B: PacketBuf> Worker<B> {
         match self.handle(now, port, &mut buf, io) {
             Ok(Action::Transmit(out)) => self.transmit(out, buf, io),
             Ok(Action::Forward) => self.forward(now, buf, io),
-            Ok(Action::Consumed) => {}
+            Ok(Action::Consumed) => self.counters.rx_consumed += 1,
             Err(reason) => self.drops.count(reason),
         }
     }
@@ -411,7 +420,7 @@ impl<B: PacketBuf> Worker<B> {
         if ip.has_options() {
             self.counters.ipv4_options += 1;
         }
-        let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+        let (src, dst, proto, ttl) = (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.ttl());
         let l4 = ip.payload();
         let (sport, dport, flags) = if proto == IpProtocol::TCP {
             let t = tcp::Packet::new_checked(l4).map_err(|_| DropReason::TcpMalformed)?;
@@ -436,6 +445,9 @@ impl<B: PacketBuf> Worker<B> {
             dport,
         };
         if let Some((id, dir)) = self.conns.lookup(&key) {
+            if ttl <= 1 {
+                return Err(DropReason::TtlExceeded);
+            }
             return self.forward_conn(now, id, dir, flags, buf);
         }
         let Some(svc) = self.tables.services.lookup(proto.0, dst, dport) else {
@@ -453,6 +465,9 @@ impl<B: PacketBuf> Worker<B> {
         }
         if !l4_checksum_ok(buf.data()) {
             return Err(DropReason::L4BadChecksum);
+        }
+        if ttl <= 1 {
+            return Err(DropReason::TtlExceeded);
         }
         let id = self.open_conn(now, svc_id, key)?;
         self.forward_conn(now, id, Dir::Original, flags, buf)
@@ -730,3 +745,6 @@ fn l4_checksum_ok(frame: &[u8]) -> bool {
         true
     }
 }
+
+#[cfg(test)]
+mod tests;
