@@ -8,7 +8,10 @@ use std::process::Command;
 use common::Rvsd;
 
 fn rvsd_cmd(args: &[&str]) -> std::process::Output {
-    Command::new(common::bin("rvsd")).args(args).output().unwrap()
+    Command::new(common::bin("rvsd"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -34,13 +37,28 @@ fn bad_config_files_are_named_with_their_key() {
     let o = rvsd_cmd(&["--config", missing.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.starts_with(&format!("rvsd: {}: cannot read: ", missing.display())), "{e}");
+    assert!(
+        e.starts_with(&format!("rvsd: {}: cannot read: ", missing.display())),
+        "{e}"
+    );
 
     let cases = [
-        ("[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\nspeed = 1\n", "port[0].speed: unknown field `speed`"),
-        ("[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\n[[addr]]\nport = \"dp0\"\nip = \"198.18.0.300/24\"\n", "addr[0].ip: "),
-        ("[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\n[[addr]]\nport = \"dp9\"\nip = \"198.18.0.1/24\"\n", "addr[0].port: no [[port]] is named \"dp9\""),
-        ("[dpdk]\ncores = \"0\"\n[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\n", "dpdk.cores: need at least two lcores"),
+        (
+            "[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\nspeed = 1\n",
+            "port[0].speed: unknown field `speed`",
+        ),
+        (
+            "[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\n[[addr]]\nport = \"dp0\"\nip = \"198.18.0.300/24\"\n",
+            "addr[0].ip: ",
+        ),
+        (
+            "[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\n[[addr]]\nport = \"dp9\"\nip = \"198.18.0.1/24\"\n",
+            "addr[0].port: no [[port]] is named \"dp9\"",
+        ),
+        (
+            "[dpdk]\ncores = \"0\"\n[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\n",
+            "dpdk.cores: need at least two lcores",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let f = dir.join(format!("c{i}.toml"));
@@ -48,7 +66,10 @@ fn bad_config_files_are_named_with_their_key() {
         let o = rvsd_cmd(&["--config", f.to_str().unwrap(), "--check"]);
         assert_eq!(o.status.code(), Some(2), "case {i}");
         let e = String::from_utf8_lossy(&o.stderr);
-        assert!(e.starts_with(&format!("rvsd: {}: {want}", f.display())), "case {i}: {e}");
+        assert!(
+            e.starts_with(&format!("rvsd: {}: {want}", f.display())),
+            "case {i}: {e}"
+        );
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -86,13 +107,20 @@ fn a_port_dpdk_cannot_open_is_named() {
     let o = rvsd_cmd(&["--config", f.to_str().unwrap()]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("port[0].device \"net_af_packet0,iface=rvs-nonexistent0\""), "{e}");
+    assert!(
+        e.contains("port[0].device \"net_af_packet0,iface=rvs-nonexistent0\""),
+        "{e}"
+    );
     assert!(!socket.exists());
     let _ = std::fs::remove_dir_all(dir);
 }
 
 fn out(o: &std::process::Output) -> (Option<i32>, String, String) {
-    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -104,7 +132,16 @@ fn ipvsadm_errors_leave_the_daemon_state_unchanged() {
     let rvsd = Rvsd::start(None, &null_config(&socket), &socket, &dir);
 
     rvsd.ipvsadm_ok(&["-A", "-t", "198.18.0.100:80", "-s", "wrr"]);
-    rvsd.ipvsadm_ok(&["-a", "-t", "198.18.0.100:80", "-r", "198.18.1.11:8080", "-m", "-w", "3"]);
+    rvsd.ipvsadm_ok(&[
+        "-a",
+        "-t",
+        "198.18.0.100:80",
+        "-r",
+        "198.18.1.11:8080",
+        "-m",
+        "-w",
+        "3",
+    ]);
     rvsd.ipvsadm_ok(&["-a", "-t", "198.18.0.100:80", "-r", "198.18.1.12", "-g"]);
     rvsd.ipvsadm_ok(&["-A", "-u", "198.18.0.100:53", "-s", "rr"]);
     let before = rvsd.ipvsadm_ok(&["-Ln"]);
@@ -120,23 +157,72 @@ fn ipvsadm_errors_leave_the_daemon_state_unchanged() {
     assert_eq!(before, expected);
 
     let kernel_errors: &[(&[&str], &str)] = &[
-        (&["-A", "-t", "198.18.0.100:80", "-s", "rr"], "Service already exists\n"),
-        (&["-E", "-t", "198.18.0.200:80", "-s", "rr"], "No such service\n"),
+        (
+            &["-A", "-t", "198.18.0.100:80", "-s", "rr"],
+            "Service already exists\n",
+        ),
+        (
+            &["-E", "-t", "198.18.0.200:80", "-s", "rr"],
+            "No such service\n",
+        ),
         (&["-D", "-t", "198.18.0.200:80"], "No such service\n"),
-        (&["-a", "-t", "198.18.0.200:80", "-r", "198.18.1.11", "-m"], "Service not defined\n"),
-        (&["-a", "-t", "198.18.0.100:80", "-r", "198.18.1.11:8080", "-m"], "Destination already exists\n"),
-        (&["-e", "-t", "198.18.0.100:80", "-r", "198.18.1.99", "-m"], "No such destination\n"),
-        (&["-d", "-t", "198.18.0.100:80", "-r", "198.18.1.99"], "No such destination\n"),
-        (&["-A", "-t", "198.18.0.101:80", "-s", "nosuch"], "Scheduler or persistence engine not found\n"),
+        (
+            &["-a", "-t", "198.18.0.200:80", "-r", "198.18.1.11", "-m"],
+            "Service not defined\n",
+        ),
+        (
+            &[
+                "-a",
+                "-t",
+                "198.18.0.100:80",
+                "-r",
+                "198.18.1.11:8080",
+                "-m",
+            ],
+            "Destination already exists\n",
+        ),
+        (
+            &["-e", "-t", "198.18.0.100:80", "-r", "198.18.1.99", "-m"],
+            "No such destination\n",
+        ),
+        (
+            &["-d", "-t", "198.18.0.100:80", "-r", "198.18.1.99"],
+            "No such destination\n",
+        ),
+        (
+            &["-A", "-t", "198.18.0.101:80", "-s", "nosuch"],
+            "Scheduler or persistence engine not found\n",
+        ),
     ];
     for (args, msg) in kernel_errors {
         let (code, stdout, stderr) = out(&rvsd.ipvsadm(args));
-        assert_eq!((code, stdout.as_str(), stderr.as_str()), (Some(255), "", *msg), "ipvsadm {args:?}");
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (Some(255), "", *msg),
+            "ipvsadm {args:?}"
+        );
     }
     let parse_errors: &[(&[&str], &str)] = &[
-        (&["-a", "-t", "198.18.0.100:80", "-r", "198.18.1.13", "-w", "65536"], "illegal weight specified\n"),
-        (&["-A", "-t", "198.18.0.300:80"], "illegal virtual server address[:port] specified\n"),
-        (&["-A", "-s", "rr"], "You need to supply the 'service-address' option for the 'add-service' command\n"),
+        (
+            &[
+                "-a",
+                "-t",
+                "198.18.0.100:80",
+                "-r",
+                "198.18.1.13",
+                "-w",
+                "65536",
+            ],
+            "illegal weight specified\n",
+        ),
+        (
+            &["-A", "-t", "198.18.0.300:80"],
+            "illegal virtual server address[:port] specified\n",
+        ),
+        (
+            &["-A", "-s", "rr"],
+            "You need to supply the 'service-address' option for the 'add-service' command\n",
+        ),
     ];
     for (args, msg) in parse_errors {
         let (code, stdout, stderr) = out(&rvsd.ipvsadm(args));
@@ -146,7 +232,11 @@ fn ipvsadm_errors_leave_the_daemon_state_unchanged() {
     }
     let (code, _, stderr) = out(&rvsd.ipvsadm(&["--bogus"]));
     assert_eq!(code, Some(255), "{stderr}");
-    assert_eq!(rvsd.ipvsadm_ok(&["-Ln"]), before, "state changed by refused commands");
+    assert_eq!(
+        rvsd.ipvsadm_ok(&["-Ln"]),
+        before,
+        "state changed by refused commands"
+    );
     // No arguments lists like -L: names resolved (services from /etc/services).
     let named = rvsd.ipvsadm_ok(&["-L"]);
     assert!(named.contains("TCP  198.18.0.100:http wrr\n"), "{named}");
@@ -156,17 +246,30 @@ fn ipvsadm_errors_leave_the_daemon_state_unchanged() {
     {
         use std::io::{BufRead, BufReader, Write};
         let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-        s.write_all(b"{\"version\":1,\"request\":\"nonsense\"}\n").unwrap();
+        s.write_all(b"{\"version\":1,\"request\":\"nonsense\"}\n")
+            .unwrap();
         let mut line = String::new();
         BufReader::new(s).read_line(&mut line).unwrap();
         assert!(line.contains("\"error\""), "{line}");
     }
 
     rvsd.ipvsadm_ok(&["--set", "10", "20", "30"]);
-    assert_eq!(rvsd.ipvsadm_ok(&["-L", "--timeout"]), "Timeout (tcp tcpfin udp): 10 20 30\n");
+    assert_eq!(
+        rvsd.ipvsadm_ok(&["-L", "--timeout"]),
+        "Timeout (tcp tcpfin udp): 10 20 30\n"
+    );
     rvsd.ipvsadm_ok(&["-d", "-t", "198.18.0.100:80", "-r", "198.18.1.12"]);
     rvsd.ipvsadm_ok(&["-D", "-u", "198.18.0.100:53"]);
-    rvsd.ipvsadm_ok(&["-e", "-t", "198.18.0.100:80", "-r", "198.18.1.11:8080", "-m", "-w", "5"]);
+    rvsd.ipvsadm_ok(&[
+        "-e",
+        "-t",
+        "198.18.0.100:80",
+        "-r",
+        "198.18.1.11:8080",
+        "-m",
+        "-w",
+        "5",
+    ]);
     assert_eq!(
         rvsd.ipvsadm_ok(&["-Ln", "-t", "198.18.0.100:80"]),
         concat!(
@@ -190,7 +293,11 @@ fn ipvsadm_errors_leave_the_daemon_state_unchanged() {
     assert!(!socket.exists(), "socket removed at exit");
 
     // No daemon: one line naming the socket.
-    let o = Command::new(common::bin("ipvsadm")).arg("-Ln").env("RVS_SOCKET", &socket).output().unwrap();
+    let o = Command::new(common::bin("ipvsadm"))
+        .arg("-Ln")
+        .env("RVS_SOCKET", &socket)
+        .output()
+        .unwrap();
     let (code, stdout, stderr) = out(&o);
     assert_eq!(code, Some(2));
     assert_eq!(stdout, "");

@@ -321,9 +321,9 @@ impl ControlPlane {
         *lock(&self.ports) = ports;
     }
 
-    /// Workers are stopping: listings stop asking them.
-    pub fn detach(&self) {
-        lock(&self.workers).clear();
+    /// Workers are stopping: listings stop asking them. Returns the handles for a last look.
+    pub fn detach(&self) -> Vec<WorkerHandle> {
+        std::mem::take(&mut *lock(&self.workers))
     }
 
     /// Periodic control-plane work (rate estimation comes here).

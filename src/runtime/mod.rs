@@ -174,6 +174,9 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             .with_context(|| format!("starting port {} ({})", f.name, f.device))?;
     }
     control.attach(handles, facts.clone());
+    if let Some(addr) = conf.metrics {
+        tracing::warn!(%addr, "control.metrics: the metrics endpoint is not served by this version");
+    }
     tracing::info!(workers = n_workers, lcores = ?workers, mbufs = conf.mbufs, conn_capacity = conf.conn_capacity, "rvsd running");
 
     let server = ControlServer::start(&conf.socket, control.clone());
@@ -204,7 +207,8 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             Err(e) => tracing::error!(lcore, "worker failed: {e}"),
         }
     }
-    control.detach();
+    let handles = control.detach();
+    log_summary(&handles, &facts);
     for (mut port, f) in ports.into_iter().zip(&facts) {
         if let Err(e) = port.stop() {
             tracing::warn!(port = %f.name, "stop: {e}");
@@ -228,6 +232,35 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     }
     tracing::info!("rvsd stopped");
     Ok(())
+}
+
+/// What each worker did, logged at exit (the same counters feed listings and metrics).
+fn log_summary(handles: &[WorkerHandle], facts: &[PortFacts]) {
+    for (w, h) in handles.iter().enumerate() {
+        let s = &h.stats;
+        let polls = h.loop_stats.polls.load(Ordering::Relaxed);
+        let busy = h.loop_stats.busy_polls.load(Ordering::Relaxed);
+        let drops: Vec<String> = s
+            .drops()
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{}={n}", r.label()))
+            .collect();
+        tracing::info!(
+            worker = w,
+            lcore = h.lcore,
+            rx = s.rx_packets.load(Ordering::Relaxed),
+            tx = s.tx_packets.load(Ordering::Relaxed),
+            conns = s.conns.load(Ordering::Relaxed),
+            busy_ratio = format!("{:.3}", busy as f64 / polls.max(1) as f64),
+            tx_dropped = h.loop_stats.tx_dropped.load(Ordering::Relaxed),
+            rx_chained = h.loop_stats.rx_chained.load(Ordering::Relaxed),
+            drops = %drops.join(","),
+            "worker summary"
+        );
+    }
+    for f in facts {
+        tracing::debug!(port = %f.name, device = %f.device, driver = %f.driver, mac = %f.mac, mtu = f.mtu, "port");
+    }
 }
 
 /// A per-start random key for the connection hash (connection tuples are chosen by clients, so

@@ -76,6 +76,7 @@ pub fn tcp(
 }
 
 /// An ICMP echo request or reply (`kind` 8 or 0).
+#[allow(clippy::too_many_arguments)]
 pub fn icmp_echo(
     dst_mac: Mac,
     src_mac: Mac,
