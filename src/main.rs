@@ -6,14 +6,11 @@
 //! (each drops its queued packets), ports stopped and closed, then the mempool is checked to have
 //! every mbuf back before EAL is cleaned up.
 
-mod config;
-mod control;
-mod runtime;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use rvs::{config, runtime};
 
 /// rvs: a kernel-bypass Layer-4 load balancer (an LVS director) on DPDK.
 #[derive(Debug, Parser)]

@@ -74,8 +74,13 @@ pub struct TestNet {
 }
 
 impl TestNet {
+    /// Make the network, named `ID-PID-*` so that test processes running at the same time
+    /// (several checkouts on one machine) never share namespaces.
     pub fn up(id: &str) -> TestNet {
-        let net = TestNet { id: id.to_owned() };
+        let net = TestNet {
+            id: format!("{id}{}", std::process::id()),
+        };
+        let id = net.id.as_str();
         let out = Command::new(repo().join("scripts/testnet.sh"))
             .args(["up", id])
             .output()

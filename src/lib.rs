@@ -1,0 +1,7 @@
+//! The rvs daemon as a library: configuration, runtime (EAL, ports, worker lcores, the mbuf
+//! newtype) and control plane. `rvsd` (src/main.rs) is a thin CLI over it; the benchmark binary
+//! reuses the runtime's mbuf newtype so it measures exactly the code rvsd runs.
+
+pub mod config;
+pub mod control;
+pub mod runtime;
