@@ -17,6 +17,7 @@ pub mod l3;
 pub mod packet;
 pub mod sched;
 pub mod service;
+pub mod steer;
 pub mod time;
 pub mod wire;
 pub mod worker;
