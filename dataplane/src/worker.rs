@@ -527,6 +527,7 @@ impl<B: PacketBuf> Worker<B> {
             client_port: key.sport,
             vip: key.dst,
             vport: key.dport,
+            now,
         };
         let idx = slot
             .sched
