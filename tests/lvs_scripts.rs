@@ -98,11 +98,12 @@ ipvsadm -Ln
         )
     );
 
-    // A classic LVS-DR script (ipvsadm's default forwarding is -g; dport forced to the vport).
+    // A classic LVS-DR script (ipvsadm's defaults: scheduler wlc, forwarding -g; dport forced
+    // to the vport).
     let dr = r#"
 VIP=198.18.0.100
 ipvsadm -C
-ipvsadm -A -t $VIP:80 -s rr
+ipvsadm -A -t $VIP:80
 ipvsadm -a -t $VIP:80 -r 198.18.1.12 -g -w 1
 ipvsadm -a -t $VIP:80 -r 198.18.1.11:8080 -w 2
 ipvsadm -A -u $VIP:53 -s wrr -p 600
@@ -115,7 +116,7 @@ ipvsadm -L -n
             "IP Virtual Server version 1.2.1 (size=4096)\n",
             "Prot LocalAddress:Port Scheduler Flags\n",
             "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
-            "TCP  198.18.0.100:80 rr\n",
+            "TCP  198.18.0.100:80 wlc\n",
             "  -> 198.18.1.11:80               Route   2      0          0         \n",
             "  -> 198.18.1.12:80               Route   1      0          0         \n",
             "UDP  198.18.0.100:53 wrr persistent 600\n",
@@ -133,7 +134,7 @@ ipvsadm -L -n
     assert_eq!(
         saved,
         concat!(
-            "-A -t 198.18.0.100:80 -s rr\n",
+            "-A -t 198.18.0.100:80 -s wlc\n",
             "-a -t 198.18.0.100:80 -r 198.18.1.11:80 -g -w 2\n",
             "-a -t 198.18.0.100:80 -r 198.18.1.12:80 -g -w 1\n",
             "-a -t 198.18.0.100:80 -r 198.18.1.13:80 -m -w 0\n",
