@@ -147,10 +147,10 @@ fn parse_exposition(text: &str) -> Result<Exposition, String> {
         if let Some(c) = line.strip_prefix('#') {
             let mut parts = c.trim_start().splitn(3, ' ');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some("HELP"), Some(name), _) => {
-                    if !is_metric_name(name) || !helps.insert(name.to_owned()) {
-                        return Err(ctx("bad or repeated HELP".into()));
-                    }
+                (Some("HELP"), Some(name), _)
+                    if !is_metric_name(name) || !helps.insert(name.to_owned()) =>
+                {
+                    return Err(ctx("bad or repeated HELP".into()));
                 }
                 (Some("TYPE"), Some(name), Some(t)) => {
                     if !is_metric_name(name) {
@@ -213,7 +213,7 @@ fn parse_exposition(text: &str) -> Result<Exposition, String> {
         if !belongs {
             return Err(ctx(format!("sample outside its family {family}")));
         }
-        if t == "counter" && !(value >= 0.0) {
+        if t == "counter" && (value.is_nan() || value < 0.0) {
             return Err(ctx("negative or NaN counter".into()));
         }
         if e.samples.insert((name.to_owned(), labels), value).is_some() {

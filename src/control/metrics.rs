@@ -915,6 +915,31 @@ mod tests {
     }
 
     #[test]
+    fn grafana_dashboard_uses_only_exported_families() {
+        let families = Families::new();
+        let names: std::collections::BTreeSet<String> = families
+            .collectors()
+            .iter()
+            .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
+            .collect();
+        assert_eq!(names.len(), families.collectors().len(), "names are unique");
+        let dashboard = include_str!("../../conf/grafana-rvs.json");
+        let mut used = 0;
+        for (i, _) in dashboard.match_indices("rvs_") {
+            let name: String = dashboard[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if name == "rvs_pkt" {
+                continue;
+            }
+            assert!(names.contains(&name), "dashboard uses unknown {name}");
+            used += 1;
+        }
+        assert!(used > 20);
+    }
+
+    #[test]
     fn service_labels() {
         let k = proto::ServiceKey::Inet {
             protocol: proto::Protocol::Udp,

@@ -99,3 +99,51 @@ impl RateBook {
         to_proto(self.dests.get(&id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use dataplane::service::{Protocol, ServiceConfig, ServiceKey, ServiceTable};
+
+    use super::*;
+
+    #[test]
+    fn runs_every_two_seconds_and_restarts_on_zero() {
+        let mut table = ServiceTable::new(1);
+        let key = ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: "198.18.0.100".parse().unwrap(),
+            vport: 80,
+        };
+        let id = table.add_service(ServiceConfig::new(key, "rr")).unwrap();
+        let mut book = RateBook::default();
+        let t0 = Instant::now();
+        assert!(!book.tick(t0, table.services()));
+        let svc = &table.services()[0];
+        for _ in 0..40 {
+            svc.stats().slot(0).add_conn();
+        }
+        assert!(!book.tick(t0 + Duration::from_millis(1999), table.services()));
+        assert!(book.tick(t0 + INTERVAL, table.services()));
+        // 40 in 2 s: (40 << 9) >> 2 = 5120, (5120 + 511) >> 10 = 5.
+        assert_eq!(book.service(id).cps, 5);
+        assert!(!book.tick(t0 + INTERVAL + Duration::from_millis(50), table.services()));
+        // -Z: the counters jump back to 0; the estimator restarts instead of seeing -40.
+        table.zero_all();
+        book.reset(&table.services()[0]);
+        assert_eq!(book.service(id).cps, 0);
+        assert!(book.tick(t0 + INTERVAL * 2, table.services()));
+        assert_eq!(book.service(id), proto::Rates::default());
+        // A late call runs once and reschedules from then.
+        assert!(book.tick(t0 + INTERVAL * 10, table.services()));
+        assert!(!book.tick(
+            t0 + INTERVAL * 11 - Duration::from_millis(1),
+            table.services()
+        ));
+        // Gone services lose their estimators.
+        table.clear();
+        assert!(book.tick(t0 + INTERVAL * 11, table.services()));
+        assert!(book.services.is_empty());
+    }
+}
