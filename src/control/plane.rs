@@ -24,6 +24,8 @@ use dataplane::service::{
 use dataplane::wire::MacAddr;
 use dataplane::worker::{StaticNeigh, Tables};
 
+use super::origin;
+use super::rates::RateBook;
 use super::server::Handler;
 use crate::config::Validated;
 use crate::runtime::poll::WorkerRequest;
@@ -50,6 +52,8 @@ pub struct ControlPlane {
     conn_capacity: u32,
     workers: Mutex<Vec<WorkerHandle>>,
     ports: Mutex<Vec<PortFacts>>,
+    /// Rate estimators; locked after `state` when both are held.
+    rates: Mutex<RateBook>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,7 +210,7 @@ fn stats_to_proto(t: &service::Totals) -> proto::Stats {
     }
 }
 
-fn service_info(s: &service::Service) -> ServiceInfo {
+fn service_info(s: &service::Service, rates: &RateBook) -> ServiceInfo {
     let dests = s
         .dests()
         .iter()
@@ -227,14 +231,14 @@ fn service_info(s: &service::Service) -> ServiceInfo {
                 inact_conns: clamp32(totals.inactive),
                 persist_conns: clamp32(totals.persistent),
                 stats: stats_to_proto(&totals),
-                rates: proto::Rates::default(),
+                rates: rates.dest(d.id()),
             }
         })
         .collect();
     ServiceInfo {
         spec: service_to_proto(s.config()),
         stats: stats_to_proto(&s.stats().sum()),
-        rates: proto::Rates::default(),
+        rates: rates.service(s.id()),
         dests,
     }
 }
@@ -307,6 +311,7 @@ impl ControlPlane {
             conn_capacity: conf.conn_capacity,
             workers: Mutex::new(Vec::new()),
             ports: Mutex::new(Vec::new()),
+            rates: Mutex::new(RateBook::default()),
         })
     }
 
@@ -326,14 +331,66 @@ impl ControlPlane {
         std::mem::take(&mut *lock(&self.workers))
     }
 
-    /// Periodic control-plane work (rate estimation comes here).
-    pub fn housekeeping(&self) {}
+    /// Periodic control-plane work, called every few tens of milliseconds: the rate
+    /// estimators on their own 2 s schedule.
+    pub fn housekeeping(&self) {
+        let st = lock(&self.state);
+        lock(&self.rates).tick(std::time::Instant::now(), st.services.services());
+    }
+
+    /// Every service with its dests, counters and rates: what `ipvsadm -Ln` lists and what the
+    /// metrics endpoint exports (one source of truth).
+    pub fn service_listing(&self) -> Vec<ServiceInfo> {
+        let st = lock(&self.state);
+        let rates = lock(&self.rates);
+        st.services
+            .services()
+            .iter()
+            .map(|s| service_info(s, &rates))
+            .collect()
+    }
+
+    /// The running workers' handles (empty before `attach` and after `detach`).
+    pub fn worker_handles(&self) -> Vec<WorkerHandle> {
+        lock(&self.workers).clone()
+    }
+
+    /// The configured ports' facts.
+    pub fn port_facts(&self) -> Vec<PortFacts> {
+        lock(&self.ports).clone()
+    }
+
+    /// `-Z`: zero the counters of one service or all, and restart their rate estimators.
+    fn zero(&self, service: Option<&proto::ServiceKey>) -> Reply {
+        let st = lock(&self.state);
+        let mut rates = lock(&self.rates);
+        let zeroed: Vec<&service::Service> = match service {
+            None => {
+                st.services.zero_all();
+                st.services.services().iter().collect()
+            }
+            Some(k) => {
+                let key = match key_from_proto(k) {
+                    Ok(k) => k,
+                    Err(r) => return r,
+                };
+                if let Err(e) = st.services.zero_service(&key) {
+                    return service_err(&e);
+                }
+                st.services.service(&key).into_iter().collect()
+            }
+        };
+        zeroed.iter().for_each(|s| rates.reset(s));
+        tracing::info!(change = "zero counters", from = %origin::current(), services = zeroed.len(), "control: applied");
+        Reply::Ok
+    }
 
     /// Replay an `ipvsadm -S` file (DESIGN.md section 7, `[ipvs] rules`) through the ipvsadm
     /// parser, as `ipvsadm -R` would. Stops at the first failing line.
     pub fn replay_rules(&self, path: &Path) -> anyhow::Result<()> {
         let file =
             std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let _origin = origin::Scope::enter(format!("rules file {}", path.display()));
         let mut daemon = LocalDaemon(self);
         let resolver = ctl::ipvsadm::resolve::Resolver::system();
         let args = ["ipvsadm".to_owned(), "-R".to_owned()];
@@ -369,12 +426,12 @@ impl ControlPlane {
         match f(&mut st) {
             Ok(()) => {
                 self.publish(&mut st);
-                tracing::info!(change = what, "control: applied");
+                tracing::info!(change = what, from = %origin::current(), "control: applied");
                 Reply::Ok
             }
             Err(reply) => {
                 if let Reply::Error(e) = &reply {
-                    tracing::info!(change = what, errno = ?e.errno, "control: refused: {}", e.message);
+                    tracing::info!(change = what, from = %origin::current(), errno = ?e.errno, "control: refused: {}", e.message);
                 }
                 reply
             }
@@ -383,15 +440,22 @@ impl ControlPlane {
 
     fn list_services(&self, service: Option<&proto::ServiceKey>) -> Reply {
         let st = lock(&self.state);
+        let rates = lock(&self.rates);
         match service {
-            None => Reply::Services(st.services.services().iter().map(service_info).collect()),
+            None => Reply::Services(
+                st.services
+                    .services()
+                    .iter()
+                    .map(|s| service_info(s, &rates))
+                    .collect(),
+            ),
             Some(k) => {
                 let key = match key_from_proto(k) {
                     Ok(k) => k,
                     Err(r) => return r,
                 };
                 match st.services.service(&key) {
-                    Some(s) => Reply::Services(vec![service_info(s)]),
+                    Some(s) => Reply::Services(vec![service_info(s, &rates)]),
                     None => service_err(&ServiceError::NoSuchService(key)),
                 }
             }
@@ -490,22 +554,7 @@ impl Handler for ControlPlane {
             }),
             Request::ListServices { service } => self.list_services(service.as_ref()),
             Request::ListConns => self.list_conns(),
-            Request::Zero { service } => {
-                let st = lock(&self.state);
-                match service {
-                    None => {
-                        st.services.zero_all();
-                        Reply::Ok
-                    }
-                    Some(k) => match key_from_proto(&k) {
-                        Ok(key) => match st.services.zero_service(&key) {
-                            Ok(()) => Reply::Ok,
-                            Err(e) => service_err(&e),
-                        },
-                        Err(r) => r,
-                    },
-                }
-            }
+            Request::Zero { service } => self.zero(service.as_ref()),
             Request::SetTimeouts(t) => self.change("set timeouts", |st| {
                 st.timeouts
                     .set(t.tcp, t.tcpfin, t.udp)
