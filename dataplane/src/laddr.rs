@@ -168,7 +168,13 @@ impl LportAlloc {
     }
 
     /// A free lport on `lip` towards `rip:rport` for this worker (of `n_workers`), or `None`.
-    pub fn alloc(&mut self, n_workers: usize, lip: Ipv4Addr, rip: Ipv4Addr, rport: u16) -> Option<u16> {
+    pub fn alloc(
+        &mut self,
+        n_workers: usize,
+        lip: Ipv4Addr,
+        rip: Ipv4Addr,
+        rport: u16,
+    ) -> Option<u16> {
         let n = n_workers.max(1);
         let worker = self.worker;
         let pool = self.pools.entry((lip, rip, rport)).or_insert_with(|| Pool {

@@ -45,11 +45,11 @@ use crate::conn::{
 };
 use crate::drop::{DropCounters, DropReason};
 use crate::l3::addr::{OwnedAddrs, PortId};
-use crate::laddr::{LaddrTable, LportAlloc};
 use crate::l3::arp::{ArpVerdict, build_request_to, handle_arp};
 use crate::l3::icmp::{IcmpError, build_error, echo_reply_in_place};
 use crate::l3::neigh::{NeighConfig, NeighTable, QueueError, Resolve};
 use crate::l3::route::RouteTable;
+use crate::laddr::{LaddrTable, LportAlloc};
 use crate::packet::PacketBuf;
 use crate::sched::{SchedFlags, SchedInput, Scheduler};
 use crate::service::snapshot::FastBuildHasher;
@@ -639,19 +639,17 @@ impl<B: PacketBuf> Worker<B> {
                     },
                 }
             }
-            (ForwardMethod::Masq | ForwardMethod::FullNat, Dir::Reply) => {
-                xmit::icmp::Translation {
-                    outer_src: Some(i.dst),
-                    outer_dst: fullnat.then_some(i.src),
-                    quoted: xmit::icmp::Quoted {
-                        proto: i.proto,
-                        src: i.src,
-                        sport: i.sport,
-                        dst: i.dst,
-                        dport: i.dport,
-                    },
-                }
-            }
+            (ForwardMethod::Masq | ForwardMethod::FullNat, Dir::Reply) => xmit::icmp::Translation {
+                outer_src: Some(i.dst),
+                outer_dst: fullnat.then_some(i.src),
+                quoted: xmit::icmp::Quoted {
+                    proto: i.proto,
+                    src: i.src,
+                    sport: i.sport,
+                    dst: i.dst,
+                    dport: i.dport,
+                },
+            },
             (ForwardMethod::Route, Dir::Original) => {
                 // The real server holds the VIP too: pass the error on as DR passes requests.
                 return Ok(Action::Forward(Fwd {
@@ -708,7 +706,8 @@ impl<B: PacketBuf> Worker<B> {
         let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
         // FULLNAT: the real server answers to LIP:lport; the others answer the client.
         let (reply_dst, reply_dport, laddr) = if dest.method() == ForwardMethod::FullNat {
-            let (lip, lport, stats) = self.alloc_lport(&tables, svc_id, dest.addr(), dest.port())?;
+            let (lip, lport, stats) =
+                self.alloc_lport(&tables, svc_id, dest.addr(), dest.port())?;
             (lip, lport, Some((lip, lport, stats)))
         } else {
             (key.src, key.sport, None)

@@ -15,8 +15,8 @@ use arc_swap::ArcSwap;
 use ctl::proto::{self, ConnInfo, DestInfo, Errno, ErrorReply, Info, Reply, Request, ServiceInfo};
 use dataplane::conn::Timeouts;
 use dataplane::l3::addr::{OwnedAddrs, PortId};
-use dataplane::laddr::{Laddr, LaddrStats, LaddrTable};
 use dataplane::l3::route::{Route, RouteTable};
+use dataplane::laddr::{Laddr, LaddrStats, LaddrTable};
 use dataplane::sched::SchedFlags;
 use dataplane::service::{
     self, DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceError, ServiceKey,

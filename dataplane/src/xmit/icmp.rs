@@ -82,7 +82,8 @@ pub fn translate<B: PacketBuf>(buf: &mut B, t: &Translation) -> Result<(), DropR
         ip.set_dst_addr(a);
     }
     ip.fill_checksum();
-    let mut m = icmp::Packet::new_checked(ip.payload_mut()).map_err(|_| DropReason::IcmpMalformed)?;
+    let mut m =
+        icmp::Packet::new_checked(ip.payload_mut()).map_err(|_| DropReason::IcmpMalformed)?;
     {
         let quote = m.data_mut();
         let mut q =

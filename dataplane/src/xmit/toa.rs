@@ -159,7 +159,7 @@ mod tests {
         t.extend_from_slice(&spec.sport.to_be_bytes());
         t.extend_from_slice(&spec.dport.to_be_bytes());
         t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
-        t.push(((20 + opts.len()) / 4 << 4) as u8);
+        t.push((((20 + opts.len()) / 4) << 4) as u8);
         t.push(flags);
         t.extend_from_slice(&[0xfa, 0xf0, 0, 0, 0, 0]);
         t.extend_from_slice(opts);

@@ -104,7 +104,10 @@ mod tests {
         let h = &o[14..34];
         assert_eq!(ones_sum(&[h]), 0);
         assert_eq!(h[0], 0x45);
-        assert_eq!(usize::from(u16::from_be_bytes([h[2], h[3]])), 20 + inner.len());
+        assert_eq!(
+            usize::from(u16::from_be_bytes([h[2], h[3]])),
+            20 + inner.len()
+        );
         assert_eq!(u16::from_be_bytes([h[4], h[5]]), 0x4321);
         assert_eq!(h[6] & 0x40, 0x40, "DF copied");
         assert_eq!((h[8], h[9]), (64, 4));
