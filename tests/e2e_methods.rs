@@ -55,8 +55,10 @@ idle_sleep_us = 50
     (conf, socket)
 }
 
-/// Services TCP VIP:80 and UDP VIP:53, rr, both RS with `method` (an ipvsadm flag).
+/// Services TCP VIP:80 and UDP VIP:53, rr, both RS with `method` (an ipvsadm flag); timeouts
+/// shortened first (as in IPVS, a connection takes the timeout in force at its last packet).
 fn configure(rvsd: &Rvsd, rips: [&str; 2], method: &str) {
+    rvsd.ipvsadm_ok(&["--set", "8", "8", "8"]);
     for (proto, port) in [("-t", 80), ("-u", 53)] {
         let vs = format!("{VIP}:{port}");
         rvsd.ipvsadm_ok(&["-A", proto, &vs, "-s", "rr"]);
@@ -137,11 +139,10 @@ fn tcp_stats(rvsd: &Rvsd) -> (u64, u64, u64) {
     (f[0], f[1], f[2])
 }
 
-/// After `--set 2 2 2`: UDP entries and every TCP entry whose timeout `--set` governs go, and
+/// With `--set 8 8 8`: UDP entries and every TCP entry whose timeout `--set` governs go, and
 /// no dest keeps an active connection. (TIME_WAIT keeps IPVS's fixed 120 s.)
 fn timeouts_drain(rvsd: &Rvsd) {
-    rvsd.ipvsadm_ok(&["--set", "2", "2", "2"]);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (tcp, udp) = conn_lines(rvsd);
         let left: Vec<_> = tcp.iter().filter(|l| !l.contains("TIME_WAIT")).collect();
