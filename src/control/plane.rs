@@ -319,17 +319,15 @@ impl State {
                 format!("{ip} is a VIP or an address of the director"),
             ));
         }
-        if self
+        // A LIP may serve several services (its ports are allocated per (LIP, RS) whatever the
+        // service); its counters are the LIP's, shared by those services.
+        let stats = self
             .laddrs
             .iter()
-            .any(|(k, l)| *k != key && l.iter().any(|a| a.ip == ip))
-        {
-            return Err(err(
-                Errno::Eexist,
-                format!("{ip} is a local address of another service"),
-            ));
-        }
-        let n_workers = self.n_workers;
+            .flat_map(|(_, l)| l.iter())
+            .find(|a| a.ip == ip)
+            .map(|a| a.stats.clone())
+            .unwrap_or_else(|| Arc::new(LaddrStats::new(self.n_workers)));
         let list = match self.laddrs.iter_mut().position(|(k, _)| *k == key) {
             Some(i) => &mut self.laddrs[i].1,
             None => {
@@ -345,7 +343,7 @@ impl State {
             ip,
             port,
             ifname: laddr.ifname.clone(),
-            stats: Arc::new(LaddrStats::new(n_workers)),
+            stats,
         });
         Ok(())
     }
