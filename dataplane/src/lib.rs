@@ -14,6 +14,7 @@
 pub mod conn;
 pub mod drop;
 pub mod l3;
+pub mod laddr;
 pub mod packet;
 pub mod sched;
 pub mod service;

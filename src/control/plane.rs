@@ -14,8 +14,9 @@ use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use ctl::proto::{self, ConnInfo, DestInfo, Errno, ErrorReply, Info, Reply, Request, ServiceInfo};
 use dataplane::conn::Timeouts;
-use dataplane::l3::addr::OwnedAddrs;
+use dataplane::l3::addr::{OwnedAddrs, PortId};
 use dataplane::l3::route::{Route, RouteTable};
+use dataplane::laddr::{Laddr, LaddrStats, LaddrTable};
 use dataplane::sched::SchedFlags;
 use dataplane::service::{
     self, DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceError, ServiceKey,
@@ -43,6 +44,11 @@ struct State {
     addrs: OwnedAddrs,
     routes: RouteTable,
     static_neighs: Vec<StaticNeigh>,
+    /// FULLNAT local addresses per service, in the order they were added.
+    laddrs: Vec<(ServiceKey, Vec<Laddr>)>,
+    /// Port names (`[[port]] name`), indexed by [`PortId`], for `-F`.
+    port_names: Vec<String>,
+    n_workers: usize,
 }
 
 /// The daemon's control state.
@@ -259,13 +265,143 @@ fn proto_name(p: u8) -> String {
 
 impl State {
     fn tables(&mut self) -> Tables {
+        let mut laddrs = LaddrTable::new(self.n_workers);
+        for (key, l) in &self.laddrs {
+            if let Some(svc) = self.services.service(key) {
+                laddrs.set(svc.id(), l.clone());
+            }
+        }
         Tables {
             services: self.services.snapshot(),
             addrs: self.addrs.clone(),
             routes: self.routes.clone(),
             static_neighs: self.static_neighs.clone(),
             timeouts: self.timeouts,
+            laddrs: Arc::new(laddrs),
         }
+    }
+
+    /// Forget the local addresses of services that no longer exist.
+    fn prune_laddrs(&mut self) {
+        let services = &self.services;
+        self.laddrs.retain(|(k, _)| services.service(k).is_some());
+    }
+
+    /// The service a local-address request names, and the address and port it gives.
+    fn laddr_args(
+        &self,
+        service: &proto::ServiceKey,
+        laddr: &proto::LaddrSpec,
+    ) -> Result<(ServiceKey, Ipv4Addr, PortId), Reply> {
+        let key = key_from_proto(service)?;
+        if self.services.service(&key).is_none() {
+            return Err(service_err(&ServiceError::NoSuchService(key)));
+        }
+        let ip = v4(laddr.addr)?;
+        let port = self
+            .port_names
+            .iter()
+            .position(|n| *n == laddr.ifname)
+            .and_then(|i| PortId::try_from(i).ok())
+            .ok_or_else(|| err(Errno::Einval, format!("no port named {}", laddr.ifname)))?;
+        Ok((key, ip, port))
+    }
+
+    fn add_laddr(
+        &mut self,
+        service: &proto::ServiceKey,
+        laddr: &proto::LaddrSpec,
+    ) -> Result<(), Reply> {
+        let (key, ip, port) = self.laddr_args(service, laddr)?;
+        if self.services.services().iter().any(|s| match s.key() {
+            ServiceKey::Addr { vip, .. } => vip == ip,
+            ServiceKey::Fwmark(_) => false,
+        }) || self.addrs.owns(ip).is_some()
+        {
+            return Err(err(
+                Errno::Einval,
+                format!("{ip} is a VIP or an address of the director"),
+            ));
+        }
+        // A LIP may serve several services (its ports are allocated per (LIP, RS) whatever the
+        // service); its counters are the LIP's, shared by those services.
+        let stats = self
+            .laddrs
+            .iter()
+            .flat_map(|(_, l)| l.iter())
+            .find(|a| a.ip == ip)
+            .map(|a| a.stats.clone())
+            .unwrap_or_else(|| Arc::new(LaddrStats::new(self.n_workers)));
+        let list = match self.laddrs.iter_mut().position(|(k, _)| *k == key) {
+            Some(i) => &mut self.laddrs[i].1,
+            None => {
+                self.laddrs.push((key, Vec::new()));
+                let last = self.laddrs.len() - 1;
+                &mut self.laddrs[last].1
+            }
+        };
+        if list.iter().any(|a| a.ip == ip) {
+            return Err(err(Errno::Eexist, "Local address already exists"));
+        }
+        list.push(Laddr {
+            ip,
+            port,
+            ifname: laddr.ifname.clone(),
+            stats,
+        });
+        Ok(())
+    }
+
+    fn del_laddr(
+        &mut self,
+        service: &proto::ServiceKey,
+        laddr: &proto::LaddrSpec,
+    ) -> Result<(), Reply> {
+        let (key, ip, _) = self.laddr_args(service, laddr)?;
+        let gone = || err(Errno::Enoent, "No such local address");
+        let i = self
+            .laddrs
+            .iter()
+            .position(|(k, _)| *k == key)
+            .ok_or_else(gone)?;
+        let list = &mut self.laddrs[i].1;
+        let j = list.iter().position(|a| a.ip == ip).ok_or_else(gone)?;
+        list.remove(j);
+        if list.is_empty() {
+            self.laddrs.remove(i);
+        }
+        Ok(())
+    }
+
+    fn list_laddrs(&self, service: Option<&proto::ServiceKey>) -> Reply {
+        let only = match service {
+            None => None,
+            Some(k) => match key_from_proto(k) {
+                Ok(key) if self.services.service(&key).is_some() => Some(key),
+                Ok(key) => return service_err(&ServiceError::NoSuchService(key)),
+                Err(r) => return r,
+            },
+        };
+        let list = self
+            .laddrs
+            .iter()
+            .filter(|(k, _)| only.is_none_or(|o| o == *k))
+            .map(|(k, l)| proto::ServiceLaddrs {
+                service: key_to_proto(k),
+                laddrs: l
+                    .iter()
+                    .map(|a| proto::LaddrInfo {
+                        spec: proto::LaddrSpec {
+                            addr: IpAddr::V4(a.ip),
+                            ifname: a.ifname.clone(),
+                        },
+                        port_conflicts: a.stats.conflicts(),
+                        conns: a.stats.conns(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Reply::Laddrs(list)
     }
 }
 
@@ -303,6 +439,9 @@ impl ControlPlane {
                     mac: MacAddr(n.mac),
                 })
                 .collect(),
+            laddrs: Vec::new(),
+            port_names: conf.ports.iter().map(|p| p.name.clone()).collect(),
+            n_workers,
         };
         let tables = Arc::new(ArcSwap::from_pointee(state.tables()));
         Ok(ControlPlane {
@@ -523,10 +662,13 @@ impl Handler for ControlPlane {
             }),
             Request::DelService(k) => self.change("delete service", |st| {
                 let key = key_from_proto(&k)?;
-                st.services.del_service(&key).map_err(|e| service_err(&e))
+                st.services.del_service(&key).map_err(|e| service_err(&e))?;
+                st.prune_laddrs();
+                Ok(())
             }),
             Request::Clear => self.change("clear", |st| {
                 st.services.clear();
+                st.prune_laddrs();
                 Ok(())
             }),
             Request::AddDest { service, dest } => self.change("add dest", |st| {
@@ -568,12 +710,13 @@ impl Handler for ControlPlane {
                     udp: t.udp,
                 })
             }
-            Request::AddLaddr { .. } | Request::DelLaddr { .. } | Request::ListLaddrs { .. } => {
-                err(
-                    Errno::Einval,
-                    "FULLNAT local addresses are not supported yet",
-                )
+            Request::AddLaddr { service, laddr } => {
+                self.change("add laddr", |st| st.add_laddr(&service, &laddr))
             }
+            Request::DelLaddr { service, laddr } => {
+                self.change("delete laddr", |st| st.del_laddr(&service, &laddr))
+            }
+            Request::ListLaddrs { service } => lock(&self.state).list_laddrs(service.as_ref()),
         }
     }
 }
