@@ -55,12 +55,51 @@ pub fn tcp(
     ack: u32,
     payload: &[u8],
 ) -> Vec<u8> {
+    tcp_opts(
+        dst_mac,
+        src_mac,
+        src,
+        dst,
+        ttl,
+        flags,
+        seq,
+        ack,
+        &[],
+        payload,
+    )
+}
+
+/// [`tcp`] with TCP options (`options.len()` a multiple of 4, at most 40).
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_opts(
+    dst_mac: Mac,
+    src_mac: Mac,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    ttl: u8,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    assert!(options.len() % 4 == 0 && options.len() <= 40);
     let mut t = Vec::new();
     t.extend_from_slice(&src.1.to_be_bytes());
     t.extend_from_slice(&dst.1.to_be_bytes());
     t.extend_from_slice(&seq.to_be_bytes());
     t.extend_from_slice(&ack.to_be_bytes());
-    t.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+    t.extend_from_slice(&[
+        ((5 + options.len() / 4) as u8) << 4,
+        flags,
+        0xfa,
+        0xf0,
+        0,
+        0,
+        0,
+        0,
+    ]);
+    t.extend_from_slice(options);
     t.extend_from_slice(payload);
     let mut ps = Vec::new();
     ps.extend_from_slice(&src.0.octets());
@@ -72,6 +111,30 @@ pub fn tcp(
     t[16..18].copy_from_slice(&c.to_be_bytes());
     let mut f = eth(dst_mac, src_mac, 0x0800);
     f.extend_from_slice(&ipv4(src.0, dst.0, ttl, 6, &t));
+    f
+}
+
+/// `inner` (an Ethernet frame) with its IPv4 packet wrapped in an outer IPIP header, as TUN
+/// forwarding sends it: outer TOS and DF copied from the inner header, TTL 64, `ident`.
+pub fn ipip(
+    dst_mac: Mac,
+    src_mac: Mac,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ident: u16,
+    inner: &[u8],
+) -> Vec<u8> {
+    let l3 = &inner[14..];
+    let mut ip = vec![0x45, l3[1], 0, 0, 0, 0, l3[6] & 0x40, 0, 64, 4, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + l3.len()) as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&ident.to_be_bytes());
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let c = ones_sum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut f = eth(dst_mac, src_mac, 0x0800);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(l3);
     f
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod pcap;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
