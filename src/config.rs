@@ -171,6 +171,12 @@ pub struct IpvsSection {
     /// directory, as `rules = "conf/demo.rules"` in DESIGN.md section 7).
     #[serde(default)]
     pub rules: Option<PathBuf>,
+    /// Timeouts per connection state in seconds, keyed by state name in lower case
+    /// (`established`, `syn_recv`, `fin_wait`, `time_wait`, `close`, ..., and `udp`), as DPVS's
+    /// configuration allows; unset states keep IPVS's defaults. `--set` changes three of them
+    /// at run time.
+    #[serde(default)]
+    pub timeouts: std::collections::BTreeMap<String, u32>,
 }
 
 /// `[dataplane]`: sizes of the per-worker tables.
@@ -354,6 +360,7 @@ pub struct Validated {
     pub socket: PathBuf,
     pub metrics: Option<SocketAddr>,
     pub rules: Option<PathBuf>,
+    pub timeouts: dataplane::conn::Timeouts,
     pub conn_capacity: u32,
     pub idle_sleep_us: u32,
 }
@@ -511,6 +518,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
     if raw.control.socket.as_os_str().is_empty() {
         return Err(invalid(file, "control.socket", "empty path"));
     }
+    let timeouts = parse_timeouts(file, &raw.ipvs.timeouts)?;
     if raw.dataplane.conn_capacity < 1024 {
         return Err(invalid(
             file,
@@ -530,9 +538,49 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         socket: raw.control.socket,
         metrics,
         rules: raw.ipvs.rules,
+        timeouts,
         conn_capacity: raw.dataplane.conn_capacity,
         idle_sleep_us: raw.dataplane.idle_sleep_us,
     })
+}
+
+fn parse_timeouts(
+    file: &Path,
+    raw: &std::collections::BTreeMap<String, u32>,
+) -> Result<dataplane::conn::Timeouts, ConfigError> {
+    use dataplane::conn::{MAX_TIMEOUT, TcpState, Timeouts};
+    let mut t = Timeouts::default();
+    for (name, &secs) in raw {
+        let key = format!("ipvs.timeouts.{name}");
+        if secs == 0 || secs > MAX_TIMEOUT {
+            return Err(invalid(
+                file,
+                key,
+                format!("{secs} is outside 1..={MAX_TIMEOUT} seconds"),
+            ));
+        }
+        if name == "udp" {
+            t.udp = secs;
+            continue;
+        }
+        let state = TcpState::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name));
+        let Some(state) = state else {
+            let names: Vec<String> = TcpState::ALL
+                .iter()
+                .map(|s| s.name().to_ascii_lowercase())
+                .collect();
+            return Err(invalid(
+                file,
+                key,
+                format!("unknown state, expected one of {}, udp", names.join(", ")),
+            ));
+        };
+        t.set_tcp_state(state, secs)
+            .map_err(|e| invalid(file, format!("ipvs.timeouts.{name}"), e.to_string()))?;
+    }
+    Ok(t)
 }
 
 #[cfg(test)]
@@ -626,6 +674,36 @@ rules = "conf/demo.rules"
         assert!(e.starts_with("t.toml: neigh[0].mac: "), "{e}");
         let e = err(&GOOD.replace("127.0.0.1:9475", "localhost"));
         assert!(e.starts_with("t.toml: control.metrics: "), "{e}");
+    }
+
+    #[test]
+    fn state_timeouts() {
+        let v = parse(
+            Path::new("t.toml"),
+            &format!("{GOOD}\n[ipvs.timeouts]\ntime_wait = 5\nestablished = 60\nudp = 30\n"),
+        )
+        .unwrap();
+        use dataplane::conn::{ConnState, TcpState};
+        assert_eq!(
+            v.timeouts
+                .timeout(ConnState::Tcp(TcpState::TimeWait))
+                .as_secs(),
+            5
+        );
+        assert_eq!(v.timeouts.tcp_established, 60);
+        assert_eq!(v.timeouts.udp, 30);
+        let e = err(&format!("{GOOD}\n[ipvs.timeouts]\ntimewait = 5\n"));
+        assert!(
+            e.starts_with(
+                "t.toml: ipvs.timeouts.timewait: unknown state, expected one of none, established"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}\n[ipvs.timeouts]\nclose = 0\n"));
+        assert!(
+            e.starts_with("t.toml: ipvs.timeouts.close: 0 is outside"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -427,7 +427,7 @@ impl ControlPlane {
         }
         let mut state = State {
             services: ServiceTable::new(n_workers),
-            timeouts: Timeouts::default(),
+            timeouts: conf.timeouts,
             addrs,
             routes,
             static_neighs: conf

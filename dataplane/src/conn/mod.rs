@@ -87,20 +87,33 @@ pub const fn count_delta(old: ConnState, new: ConnState) -> (i64, i64) {
 #[error("timeout {0} s is out of range (0..=2678400, 0 keeps the current value)")]
 pub struct TimeoutOutOfRange(pub u32);
 
-/// The timeouts `--set` can change (seconds); every other state keeps its IPVS default.
+/// Number of TCP states (the length of IPVS's `tcp_timeouts[]`).
+pub const TCP_STATES: usize = 11;
+
+/// Connection timeouts in seconds. `--set` changes the three IPVS exposes (established,
+/// fin-wait, UDP); the configuration file may set every TCP state, as DPVS's configuration does
+/// (`[ipvs.timeouts]`), the others keep IPVS's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub tcp_established: u32,
     pub tcp_fin_wait: u32,
     pub udp: u32,
+    /// Every other TCP state, indexed by `TcpState as usize` (the ESTABLISHED and FIN_WAIT
+    /// entries are unused: the fields above govern them).
+    tcp_other: [u32; TCP_STATES],
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
+        let mut tcp_other = [0; TCP_STATES];
+        for s in TcpState::ALL {
+            tcp_other[s as usize] = s.default_timeout_secs();
+        }
         Timeouts {
             tcp_established: TcpState::Established.default_timeout_secs(),
             tcp_fin_wait: TcpState::FinWait.default_timeout_secs(),
             udp: UdpState::Normal.default_timeout_secs(),
+            tcp_other,
         }
     }
 }
@@ -123,12 +136,25 @@ impl Timeouts {
         Ok(())
     }
 
+    /// Set the timeout of one TCP state (configuration; `--set` uses [`Timeouts::set`]).
+    pub fn set_tcp_state(&mut self, state: TcpState, secs: u32) -> Result<(), TimeoutOutOfRange> {
+        if secs == 0 || secs > MAX_TIMEOUT {
+            return Err(TimeoutOutOfRange(secs));
+        }
+        match state {
+            TcpState::Established => self.tcp_established = secs,
+            TcpState::FinWait => self.tcp_fin_wait = secs,
+            s => self.tcp_other[s as usize] = secs,
+        }
+        Ok(())
+    }
+
     /// How long a connection in `state` lives without packets.
     pub const fn timeout(&self, state: ConnState) -> Duration {
         let secs = match state {
             ConnState::Tcp(TcpState::Established) => self.tcp_established,
             ConnState::Tcp(TcpState::FinWait) => self.tcp_fin_wait,
-            ConnState::Tcp(s) => s.default_timeout_secs(),
+            ConnState::Tcp(s) => self.tcp_other[s as usize],
             ConnState::Udp(_) => self.udp,
         };
         Duration::from_secs(secs as u64)
@@ -137,6 +163,36 @@ impl Timeouts {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_tcp_state_timeout_can_be_configured() {
+        let mut t = Timeouts::default();
+        assert_eq!(
+            t.timeout(ConnState::Tcp(TcpState::TimeWait)),
+            Duration::from_secs(120)
+        );
+        t.set_tcp_state(TcpState::TimeWait, 5).unwrap();
+        t.set_tcp_state(TcpState::Established, 50).unwrap();
+        assert_eq!(
+            t.timeout(ConnState::Tcp(TcpState::TimeWait)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(t.tcp_established, 50);
+        t.set(0, 7, 0).unwrap();
+        assert_eq!(
+            t.timeout(ConnState::Tcp(TcpState::TimeWait)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            t.timeout(ConnState::Tcp(TcpState::FinWait)),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            t.set_tcp_state(TcpState::Close, 0),
+            Err(TimeoutOutOfRange(0))
+        );
+        assert!(t.set_tcp_state(TcpState::Close, MAX_TIMEOUT + 1).is_err());
+    }
+
     use super::*;
 
     #[test]
