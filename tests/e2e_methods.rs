@@ -260,3 +260,35 @@ fn fullnat_through_dpdk() {
     );
     finish(net, rvsd, prefix);
 }
+
+/// NAT through the same checks as the other methods: replies pass the director and are
+/// translated back (OutPkts counted), TCP and a bounded UDP loop, and the table drains.
+#[test]
+fn nat_tcp_and_udp_through_dpdk() {
+    require_netns!();
+    let _serial = common::serial();
+    let prefix = "rvse2natu";
+    let net = TestNet::up_mode(prefix, "nat");
+    let (conf, socket) = config(&net, true);
+    let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
+    configure(&rvsd, ["198.18.1.11", "198.18.1.12"], "-m");
+    curl_40(&net, &rvsd);
+    udp_10(&net, &rvsd);
+    let (conns, inpkts, outpkts) = tcp_stats(&rvsd);
+    assert_eq!(conns, 40);
+    assert!(
+        inpkts >= 40 * 4 && outpkts >= 40 * 3,
+        "in {inpkts} out {outpkts}"
+    );
+    let (tcp, udp) = conn_lines(&rvsd);
+    assert_eq!((tcp.len(), udp.len()), (40, 10), "{tcp:?}");
+    for l in &tcp {
+        assert!(l.contains("TIME_WAIT"), "{l}");
+        assert!(l.contains(" 198.18.1.1"), "destination is the RS: {l}");
+    }
+    for l in &udp {
+        assert!(l.contains(" UDP "), "{l}");
+    }
+    timeouts_drain(&rvsd);
+    finish(net, rvsd, prefix);
+}
