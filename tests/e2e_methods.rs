@@ -45,6 +45,7 @@ ip = "198.18.0.1/24"
 {second}
 [control]
 socket = "{}"
+metrics = "127.0.0.1:9475"
 
 [ipvs.timeouts]
 time_wait = 8
@@ -240,6 +241,27 @@ fn fullnat_through_dpdk() {
         assert!(l.contains("TIME_WAIT"), "{l}");
         assert!(l.contains(" 198.18.1.1"), "destination is the RS: {l}");
     }
+    // The LIP pool: one local port per live connection, no misses.
+    let lip_metric = |name: &str| -> String {
+        let o = net.exec(
+            "d",
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "5",
+                "http://127.0.0.1:9475/metrics",
+            ],
+        );
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let key = format!("{name}{{lip=\"{LIP}\",port=\"dp1\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| panic!("{key} not in /metrics:\n{text}"))
+    };
+    assert_eq!(lip_metric("rvs_laddr_used_ports"), "50");
+    assert_eq!(lip_metric("rvs_laddr_misses_total"), "0");
+    assert_eq!(lip_metric("rvs_laddr_ports_per_dest"), "64512");
     // Each RS saw the LIP as source and the real client in TOA, on every SYN.
     for r in ["r1", "r2"] {
         let path = net.state_dir().join(format!("toa-{r}.log"));
@@ -253,6 +275,11 @@ fn fullnat_through_dpdk() {
         }
     }
     timeouts_drain(&rvsd);
+    assert_eq!(
+        lip_metric("rvs_laddr_used_ports"),
+        "0",
+        "lports released at expiry"
+    );
     let saved = rvsd.ipvsadm_ok(&["-S", "-n"]);
     assert!(
         saved.contains("-P -t 198.18.0.100:80 -z 198.18.1.5 -F dp1"),

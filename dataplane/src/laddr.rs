@@ -84,6 +84,8 @@ pub struct Laddr {
 pub struct LaddrTable {
     n_workers: usize,
     by_service: HashMap<ServiceId, Vec<Laddr>, FastBuildHasher>,
+    /// Every local address once (services may share one), for the per-packet questions.
+    by_ip: HashMap<Ipv4Addr, (PortId, Arc<LaddrStats>), FastBuildHasher>,
 }
 
 impl LaddrTable {
@@ -92,6 +94,7 @@ impl LaddrTable {
         LaddrTable {
             n_workers: n_workers.max(1),
             by_service: HashMap::default(),
+            by_ip: HashMap::default(),
         }
     }
 
@@ -106,6 +109,12 @@ impl LaddrTable {
         } else {
             self.by_service.insert(svc, laddrs);
         }
+        self.by_ip.clear();
+        for l in self.by_service.values().flatten() {
+            self.by_ip
+                .entry(l.ip)
+                .or_insert_with(|| (l.port, l.stats.clone()));
+        }
     }
 
     /// A service's local addresses (empty when it has none).
@@ -115,24 +124,22 @@ impl LaddrTable {
 
     /// Whether `ip` is a local address living on `port`.
     pub fn is_on(&self, port: PortId, ip: Ipv4Addr) -> bool {
-        self.by_service
-            .values()
-            .flatten()
-            .any(|l| l.port == port && l.ip == ip)
+        self.by_ip.get(&ip).is_some_and(|(p, _)| *p == port)
     }
 
     /// Whether `ip` is a local address of any service.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        self.by_service.values().flatten().any(|l| l.ip == ip)
+        self.by_ip.contains_key(&ip)
     }
 
     /// The counters of local address `ip` (any service), for the worker's accounting.
     pub fn stats(&self, ip: Ipv4Addr) -> Option<&Arc<LaddrStats>> {
-        self.by_service
-            .values()
-            .flatten()
-            .find(|l| l.ip == ip)
-            .map(|l| &l.stats)
+        self.by_ip.get(&ip).map(|(_, s)| s)
+    }
+
+    /// Every local address once, with its port and counters (listings, metrics).
+    pub fn addresses(&self) -> impl Iterator<Item = (Ipv4Addr, PortId, &Arc<LaddrStats>)> + '_ {
+        self.by_ip.iter().map(|(ip, (port, s))| (*ip, *port, s))
     }
 }
 

@@ -153,11 +153,15 @@ struct Families {
     mempool_size: IntGaugeVec,
     neigh_entries: IntGaugeVec,
     neigh_unresolved_drops: IntCounterVec,
+    laddr_used: IntGaugeVec,
+    laddr_misses: IntCounterVec,
+    laddr_ports: IntGaugeVec,
     /// Poll and busy-poll counts of each worker at the previous scrape (for the busy ratio).
     previous_polls: Vec<(u64, u64)>,
 }
 
 const SVC: &[&str] = &["service"];
+const LIP: &[&str] = &["lip", "port"];
 const SVC_DIR: &[&str] = &["service", "direction"];
 const DEST: &[&str] = &["service", "dest"];
 const DEST_W: &[&str] = &["service", "dest", "forward"];
@@ -391,6 +395,21 @@ impl Families {
                 "Packets dropped waiting for ARP (queue full or resolution timed out).",
                 WORKER,
             ),
+            laddr_used: gauge(
+                "rvs_laddr_used_ports",
+                "FULLNAT local ports in use on a local address (one per connection).",
+                LIP,
+            ),
+            laddr_misses: counter(
+                "rvs_laddr_misses_total",
+                "New FULLNAT connections refused for want of a free local port on this address.",
+                LIP,
+            ),
+            laddr_ports: gauge(
+                "rvs_laddr_ports_per_dest",
+                "Local ports a local address offers towards each real server (pool size).",
+                LIP,
+            ),
             previous_polls: Vec::new(),
         }
     }
@@ -444,6 +463,9 @@ impl Families {
             &self.mempool_size,
             &self.neigh_entries,
             &self.neigh_unresolved_drops,
+            &self.laddr_used,
+            &self.laddr_misses,
+            &self.laddr_ports,
         ]
     }
 
@@ -452,6 +474,9 @@ impl Families {
             ($($f:ident),*) => { $( self.$f.reset(); )* };
         }
         reset_all!(
+            laddr_used,
+            laddr_misses,
+            laddr_ports,
             svc_conns,
             svc_active,
             svc_inactive,
@@ -674,6 +699,26 @@ impl Families {
         self.previous_polls = polls_now;
     }
 
+    fn fill_laddrs(&self, laddrs: &dataplane::laddr::LaddrTable, ports: &[(String, PortStats)]) {
+        let per_dest = 65_536 - u64::from(dataplane::laddr::LPORT_MIN);
+        for (ip, port, stats) in laddrs.addresses() {
+            let ip = ip.to_string();
+            let name = ports
+                .get(usize::from(port))
+                .map_or_else(|| port.to_string(), |p| p.0.clone());
+            let l = [ip.as_str(), name.as_str()];
+            self.laddr_used
+                .with_label_values(&l)
+                .set(gauge_value(stats.conns()));
+            self.laddr_misses
+                .with_label_values(&l)
+                .inc_by(stats.conflicts());
+            self.laddr_ports
+                .with_label_values(&l)
+                .set(gauge_value(per_dest));
+        }
+    }
+
     fn fill_mempool(&self, m: MempoolSample) {
         let l = ["rvs_pkt"];
         self.mempool_in_use
@@ -740,6 +785,7 @@ impl Collector for RvsCollector {
         f.fill_ports(&ports);
         f.fill_workers(&workers);
         f.fill_mempool(mempool);
+        f.fill_laddrs(&self.control.tables().load().laddrs, &ports);
         f.collectors().iter().flat_map(|c| c.collect()).collect()
     }
 }
