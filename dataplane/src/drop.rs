@@ -71,7 +71,8 @@ drop_reasons! {
     ConnTupleInUse => "conn_tuple_in_use",
     /// The connection's dest was removed from its service.
     DestRemoved => "dest_removed",
-    /// The dest's forwarding method has no data path yet.
+    /// The dest's forwarding method has no data path for this packet (an ICMP error about a
+    /// TUN connection).
     MethodUnsupported => "method_unsupported",
     /// No route to the destination.
     NoRoute => "no_route",
@@ -83,6 +84,13 @@ drop_reasons! {
     NoBuffer => "no_buffer",
     /// Packet too large for the egress MTU.
     TooBig => "too_big",
+    /// TUN: the encapsulated packet would exceed the egress MTU and DF is set; the client was
+    /// sent ICMP fragmentation-needed.
+    TunTooBig => "tun_too_big",
+    /// FULLNAT: the service has no local address.
+    NoLaddr => "no_laddr",
+    /// FULLNAT: every local port towards the chosen real server is in use on this worker.
+    LportExhausted => "lport_exhausted",
 }
 
 /// Per-reason drop counts of one worker.

@@ -14,9 +14,11 @@
 pub mod conn;
 pub mod drop;
 pub mod l3;
+pub mod laddr;
 pub mod packet;
 pub mod sched;
 pub mod service;
+pub mod steer;
 pub mod time;
 pub mod wire;
 pub mod worker;

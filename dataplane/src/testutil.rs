@@ -95,14 +95,26 @@ fn pseudo(spec: &FrameSpec, proto: u8, len: usize) -> Vec<u8> {
 
 /// An Ethernet/IPv4/TCP frame with valid checksums.
 pub fn tcp_frame(spec: &FrameSpec, flags: crate::wire::tcp::TcpFlags, payload: &[u8]) -> Vec<u8> {
+    tcp_frame_opts(spec, flags, &[], payload)
+}
+
+/// [`tcp_frame`] with TCP options (`opts.len()` a multiple of 4).
+pub fn tcp_frame_opts(
+    spec: &FrameSpec,
+    flags: crate::wire::tcp::TcpFlags,
+    opts: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    assert_eq!(opts.len() % 4, 0);
     let mut t = Vec::new();
     t.extend_from_slice(&spec.sport.to_be_bytes());
     t.extend_from_slice(&spec.dport.to_be_bytes());
     t.extend_from_slice(&1000u32.to_be_bytes());
     t.extend_from_slice(&(if flags.ack() { 2000u32 } else { 0 }).to_be_bytes());
-    t.push(5 << 4);
+    t.push((((20 + opts.len()) / 4) as u8) << 4);
     t.push((flags.0 & 0xff) as u8);
     t.extend_from_slice(&[0xfa, 0xf0, 0, 0, 0, 0]);
+    t.extend_from_slice(opts);
     t.extend_from_slice(payload);
     let c = ones_sum(&[&pseudo(spec, 6, t.len()), &t]);
     t[16..18].copy_from_slice(&c.to_be_bytes());

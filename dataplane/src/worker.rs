@@ -19,21 +19,37 @@
 //! - A new connection is opened only by a TCP SYN (without ACK, RST or FIN) or any UDP datagram
 //!   to a service; its L4 checksum is verified then. Packets of known connections are rewritten
 //!   with incremental checksums, which carry a bad checksum through to the endpoint.
-//! - Only NAT (Masq) has a data path yet: a service's dest with another method takes no new
-//!   connection (`method_unsupported`), it is never misforwarded.
+//! - Methods (DESIGN.md section 3, one file each in `xmit`): NAT and FULLNAT are routed (TTL
+//!   decremented) both ways; DR and TUN leave the client's packet untouched (DR: only the
+//!   Ethernet destination changes, to the RS MAC resolved on the port whose network holds the RIP;
+//!   TUN: wrapped in an outer IPv4 header) and see no replies, so TCP uses IPVS's INPUT_ONLY table
+//!   for them.
+//! - A TCP SYN that hits a connection in TIME_WAIT or CLOSE (a client reusing its port) expires
+//!   that connection and is scheduled anew (IPVS `conn_reuse_mode`).
+//! - A dest removed from its service forwards nothing more: a packet of one of its connections
+//!   is dropped (`dest_removed`) and the connection forgotten; the others expire by their timers.
+//!   A dest with weight 0 takes no new connections but keeps forwarding its existing ones.
+//! - ICMP errors (unreachable, fragmentation needed, time exceeded) quoting a packet of a NAT or
+//!   FULLNAT connection are translated for the other side (`xmit::icmp`); for DR they are passed
+//!   to the real server unchanged, as requests are. Others addressed to us are dropped
+//!   (`local_not_service`), others not for us `not_for_us`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::conn::{ConnKey, ConnState, ConnTable, Dir, Expiry, InsertError, NewConn, Timeouts};
+use crate::conn::{
+    Conn, ConnFlags, ConnKey, ConnState, ConnTable, Dir, Expiry, InsertError, NewConn, TcpState,
+    Timeouts,
+};
 use crate::drop::{DropCounters, DropReason};
 use crate::l3::addr::{OwnedAddrs, PortId};
 use crate::l3::arp::{ArpVerdict, build_request_to, handle_arp};
-use crate::l3::icmp::echo_reply_in_place;
+use crate::l3::icmp::{IcmpError, build_error, echo_reply_in_place};
 use crate::l3::neigh::{NeighConfig, NeighTable, QueueError, Resolve};
 use crate::l3::route::RouteTable;
+use crate::laddr::{LaddrTable, LportAlloc};
 use crate::packet::PacketBuf;
 use crate::sched::{SchedFlags, SchedInput, Scheduler};
 use crate::service::snapshot::FastBuildHasher;
@@ -88,6 +104,8 @@ pub struct Tables {
     pub routes: RouteTable,
     pub static_neighs: Vec<StaticNeigh>,
     pub timeouts: Timeouts,
+    /// FULLNAT local addresses per service.
+    pub laddrs: Arc<LaddrTable>,
 }
 
 impl Tables {
@@ -96,11 +114,12 @@ impl Tables {
     pub fn answers_for(&self, port: PortId, ip: Ipv4Addr) -> bool {
         self.addrs.owns_on(port, ip)
             || (self.services.is_vip(ip) && self.addrs.on_port(port).any(|a| a.contains(ip)))
+            || self.laddrs.is_on(port, ip)
     }
 
     /// Whether `ip` is the director's own (an owned address or a VIP).
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.addrs.owns(ip).is_some() || self.services.is_vip(ip)
+        self.addrs.owns(ip).is_some() || self.services.is_vip(ip) || self.laddrs.contains(ip)
     }
 }
 
@@ -182,12 +201,34 @@ struct SchedSlot {
     sched: Box<dyn Scheduler + Send>,
 }
 
+/// How to route a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fwd {
+    /// Route towards this address instead of the IPv4 destination (DR: the RIP).
+    via: Option<Ipv4Addr>,
+    /// Decrement the TTL (routed methods), or leave the IP header alone (DR, TUN, our own).
+    dec_ttl: bool,
+}
+
+impl Fwd {
+    const ROUTED: Fwd = Fwd {
+        via: None,
+        dec_ttl: true,
+    };
+    const ORIGINATED: Fwd = Fwd {
+        via: None,
+        dec_ttl: false,
+    };
+}
+
 /// What to do with a packet that survived `handle`.
 enum Action {
     /// Send on this port as is (Ethernet header already right: ARP and echo replies).
     Transmit(PortId),
-    /// Route by the IPv4 destination, resolve the next hop, fill the Ethernet header.
-    Forward,
+    /// Route, resolve the next hop, fill the Ethernet header.
+    Forward(Fwd),
+    /// Drop the packet for `reason` and answer its source with this ICMP error.
+    IcmpError(IcmpError, DropReason),
     /// Kept or used up by the worker (an ARP reply that resolved a neighbour).
     Consumed,
 }
@@ -205,6 +246,9 @@ pub struct Worker<B> {
     drops: DropCounters,
     counters: Counters,
     stats: Arc<WorkerStats>,
+    lports: LportAlloc,
+    /// IP identification of packets the worker originates (tunnel headers, ICMP errors).
+    ip_ident: u16,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -228,6 +272,7 @@ impl<B: PacketBuf> Worker<B> {
         stats
             .conn_capacity
             .store(capacity as u64, Ordering::Relaxed);
+        let id = cfg.id;
         let mut w = Worker {
             neigh: NeighTable::new(cfg.neigh),
             cfg,
@@ -237,6 +282,8 @@ impl<B: PacketBuf> Worker<B> {
             drops: DropCounters::default(),
             counters: Counters::default(),
             stats,
+            lports: LportAlloc::new(id),
+            ip_ident: (seed as u16) ^ (id as u16).rotate_left(8),
         };
         w.set_tables(tables);
         w
@@ -315,7 +362,8 @@ impl<B: PacketBuf> Worker<B> {
         self.counters.rx_bytes += buf.len() as u64;
         match self.handle(now, port, &mut buf, io) {
             Ok(Action::Transmit(out)) => self.transmit(out, buf, io),
-            Ok(Action::Forward) => self.forward(now, buf, io),
+            Ok(Action::Forward(how)) => self.forward(now, how, buf, io),
+            Ok(Action::IcmpError(kind, reason)) => self.icmp_error(now, kind, reason, &buf, io),
             Ok(Action::Consumed) => self.counters.rx_consumed += 1,
             Err(reason) => self.drops.count(reason),
         }
@@ -327,13 +375,53 @@ impl<B: PacketBuf> Worker<B> {
         self.neigh.on_tick(now, |_b, reason| drops.count(reason));
         self.send_solicits(io);
         let tables = &self.tables;
-        let id = self.cfg.id;
+        let lports = &mut self.lports;
         self.conns.expire(now, EXPIRE_BUDGET, |_, c| {
-            if let Some(d) = tables.services.dest(c.dest()) {
-                d.unbind_conn(id, c.is_inactive());
-            }
+            forget(tables, lports, c);
             Expiry::Remove
         });
+    }
+
+    /// Remove a connection now, with its dest and local-port accounting.
+    fn remove_conn(&mut self, id: crate::conn::ConnId) {
+        if let Some(c) = self.conns.remove(id) {
+            forget(&self.tables, &mut self.lports, &c);
+        }
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        self.ip_ident
+    }
+
+    /// Send the ICMP error `kind` about the packet in `buf` (dropped for `reason`) to its source,
+    /// from the address it was sent to (a VIP: what the client expects to hear from).
+    fn icmp_error<I: Io<B>>(
+        &mut self,
+        now: Instant,
+        kind: IcmpError,
+        reason: DropReason,
+        buf: &B,
+        io: &mut I,
+    ) {
+        let Some(offending) = buf.data().get(ethernet::HEADER_LEN..) else {
+            self.drops.count(DropReason::EthTruncated);
+            return;
+        };
+        let Ok(ip) = ipv4::Packet::new_checked_quoted(offending) else {
+            self.drops.count(DropReason::Ipv4Malformed);
+            return;
+        };
+        let src = ip.dst_addr();
+        let Some(mut out) = io.alloc() else {
+            self.drops.count(DropReason::NoBuffer);
+            return;
+        };
+        let ident = self.next_ident();
+        self.drops.count(reason);
+        if build_error(&mut out, offending, kind, src, ident).is_ok() {
+            self.forward(now, Fwd::ORIGINATED, out, io);
+        }
     }
 
     fn transmit<I: Io<B>>(&mut self, port: PortId, buf: B, io: &mut I) {
@@ -444,11 +532,26 @@ impl<B: PacketBuf> Worker<B> {
             dst,
             dport,
         };
+        let plain_syn = flags.syn() && !flags.ack() && !flags.rst() && !flags.fin();
         if let Some((id, dir)) = self.conns.lookup(&key) {
             if ttl <= 1 {
                 return Err(DropReason::TtlExceeded);
             }
-            return self.forward_conn(now, id, dir, flags, buf);
+            let reused = dir == Dir::Original
+                && proto == IpProtocol::TCP
+                && plain_syn
+                && self.conns.get(id).is_some_and(|c| {
+                    matches!(
+                        c.state(),
+                        ConnState::Tcp(TcpState::TimeWait | TcpState::Close)
+                    )
+                });
+            if !reused {
+                return self.forward_conn(now, id, dir, flags, buf);
+            }
+            // A new connection on a client port whose old one is closing: expire it and
+            // schedule anew (IPVS conn_reuse_mode).
+            self.remove_conn(id);
         }
         let Some(svc) = self.tables.services.lookup(proto.0, dst, dport) else {
             return Err(if self.tables.is_local(dst) {
@@ -458,9 +561,7 @@ impl<B: PacketBuf> Worker<B> {
             });
         };
         let svc_id = svc.id();
-        if proto == IpProtocol::TCP
-            && !(flags.syn() && !flags.ack() && !flags.rst() && !flags.fin())
-        {
+        if proto == IpProtocol::TCP && !plain_syn {
             return Err(DropReason::TcpNoConnection);
         }
         if !l4_checksum_ok(buf.data()) {
@@ -482,6 +583,27 @@ impl<B: PacketBuf> Worker<B> {
         let l3 = &buf.data()[ethernet::HEADER_LEN..];
         let ip = ipv4::Packet::new_checked(l3).map_err(|_| DropReason::Ipv4Malformed)?;
         let m = icmp::Packet::new_checked(ip.payload()).map_err(|_| DropReason::IcmpMalformed)?;
+        if xmit::icmp::is_translated_error(m.msg_type())
+            && let Some(q) = xmit::icmp::quoted_tuple(buf.data())
+        {
+            // The quoted packet is one we sent; reversed, it is what its peer sends us.
+            let key = ConnKey {
+                proto: q.proto,
+                src: q.dst,
+                sport: q.dport,
+                dst: q.src,
+                dport: q.sport,
+            };
+            if let Some((id, dir)) = self.conns.lookup(&key) {
+                if !m.verify_checksum() {
+                    return Err(DropReason::L4BadChecksum);
+                }
+                if ip.ttl() <= 1 {
+                    return Err(DropReason::TtlExceeded);
+                }
+                return self.forward_icmp_error(id, dir, buf);
+            }
+        }
         if m.msg_type() == IcmpType::ECHO_REQUEST && self.tables.answers_for(port, dst) {
             echo_reply_in_place(buf)?;
             return Ok(Action::Transmit(port));
@@ -491,6 +613,54 @@ impl<B: PacketBuf> Worker<B> {
         } else {
             DropReason::NotForUs
         })
+    }
+
+    /// Translate an ICMP error about connection `id` for the other side (see `xmit::icmp`).
+    fn forward_icmp_error(
+        &mut self,
+        id: crate::conn::ConnId,
+        dir: Dir,
+        buf: &mut B,
+    ) -> Result<Action, DropReason> {
+        let conn = *self.conns.get(id).ok_or(DropReason::NotForUs)?;
+        let (i, o) = (*conn.in_key(), *conn.out_key());
+        let fullnat = conn.method() == ForwardMethod::FullNat;
+        let t = match (conn.method(), dir) {
+            (ForwardMethod::Masq | ForwardMethod::FullNat, Dir::Original) => {
+                xmit::icmp::Translation {
+                    outer_src: fullnat.then_some(o.dst),
+                    outer_dst: Some(o.src),
+                    quoted: xmit::icmp::Quoted {
+                        proto: o.proto,
+                        src: o.src,
+                        sport: o.sport,
+                        dst: o.dst,
+                        dport: o.dport,
+                    },
+                }
+            }
+            (ForwardMethod::Masq | ForwardMethod::FullNat, Dir::Reply) => xmit::icmp::Translation {
+                outer_src: Some(i.dst),
+                outer_dst: fullnat.then_some(i.src),
+                quoted: xmit::icmp::Quoted {
+                    proto: i.proto,
+                    src: i.src,
+                    sport: i.sport,
+                    dst: i.dst,
+                    dport: i.dport,
+                },
+            },
+            (ForwardMethod::Route, Dir::Original) => {
+                // The real server holds the VIP too: pass the error on as DR passes requests.
+                return Ok(Action::Forward(Fwd {
+                    via: Some(o.src),
+                    dec_ttl: false,
+                }));
+            }
+            _ => return Err(DropReason::MethodUnsupported),
+        };
+        xmit::icmp::translate(buf, &t)?;
+        Ok(Action::Forward(Fwd::ROUTED))
     }
 
     /// Schedule a dest for a new connection of service `svc_id` and insert it.
@@ -527,24 +697,30 @@ impl<B: PacketBuf> Worker<B> {
             client_port: key.sport,
             vip: key.dst,
             vport: key.dport,
+            now,
         };
         let idx = slot
             .sched
             .schedule(svc.dests(), &input)
             .ok_or(DropReason::NoDest)?;
         let dest = svc.dests().get(idx).ok_or(DropReason::NoDest)?;
-        if dest.method() != ForwardMethod::Masq {
-            return Err(DropReason::MethodUnsupported);
-        }
         let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
+        // FULLNAT: the real server answers to LIP:lport; the others answer the client.
+        let (reply_dst, reply_dport, laddr) = if dest.method() == ForwardMethod::FullNat {
+            let (lip, lport, stats) =
+                self.alloc_lport(&tables, svc_id, dest.addr(), dest.port())?;
+            (lip, lport, Some((lip, lport, stats)))
+        } else {
+            (key.src, key.sport, None)
+        };
         let new = NewConn {
             in_key: key,
             out_key: ConnKey {
                 proto: key.proto,
                 src: dest.addr(),
                 sport: dest.port(),
-                dst: key.src,
-                dport: key.sport,
+                dst: reply_dst,
+                dport: reply_dport,
             },
             service: svc_id,
             dest: dest.id(),
@@ -553,15 +729,59 @@ impl<B: PacketBuf> Worker<B> {
             deadline: now + tables.timeouts.timeout(state),
             template: false,
         };
-        let id = self.conns.insert(new).map_err(|e| match e {
-            InsertError::TableFull => DropReason::ConnTableFull,
-            InsertError::KeyExists => DropReason::ConnTupleInUse,
-        })?;
+        let id = match self.conns.insert(new) {
+            Ok(id) => id,
+            Err(e) => {
+                if let Some((lip, lport, stats)) = laddr {
+                    self.lports.release(lip, dest.addr(), dest.port(), lport);
+                    if e == InsertError::KeyExists {
+                        crate::laddr::count_conflict(&stats, self.cfg.id);
+                    }
+                }
+                return Err(match e {
+                    InsertError::TableFull => DropReason::ConnTableFull,
+                    InsertError::KeyExists => DropReason::ConnTupleInUse,
+                });
+            }
+        };
+        if let Some((_, _, stats)) = laddr {
+            crate::laddr::count_conn(&stats, self.cfg.id, 1);
+            if key.proto == IpProtocol::TCP.0
+                && let Some(c) = self.conns.get_mut(id)
+            {
+                c.set_flag(ConnFlags::TOA_PENDING, true);
+            }
+        }
         let inactive = self.conns.get(id).is_some_and(|c| c.is_inactive());
         dest.bind_conn(self.cfg.id, inactive);
         dest.stats().slot(self.cfg.id).add_conn();
         svc.stats().slot(self.cfg.id).add_conn();
         Ok(id)
+    }
+
+    /// A local address and port of service `svc_id` towards `rip:rport`: the service's local
+    /// addresses are tried in turn from a rotating start, so connections spread over them.
+    fn alloc_lport(
+        &mut self,
+        tables: &Tables,
+        svc_id: ServiceId,
+        rip: Ipv4Addr,
+        rport: u16,
+    ) -> Result<(Ipv4Addr, u16, Arc<crate::laddr::LaddrStats>), DropReason> {
+        let laddrs = tables.laddrs.of(svc_id);
+        if laddrs.is_empty() {
+            return Err(DropReason::NoLaddr);
+        }
+        let n = tables.laddrs.n_workers();
+        let start = self.lports.next_start(laddrs.len());
+        for k in 0..laddrs.len() {
+            let l = &laddrs[(start + k) % laddrs.len()];
+            if let Some(p) = self.lports.alloc(n, l.ip, rip, rport) {
+                return Ok((l.ip, p, l.stats.clone()));
+            }
+            crate::laddr::count_conflict(&l.stats, self.cfg.id);
+        }
+        Err(DropReason::LportExhausted)
     }
 
     /// Account and rewrite a packet of a known connection.
@@ -579,7 +799,7 @@ impl<B: PacketBuf> Worker<B> {
         };
         let Some((svc, dest)) = tables.services.dest_with_service(conn.dest()) else {
             // The dest was removed: stop forwarding for it and forget the connection.
-            self.conns.remove(id);
+            self.remove_conn(id);
             return Err(DropReason::DestRemoved);
         };
         let w = self.cfg.id;
@@ -590,45 +810,135 @@ impl<B: PacketBuf> Worker<B> {
             dest.move_conn(w, t.active_delta, t.inactive_delta);
         }
         let len = buf.len() as u64;
-        match (conn.method(), dir) {
+        let (i, o) = (*conn.in_key(), *conn.out_key());
+        let how = match (conn.method(), dir) {
             (ForwardMethod::Masq, Dir::Original) => {
                 xmit::nat::to_dest(buf, dest.addr(), dest.port())?;
+                Fwd::ROUTED
+            }
+            (ForwardMethod::Masq, Dir::Reply) => {
+                xmit::nat::to_client(buf, i.dst, i.dport)?;
+                Fwd::ROUTED
+            }
+            (ForwardMethod::Route, Dir::Original) => Fwd {
+                via: Some(xmit::dr::to_dest(buf, dest.addr())?),
+                dec_ttl: false,
+            },
+            (ForwardMethod::Tunnel, Dir::Original) => {
+                let rip = dest.addr();
+                let nh = tables.routes.lookup(rip).ok_or(DropReason::NoRoute)?;
+                let mtu = self
+                    .cfg
+                    .ports
+                    .get(usize::from(nh.port))
+                    .map_or(0, |p| usize::from(p.mtu));
+                let (inner, df) = xmit::tun::inner_len_df(buf)?;
+                if inner + xmit::tun::OVERHEAD > mtu {
+                    if !df {
+                        return Err(DropReason::TooBig);
+                    }
+                    let mtu = mtu.saturating_sub(xmit::tun::OVERHEAD);
+                    let kind = IcmpError::FragNeeded {
+                        mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
+                    };
+                    return Ok(Action::IcmpError(kind, DropReason::TunTooBig));
+                }
+                let src = tables
+                    .addrs
+                    .source_for(nh.port, rip)
+                    .ok_or(DropReason::NoRoute)?;
+                let ident = self.next_ident();
+                xmit::tun::encapsulate(
+                    buf,
+                    xmit::tun::Outer {
+                        src,
+                        dst: rip,
+                        ident,
+                    },
+                )?;
+                Fwd::ORIGINATED
+            }
+            (ForwardMethod::FullNat, Dir::Original) => {
+                xmit::fullnat::to_dest(buf, o.dst, o.dport, o.src, o.sport)?;
+                if i.proto == IpProtocol::TCP.0 {
+                    self.add_toa(id, &conn, flags, buf)?;
+                }
+                Fwd::ROUTED
+            }
+            (ForwardMethod::FullNat, Dir::Reply) => {
+                xmit::fullnat::to_client(buf, i.dst, i.dport, i.src, i.sport)?;
+                if i.proto == IpProtocol::TCP.0 && flags.syn() && flags.ack() {
+                    xmit::toa::reduce_mss(buf, xmit::toa::LEN as u16)?;
+                }
+                Fwd::ROUTED
+            }
+            // DR/TUN replies bypass the director: their reply tuple is never indexed.
+            (ForwardMethod::Route | ForwardMethod::Tunnel, Dir::Reply) => {
+                return Err(DropReason::MethodUnsupported);
+            }
+        };
+        match dir {
+            Dir::Original => {
                 dest.stats().slot(w).add_in(len);
                 svc.stats().slot(w).add_in(len);
             }
-            (ForwardMethod::Masq, Dir::Reply) => {
-                let k = conn.in_key();
-                xmit::nat::to_client(buf, k.dst, k.dport)?;
+            Dir::Reply => {
                 dest.stats().slot(w).add_out(len);
                 svc.stats().slot(w).add_out(len);
             }
-            _ => return Err(DropReason::MethodUnsupported),
         }
-        Ok(Action::Forward)
+        Ok(Action::Forward(how))
+    }
+
+    /// FULLNAT TCP: the TOA option on the client's SYN and on its first data segment.
+    fn add_toa(
+        &mut self,
+        id: crate::conn::ConnId,
+        conn: &Conn,
+        flags: TcpFlags,
+        buf: &mut B,
+    ) -> Result<(), DropReason> {
+        let i = conn.in_key();
+        if flags.syn() && !flags.ack() {
+            xmit::toa::insert(buf, i.src, i.sport)?;
+        } else if conn.flags().contains(ConnFlags::TOA_PENDING)
+            && flags.ack()
+            && !flags.syn()
+            && !flags.rst()
+            && xmit::toa::has_payload(buf)
+        {
+            xmit::toa::insert(buf, i.src, i.sport)?;
+            if let Some(c) = self.conns.get_mut(id) {
+                c.set_flag(ConnFlags::TOA_PENDING, false);
+            }
+        }
+        Ok(())
     }
 
     /// Route an IPv4 packet by its destination: TTL, next hop, neighbour, Ethernet header.
-    fn forward<I: Io<B>>(&mut self, now: Instant, mut buf: B, io: &mut I) {
-        match self.route(&mut buf) {
+    fn forward<I: Io<B>>(&mut self, now: Instant, how: Fwd, mut buf: B, io: &mut I) {
+        match self.route(how, &mut buf) {
             Ok((port, next_hop)) => self.send_to_neighbour(now, port, next_hop, buf, io),
             Err(reason) => self.drops.count(reason),
         }
     }
 
-    fn route(&self, buf: &mut B) -> Result<(PortId, Ipv4Addr), DropReason> {
+    fn route(&self, how: Fwd, buf: &mut B) -> Result<(PortId, Ipv4Addr), DropReason> {
         let l3 = buf
             .data_mut()
             .get_mut(ethernet::HEADER_LEN..)
             .ok_or(DropReason::EthTruncated)?;
         let mut ip = ipv4::Packet::new_checked(l3).map_err(|_| DropReason::Ipv4Malformed)?;
-        if ip.ttl() <= 1 {
-            return Err(DropReason::TtlExceeded);
+        if how.dec_ttl {
+            if ip.ttl() <= 1 {
+                return Err(DropReason::TtlExceeded);
+            }
+            ip.decrement_ttl();
         }
-        ip.decrement_ttl();
         let nh = self
             .tables
             .routes
-            .lookup(ip.dst_addr())
+            .lookup(how.via.unwrap_or(ip.dst_addr()))
             .ok_or(DropReason::NoRoute)?;
         let mtu = self
             .cfg
@@ -700,6 +1010,21 @@ impl<B: PacketBuf> Worker<B> {
             counters.tx_bytes += b.len() as u64;
             io.transmit(s.port, b);
         });
+    }
+}
+
+/// A connection is gone (expired or removed): unbind it from its dest and give back its local
+/// port (FULLNAT).
+fn forget(tables: &Tables, lports: &mut LportAlloc, c: &Conn) {
+    if let Some(d) = tables.services.dest(c.dest()) {
+        d.unbind_conn(lports.worker(), c.is_inactive());
+    }
+    if c.method() == ForwardMethod::FullNat {
+        let o = c.out_key();
+        lports.release(o.dst, o.src, o.sport, o.dport);
+        if let Some(s) = tables.laddrs.stats(o.dst) {
+            crate::laddr::count_conn(s, lports.worker(), -1);
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
+#include <rte_thash.h>
 
 #include "shim.h"
 
@@ -58,3 +59,7 @@ unsigned rvs_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned n)
 }
 unsigned rvs_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
 unsigned rvs_ring_capacity(const struct rte_ring *r) { return rte_ring_get_capacity(r); }
+uint32_t rvs_softrss(const uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key)
+{
+	return rte_softrss((uint32_t *)(uintptr_t)input_tuple, input_len, rss_key);
+}

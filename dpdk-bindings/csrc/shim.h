@@ -38,4 +38,6 @@ unsigned rvs_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned n);
 unsigned rvs_ring_count(const struct rte_ring *r);
 unsigned rvs_ring_capacity(const struct rte_ring *r);
 
+uint32_t rvs_softrss(const uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key);
+
 #endif

@@ -58,6 +58,7 @@ mod mbuf;
 mod mempool;
 pub mod port;
 mod ring;
+pub mod rss;
 pub mod sys;
 
 pub use batch::{BURST, Drain, MbufBatch};

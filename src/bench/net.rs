@@ -14,6 +14,7 @@ use dataplane::conn::Timeouts;
 use dataplane::l3::addr::OwnedAddrs;
 use dataplane::l3::neigh::NeighConfig;
 use dataplane::l3::route::{Route, RouteTable};
+use dataplane::laddr::{Laddr, LaddrStats, LaddrTable};
 use dataplane::service::{
     DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable,
 };
@@ -94,11 +95,27 @@ pub fn tun() -> MethodSpec {
     }
 }
 
-/// Every method the bench knows; those the worker cannot forward yet are detected at setup
-/// (the first SYN is dropped as `method_unsupported`) and reported as such. FULLNAT's reply
-/// direction needs the local address the director picks, so it is added with its data path.
+/// FULLNAT, client side only: its replies are addressed to the local address and port the
+/// director picked per connection, which the index-driven generator does not track yet.
+pub fn fullnat_in() -> MethodSpec {
+    MethodSpec {
+        name: "FULLNAT",
+        method: ForwardMethod::FullNat,
+        directions: &[Direction::In],
+    }
+}
+
+/// Every method the bench knows; one the worker cannot forward is detected at setup (its first
+/// SYN is dropped as `method_unsupported`) and reported as such.
 pub fn methods() -> Vec<MethodSpec> {
-    vec![nat(), dr(), tun()]
+    vec![nat(), dr(), tun(), fullnat_in()]
+}
+
+/// FULLNAT local addresses: enough (ip, port) pairs for 10M connections over 4 real servers.
+pub const LADDRS: usize = 64;
+
+pub fn laddr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 1, 128 + i as u8)
 }
 
 /// The service table: TCP VIP:80 with `dests` real servers of `method`, weights 1, 2, 3, ...
@@ -153,7 +170,25 @@ pub fn tables(services: &mut ServiceTable, dests: usize) -> Result<Arc<Tables>> 
         ip: rip(i),
         mac: rs_mac(i),
     }));
+    let mut laddrs = LaddrTable::new(services.n_workers());
+    let key = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        vip: VIP,
+        vport: VPORT,
+    };
+    if let Some(svc) = services.service(&key) {
+        let l = (0..LADDRS)
+            .map(|i| Laddr {
+                ip: laddr(i),
+                port: 1,
+                ifname: "dp1".into(),
+                stats: Arc::new(LaddrStats::new(services.n_workers())),
+            })
+            .collect();
+        laddrs.set(svc.id(), l);
+    }
     Ok(Arc::new(Tables {
+        laddrs: Arc::new(laddrs),
         services: services.snapshot(),
         addrs,
         routes,

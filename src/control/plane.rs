@@ -14,8 +14,9 @@ use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use ctl::proto::{self, ConnInfo, DestInfo, Errno, ErrorReply, Info, Reply, Request, ServiceInfo};
 use dataplane::conn::Timeouts;
-use dataplane::l3::addr::OwnedAddrs;
+use dataplane::l3::addr::{OwnedAddrs, PortId};
 use dataplane::l3::route::{Route, RouteTable};
+use dataplane::laddr::{Laddr, LaddrStats, LaddrTable};
 use dataplane::sched::SchedFlags;
 use dataplane::service::{
     self, DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceError, ServiceKey,
@@ -24,6 +25,8 @@ use dataplane::service::{
 use dataplane::wire::MacAddr;
 use dataplane::worker::{StaticNeigh, Tables};
 
+use super::origin;
+use super::rates::RateBook;
 use super::server::Handler;
 use crate::config::Validated;
 use crate::runtime::poll::WorkerRequest;
@@ -41,6 +44,11 @@ struct State {
     addrs: OwnedAddrs,
     routes: RouteTable,
     static_neighs: Vec<StaticNeigh>,
+    /// FULLNAT local addresses per service, in the order they were added.
+    laddrs: Vec<(ServiceKey, Vec<Laddr>)>,
+    /// Port names (`[[port]] name`), indexed by [`PortId`], for `-F`.
+    port_names: Vec<String>,
+    n_workers: usize,
 }
 
 /// The daemon's control state.
@@ -50,6 +58,8 @@ pub struct ControlPlane {
     conn_capacity: u32,
     workers: Mutex<Vec<WorkerHandle>>,
     ports: Mutex<Vec<PortFacts>>,
+    /// Rate estimators; locked after `state` when both are held.
+    rates: Mutex<RateBook>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,7 +216,7 @@ fn stats_to_proto(t: &service::Totals) -> proto::Stats {
     }
 }
 
-fn service_info(s: &service::Service) -> ServiceInfo {
+fn service_info(s: &service::Service, rates: &RateBook) -> ServiceInfo {
     let dests = s
         .dests()
         .iter()
@@ -227,14 +237,14 @@ fn service_info(s: &service::Service) -> ServiceInfo {
                 inact_conns: clamp32(totals.inactive),
                 persist_conns: clamp32(totals.persistent),
                 stats: stats_to_proto(&totals),
-                rates: proto::Rates::default(),
+                rates: rates.dest(d.id()),
             }
         })
         .collect();
     ServiceInfo {
         spec: service_to_proto(s.config()),
         stats: stats_to_proto(&s.stats().sum()),
-        rates: proto::Rates::default(),
+        rates: rates.service(s.id()),
         dests,
     }
 }
@@ -255,13 +265,143 @@ fn proto_name(p: u8) -> String {
 
 impl State {
     fn tables(&mut self) -> Tables {
+        let mut laddrs = LaddrTable::new(self.n_workers);
+        for (key, l) in &self.laddrs {
+            if let Some(svc) = self.services.service(key) {
+                laddrs.set(svc.id(), l.clone());
+            }
+        }
         Tables {
             services: self.services.snapshot(),
             addrs: self.addrs.clone(),
             routes: self.routes.clone(),
             static_neighs: self.static_neighs.clone(),
             timeouts: self.timeouts,
+            laddrs: Arc::new(laddrs),
         }
+    }
+
+    /// Forget the local addresses of services that no longer exist.
+    fn prune_laddrs(&mut self) {
+        let services = &self.services;
+        self.laddrs.retain(|(k, _)| services.service(k).is_some());
+    }
+
+    /// The service a local-address request names, and the address and port it gives.
+    fn laddr_args(
+        &self,
+        service: &proto::ServiceKey,
+        laddr: &proto::LaddrSpec,
+    ) -> Result<(ServiceKey, Ipv4Addr, PortId), Reply> {
+        let key = key_from_proto(service)?;
+        if self.services.service(&key).is_none() {
+            return Err(service_err(&ServiceError::NoSuchService(key)));
+        }
+        let ip = v4(laddr.addr)?;
+        let port = self
+            .port_names
+            .iter()
+            .position(|n| *n == laddr.ifname)
+            .and_then(|i| PortId::try_from(i).ok())
+            .ok_or_else(|| err(Errno::Einval, format!("no port named {}", laddr.ifname)))?;
+        Ok((key, ip, port))
+    }
+
+    fn add_laddr(
+        &mut self,
+        service: &proto::ServiceKey,
+        laddr: &proto::LaddrSpec,
+    ) -> Result<(), Reply> {
+        let (key, ip, port) = self.laddr_args(service, laddr)?;
+        if self.services.services().iter().any(|s| match s.key() {
+            ServiceKey::Addr { vip, .. } => vip == ip,
+            ServiceKey::Fwmark(_) => false,
+        }) || self.addrs.owns(ip).is_some()
+        {
+            return Err(err(
+                Errno::Einval,
+                format!("{ip} is a VIP or an address of the director"),
+            ));
+        }
+        // A LIP may serve several services (its ports are allocated per (LIP, RS) whatever the
+        // service); its counters are the LIP's, shared by those services.
+        let stats = self
+            .laddrs
+            .iter()
+            .flat_map(|(_, l)| l.iter())
+            .find(|a| a.ip == ip)
+            .map(|a| a.stats.clone())
+            .unwrap_or_else(|| Arc::new(LaddrStats::new(self.n_workers)));
+        let list = match self.laddrs.iter_mut().position(|(k, _)| *k == key) {
+            Some(i) => &mut self.laddrs[i].1,
+            None => {
+                self.laddrs.push((key, Vec::new()));
+                let last = self.laddrs.len() - 1;
+                &mut self.laddrs[last].1
+            }
+        };
+        if list.iter().any(|a| a.ip == ip) {
+            return Err(err(Errno::Eexist, "Local address already exists"));
+        }
+        list.push(Laddr {
+            ip,
+            port,
+            ifname: laddr.ifname.clone(),
+            stats,
+        });
+        Ok(())
+    }
+
+    fn del_laddr(
+        &mut self,
+        service: &proto::ServiceKey,
+        laddr: &proto::LaddrSpec,
+    ) -> Result<(), Reply> {
+        let (key, ip, _) = self.laddr_args(service, laddr)?;
+        let gone = || err(Errno::Enoent, "No such local address");
+        let i = self
+            .laddrs
+            .iter()
+            .position(|(k, _)| *k == key)
+            .ok_or_else(gone)?;
+        let list = &mut self.laddrs[i].1;
+        let j = list.iter().position(|a| a.ip == ip).ok_or_else(gone)?;
+        list.remove(j);
+        if list.is_empty() {
+            self.laddrs.remove(i);
+        }
+        Ok(())
+    }
+
+    fn list_laddrs(&self, service: Option<&proto::ServiceKey>) -> Reply {
+        let only = match service {
+            None => None,
+            Some(k) => match key_from_proto(k) {
+                Ok(key) if self.services.service(&key).is_some() => Some(key),
+                Ok(key) => return service_err(&ServiceError::NoSuchService(key)),
+                Err(r) => return r,
+            },
+        };
+        let list = self
+            .laddrs
+            .iter()
+            .filter(|(k, _)| only.is_none_or(|o| o == *k))
+            .map(|(k, l)| proto::ServiceLaddrs {
+                service: key_to_proto(k),
+                laddrs: l
+                    .iter()
+                    .map(|a| proto::LaddrInfo {
+                        spec: proto::LaddrSpec {
+                            addr: IpAddr::V4(a.ip),
+                            ifname: a.ifname.clone(),
+                        },
+                        port_conflicts: a.stats.conflicts(),
+                        conns: a.stats.conns(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Reply::Laddrs(list)
     }
 }
 
@@ -299,6 +439,9 @@ impl ControlPlane {
                     mac: MacAddr(n.mac),
                 })
                 .collect(),
+            laddrs: Vec::new(),
+            port_names: conf.ports.iter().map(|p| p.name.clone()).collect(),
+            n_workers,
         };
         let tables = Arc::new(ArcSwap::from_pointee(state.tables()));
         Ok(ControlPlane {
@@ -307,6 +450,7 @@ impl ControlPlane {
             conn_capacity: conf.conn_capacity,
             workers: Mutex::new(Vec::new()),
             ports: Mutex::new(Vec::new()),
+            rates: Mutex::new(RateBook::default()),
         })
     }
 
@@ -326,14 +470,66 @@ impl ControlPlane {
         std::mem::take(&mut *lock(&self.workers))
     }
 
-    /// Periodic control-plane work (rate estimation comes here).
-    pub fn housekeeping(&self) {}
+    /// Periodic control-plane work, called every few tens of milliseconds: the rate
+    /// estimators on their own 2 s schedule.
+    pub fn housekeeping(&self) {
+        let st = lock(&self.state);
+        lock(&self.rates).tick(std::time::Instant::now(), st.services.services());
+    }
+
+    /// Every service with its dests, counters and rates: what `ipvsadm -Ln` lists and what the
+    /// metrics endpoint exports (one source of truth).
+    pub fn service_listing(&self) -> Vec<ServiceInfo> {
+        let st = lock(&self.state);
+        let rates = lock(&self.rates);
+        st.services
+            .services()
+            .iter()
+            .map(|s| service_info(s, &rates))
+            .collect()
+    }
+
+    /// The running workers' handles (empty before `attach` and after `detach`).
+    pub fn worker_handles(&self) -> Vec<WorkerHandle> {
+        lock(&self.workers).clone()
+    }
+
+    /// The configured ports' facts.
+    pub fn port_facts(&self) -> Vec<PortFacts> {
+        lock(&self.ports).clone()
+    }
+
+    /// `-Z`: zero the counters of one service or all, and restart their rate estimators.
+    fn zero(&self, service: Option<&proto::ServiceKey>) -> Reply {
+        let st = lock(&self.state);
+        let mut rates = lock(&self.rates);
+        let zeroed: Vec<&service::Service> = match service {
+            None => {
+                st.services.zero_all();
+                st.services.services().iter().collect()
+            }
+            Some(k) => {
+                let key = match key_from_proto(k) {
+                    Ok(k) => k,
+                    Err(r) => return r,
+                };
+                if let Err(e) = st.services.zero_service(&key) {
+                    return service_err(&e);
+                }
+                st.services.service(&key).into_iter().collect()
+            }
+        };
+        zeroed.iter().for_each(|s| rates.reset(s));
+        tracing::info!(change = "zero counters", from = %origin::current(), services = zeroed.len(), "control: applied");
+        Reply::Ok
+    }
 
     /// Replay an `ipvsadm -S` file (DESIGN.md section 7, `[ipvs] rules`) through the ipvsadm
     /// parser, as `ipvsadm -R` would. Stops at the first failing line.
     pub fn replay_rules(&self, path: &Path) -> anyhow::Result<()> {
         let file =
             std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let _origin = origin::Scope::enter(format!("rules file {}", path.display()));
         let mut daemon = LocalDaemon(self);
         let resolver = ctl::ipvsadm::resolve::Resolver::system();
         let args = ["ipvsadm".to_owned(), "-R".to_owned()];
@@ -369,12 +565,12 @@ impl ControlPlane {
         match f(&mut st) {
             Ok(()) => {
                 self.publish(&mut st);
-                tracing::info!(change = what, "control: applied");
+                tracing::info!(change = what, from = %origin::current(), "control: applied");
                 Reply::Ok
             }
             Err(reply) => {
                 if let Reply::Error(e) = &reply {
-                    tracing::info!(change = what, errno = ?e.errno, "control: refused: {}", e.message);
+                    tracing::info!(change = what, from = %origin::current(), errno = ?e.errno, "control: refused: {}", e.message);
                 }
                 reply
             }
@@ -383,15 +579,22 @@ impl ControlPlane {
 
     fn list_services(&self, service: Option<&proto::ServiceKey>) -> Reply {
         let st = lock(&self.state);
+        let rates = lock(&self.rates);
         match service {
-            None => Reply::Services(st.services.services().iter().map(service_info).collect()),
+            None => Reply::Services(
+                st.services
+                    .services()
+                    .iter()
+                    .map(|s| service_info(s, &rates))
+                    .collect(),
+            ),
             Some(k) => {
                 let key = match key_from_proto(k) {
                     Ok(k) => k,
                     Err(r) => return r,
                 };
                 match st.services.service(&key) {
-                    Some(s) => Reply::Services(vec![service_info(s)]),
+                    Some(s) => Reply::Services(vec![service_info(s, &rates)]),
                     None => service_err(&ServiceError::NoSuchService(key)),
                 }
             }
@@ -459,10 +662,13 @@ impl Handler for ControlPlane {
             }),
             Request::DelService(k) => self.change("delete service", |st| {
                 let key = key_from_proto(&k)?;
-                st.services.del_service(&key).map_err(|e| service_err(&e))
+                st.services.del_service(&key).map_err(|e| service_err(&e))?;
+                st.prune_laddrs();
+                Ok(())
             }),
             Request::Clear => self.change("clear", |st| {
                 st.services.clear();
+                st.prune_laddrs();
                 Ok(())
             }),
             Request::AddDest { service, dest } => self.change("add dest", |st| {
@@ -490,22 +696,7 @@ impl Handler for ControlPlane {
             }),
             Request::ListServices { service } => self.list_services(service.as_ref()),
             Request::ListConns => self.list_conns(),
-            Request::Zero { service } => {
-                let st = lock(&self.state);
-                match service {
-                    None => {
-                        st.services.zero_all();
-                        Reply::Ok
-                    }
-                    Some(k) => match key_from_proto(&k) {
-                        Ok(key) => match st.services.zero_service(&key) {
-                            Ok(()) => Reply::Ok,
-                            Err(e) => service_err(&e),
-                        },
-                        Err(r) => r,
-                    },
-                }
-            }
+            Request::Zero { service } => self.zero(service.as_ref()),
             Request::SetTimeouts(t) => self.change("set timeouts", |st| {
                 st.timeouts
                     .set(t.tcp, t.tcpfin, t.udp)
@@ -519,12 +710,13 @@ impl Handler for ControlPlane {
                     udp: t.udp,
                 })
             }
-            Request::AddLaddr { .. } | Request::DelLaddr { .. } | Request::ListLaddrs { .. } => {
-                err(
-                    Errno::Einval,
-                    "FULLNAT local addresses are not supported yet",
-                )
+            Request::AddLaddr { service, laddr } => {
+                self.change("add laddr", |st| st.add_laddr(&service, &laddr))
             }
+            Request::DelLaddr { service, laddr } => {
+                self.change("delete laddr", |st| st.del_laddr(&service, &laddr))
+            }
+            Request::ListLaddrs { service } => lock(&self.state).list_laddrs(service.as_ref()),
         }
     }
 }

@@ -79,13 +79,19 @@ impl Drop for ControlServer {
 }
 
 fn accept_loop(listener: UnixListener, handler: Arc<dyn Handler>, stop: Arc<AtomicBool>) {
+    let mut accepted = 0u64;
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
                 let handler = handler.clone();
+                accepted += 1;
+                let origin = format!("control socket connection {accepted}");
                 let spawned = std::thread::Builder::new()
                     .name("rvs-ctl-conn".into())
-                    .spawn(move || serve(stream, handler));
+                    .spawn(move || {
+                        let _origin = super::origin::Scope::enter(origin);
+                        serve(stream, handler)
+                    });
                 if let Err(e) = spawned {
                     tracing::warn!("control: cannot spawn a connection thread: {e}");
                 }

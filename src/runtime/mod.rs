@@ -20,6 +20,8 @@ use dpdk_bindings::{Eal, Mempool, Port, PortConfig, port_id_by_name};
 
 use crate::config::{Validated, device_name};
 use crate::control::ControlPlane;
+use crate::control::dropwatch::DropWatch;
+use crate::control::metrics::{self, MempoolSample, MetricsServer, RuntimeSamples};
 use crate::control::server::ControlServer;
 use poll::{LoopStats, WorkerCtx, WorkerRequest};
 
@@ -174,10 +176,10 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             .with_context(|| format!("starting port {} ({})", f.name, f.device))?;
     }
     control.attach(handles, facts.clone());
-    if let Some(addr) = conf.metrics {
-        tracing::warn!(%addr, "control.metrics: the metrics endpoint is not served by this version");
-    }
-    tracing::info!(workers = n_workers, lcores = ?workers, mbufs = conf.mbufs, conn_capacity = conf.conn_capacity, "rvsd running");
+    let samples = Arc::new(RuntimeSamples::default());
+    sample_runtime(&ports, &facts, &pool, &samples);
+    let metrics_server = start_metrics(&conf, &control, &samples);
+    log_startup(&conf, &workers, &facts, &pool, metrics_server.as_ref());
 
     let server = ControlServer::start(&conf.socket, control.clone());
     let server = match server {
@@ -190,14 +192,22 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         }
     };
     tracing::info!(socket = %conf.socket.display(), "control socket ready");
+    let mut drop_watch = DropWatch::default();
+    let mut iteration = 0u64;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         control.housekeeping();
+        iteration += 1;
+        if iteration % 2 == 0 {
+            sample_runtime(&ports, &facts, &pool, &samples);
+            drop_watch.check(std::time::Instant::now(), &control.worker_handles());
+        }
     }
 
     tracing::info!("stopping");
     let failed_server = server.is_none();
     drop(server);
+    drop(metrics_server);
     worker_stop.store(true, Ordering::Relaxed);
     for h in launched {
         let lcore = h.lcore();
@@ -232,6 +242,65 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     }
     tracing::info!("rvsd stopped");
     Ok(())
+}
+
+/// Port counters and mempool occupancy for the metrics collector (ports and the pool stay
+/// owned here, so the shutdown order is untouched).
+fn sample_runtime(ports: &[Port], facts: &[PortFacts], pool: &Mempool, samples: &RuntimeSamples) {
+    let stats = ports
+        .iter()
+        .zip(facts)
+        .filter_map(|(p, f)| p.stats().ok().map(|s| (f.name.clone(), s)))
+        .collect();
+    samples.set_ports(stats);
+    samples.set_mempool(MempoolSample {
+        in_use: u64::from(pool.in_use()),
+        available: u64::from(pool.available()),
+        size: u64::from(pool.size()),
+    });
+}
+
+/// Serve `/metrics` if configured. A failure to listen is logged and rvsd runs on without it.
+fn start_metrics(
+    conf: &Validated,
+    control: &Arc<ControlPlane>,
+    samples: &Arc<RuntimeSamples>,
+) -> Option<MetricsServer> {
+    let addr = conf.metrics?;
+    let registry = metrics::registry(control.clone(), samples.clone());
+    match MetricsServer::start(addr, registry) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            None
+        }
+    }
+}
+
+/// The start-up summary: one line with what runs where and how much memory it holds.
+fn log_startup(
+    conf: &Validated,
+    lcores: &[u32],
+    facts: &[PortFacts],
+    pool: &Mempool,
+    metrics: Option<&MetricsServer>,
+) {
+    let ports: Vec<String> = facts
+        .iter()
+        .map(|f| format!("{}={}({},{})", f.name, f.mac, f.driver, f.device))
+        .collect();
+    let data_room = u64::from(dpdk_bindings::DEFAULT_DATA_ROOM);
+    tracing::info!(
+        workers = lcores.len(),
+        lcores = ?lcores,
+        ports = %ports.join(" "),
+        queues_per_port = lcores.len(),
+        mbufs = pool.size(),
+        mbuf_memory_mib = u64::from(pool.size()) * data_room / (1 << 20),
+        conn_capacity = conf.conn_capacity,
+        metrics = %metrics.map_or_else(|| "off".to_owned(), |m| format!("http://{}/metrics", m.local_addr())),
+        "rvsd running"
+    );
 }
 
 /// What each worker did, logged at exit (the same counters feed listings and metrics).

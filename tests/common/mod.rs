@@ -77,12 +77,18 @@ impl TestNet {
     /// Make the network, named `ID-PID-*` so that test processes running at the same time
     /// (several checkouts on one machine) never share namespaces.
     pub fn up(id: &str) -> TestNet {
+        Self::up_mode(id, "nat")
+    }
+
+    /// [`TestNet::up`] with a topology of `testnet.sh` (`nat`, `fullnat`, `dr`, `tun`).
+    #[allow(dead_code)] // not every test binary uses every mode
+    pub fn up_mode(id: &str, mode: &str) -> TestNet {
         let net = TestNet {
             id: format!("{id}{}", std::process::id()),
         };
         let id = net.id.as_str();
         let out = Command::new(repo().join("scripts/testnet.sh"))
-            .args(["up", id])
+            .args(["up", id, mode])
             .output()
             .unwrap();
         assert!(

@@ -555,6 +555,33 @@ pub fn laddrs(list: &[ServiceLaddrs], numeric: bool, resolver: &Resolver) -> Str
     out
 }
 
+/// `ipvsadm -S` lines restoring FULLNAT local addresses (`-P -t VIP:PORT -z LIP -F PORT`),
+/// numeric, after the service and dest lines.
+pub fn save_laddrs(list: &[ServiceLaddrs]) -> String {
+    let mut out = String::new();
+    for s in list {
+        let svc = match s.service {
+            ServiceKey::Inet {
+                protocol,
+                addr,
+                port,
+            } => {
+                let flag = match protocol {
+                    Protocol::Tcp => "-t",
+                    Protocol::Udp => "-u",
+                    Protocol::Sctp => "--sctp-service",
+                };
+                format!("{flag} {addr}:{port}")
+            }
+            ServiceKey::Fwmark { mark, .. } => format!("-f {mark}"),
+        };
+        for l in &s.laddrs {
+            let _ = writeln!(out, "-P {svc} -z {} -F {}", l.spec.addr, l.spec.ifname);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[path = "format_tests.rs"]
 mod tests;

@@ -182,6 +182,11 @@ pub fn execute(
         Command::Save { format } => {
             let all = services(daemon, Request::ListServices { service: None })?;
             out.push_str(&format::list_all(None, &all, format, resolver));
+            // FULLNAT local addresses survive a save/restore (DPVS's -S loses them). A daemon
+            // without them (an error reply) simply has none to save.
+            if let Ok(Reply::Laddrs(list)) = daemon.call(Request::ListLaddrs { service: None }) {
+                out.push_str(&format::save_laddrs(&list));
+            }
             Ok(())
         }
         Command::Restore => Err(Failure {

@@ -50,6 +50,8 @@ impl ConnFlags {
     pub const TEMPLATE: ConnFlags = ConnFlags(4);
     /// The out-tuple is in the index (NAT, FULLNAT).
     pub const REPLY_INDEXED: ConnFlags = ConnFlags(8);
+    /// FULLNAT TCP: the TOA option is still to be added to the client's first data segment.
+    pub const TOA_PENDING: ConnFlags = ConnFlags(16);
     const OCCUPIED: ConnFlags = ConnFlags(0x80);
 
     pub const fn contains(self, f: ConnFlags) -> bool {
@@ -173,6 +175,19 @@ impl Conn {
     /// Packets seen RS -> client (wrapping).
     pub fn out_pkts(&self) -> u32 {
         self.out_pkts
+    }
+
+    /// Set or clear a flag the table does not manage itself ([`ConnFlags::TOA_PENDING`]);
+    /// other flags are left alone.
+    pub fn set_flag(&mut self, f: ConnFlags, on: bool) {
+        if f != ConnFlags::TOA_PENDING {
+            return;
+        }
+        if on {
+            self.flags.insert(f);
+        } else {
+            self.flags.remove(f);
+        }
     }
 
     /// Set the protocol state, keeping the INACTIVE flag in step, and report the count deltas.

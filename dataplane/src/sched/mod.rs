@@ -11,14 +11,32 @@
 //! - `schedule` returns an index into `dests`, and only ever of a dest that is available:
 //!   weight > 0 and not overloaded ([`crate::service::Dest::is_available`]). `None` means no dest
 //!   can take the connection ("no destination available" in IPVS).
-//! - Neither method allocates in `schedule`; `update` may allocate (control-plane rate).
+//! - `schedule` does not allocate; `update` may (control-plane rate). The one exception is the
+//!   lblc/lblcr caches, which grow past their reserved size in `schedule` (amortised, bounded).
+//! - Time is `SchedInput::now` (lblc/lblcr expiry); randomness is a per-state PRNG seeded from
+//!   [`SchedParams::seed`] (twos), so every scheduler is deterministic under test.
 //! - Dest order is the service's IPVS list order (newest first, see [`crate::service`]).
 
+pub mod dh;
+pub mod fo;
+pub mod hash;
+pub mod lblc;
+pub mod lblcr;
+pub mod lc;
+pub mod mh;
+pub mod nq;
+pub mod ovf;
 pub mod rr;
+pub mod sed;
+pub mod sh;
+pub mod twos;
+pub mod wlc;
 pub mod wrr;
 
 use core::fmt;
 use std::net::Ipv4Addr;
+
+use crate::time::Instant;
 
 /// What a scheduler sees of a dest: the snapshot's dest itself (weight, thresholds, OVERLOAD flag
 /// and the summed active/inactive counts through its shared stats).
@@ -33,6 +51,63 @@ pub struct SchedInput {
     pub client_port: u16,
     pub vip: Ipv4Addr,
     pub vport: u16,
+    /// The packet's time (lblc/lblcr age their caches with it; time is never read).
+    pub now: Instant,
+}
+
+/// Scheduler construction parameters that IPVS fixes at build time or in sysctls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedParams {
+    /// `mh`'s Maglev table size M (IPVS `CONFIG_IP_VS_MH_TAB_INDEX`, default 4093).
+    pub mh_table_size: MhTableSize,
+    /// Seed of the per-scheduler PRNG (`twos`); give each worker its own for independent draws.
+    pub seed: u64,
+}
+
+impl Default for SchedParams {
+    fn default() -> SchedParams {
+        SchedParams {
+            mh_table_size: MhTableSize::DEFAULT,
+            seed: 0x5eed_0f2c_0ffe_e000,
+        }
+    }
+}
+
+/// A Maglev table size IPVS can be built with: one of [`MH_PRIMES`] (so never invalid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MhTableSize(u32);
+
+/// IPVS's `primes[]` for `CONFIG_IP_VS_MH_TAB_INDEX` 8..=17.
+pub const MH_PRIMES: [u32; 10] = [
+    251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071,
+];
+
+/// A table size that is not one of IPVS's Maglev primes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid mh table size {0}: must be one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071"
+)]
+pub struct InvalidMhTableSize(pub u32);
+
+impl MhTableSize {
+    /// IPVS's default (`CONFIG_IP_VS_MH_TAB_INDEX` = 12).
+    pub const DEFAULT: MhTableSize = MhTableSize(4093);
+
+    pub fn new(m: u32) -> Result<MhTableSize, InvalidMhTableSize> {
+        if MH_PRIMES.contains(&m) {
+            Ok(MhTableSize(m))
+        } else {
+            Err(InvalidMhTableSize(m))
+        }
+    }
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+    /// `CONFIG_IP_VS_MH_TAB_INDEX` for this size (8..=17).
+    pub fn tab_index(self) -> u32 {
+        let pos = MH_PRIMES.iter().position(|p| *p == self.0).unwrap_or(4);
+        8 + pos as u32
+    }
 }
 
 /// One scheduling algorithm's per-worker, per-service state.
@@ -51,7 +126,7 @@ pub const SCHEDULER_NAMES: [&str; 14] = [
 ];
 
 /// Schedulers rvs implements today.
-pub const IMPLEMENTED: [&str; 2] = ["rr", "wrr"];
+pub const IMPLEMENTED: [&str; 14] = SCHEDULER_NAMES;
 
 /// ipvsadm's default scheduler (`-s` omitted).
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -105,12 +180,33 @@ pub fn check(name: &str, _flags: SchedFlags) -> Result<(), UnknownScheduler> {
     }
 }
 
-/// Create a scheduler's state (one per worker per service).
+/// Create a scheduler's state (one per worker per service) with the default [`SchedParams`].
 pub fn new(name: &str, flags: SchedFlags) -> Result<Box<dyn Scheduler + Send>, UnknownScheduler> {
+    new_with_params(name, flags, &SchedParams::default())
+}
+
+/// Create a scheduler's state with explicit parameters (Maglev table size, PRNG seed).
+pub fn new_with_params(
+    name: &str,
+    flags: SchedFlags,
+    params: &SchedParams,
+) -> Result<Box<dyn Scheduler + Send>, UnknownScheduler> {
     check(name, flags)?;
     Ok(match name {
         "rr" => Box::new(rr::RoundRobin::new()),
         "wrr" => Box::new(wrr::WeightedRoundRobin::new()),
+        "lc" => Box::new(lc::LeastConnection),
+        "wlc" => Box::new(wlc::WeightedLeastConnection),
+        "sed" => Box::new(sed::ShortestExpectedDelay),
+        "nq" => Box::new(nq::NeverQueue),
+        "fo" => Box::new(fo::WeightedFailover),
+        "ovf" => Box::new(ovf::WeightedOverflow),
+        "lblc" => Box::new(lblc::Lblc::new()),
+        "lblcr" => Box::new(lblcr::Lblcr::new()),
+        "dh" => Box::new(dh::DestinationHashing::new()),
+        "sh" => Box::new(sh::SourceHashing::new(flags)),
+        "mh" => Box::new(mh::MaglevHashing::new(flags, params.mh_table_size)),
+        "twos" => Box::new(twos::TwoChoices::new(params.seed)),
         _ => {
             return Err(UnknownScheduler {
                 name: name.to_owned(),
@@ -118,6 +214,39 @@ pub fn new(name: &str, flags: SchedFlags) -> Result<Box<dyn Scheduler + Send>, U
             });
         }
     })
+}
+
+/// IPVS `ip_vs_dest_conn_overhead`: `(activeconns << 8) + inactconns`.
+#[inline]
+pub(crate) fn conn_overhead(d: &DestView) -> u64 {
+    d.active_conns()
+        .saturating_mul(256)
+        .saturating_add(d.inactive_conns())
+}
+
+/// IPVS's division-free "dest is less loaded than least": `loh * w(dest) > doh * w(least)`
+/// (widened so no product overflows).
+#[inline]
+pub(crate) fn less_loaded(doh: u64, dw: u32, loh: u64, lw: u32) -> bool {
+    u128::from(loh) * u128::from(dw) > u128::from(doh) * u128::from(lw)
+}
+
+/// The WLC selection shared by wlc, sed, lblc and lblcr: the first available dest, then every
+/// later non-overloaded dest that is strictly [`less_loaded`] replaces it (ties: first in list;
+/// weight 0 never wins the cross-multiplication).
+pub(crate) fn weighted_least(dests: &[DestView], oh: impl Fn(&DestView) -> u64) -> Option<usize> {
+    let first = dests.iter().position(DestView::is_available)?;
+    let (mut least, mut loh) = (first, oh(&dests[first]));
+    for (i, d) in dests.iter().enumerate().skip(first + 1) {
+        if d.is_overloaded() {
+            continue;
+        }
+        let doh = oh(d);
+        if less_loaded(doh, d.weight(), loh, dests[least].weight()) {
+            (least, loh) = (i, doh);
+        }
+    }
+    Some(least)
 }
 
 /// IPVS scheduler flags (`-b`): three generic bits; `sh-*`/`mh-*` are names for bits 1 and 2.
@@ -241,59 +370,182 @@ pub(crate) mod testutil {
             client_port: 40_000,
             vip: Ipv4Addr::new(198, 18, 0, 10),
             vport: 80,
+            now: base_time(),
         }
+    }
+
+    /// A fixed instant for tests that do not care about time.
+    pub fn base_time() -> crate::time::Instant {
+        crate::time::Instant::from_secs(1_000)
+    }
+
+    /// Set a test dest's active/inactive counts (worker slot 0), without threshold checks.
+    pub fn set_counts(d: &DestView, active: u64, inactive: u64) {
+        let da = active as i64 - d.active_conns() as i64;
+        let di = inactive as i64 - d.inactive_conns() as i64;
+        d.move_conn(0, da, di);
+    }
+
+    /// Dests with these weights and (active, inactive) counts.
+    pub fn dests_counts(weights: &[u32], counts: &[(u64, u64)]) -> Vec<DestView> {
+        let d = dests(weights);
+        for (x, (a, i)) in d.iter().zip(counts) {
+            set_counts(x, *a, *i);
+        }
+        d
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::DestStats;
     use proptest::prelude::*;
+    use std::sync::Arc;
+
+    /// Every scheduler with flag variants: (name, flags, finds a dest whenever one is available).
+    /// dh and sh/mh without fallback fail by design when the key's bucket dest is unavailable.
+    fn variants() -> Vec<(&'static str, SchedFlags, bool)> {
+        let mut v: Vec<_> = IMPLEMENTED
+            .iter()
+            .map(|n| (*n, SchedFlags::NONE, !matches!(*n, "dh" | "sh" | "mh")))
+            .collect();
+        for n in ["sh", "mh"] {
+            v.push((n, SchedFlags::SCHED1, true));
+            v.push((n, SchedFlags::SCHED2, false));
+            v.push((n, SchedFlags::SCHED1.union(SchedFlags::SCHED2), true));
+        }
+        v
+    }
+
+    fn input_n(k: u32) -> SchedInput {
+        let mut i = testutil::input();
+        i.client = Ipv4Addr::from(0x0a00_0000 + k * 7919);
+        i.client_port = 1024 + k as u16;
+        i.vip = Ipv4Addr::from(0xc612_0000 + k % 5);
+        i
+    }
 
     proptest! {
-        /// No scheduler ever picks a weight-0 or overloaded dest, and each finds one whenever one
-        /// exists, through updates as well.
+        /// No scheduler ever picks a weight-0 or overloaded dest, and (all but the no-fallback
+        /// hashing ones) each finds one whenever one exists, through updates as well, under load.
         #[test]
         fn never_picks_unavailable(
             ws in proptest::collection::vec(0u32..6, 0..8),
             over in proptest::collection::vec(any::<bool>(), 0..8),
             ws2 in proptest::collection::vec(0u32..6, 0..8),
+            counts in proptest::collection::vec((0u64..6, 0u64..600), 8),
         ) {
-            for name in IMPLEMENTED {
-                let mut s = new(name, SchedFlags::NONE).unwrap();
+            for (name, flags, finds) in variants() {
+                let mut s = new(name, flags).unwrap();
                 for weights in [&ws, &ws2] {
                     let d = testutil::dests_overloaded(weights, &over);
+                    for (x, (a, i)) in d.iter().zip(&counts) {
+                        if !x.is_overloaded() {
+                            testutil::set_counts(x, *a, *i);
+                        }
+                    }
                     s.update(&d);
                     let any_available = d.iter().any(|x| x.is_available());
-                    for _ in 0..40 {
-                        match s.schedule(&d, &testutil::input()) {
+                    // ovf also refuses dests with A > W.
+                    let ovf_ok = d.iter().any(|x| x.is_available() && x.active_conns() <= u64::from(x.weight()));
+                    for k in 0..40 {
+                        match s.schedule(&d, &input_n(k)) {
                             Some(i) => {
                                 prop_assert!(i < d.len());
                                 prop_assert!(d[i].weight() > 0, "{} picked weight 0", name);
                                 prop_assert!(!d[i].is_overloaded(), "{} picked overloaded", name);
                             }
-                            None => prop_assert!(!any_available, "{} found nothing", name),
+                            None if name == "ovf" => prop_assert!(!ovf_ok, "ovf found nothing"),
+                            None => prop_assert!(!finds || !any_available, "{} {:?} found nothing", name, flags),
                         }
                     }
+                }
+            }
+        }
+
+        /// dh, sh and mh send a key to the same dest across rebuilds that do not touch that dest:
+        /// other dests' overload state or thresholds changing, and (dh, mh) other dests being
+        /// quiesced to weight 0 (dh's table ignores weights; mh keeps last_weight).
+        #[test]
+        fn consistent_hashing_survives_unrelated_rebuilds(
+            n in 2usize..8,
+            flip in proptest::collection::vec(any::<bool>(), 8),
+            quiesce in proptest::collection::vec(any::<bool>(), 8),
+            keys in proptest::collection::vec(any::<u32>(), 1..20),
+        ) {
+            for (name, flags) in [
+                ("dh", SchedFlags::NONE),
+                ("sh", SchedFlags::NONE),
+                ("sh", SchedFlags::SCHED2),
+                ("mh", SchedFlags::NONE),
+                ("mh", SchedFlags::SCHED2),
+            ] {
+                let base = testutil::dests(&vec![2; n]);
+                let mut s = new(name, flags).unwrap();
+                s.update(&base);
+                for key in &keys {
+                    let mut inp = testutil::input();
+                    inp.client = Ipv4Addr::from(*key);
+                    inp.client_port = *key as u16;
+                    inp.vip = Ipv4Addr::from(key.rotate_left(7));
+                    let Some(home) = s.schedule(&base, &inp) else { continue };
+                    // Rebuild with every other dest possibly overloaded / quiesced.
+                    let changed: Vec<DestView> = base
+                        .iter()
+                        .enumerate()
+                        .map(|(i, d)| {
+                            if i == home {
+                                return d.clone();
+                            }
+                            let mut c = *d.config();
+                            if quiesce[i] && name != "sh" {
+                                c.weight = 0;
+                            }
+                            if flip[i] {
+                                c.upper_threshold = 1;
+                                let x = DestView::new(d.id(), c, Arc::new(DestStats::new(1)));
+                                x.bind_conn(0, false);
+                                return x;
+                            }
+                            DestView::new(d.id(), c, d.stats().clone())
+                        })
+                        .collect();
+                    let mut s2 = new(name, flags).unwrap();
+                    s2.update(&base);
+                    s2.update(&changed);
+                    prop_assert_eq!(s2.schedule(&changed, &inp), Some(home), "{} {:?}", name, flags);
                 }
             }
         }
     }
 
     #[test]
-    fn registry_knows_fourteen_and_refuses_unimplemented() {
+    fn registry_creates_all_fourteen() {
         assert_eq!(SCHEDULER_NAMES.len(), 14);
-        assert!(new("rr", SchedFlags::NONE).is_ok());
-        assert!(new("wrr", SchedFlags::NONE).is_ok());
-        let e = new("lc", SchedFlags::NONE).unwrap_err();
-        assert!(e.known);
-        assert!(e.to_string().contains("not implemented"));
+        for n in SCHEDULER_NAMES {
+            let s = new(n, SchedFlags::NONE).unwrap();
+            assert_eq!(s.name(), n);
+            assert!(is_implemented(n));
+        }
+        assert!(is_implemented(DEFAULT_SCHEDULER));
         let e = new("bogus", SchedFlags::NONE).unwrap_err();
         assert!(!e.known);
-        for n in SCHEDULER_NAMES {
-            assert_eq!(new(n, SchedFlags::NONE).is_ok(), is_implemented(n));
-        }
-        assert_eq!(new("wrr", SchedFlags::NONE).unwrap().name(), "wrr");
+        assert_eq!(e.to_string(), "unknown scheduler 'bogus'");
+        let p = SchedParams {
+            mh_table_size: MhTableSize::new(251).unwrap(),
+            seed: 1,
+        };
+        assert_eq!(
+            new_with_params("mh", SchedFlags::SCHED1, &p)
+                .unwrap()
+                .name(),
+            "mh"
+        );
+        assert_eq!(
+            MhTableSize::new(1000).unwrap_err().to_string(),
+            "invalid mh table size 1000: must be one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071"
+        );
     }
 
     #[test]

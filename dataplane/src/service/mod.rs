@@ -22,6 +22,7 @@
 //!
 //! Statistics are per-worker single-writer atomics; see [`stats`] for the no-RMW and zeroing rules.
 
+pub mod estimator;
 pub mod snapshot;
 pub mod stats;
 pub mod table;

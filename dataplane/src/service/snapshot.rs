@@ -377,3 +377,64 @@ impl Snapshot {
         Some((svc, svc.dests.get(di as usize)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Threshold cases of reference/ipvs.md section 1.5 that `table.rs`'s hysteresis test does
+    //! not reach: no upper threshold, templates outside totalconns, inactive conns counted.
+    use super::*;
+    use crate::service::{DestConfig, ForwardMethod};
+
+    fn dest(u: u32, l: u32) -> Dest {
+        let mut c = DestConfig::new(Ipv4Addr::new(198, 18, 1, 1), 80, ForwardMethod::Masq);
+        c.upper_threshold = u;
+        c.lower_threshold = l;
+        Dest::new(DestId(1), c, Arc::new(DestStats::new(1)))
+    }
+
+    #[test]
+    fn no_upper_threshold_never_overloads() {
+        let d = dest(0, 5);
+        for _ in 0..100 {
+            d.bind_conn(0, false);
+        }
+        assert!(!d.is_overloaded());
+    }
+
+    #[test]
+    fn templates_are_not_in_totalconns() {
+        let d = dest(2, 0);
+        d.bind_template(0);
+        d.bind_template(0);
+        assert!(!d.is_overloaded(), "2 templates, totalconns 0");
+        d.bind_conn(0, true); // inactive conns count: total 1
+        assert!(!d.is_overloaded());
+        d.bind_conn(0, true); // total 2 >= 2
+        assert!(d.is_overloaded());
+        // Releasing a template re-runs the unbind check: 2*4 < 2*3 is false, stays.
+        d.unbind_template(0);
+        assert!(d.is_overloaded());
+        d.unbind_conn(0, true); // total 1: 4 < 6 clears
+        assert!(!d.is_overloaded());
+    }
+
+    #[test]
+    fn lower_threshold_replaces_the_75_percent_rule() {
+        let d = dest(4, 3);
+        for _ in 0..4 {
+            d.bind_conn(0, false);
+        }
+        assert!(d.is_overloaded());
+        d.unbind_conn(0, false); // total 3: not < 3 (the 75 % rule would not clear either)
+        assert!(d.is_overloaded());
+        d.unbind_conn(0, false); // total 2 < 3: clears, though 2*4 < 4*3 would too
+        assert!(!d.is_overloaded());
+        let d = dest(4, 1);
+        for _ in 0..4 {
+            d.bind_conn(0, false);
+        }
+        d.unbind_conn(0, false);
+        d.unbind_conn(0, false); // total 2: below 75 % but l = 1 rules
+        assert!(d.is_overloaded());
+    }
+}

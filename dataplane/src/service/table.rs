@@ -360,10 +360,10 @@ mod tests {
     }
 
     #[test]
-    fn unimplemented_scheduler_is_refused_today() {
+    fn unknown_scheduler_is_refused() {
         let mut t = ServiceTable::new(1);
         let e = t
-            .add_service(ServiceConfig::new(tcp([198, 18, 0, 10], 80), "lc"))
+            .add_service(ServiceConfig::new(tcp([198, 18, 0, 10], 80), "nosuch"))
             .unwrap_err();
         assert_eq!(e.errno(), Errno::NoEnt);
         assert!(t.services().is_empty());

@@ -137,6 +137,7 @@ impl Harness {
             "rr",
             &[(RIP1, ROUTE_PORT, ForwardMethod::Route, 1)],
         );
+        methods::add_services(&mut services);
         let tables = tables(&mut services, timeouts);
         let cfg = WorkerConfig {
             id: 0,
@@ -298,12 +299,29 @@ fn tables(services: &mut ServiceTable, timeouts: Timeouts) -> Arc<Tables> {
     let mut addrs = OwnedAddrs::new();
     addrs.add(CLIENT_NET, DIP0, 24).unwrap();
     addrs.add(SERVER_NET, DIP1, 24).unwrap();
+    // The FULLNAT services' local addresses (see `methods`), on the real-server network.
+    let mut laddrs = crate::laddr::LaddrTable::new(1);
+    for key in methods::fullnat_services() {
+        if let Some(svc) = services.service(&key) {
+            let l = methods::LIPS
+                .iter()
+                .map(|&ip| crate::laddr::Laddr {
+                    ip,
+                    port: SERVER_NET,
+                    ifname: "dp1".into(),
+                    stats: Arc::new(crate::laddr::LaddrStats::new(1)),
+                })
+                .collect();
+            laddrs.set(svc.id(), l);
+        }
+    }
     Arc::new(Tables {
         services: services.snapshot(),
         routes: RouteTable::with_connected(&addrs),
         addrs,
         static_neighs: Vec::new(),
         timeouts,
+        laddrs: Arc::new(laddrs),
     })
 }
 
@@ -814,14 +832,16 @@ fn traffic_for_others_or_for_no_service_is_dropped() {
 }
 
 #[test]
-fn direct_routing_dest_takes_no_connection_yet() {
+fn direct_routing_dest_takes_connections() {
     let mut h = Harness::new();
     h.learn_all();
     let f = tcp_frame(&FrameSpec::new(CIP, 11, VIP, ROUTE_PORT), SYN, b"");
-    h.expect_drop(CLIENT_NET, f, DropReason::MethodUnsupported);
-    assert_eq!(h.worker.conn_count(), 0);
+    let (port, out) = h.rx_forwarded(CLIENT_NET, f.clone());
+    assert_eq!(port, SERVER_NET);
+    assert_eq!(&out[14..], &f[14..]);
+    assert_eq!(h.worker.conn_count(), 1);
     let d = h.dest(route_service(), RIP1);
-    assert_eq!((d.active_conns(), d.inactive_conns()), (0, 0));
+    assert_eq!((d.active_conns(), d.inactive_conns()), (1, 0));
 }
 
 #[test]
@@ -1123,3 +1143,5 @@ fn static_neighbour_installed_while_packets_wait_counts_them() {
         load(&s.tx_packets) + load(&s.rx_consumed) + drops
     );
 }
+
+mod methods;

@@ -31,6 +31,16 @@ pub fn to_client<B: PacketBuf>(buf: &mut B, addr: Ipv4Addr, port: u16) -> Result
     rewrite(buf, End::Src, addr, port)
 }
 
+/// Rewrite the source address and port (FULLNAT's SNAT to LIP:lport, or back to VIP:vport).
+pub fn set_src<B: PacketBuf>(buf: &mut B, addr: Ipv4Addr, port: u16) -> Result<(), DropReason> {
+    rewrite(buf, End::Src, addr, port)
+}
+
+/// Rewrite the destination address and port.
+pub fn set_dst<B: PacketBuf>(buf: &mut B, addr: Ipv4Addr, port: u16) -> Result<(), DropReason> {
+    rewrite(buf, End::Dst, addr, port)
+}
+
 fn rewrite<B: PacketBuf>(
     buf: &mut B,
     end: End,

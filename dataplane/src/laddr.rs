@@ -1,0 +1,267 @@
+//! FULLNAT local addresses (DPVS's `laddr`): the pools of source addresses per service, as the
+//! control plane publishes them, and each worker's local-port allocator.
+//!
+//! Publication: [`LaddrTable`] maps a service to its local addresses (`ipvsadm --add-laddr -t
+//! VIP:PORT -z LIP -F PORT`), each with the port it lives on; the director answers ARP for a LIP
+//! on that port. It is part of the worker tables and, like them, immutable once published. The
+//! per-address counters ([`LaddrStats`]) are shared `Arc`s kept across publications, one slot per
+//! worker, single writer (load + store, no read-modify-write).
+//!
+//! Allocation ([`LportAlloc`], one per worker, no sharing):
+//! - Ports 1024..=65535 of a LIP are **partitioned between workers by residue**: worker `i` of
+//!   `n` hands out only lports with `lport % n == i`. A reply from a real server to LIP:lport thus
+//!   names its owning worker by `lport % n`, which is what flow steering (DESIGN.md section 4,
+//!   issue 6) relies on to send it to the worker holding the connection.
+//! - One pool per `(LIP, RIP, rport)`: the same lport is reused towards different real servers,
+//!   since the out-tuple `RIP:rport -> LIP:lport` stays unique. A pool is a FIFO of released ports
+//!   plus a cursor over never-used ones: allocation and release are O(1), memory grows only with
+//!   ports actually used, and a released port goes to the back of the queue, so the real server's
+//!   TIME_WAIT on it has the longest time to pass before it is used again.
+//! - A port is handed out to at most one live connection; on exhaustion the new connection is
+//!   refused (`lport_exhausted`), never given a port in use.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::l3::addr::PortId;
+use crate::service::ServiceId;
+use crate::service::snapshot::FastBuildHasher;
+
+/// Lowest local port handed out.
+pub const LPORT_MIN: u16 = 1024;
+
+/// Counters of one local address, one slot per worker.
+#[derive(Debug)]
+pub struct LaddrStats {
+    conns: Box<[AtomicU64]>,
+    conflicts: Box<[AtomicU64]>,
+}
+
+impl LaddrStats {
+    pub fn new(n_workers: usize) -> LaddrStats {
+        let n = n_workers.max(1);
+        LaddrStats {
+            conns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            conflicts: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Connections using the address, over all workers.
+    pub fn conns(&self) -> u64 {
+        self.conns.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Allocations that found a port in use or none free, over all workers.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn add(slots: &[AtomicU64], worker: usize, delta: i64) {
+        if let Some(s) = slots.get(worker) {
+            let v = s.load(Ordering::Relaxed);
+            s.store(v.saturating_add_signed(delta), Ordering::Relaxed);
+        }
+    }
+}
+
+/// One local address of a service.
+#[derive(Debug, Clone)]
+pub struct Laddr {
+    pub ip: Ipv4Addr,
+    pub port: PortId,
+    /// The port's name as configured (`-F`), for listings.
+    pub ifname: String,
+    pub stats: Arc<LaddrStats>,
+}
+
+/// Local addresses of every service, as published to the workers.
+#[derive(Debug, Clone, Default)]
+pub struct LaddrTable {
+    n_workers: usize,
+    by_service: HashMap<ServiceId, Vec<Laddr>, FastBuildHasher>,
+}
+
+impl LaddrTable {
+    /// A table for `n_workers` workers (the lport partition).
+    pub fn new(n_workers: usize) -> LaddrTable {
+        LaddrTable {
+            n_workers: n_workers.max(1),
+            by_service: HashMap::default(),
+        }
+    }
+
+    pub fn n_workers(&self) -> usize {
+        self.n_workers.max(1)
+    }
+
+    /// Set a service's local addresses (an empty list removes the entry).
+    pub fn set(&mut self, svc: ServiceId, laddrs: Vec<Laddr>) {
+        if laddrs.is_empty() {
+            self.by_service.remove(&svc);
+        } else {
+            self.by_service.insert(svc, laddrs);
+        }
+    }
+
+    /// A service's local addresses (empty when it has none).
+    pub fn of(&self, svc: ServiceId) -> &[Laddr] {
+        self.by_service.get(&svc).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `ip` is a local address living on `port`.
+    pub fn is_on(&self, port: PortId, ip: Ipv4Addr) -> bool {
+        self.by_service
+            .values()
+            .flatten()
+            .any(|l| l.port == port && l.ip == ip)
+    }
+
+    /// Whether `ip` is a local address of any service.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.by_service.values().flatten().any(|l| l.ip == ip)
+    }
+
+    /// The counters of local address `ip` (any service), for the worker's accounting.
+    pub fn stats(&self, ip: Ipv4Addr) -> Option<&Arc<LaddrStats>> {
+        self.by_service
+            .values()
+            .flatten()
+            .find(|l| l.ip == ip)
+            .map(|l| &l.stats)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    /// Next never-used port (u32: may pass 65535).
+    fresh: u32,
+    released: VecDeque<u16>,
+}
+
+/// One worker's local-port allocator.
+#[derive(Debug)]
+pub struct LportAlloc {
+    worker: usize,
+    pools: HashMap<(Ipv4Addr, Ipv4Addr, u16), Pool, FastBuildHasher>,
+    cursor: usize,
+}
+
+impl LportAlloc {
+    pub fn new(worker: usize) -> LportAlloc {
+        LportAlloc {
+            worker,
+            pools: HashMap::default(),
+            cursor: 0,
+        }
+    }
+
+    /// The first port of worker `worker` of `n`: the smallest `p >= LPORT_MIN`, `p % n == worker`.
+    fn first_port(worker: usize, n: usize) -> u32 {
+        let min = u32::from(LPORT_MIN);
+        let (n, w) = (n as u32, (worker % n) as u32);
+        min + (w + n - min % n) % n
+    }
+
+    /// A free lport on `lip` towards `rip:rport` for this worker (of `n_workers`), or `None`.
+    pub fn alloc(
+        &mut self,
+        n_workers: usize,
+        lip: Ipv4Addr,
+        rip: Ipv4Addr,
+        rport: u16,
+    ) -> Option<u16> {
+        let n = n_workers.max(1);
+        let worker = self.worker;
+        let pool = self.pools.entry((lip, rip, rport)).or_insert_with(|| Pool {
+            fresh: Self::first_port(worker, n),
+            released: VecDeque::new(),
+        });
+        if let Some(p) = pool.released.pop_front() {
+            return Some(p);
+        }
+        let p = u16::try_from(pool.fresh).ok()?;
+        pool.fresh += n as u32;
+        Some(p)
+    }
+
+    /// Give back an lport allocated by [`LportAlloc::alloc`].
+    pub fn release(&mut self, lip: Ipv4Addr, rip: Ipv4Addr, rport: u16, lport: u16) {
+        if let Some(pool) = self.pools.get_mut(&(lip, rip, rport)) {
+            pool.released.push_back(lport);
+        }
+    }
+
+    /// A rotating start index among `len` local addresses (spreads connections over them).
+    pub fn next_start(&mut self, len: usize) -> usize {
+        self.cursor = self.cursor.wrapping_add(1);
+        if len == 0 { 0 } else { self.cursor % len }
+    }
+
+    /// The worker's slot in [`LaddrStats`].
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+}
+
+/// Count a connection in or out of a local address's stats (worker `w`'s slot).
+pub fn count_conn(stats: &LaddrStats, w: usize, delta: i64) {
+    LaddrStats::add(&stats.conns, w, delta);
+}
+
+/// Count an allocation conflict (no port free, or a tuple found in use).
+pub fn count_conflict(stats: &LaddrStats, w: usize) {
+    LaddrStats::add(&stats.conflicts, w, 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+    const RIP1: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
+    const RIP2: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 12);
+
+    #[test]
+    fn ports_are_partitioned_by_residue_and_exhaust() {
+        for n in 1..=5usize {
+            let mut all = HashSet::new();
+            for w in 0..n {
+                let mut a = LportAlloc::new(w);
+                let mut got = 0;
+                while let Some(p) = a.alloc(n, LIP, RIP1, 80) {
+                    assert!(p >= LPORT_MIN);
+                    assert_eq!(usize::from(p) % n, w);
+                    assert!(all.insert(p), "port {p} handed out twice");
+                    got += 1;
+                }
+                assert!(got > 0);
+                // Exhausted: stays exhausted until a release.
+                assert_eq!(a.alloc(n, LIP, RIP1, 80), None);
+                a.release(LIP, RIP1, 80, 2000 + w as u16);
+                assert!(a.alloc(n, LIP, RIP1, 80).is_some());
+            }
+            assert_eq!(all.len(), 65536 - usize::from(LPORT_MIN));
+        }
+    }
+
+    #[test]
+    fn same_port_towards_different_servers_and_fifo_reuse() {
+        let mut a = LportAlloc::new(0);
+        let p1 = a.alloc(1, LIP, RIP1, 80).unwrap();
+        let p2 = a.alloc(1, LIP, RIP2, 80).unwrap();
+        assert_eq!(p1, p2);
+        let p3 = a.alloc(1, LIP, RIP1, 80).unwrap();
+        assert_ne!(p1, p3);
+        a.release(LIP, RIP1, 80, p1);
+        a.release(LIP, RIP1, 80, p3);
+        // Released ports come back oldest first.
+        assert_eq!(a.alloc(1, LIP, RIP1, 80), Some(p1));
+        assert_eq!(a.alloc(1, LIP, RIP1, 80), Some(p3));
+    }
+}

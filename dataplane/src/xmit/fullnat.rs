@@ -1,0 +1,80 @@
+//! FULLNAT (DPVS `-b`/`--fullnat`, listed `FullNat`): both ends are translated, so the real
+//! server sees the director's local address (LIP) as the client and replies to it; it needs no
+//! route back through the director.
+//!
+//! | direction | source | destination |
+//! |---|---|---|
+//! | request (client -> VS) | CIP:cport -> LIP:lport | VIP:vport -> RIP:rport |
+//! | reply (RS -> LIP) | RIP:rport -> VIP:vport | LIP:lport -> CIP:cport |
+//!
+//! Both rewrites are incremental (the NAT helpers, applied twice). The client's address reaches
+//! the real server in the TOA option (see [`super::toa`]); LIP:lport comes from the worker's
+//! [`crate::laddr::LportAlloc`].
+
+use std::net::Ipv4Addr;
+
+use crate::drop::DropReason;
+use crate::packet::PacketBuf;
+
+use super::nat;
+
+/// Rewrite a request: source to `lip:lport`, destination to `rip:rport`.
+pub fn to_dest<B: PacketBuf>(
+    buf: &mut B,
+    lip: Ipv4Addr,
+    lport: u16,
+    rip: Ipv4Addr,
+    rport: u16,
+) -> Result<(), DropReason> {
+    nat::set_src(buf, lip, lport)?;
+    nat::set_dst(buf, rip, rport)
+}
+
+/// Rewrite a reply: source to `vip:vport`, destination to `cip:cport`.
+pub fn to_client<B: PacketBuf>(
+    buf: &mut B,
+    vip: Ipv4Addr,
+    vport: u16,
+    cip: Ipv4Addr,
+    cport: u16,
+) -> Result<(), DropReason> {
+    nat::set_src(buf, vip, vport)?;
+    nat::set_dst(buf, cip, cport)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::HeapBuf;
+    use crate::testutil::{FrameSpec, tcp_frame, udp_frame, verify_frame};
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn both_ends_are_rewritten_with_valid_checksums() {
+        for udp in [false, true] {
+            let spec = FrameSpec::tcp("198.18.0.2", 40000, "198.18.0.100", 80);
+            let f = if udp {
+                udp_frame(&spec, b"q")
+            } else {
+                tcp_frame(&spec, crate::wire::tcp::TcpFlags::SYN, b"")
+            };
+            let mut b = HeapBuf::from_bytes(&f);
+            to_dest(&mut b, ip("198.18.1.1"), 5000, ip("198.18.1.11"), 8080).unwrap();
+            let v = verify_frame(b.data()).unwrap();
+            assert_eq!(
+                (v.src, v.sport, v.dst, v.dport),
+                (ip("198.18.1.1"), 5000, ip("198.18.1.11"), 8080)
+            );
+            to_client(&mut b, ip("198.18.0.100"), 80, ip("198.18.0.2"), 40000).unwrap();
+            // Swapped ends, same checksums: the reply rewrite is the request's inverse.
+            let v = verify_frame(b.data()).unwrap();
+            assert_eq!(
+                (v.src, v.sport, v.dst, v.dport),
+                (ip("198.18.0.100"), 80, ip("198.18.0.2"), 40000)
+            );
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! DR, TUN and FULLNAT end to end (issue 3, DESIGN.md section 8): a client namespace reaches two
+//! real servers through rvsd on DPDK af_packet ports, configured with ipvsadm; 40 HTTP requests
+//! and a bounded UDP loop, balanced rr 1:1, then the connection listing and shortened timeouts.
+//! Needs root; skips with a printed reason without it. Topologies: `scripts/testnet.sh up ID
+//! dr|tun|fullnat`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{Rvsd, TestNet};
+
+const VIP: &str = "198.18.0.100";
+const LIP: &str = "198.18.1.5";
+
+fn config(net: &TestNet, two_ports: bool) -> (String, std::path::PathBuf) {
+    let socket = net.state_dir().join("rvsd.sock");
+    let second = if two_ports {
+        r#"
+[[port]]
+name = "dp1"
+device = "net_af_packet1,iface=d1"
+
+[[addr]]
+port = "dp1"
+ip = "198.18.1.1/24"
+"#
+    } else {
+        ""
+    };
+    let conf = format!(
+        r#"
+[dpdk]
+cores = "0-1"
+args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
+
+[[port]]
+name = "dp0"
+device = "net_af_packet0,iface=d0"
+
+[[addr]]
+port = "dp0"
+ip = "198.18.0.1/24"
+{second}
+[control]
+socket = "{}"
+
+[dataplane]
+conn_capacity = 4096
+idle_sleep_us = 50
+"#,
+        socket.display()
+    );
+    (conf, socket)
+}
+
+/// Services TCP VIP:80 and UDP VIP:53, rr, both RS with `method` (an ipvsadm flag); timeouts
+/// shortened first (as in IPVS, a connection takes the timeout in force at its last packet).
+fn configure(rvsd: &Rvsd, rips: [&str; 2], method: &str) {
+    rvsd.ipvsadm_ok(&["--set", "8", "8", "8"]);
+    for (proto, port) in [("-t", 80), ("-u", 53)] {
+        let vs = format!("{VIP}:{port}");
+        rvsd.ipvsadm_ok(&["-A", proto, &vs, "-s", "rr"]);
+        for rip in rips {
+            let rs = format!("{rip}:{port}");
+            rvsd.ipvsadm_ok(&["-a", proto, &vs, "-r", &rs, method]);
+        }
+    }
+}
+
+fn curl_40(net: &TestNet, rvsd: &Rvsd) {
+    let mut hits: BTreeMap<String, u32> = BTreeMap::new();
+    for i in 0..40 {
+        let o = net.exec(
+            "c",
+            &["curl", "-s", "--max-time", "5", "http://198.18.0.100/"],
+        );
+        assert!(
+            o.status.success(),
+            "request {i} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            rvsd.log_text()
+        );
+        *hits
+            .entry(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(hits.get("rs1"), Some(&20), "{hits:?}");
+    assert_eq!(hits.get("rs2"), Some(&20), "{hits:?}");
+}
+
+fn udp_10(net: &TestNet, rvsd: &Rvsd) {
+    let script = common::repo().join("scripts/testnet-udp.py");
+    let o = net.exec(
+        "c",
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "client",
+            VIP,
+            "53",
+            "10",
+        ],
+    );
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "UDP loop: {text}\n{}", rvsd.log_text());
+    assert!(text.contains("rs1 5") && text.contains("rs2 5"), "{text}");
+}
+
+/// `(tcp, udp)` entries in `ipvsadm -Lnc`.
+fn conn_lines(rvsd: &Rvsd) -> (Vec<String>, Vec<String>) {
+    let l = rvsd.ipvsadm_ok(&["-Lnc"]);
+    let tcp = l
+        .lines()
+        .filter(|x| x.starts_with("TCP"))
+        .map(str::to_owned)
+        .collect();
+    let udp = l
+        .lines()
+        .filter(|x| x.starts_with("UDP"))
+        .map(str::to_owned)
+        .collect();
+    (tcp, udp)
+}
+
+/// The service line of `ipvsadm -Ln --stats` for TCP VIP:80: (conns, inpkts, outpkts).
+fn tcp_stats(rvsd: &Rvsd) -> (u64, u64, u64) {
+    let l = rvsd.ipvsadm_ok(&["-Ln", "--stats", "--exact"]);
+    let line = l
+        .lines()
+        .find(|x| x.starts_with("TCP"))
+        .unwrap_or_else(|| panic!("{l}"));
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (f[0], f[1], f[2])
+}
+
+/// With `--set 8 8 8`: UDP entries and every TCP entry whose timeout `--set` governs go, and
+/// no dest keeps an active connection. (TIME_WAIT keeps IPVS's fixed 120 s.)
+fn timeouts_drain(rvsd: &Rvsd) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (tcp, udp) = conn_lines(rvsd);
+        let left: Vec<_> = tcp.iter().filter(|l| !l.contains("TIME_WAIT")).collect();
+        if udp.is_empty() && left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not drained: {left:?} {udp:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let l = rvsd.ipvsadm_ok(&["-Ln"]);
+    for line in l
+        .lines()
+        .filter(|x| x.contains("->") && !x.contains("RemoteAddress"))
+    {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f[4], "0", "ActiveConn: {l}");
+    }
+}
+
+fn finish(net: TestNet, rvsd: Rvsd, prefix: &str) {
+    let (status, log) = rvsd.stop();
+    assert!(status.success(), "rvsd exit {status}:\n{log}");
+    assert!(
+        log.contains("all mbufs returned"),
+        "mempool not whole:\n{log}"
+    );
+    drop(net);
+    assert!(common::namespaces_with_prefix(prefix).is_empty());
+}
+
+/// DR and TUN: requests through the director, replies straight from the RS to the client.
+fn bypass(mode: &str, prefix: &str, flag: &str) {
+    let _serial = common::serial();
+    let net = TestNet::up_mode(prefix, mode);
+    let (conf, socket) = config(&net, false);
+    let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
+    configure(&rvsd, ["198.18.0.11", "198.18.0.12"], flag);
+    curl_40(&net, &rvsd);
+    udp_10(&net, &rvsd);
+    // The director saw the requests only: no reply packet was counted.
+    let (conns, inpkts, outpkts) = tcp_stats(&rvsd);
+    assert_eq!(conns, 40);
+    assert!(inpkts >= 40 * 4, "inpkts {inpkts}");
+    assert_eq!(outpkts, 0, "replies must bypass the director");
+    let (tcp, udp) = conn_lines(&rvsd);
+    assert_eq!((tcp.len(), udp.len()), (40, 10), "{tcp:?}");
+    for l in &tcp {
+        assert!(
+            l.contains("FIN_WAIT") || l.contains("TIME_WAIT") || l.contains("CLOSE"),
+            "closed connection in an open state: {l}"
+        );
+        assert!(l.contains("198.18.0.100:80"), "{l}");
+    }
+    timeouts_drain(&rvsd);
+    finish(net, rvsd, prefix);
+}
+
+#[test]
+fn dr_through_dpdk() {
+    require_netns!();
+    bypass("dr", "rvse2dr", "-g");
+}
+
+#[test]
+fn tun_through_dpdk() {
+    require_netns!();
+    bypass("tun", "rvse2tun", "-i");
+}
+
+#[test]
+fn fullnat_through_dpdk() {
+    require_netns!();
+    let _serial = common::serial();
+    let prefix = "rvse2fnat";
+    let net = TestNet::up_mode(prefix, "fullnat");
+    let (conf, socket) = config(&net, true);
+    let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
+    configure(&rvsd, ["198.18.1.11", "198.18.1.12"], "--fullnat");
+    for proto in ["-t", "-u"] {
+        let port = if proto == "-t" { 80 } else { 53 };
+        let vs = format!("{VIP}:{port}");
+        rvsd.ipvsadm_ok(&["-P", proto, &vs, "-z", LIP, "-F", "dp1"]);
+    }
+    let laddrs = rvsd.ipvsadm_ok(&["-G"]);
+    assert!(laddrs.contains(LIP), "{laddrs}");
+    curl_40(&net, &rvsd);
+    udp_10(&net, &rvsd);
+    let (tcp, udp) = conn_lines(&rvsd);
+    assert_eq!((tcp.len(), udp.len()), (40, 10), "{tcp:?}");
+    for l in &tcp {
+        assert!(l.contains("TIME_WAIT"), "{l}");
+        assert!(l.contains(" 198.18.1.1"), "destination is the RS: {l}");
+    }
+    // Each RS saw the LIP as source and the real client in TOA, on every SYN.
+    for r in ["r1", "r2"] {
+        let path = net.state_dir().join(format!("toa-{r}.log"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let syns: Vec<_> = text.lines().filter(|l| l.ends_with("0x02")).collect();
+        assert_eq!(syns.len(), 20, "{r}: {text}");
+        for l in text.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert!(f[0].starts_with("198.18.1.5:"), "{l}");
+            assert!(f[1].starts_with("198.18.0.2:"), "{l}");
+        }
+    }
+    timeouts_drain(&rvsd);
+    let saved = rvsd.ipvsadm_ok(&["-S", "-n"]);
+    assert!(
+        saved.contains("-P -t 198.18.0.100:80 -z 198.18.1.5 -F dp1"),
+        "{saved}"
+    );
+    finish(net, rvsd, prefix);
+}
