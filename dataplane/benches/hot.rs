@@ -173,6 +173,7 @@ fn schedulers(c: &mut Criterion) {
                     client_port: k.sport,
                     vip: VIP,
                     vport: 80,
+                    now: Instant::from_secs(1_000),
                 };
                 s.schedule(black_box(dests), &input)
             })

@@ -22,6 +22,9 @@ struct Cli {
     /// Print the report as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file (with the human table on stdout).
+    #[arg(long)]
+    json_file: Option<std::path::PathBuf>,
     /// Measured seconds per case (default 2, or 0.25 with --quick).
     #[arg(long)]
     seconds: Option<f64>,
@@ -44,6 +47,9 @@ fn main() -> Result<()> {
     }
     opts.hugepages = cli.hugepages;
     let report = bench::run_with_progress(&opts)?;
+    if let Some(path) = &cli.json_file {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
