@@ -2,6 +2,7 @@
 //! newtype) and control plane. `rvsd` (src/main.rs) is a thin CLI over it; the benchmark binary
 //! reuses the runtime's mbuf newtype so it measures exactly the code rvsd runs.
 
+pub mod bench;
 pub mod config;
 pub mod control;
 pub mod runtime;

@@ -1,0 +1,198 @@
+//! criterion micro-benchmarks of the dataplane's hot functions (issue 7): header parse, checksum
+//! update, the NAT rewrite, connection-table lookup and insert, and every implemented
+//! scheduler's pick and table build (`update`; for `mh` that is the Maglev table build).
+//! `cargo bench -p dataplane --bench hot`; the whole-path numbers come from `rvs-bench`.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use dataplane::conn::{ConnKey, ConnState, ConnTable, NewConn};
+use dataplane::packet::HeapBuf;
+use dataplane::sched::{self, SchedFlags, SchedInput};
+use dataplane::service::{
+    DestConfig, DestId, ForwardMethod, Protocol, ServiceConfig, ServiceId, ServiceKey, ServiceTable,
+};
+use dataplane::time::Instant;
+use dataplane::wire::{checksum, ethernet, ipv4, tcp};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const RIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
+
+/// A 60-byte Ethernet/IPv4/TCP ACK from `client:port` to VIP:80 with correct checksums.
+fn frame(client: Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xd0]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xfe]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
+    f[26..30].copy_from_slice(&client.octets());
+    f[30..34].copy_from_slice(&VIP.octets());
+    f[34..36].copy_from_slice(&port.to_be_bytes());
+    f[36..38].copy_from_slice(&80u16.to_be_bytes());
+    f[46] = 0x50;
+    f[47] = 0x10;
+    f[48..50].copy_from_slice(&[0xff, 0xff]);
+    let ip_c = checksum::checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&ip_c.to_be_bytes());
+    let l4 = checksum::l4_checksum_v4(client, VIP, 6, &f[34..54]);
+    f[50..52].copy_from_slice(&l4.to_be_bytes());
+    f
+}
+
+fn key(i: u64) -> ConnKey {
+    ConnKey::new(
+        6,
+        Ipv4Addr::from(0x0a00_0000u32 + (i >> 15) as u32),
+        1024 + (i & 0x7fff) as u16,
+        VIP,
+        80,
+    )
+}
+
+fn new_conn(i: u64) -> NewConn {
+    let k = key(i);
+    NewConn {
+        in_key: k,
+        out_key: ConnKey::new(6, RIP, 80, k.src, k.sport),
+        service: ServiceId(0),
+        dest: DestId(0),
+        method: ForwardMethod::Masq,
+        state: ConnState::initial(6).expect("tcp"),
+        deadline: Instant::from_secs(100),
+        template: false,
+    }
+}
+
+fn parse(c: &mut Criterion) {
+    let f = frame(Ipv4Addr::new(10, 0, 0, 1), 1234);
+    c.bench_function("parse eth+ipv4+tcp, verify ip checksum", |b| {
+        b.iter(|| {
+            let f = black_box(&f[..]);
+            let eth = ethernet::Frame::new_checked(f).expect("eth");
+            let ip = ipv4::Packet::new_checked(&f[ethernet::HEADER_LEN..]).expect("ip");
+            let t = tcp::Packet::new_checked(ip.payload()).expect("tcp");
+            (
+                eth.ethertype(),
+                ip.verify_checksum(),
+                ip.src_addr(),
+                ip.dst_addr(),
+                t.src_port(),
+                t.dst_port(),
+                t.flags(),
+            )
+        })
+    });
+    c.bench_function("tcp checksum verify (full, 20 B)", |b| {
+        let ip = ipv4::Packet::new_checked(&f[ethernet::HEADER_LEN..]).expect("ip");
+        let t = tcp::Packet::new_checked(ip.payload()).expect("tcp");
+        b.iter(|| black_box(&t).verify_checksum(ip.src_addr(), ip.dst_addr()))
+    });
+}
+
+fn checksums(c: &mut Criterion) {
+    c.bench_function("checksum update_addr + update_u16", |b| {
+        b.iter(|| {
+            let s = checksum::update_addr(black_box(0x1234), VIP, RIP);
+            checksum::update_u16(s, black_box(80), black_box(8080))
+        })
+    });
+    let f = frame(Ipv4Addr::new(10, 0, 0, 1), 1234);
+    c.bench_function(
+        "xmit::nat::to_dest (DNAT rewrite, incremental checksums)",
+        |b| {
+            let mut buf = HeapBuf::from_bytes(&f);
+            let mut flip = false;
+            b.iter(|| {
+                flip = !flip;
+                let (a, p) = if flip { (RIP, 8080) } else { (VIP, 80) };
+                dataplane::xmit::nat::to_dest(black_box(&mut buf), a, p)
+            })
+        },
+    );
+}
+
+fn conn_table(c: &mut Criterion) {
+    for n in [1_000u64, 1_000_000] {
+        let mut t = ConnTable::new(n as usize + 1, 7).expect("table");
+        for i in 0..n {
+            t.insert(new_conn(i)).expect("insert");
+        }
+        let mut x = 1u64;
+        c.bench_function(&format!("conn lookup hit, {n} conns, random"), |b| {
+            b.iter(|| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                t.lookup(black_box(&key((x >> 20) % n)))
+            })
+        });
+        c.bench_function(&format!("conn lookup miss, {n} conns"), |b| {
+            b.iter(|| {
+                x = x.wrapping_add(1);
+                t.lookup(black_box(&key(n + (x & 0xffff))))
+            })
+        });
+        let mut next = n;
+        c.bench_function(&format!("conn insert + remove, {n} conns"), |b| {
+            b.iter(|| {
+                let id = t.insert(new_conn(next)).expect("room for one");
+                next += 1;
+                t.remove(id)
+            })
+        });
+    }
+}
+
+fn schedulers(c: &mut Criterion) {
+    let key = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        vip: VIP,
+        vport: 80,
+    };
+    for name in sched::IMPLEMENTED {
+        let mut st = ServiceTable::new(1);
+        st.add_service(ServiceConfig::new(key, name))
+            .expect("service");
+        for i in 0..16u8 {
+            let mut d = DestConfig::new(Ipv4Addr::new(198, 18, 1, 11 + i), 80, ForwardMethod::Masq);
+            d.weight = 1 + u32::from(i % 4);
+            st.add_dest(&key, d).expect("dest");
+        }
+        let snap = st.snapshot();
+        let svc = snap.lookup(6, VIP, 80).expect("service in snapshot");
+        let dests = svc.dests();
+        let mut s = sched::new(name, SchedFlags::NONE).expect("implemented");
+        s.update(dests);
+        let mut i = 0u64;
+        c.bench_function(&format!("sched {name} pick, 16 dests"), |b| {
+            b.iter(|| {
+                i += 1;
+                let k = self::key(i);
+                let input = SchedInput {
+                    proto: 6,
+                    client: k.src,
+                    client_port: k.sport,
+                    vip: VIP,
+                    vport: 80,
+                    now: Instant::from_secs(1_000),
+                };
+                s.schedule(black_box(dests), &input)
+            })
+        });
+        c.bench_function(
+            &format!("sched {name} update (table build), 16 dests"),
+            |b| {
+                b.iter_batched(
+                    || sched::new(name, SchedFlags::NONE).expect("implemented"),
+                    |mut s| {
+                        s.update(black_box(dests));
+                        s
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+    }
+}
+
+criterion_group!(hot, parse, checksums, conn_table, schedulers);
+criterion_main!(hot);
