@@ -174,8 +174,12 @@ fn finish(net: TestNet, rvsd: Rvsd, prefix: &str) {
         log.contains("all mbufs returned"),
         "mempool not whole:\n{log}"
     );
+    let id = format!("{}-", net.id);
     drop(net);
-    assert!(common::namespaces_with_prefix(prefix).is_empty());
+    assert!(
+        common::namespaces_with_prefix(&id).is_empty(),
+        "namespaces of {prefix} left behind"
+    );
 }
 
 /// DR and TUN: requests through the director, replies straight from the RS to the client.

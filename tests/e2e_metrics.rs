@@ -651,6 +651,7 @@ fn metrics_counts_traffic_drops_and_rates() {
         log.contains("from=control socket connection"),
         "control changes not attributed:\n{log}"
     );
+    let id = net.id.clone();
     drop(net);
-    assert!(common::namespaces_with_prefix("rvsmet").is_empty());
+    assert!(common::namespaces_with_prefix(&format!("{id}-")).is_empty());
 }

@@ -133,10 +133,11 @@ fn nat_wrr_split_through_dpdk() {
         log.contains("all mbufs returned"),
         "mempool not whole at exit:\n{log}"
     );
+    let id = net.id.clone();
     drop(net);
-    assert!(common::namespaces_with_prefix("rvse2nat").is_empty());
+    assert!(common::namespaces_with_prefix(&format!("{id}-")).is_empty());
     let left = std::process::Command::new("pgrep")
-        .args(["-f", "rvse2nat"])
+        .args(["-f", &id])
         .output()
         .unwrap();
     assert!(
