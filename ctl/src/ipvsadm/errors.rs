@@ -44,6 +44,7 @@ pub fn ipvs_strerror(op: Op, errno: Errno) -> &'static str {
         (_, Eexist) => "File exists",
         (_, Enoent) => "No such file or directory",
         (_, Esrch) => "No such process",
+        (_, Eopnotsupp) => "Operation not supported",
     }
 }
 
