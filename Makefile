@@ -12,11 +12,16 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
+# ipvsadm-save/ipvsadm-restore go next to the ipvsadm they wrap, as the ipvsadm package ships them.
+WRAPPERS := ctl/scripts/ipvsadm-save ctl/scripts/ipvsadm-restore
+
 build: deps
 	$(CARGO) build --workspace --all-targets
+	install -m 0755 $(WRAPPERS) target/debug/
 
 release: deps
 	$(CARGO) build --workspace --release
+	install -m 0755 $(WRAPPERS) target/release/
 
 lint: deps
 	$(CARGO) fmt --all -- --check

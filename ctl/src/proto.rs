@@ -286,6 +286,182 @@ pub enum Request {
     ListLaddrs {
         service: Option<ServiceKey>,
     },
+    // ---- rvsctl: the DPDK-owned ports (what `ip`/`dpip` do); see [`crate::rvsctl`] ----
+    /// Every port with its facts, link state and counters; answered with [`Reply::Links`].
+    ListLinks,
+    /// Own an address on a port (its connected route comes with it). `Eexist` already owned,
+    /// `Enoent` no such port, `Einval` a VIP/LIP or a bad prefix.
+    AddAddr(AddrSpec),
+    /// Stop owning an address. `Enoent` when it is not owned on that port.
+    DelAddr(AddrSpec),
+    /// Owned addresses and FULLNAT local addresses; answered with [`Reply::Addrs`].
+    ListAddrs,
+    /// Add a static route. `Eexist` a route to that prefix exists, `Enoent` no such port,
+    /// `Einval` bad prefix or a gateway off the port's connected networks.
+    AddRoute(RouteSpec),
+    /// Delete the static route to `prefix/len`. `Esrch` when there is none.
+    DelRoute {
+        prefix: IpAddr,
+        len: u8,
+    },
+    /// Connected and static routes; answered with [`Reply::Routes`].
+    ListRoutes,
+    /// Every worker's neighbour entries (optionally of one port); answered with
+    /// [`Reply::Neighs`].
+    ListNeighs {
+        port: Option<String>,
+    },
+    /// Forget the learned (non-permanent) entries of every worker, optionally of one port;
+    /// answered with [`Reply::Flushed`].
+    FlushNeighs {
+        port: Option<String>,
+    },
+    /// Add (or replace) a static neighbour entry, installed in every worker.
+    AddNeigh(NeighSpec),
+    /// Delete a neighbour entry (static or learned) from every worker. `Enoent` when no worker
+    /// and no static entry has it.
+    DelNeigh {
+        ip: IpAddr,
+        port: String,
+    },
+    /// Per-worker load; answered with [`Reply::Workers`].
+    ListWorkers,
+}
+
+/// An address on a port (`rvsctl addr add|del IP/LEN dev PORT`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrSpec {
+    pub port: String,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// A static route (`rvsctl route add PREFIX/LEN [via GW] dev PORT`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSpec {
+    pub prefix: IpAddr,
+    pub len: u8,
+    pub via: Option<IpAddr>,
+    pub port: String,
+}
+
+/// A static neighbour (`rvsctl neigh add IP lladdr MAC dev PORT`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighSpec {
+    pub ip: IpAddr,
+    pub mac: [u8; 6],
+    pub port: String,
+}
+
+/// Port counters as last sampled (every 100 ms) by the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub rx_nombuf: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_errors: u64,
+}
+
+/// One DPDK port as `rvsctl link show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkInfo {
+    /// Index (the dataplane's port id).
+    pub index: u16,
+    pub name: String,
+    /// The `[[port]] device` string (PCI address or vdev).
+    pub device: String,
+    pub driver: String,
+    pub mac: [u8; 6],
+    pub mtu: u16,
+    /// `None` when the state has not been sampled yet.
+    pub up: Option<bool>,
+    pub speed_mbps: u32,
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub stats: Option<LinkStats>,
+}
+
+/// What an address is to the director.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddrKind {
+    /// Owned (`[[addr]]`, `rvsctl addr add`): answered for, source of ARP/ICMP.
+    Owned,
+    /// FULLNAT local address (`ipvsadm --add-laddr`).
+    Laddr,
+}
+
+/// Usage of a FULLNAT local address's port pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaddrUsage {
+    /// Local ports in use (one per connection).
+    pub used: u64,
+    /// Local ports left towards any one real server (`1024..=65535` minus `used`; ports are
+    /// allocated per (LIP, RIP, rport), so this is a lower bound).
+    pub free: u64,
+    /// Allocations that found a port busy (DPVS's CONFLICTS).
+    pub misses: u64,
+    /// Services using the address.
+    pub services: u32,
+}
+
+/// One address as `rvsctl addr show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrInfo {
+    pub port: String,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub kind: AddrKind,
+    pub laddr: Option<LaddrUsage>,
+}
+
+/// One route as `rvsctl route show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteInfo {
+    pub prefix: IpAddr,
+    pub len: u8,
+    pub via: Option<IpAddr>,
+    pub port: String,
+    /// Implied by an owned address (iproute2's `proto kernel scope link`).
+    pub connected: bool,
+}
+
+/// One neighbour entry of one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighEntry {
+    pub worker: u32,
+    pub port: String,
+    pub ip: IpAddr,
+    /// `None` while incomplete.
+    pub mac: Option<[u8; 6]>,
+    /// `INCOMPLETE`, `REACHABLE`, `STALE`, `PROBE`, `PERMANENT` (iproute2's NUD names).
+    pub state: String,
+    /// Packets waiting for resolution.
+    pub queued: u32,
+}
+
+/// One worker as `rvsctl worker show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub id: u32,
+    pub lcore: u32,
+    /// Queue index this worker polls on every port (rx) and sends on (tx).
+    pub queue: u16,
+    pub ports: u16,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Busy polls / polls over a short window, in per mille.
+    pub busy_permille: u32,
+    pub redirects_sent: u64,
+    pub redirects_received: u64,
+    pub conns: u64,
+    pub conn_capacity: u64,
 }
 
 /// A FULLNAT local address as given to `--add-laddr`/`--del-laddr`.
@@ -324,6 +500,8 @@ pub enum Errno {
     Enomem,
     Eperm,
     Eafnosupport,
+    /// Understood but not implemented by rvs (e.g. GUE/GRE tunnels); the message says what.
+    Eopnotsupp,
 }
 
 /// A request that failed. The daemon's state is unchanged by a failed request.
@@ -355,6 +533,13 @@ pub enum Reply {
     Timeouts(Timeouts),
     /// Answer to [`Request::ListLaddrs`].
     Laddrs(Vec<ServiceLaddrs>),
+    Links(Vec<LinkInfo>),
+    Addrs(Vec<AddrInfo>),
+    Routes(Vec<RouteInfo>),
+    Neighs(Vec<NeighEntry>),
+    /// Entries removed by [`Request::FlushNeighs`], over all workers.
+    Flushed(u64),
+    Workers(Vec<WorkerInfo>),
 }
 
 #[cfg(test)]

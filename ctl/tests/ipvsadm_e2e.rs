@@ -215,7 +215,56 @@ fn add_dest_sends_the_request() {
 
 #[test]
 fn daemon_errors_use_ipvsadm_texts_and_exit_255() {
-    let cases: [(&[&str], Errno, &str); 5] = [
+    let cases: [(&[&str], Errno, &str); 13] = [
+        (
+            &["-A", "-t", "10.0.0.1:80", "-s", "nosuch"],
+            Errno::Enoent,
+            "Scheduler or persistence engine not found\n",
+        ),
+        (
+            &["-e", "-t", "10.0.0.1:80", "-r", "10.1.0.1"],
+            Errno::Enoent,
+            "No such destination\n",
+        ),
+        (
+            &["-C"],
+            Errno::Eperm,
+            "Permission denied (you must be root)\n",
+        ),
+        (
+            &["-A", "-t", "10.0.0.1:80"],
+            Errno::Einval,
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n",
+        ),
+        (
+            &["-A", "-t", "10.0.0.1:80"],
+            Errno::Enomem,
+            "Memory allocation problem\n",
+        ),
+        (
+            &["-A", "-t", "[2001:db8::1]:80"],
+            Errno::Eafnosupport,
+            "Operation not supported with specified address family\n",
+        ),
+        (
+            &["-E", "-t", "10.0.0.1:80"],
+            Errno::Esrch,
+            "No such service\n",
+        ),
+        (
+            &[
+                "-a",
+                "-t",
+                "10.0.0.1:80",
+                "-r",
+                "10.1.0.1",
+                "-i",
+                "--tun-type",
+                "gre",
+            ],
+            Errno::Eopnotsupp,
+            "Operation not supported: x\n",
+        ),
         (
             &["-A", "-t", "10.0.0.1:80"],
             Errno::Eexist,
@@ -257,6 +306,11 @@ fn daemon_errors_use_ipvsadm_texts_and_exit_255() {
         assert_eq!(text(&out.stderr), msg, "{args:?}");
         assert!(out.stdout.is_empty());
     }
+    // rvs has no sync daemon, so stopping one gets the kernel's ESRCH text without asking rvsd.
+    let d = FakeDaemon::start("nodaemon", Box::new(|_| panic!("not asked")));
+    let out = d.run(&["--stop-daemon", "master"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(text(&out.stderr), "No daemon is running\n");
 }
 
 #[test]

@@ -356,6 +356,40 @@ impl<B: PacketBuf> Worker<B> {
         })
     }
 
+    /// Every neighbour entry, for listings (`rvsctl neigh show`).
+    pub fn neighs(&self) -> impl Iterator<Item = crate::l3::neigh::NeighInfo> + '_ {
+        self.neigh.iter()
+    }
+
+    /// Forget the learned (non-permanent) neighbour entries, of one port or all; packets
+    /// waiting on them are dropped (`neigh_timeout`). Returns how many entries went.
+    pub fn flush_neighs(&mut self, port: Option<PortId>) -> usize {
+        let victims: Vec<_> = self
+            .neigh
+            .iter()
+            .filter(|n| n.state != crate::l3::neigh::NeighState::Permanent)
+            .filter(|n| port.is_none_or(|p| p == n.port))
+            .map(|n| (n.port, n.ip))
+            .collect();
+        let drops = &mut self.drops;
+        for (p, ip) in &victims {
+            let _ = self
+                .neigh
+                .remove(*p, *ip, |_b| drops.count(DropReason::NeighTimeout));
+        }
+        victims.len()
+    }
+
+    /// Delete one neighbour entry (static or learned); waiting packets are dropped
+    /// (`neigh_timeout`). A static entry still in the tables comes back at the next
+    /// [`Worker::set_tables`]. Returns whether there was one.
+    pub fn del_neigh(&mut self, port: PortId, ip: Ipv4Addr) -> bool {
+        let drops = &mut self.drops;
+        self.neigh
+            .remove(port, ip, |_b| drops.count(DropReason::NeighTimeout))
+            .is_ok()
+    }
+
     /// Take one received frame to its end.
     pub fn process<I: Io<B>>(&mut self, now: Instant, port: PortId, mut buf: B, io: &mut I) {
         self.counters.rx_packets += 1;

@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ctl::proto::{self, Forward, ServiceInfo};
 use dataplane::drop::DropReason;
-use dpdk_bindings::PortStats;
+use dpdk_bindings::{LinkStatus, PortStats};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
@@ -50,6 +50,8 @@ pub struct MempoolSample {
 pub struct RuntimeSamples {
     ports: Mutex<Vec<(String, PortStats)>>,
     mempool: Mutex<MempoolSample>,
+    /// Link state per port, for `rvsctl link show`.
+    links: Mutex<Vec<(String, LinkStatus)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -63,6 +65,20 @@ impl RuntimeSamples {
 
     pub fn set_mempool(&self, sample: MempoolSample) {
         *lock(&self.mempool) = sample;
+    }
+
+    pub fn set_links(&self, links: Vec<(String, LinkStatus)>) {
+        *lock(&self.links) = links;
+    }
+
+    /// The last port counters sampled, by port name.
+    pub fn port_stats(&self) -> Vec<(String, PortStats)> {
+        lock(&self.ports).clone()
+    }
+
+    /// The last link states sampled, by port name.
+    pub fn links(&self) -> Vec<(String, LinkStatus)> {
+        lock(&self.links).clone()
     }
 }
 

@@ -25,12 +25,16 @@ use dataplane::service::{
 use dataplane::wire::MacAddr;
 use dataplane::worker::{StaticNeigh, Tables};
 
+use super::metrics::RuntimeSamples;
 use super::origin;
 use super::rates::RateBook;
 use super::server::Handler;
 use crate::config::Validated;
 use crate::runtime::poll::WorkerRequest;
 use crate::runtime::{PortFacts, WorkerHandle};
+
+/// rvsctl's requests (links, addresses, routes, neighbours, workers).
+mod ops;
 
 /// IPVS version rvs reports (`IP Virtual Server version 1.2.1`).
 const IPVS_VERSION_CODE: u32 = 0x010201;
@@ -60,6 +64,8 @@ pub struct ControlPlane {
     ports: Mutex<Vec<PortFacts>>,
     /// Rate estimators; locked after `state` when both are held.
     rates: Mutex<RateBook>,
+    /// Port counters and link states the main loop samples (metrics, `rvsctl link show`).
+    samples: Arc<RuntimeSamples>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -185,7 +191,14 @@ fn dest_from_proto(d: &proto::DestSpec) -> Result<DestConfig, Reply> {
         proto::Forward::Local => return Err(err(Errno::Einval, "the Local method cannot be set")),
     };
     if d.forward == proto::Forward::Tunnel && d.tun.tun_type != proto::TunType::Ipip {
-        return Err(err(Errno::Einval, "only ipip tunnels are supported"));
+        let name = match d.tun.tun_type {
+            proto::TunType::Gue => "gue",
+            _ => "gre",
+        };
+        return Err(err(
+            Errno::Eopnotsupp,
+            format!("--tun-type {name} is not implemented by rvs yet (only ipip tunnels)"),
+        ));
     }
     Ok(DestConfig {
         addr: v4(d.addr)?,
@@ -451,6 +464,7 @@ impl ControlPlane {
             workers: Mutex::new(Vec::new()),
             ports: Mutex::new(Vec::new()),
             rates: Mutex::new(RateBook::default()),
+            samples: Arc::new(RuntimeSamples::default()),
         })
     }
 
@@ -487,6 +501,11 @@ impl ControlPlane {
             .iter()
             .map(|s| service_info(s, &rates))
             .collect()
+    }
+
+    /// Where the main loop puts its port and mempool samples.
+    pub fn samples(&self) -> Arc<RuntimeSamples> {
+        self.samples.clone()
     }
 
     /// The running workers' handles (empty before `attach` and after `detach`).
@@ -717,6 +736,7 @@ impl Handler for ControlPlane {
                 self.change("delete laddr", |st| st.del_laddr(&service, &laddr))
             }
             Request::ListLaddrs { service } => lock(&self.state).list_laddrs(service.as_ref()),
+            other => self.handle_net(other),
         }
     }
 }

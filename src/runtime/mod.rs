@@ -176,7 +176,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             .with_context(|| format!("starting port {} ({})", f.name, f.device))?;
     }
     control.attach(handles, facts.clone());
-    let samples = Arc::new(RuntimeSamples::default());
+    let samples = control.samples();
     sample_runtime(&ports, &facts, &pool, &samples);
     let metrics_server = start_metrics(&conf, &control, &samples);
     log_startup(&conf, &workers, &facts, &pool, metrics_server.as_ref());
@@ -253,6 +253,12 @@ fn sample_runtime(ports: &[Port], facts: &[PortFacts], pool: &Mempool, samples: 
         .filter_map(|(p, f)| p.stats().ok().map(|s| (f.name.clone(), s)))
         .collect();
     samples.set_ports(stats);
+    let links = ports
+        .iter()
+        .zip(facts)
+        .filter_map(|(p, f)| p.link().ok().map(|l| (f.name.clone(), l)))
+        .collect();
+    samples.set_links(links);
     samples.set_mempool(MempoolSample {
         in_use: u64::from(pool.in_use()),
         available: u64::from(pool.available()),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 use dataplane::l3::addr::PortId;
+use dataplane::l3::neigh::NeighInfo;
 use dataplane::time::Instant;
 use dataplane::worker::{ConnView, Io, Tables, Worker, WorkerConfig, WorkerStats};
 use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RxQueue, TxQueue};
@@ -29,6 +30,12 @@ const TX_RETRIES: usize = 4;
 pub enum WorkerRequest {
     /// Every connection of this worker, as of now.
     ListConns(Sender<Vec<ConnView>>),
+    /// Every neighbour entry of this worker (`rvsctl neigh show`).
+    ListNeighs(Sender<Vec<NeighInfo>>),
+    /// Forget learned neighbour entries (of one port or all); answers how many went.
+    FlushNeighs(Option<PortId>, Sender<usize>),
+    /// Delete one neighbour entry; answers whether it existed.
+    DelNeigh(PortId, std::net::Ipv4Addr, Sender<bool>),
 }
 
 /// Runtime counters of one worker (the dataplane keeps its own in [`WorkerStats`]).
@@ -171,6 +178,15 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
                 match req {
                     WorkerRequest::ListConns(reply) => {
                         let _ = reply.send(worker.conns(t).collect());
+                    }
+                    WorkerRequest::ListNeighs(reply) => {
+                        let _ = reply.send(worker.neighs().collect());
+                    }
+                    WorkerRequest::FlushNeighs(port, reply) => {
+                        let _ = reply.send(worker.flush_neighs(port));
+                    }
+                    WorkerRequest::DelNeigh(port, ip, reply) => {
+                        let _ = reply.send(worker.del_neigh(port, ip));
                     }
                 }
             }

@@ -44,6 +44,7 @@ pub fn ipvs_strerror(op: Op, errno: Errno) -> &'static str {
         (_, Eexist) => "File exists",
         (_, Enoent) => "No such file or directory",
         (_, Esrch) => "No such process",
+        (_, Eopnotsupp) => "Operation not supported",
     }
 }
 
@@ -82,5 +83,50 @@ mod tests {
             ipvs_strerror(Op::Other, Errno::Eperm),
             "Permission denied (you must be root)"
         );
+    }
+
+    /// Every row of the reference's `ipvs_strerror` table (reference/ipvs.md section 1.9).
+    #[test]
+    fn the_whole_reference_table() {
+        let rows: &[(Op, Errno, &str)] = &[
+            (Op::AddService, Errno::Eexist, "Service already exists"),
+            (
+                Op::AddService,
+                Errno::Enoent,
+                "Scheduler or persistence engine not found",
+            ),
+            (
+                Op::EditService,
+                Errno::Enoent,
+                "Scheduler or persistence engine not found",
+            ),
+            (Op::EditService, Errno::Esrch, "No such service"),
+            (Op::ZeroService, Errno::Esrch, "No such service"),
+            (Op::EditDest, Errno::Esrch, "Service not defined"),
+            (Op::DelDest, Errno::Esrch, "Service not defined"),
+            (Op::AddDest, Errno::Eexist, "Destination already exists"),
+            (Op::EditDest, Errno::Enoent, "No such destination"),
+            (Op::StartDaemon, Errno::Eexist, "Daemon has already run"),
+            (Op::StopDaemon, Errno::Esrch, "No daemon is running"),
+            (
+                Op::AddDest,
+                Errno::Eperm,
+                "Permission denied (you must be root)",
+            ),
+            (
+                Op::AddService,
+                Errno::Einval,
+                "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+            ),
+            (Op::Other, Errno::Enomem, "Memory allocation problem"),
+            (
+                Op::AddService,
+                Errno::Eafnosupport,
+                "Operation not supported with specified address family",
+            ),
+        ];
+        for (op, errno, text) in rows {
+            assert_eq!(ipvs_strerror(*op, *errno), *text, "{op:?} {errno:?}");
+        }
     }
 }

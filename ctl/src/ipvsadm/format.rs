@@ -370,9 +370,18 @@ pub fn service_entry(out: &mut String, s: &ServiceInfo, format: &Format, resolve
             truncate(&mut dname, 28);
         }
         if format.rule {
+            // ipvsadm 1.31 does not save thresholds; rvs appends `-x`/`-y` when non-zero so
+            // that `-S` then `-R` loses nothing (ipvsadm's own `-R` accepts them too).
+            let mut thresholds = String::new();
+            if d.u_threshold != 0 {
+                let _ = write!(thresholds, " -x {}", d.u_threshold);
+            }
+            if d.l_threshold != 0 {
+                let _ = write!(thresholds, " -y {}", d.l_threshold);
+            }
             let _ = writeln!(
                 out,
-                "-a {svc_name} -r {dname} {} -w {}{}",
+                "-a {svc_name} -r {dname} {} -w {}{}{thresholds}",
                 fwd_switch(d.forward),
                 d.weight,
                 tun_rule(e)

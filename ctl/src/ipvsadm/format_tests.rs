@@ -516,3 +516,106 @@ fn laddr_table() {
          198.18.0.201         3          17        \n"
     );
 }
+
+/// Two services given in the daemon's order: UDP first, and the TCP dests .12 before .11.
+fn unsorted() -> Vec<ServiceInfo> {
+    let mut u = svc(
+        ServiceKey::Inet {
+            protocol: Protocol::Udp,
+            addr: "10.0.0.2".parse().unwrap(),
+            port: 53,
+        },
+        "rr",
+    );
+    u.dests = vec![dest("10.1.0.5", 53, Forward::Route, 1, 0, 0)];
+    let mut t = svc(tcp("10.0.0.1", 80), "wlc");
+    t.dests = vec![
+        dest("192.168.1.12", 8080, Forward::Masq, 3, 0, 0),
+        dest("192.168.1.11", 80, Forward::Masq, 1, 0, 0),
+    ];
+    vec![u, t]
+}
+
+#[test]
+fn list_without_numeric_resolves_hosts_and_services() {
+    let r = Resolver::from_texts(
+        "10.0.0.1 www.example.test\n192.168.1.11 rs1.example.test\n",
+        "http 80/tcp\ndomain 53/udp\n",
+    );
+    let out = list_all(Some(&info()), &unsorted(), &Format::default(), &r);
+    assert_eq!(out, golden("l_names.txt"));
+}
+
+#[test]
+fn sort_and_nosort() {
+    let r = Resolver::default();
+    assert_eq!(
+        list_all(Some(&info()), &unsorted(), &numeric(), &r),
+        golden("ln_sorted.txt")
+    );
+    let f = Format {
+        nosort: true,
+        ..numeric()
+    };
+    assert_eq!(
+        list_all(Some(&info()), &unsorted(), &f, &r),
+        golden("ln_nosort.txt")
+    );
+}
+
+#[test]
+fn single_service_listing_has_no_header() {
+    let s = unsorted().remove(1);
+    assert_eq!(
+        list_service(&s, &numeric(), &Resolver::default()),
+        golden("ln_single_service.txt")
+    );
+}
+
+#[test]
+fn stats_scaling_at_every_boundary_and_exact_widths() {
+    let mut s = svc(tcp("10.0.0.1", 80), "wlc");
+    s.stats = Stats {
+        conns: 99_999_999,
+        inpkts: 100_000_000,
+        outpkts: 999_999_999_999,
+        inbytes: 100_000_000_000,
+        outbytes: 100_000_000_000_000,
+    };
+    let mut d = dest("192.168.1.11", 80, Forward::Masq, 1, 0, 0);
+    d.stats = Stats {
+        conns: 0,
+        inpkts: 999_999_999,
+        outpkts: 1_000_000_000,
+        inbytes: 99_999_999_999_999,
+        outbytes: u64::MAX,
+    };
+    s.dests = vec![d];
+    let f = Format {
+        stats: true,
+        ..numeric()
+    };
+    let r = Resolver::default();
+    assert_eq!(list_service(&s, &f, &r), golden("ln_stats_scaling.txt"));
+    let f = Format { exact: true, ..f };
+    assert_eq!(list_service(&s, &f, &r), golden("ln_stats_exact.txt"));
+}
+
+#[test]
+fn save_keeps_thresholds() {
+    let mut s = svc(tcp("10.0.0.1", 80), "wlc");
+    let mut a = dest("192.168.1.11", 80, Forward::Masq, 1, 0, 0);
+    a.spec.u_threshold = 1000;
+    a.spec.l_threshold = 750;
+    let mut b = dest("192.168.1.12", 8080, Forward::Masq, 3, 0, 0);
+    b.spec.u_threshold = 200;
+    s.dests = vec![a, b, dest("192.168.1.13", 80, Forward::Masq, 1, 0, 0)];
+    let f = Format {
+        rule: true,
+        ..numeric()
+    };
+    assert_eq!(
+        list_all(None, &[s], &f, &Resolver::default()),
+        golden("s_n_thresholds.txt")
+    );
+}

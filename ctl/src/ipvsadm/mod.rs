@@ -99,10 +99,16 @@ fn unexpected(reply: &Reply) -> Failure {
     }
 }
 
-/// Send a change request; daemon errors become ipvsadm's message and exit 255.
+/// Send a change request; daemon errors become ipvsadm's message and exit 255. A feature rvs
+/// understands but does not implement (`Eopnotsupp`, e.g. GUE tunnels) prints rvsd's message,
+/// which says what is missing, rather than the bare "Operation not supported".
 fn change(daemon: &mut dyn Daemon, op: Op, request: Request) -> Result<(), Failure> {
     match daemon.call(request)? {
         Reply::Ok => Ok(()),
+        Reply::Error(e) if e.errno == crate::proto::Errno::Eopnotsupp => Err(Failure {
+            code: 255,
+            message: format!("{}: {}", ipvs_strerror(op, e.errno), e.message),
+        }),
         Reply::Error(e) => Err(Failure {
             code: 255,
             message: ipvs_strerror(op, e.errno).to_owned(),

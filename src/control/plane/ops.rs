@@ -1,0 +1,479 @@
+//! rvsctl's requests: the DPDK-owned ports, the addresses the director owns, its routes, the
+//! workers' neighbour tables and the workers' load (what `ip`/DPVS's `dpip` show and change).
+//!
+//! Address and route changes go through [`ControlPlane::change`] like every ipvsadm change: one
+//! lock, nothing changed on failure, a new [`Tables`] published on success (an address brings its
+//! connected route with it). Neighbour tables belong to the workers: listings and deletions are
+//! [`WorkerRequest`]s answered between bursts, static entries are part of the published tables
+//! (each worker installs them when it picks the tables up).
+//!
+//! Error replies carry a message meant to be printed as is (`rvsctl: MESSAGE`).
+
+use crossbeam_channel::Sender;
+use ctl::proto::{
+    AddrInfo, AddrKind, AddrSpec, LaddrUsage, LinkInfo, LinkStats, NeighEntry, NeighSpec,
+    RouteInfo, RouteSpec, WorkerInfo,
+};
+use dataplane::l3::addr::AddrError;
+use dataplane::l3::neigh::NeighState;
+use dataplane::l3::route::RouteError;
+use std::sync::atomic::Ordering;
+
+use super::*;
+
+/// Local ports of a LIP towards one real server (`1024..=65535`, dataplane/src/laddr.rs).
+const LPORTS_PER_RS: u64 = 65535 - 1024 + 1;
+
+/// Window over which `worker show` measures the busy ratio.
+const BUSY_WINDOW: Duration = Duration::from_millis(100);
+
+fn nud_name(s: NeighState) -> &'static str {
+    match s {
+        NeighState::Incomplete => "INCOMPLETE",
+        NeighState::Reachable => "REACHABLE",
+        NeighState::Stale => "STALE",
+        NeighState::Probe => "PROBE",
+        NeighState::Permanent => "PERMANENT",
+    }
+}
+
+fn v4_only(addr: IpAddr) -> Result<Ipv4Addr, Reply> {
+    match addr {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(a) => Err(err(
+            Errno::Eafnosupport,
+            format!("{a}: IPv6 is not supported yet"),
+        )),
+    }
+}
+
+impl State {
+    fn port_id(&self, name: &str) -> Result<PortId, Reply> {
+        self.port_names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| PortId::try_from(i).ok())
+            .ok_or_else(|| {
+                err(
+                    Errno::Enoent,
+                    format!(
+                        "no port named {name:?} (ports: {})",
+                        self.port_names.join(", ")
+                    ),
+                )
+            })
+    }
+
+    fn port_name(&self, id: PortId) -> String {
+        self.port_names
+            .get(usize::from(id))
+            .cloned()
+            .unwrap_or_else(|| format!("port{id}"))
+    }
+
+    fn is_vip_or_lip(&self, ip: Ipv4Addr) -> Option<&'static str> {
+        let vip = self.services.services().iter().any(|s| match s.key() {
+            ServiceKey::Addr { vip, .. } => vip == ip,
+            ServiceKey::Fwmark(_) => false,
+        });
+        if vip {
+            Some("a VIP")
+        } else if self.laddrs.iter().flat_map(|(_, l)| l).any(|a| a.ip == ip) {
+            Some("a FULLNAT local address")
+        } else {
+            None
+        }
+    }
+
+    fn add_addr(&mut self, a: &AddrSpec) -> Result<(), Reply> {
+        let ip = v4_only(a.addr)?;
+        let port = self.port_id(&a.port)?;
+        if let Some(what) = self.is_vip_or_lip(ip) {
+            return Err(err(Errno::Einval, format!("{ip} is already {what}")));
+        }
+        if ip.is_multicast() || ip.is_broadcast() || ip.is_unspecified() {
+            return Err(err(Errno::Einval, format!("{ip} is not a unicast address")));
+        }
+        self.addrs
+            .add(port, ip, a.prefix_len)
+            .map_err(|e| match e {
+                AddrError::AlreadyOwned(ip, p) => err(
+                    Errno::Eexist,
+                    format!("{ip} is already owned on {}", self.port_name(p)),
+                ),
+                other => err(Errno::Einval, other.to_string()),
+            })?;
+        self.routes.set_connected(&self.addrs);
+        Ok(())
+    }
+
+    fn del_addr(&mut self, a: &AddrSpec) -> Result<(), Reply> {
+        let ip = v4_only(a.addr)?;
+        let port = self.port_id(&a.port)?;
+        match self.addrs.get(ip) {
+            Some(o) if o.port == port && o.prefix_len != a.prefix_len => {
+                return Err(err(
+                    Errno::Enoent,
+                    format!(
+                        "{ip}/{} is not owned on {} ({ip}/{} is)",
+                        a.prefix_len, a.port, o.prefix_len
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        self.addrs
+            .remove(port, ip)
+            .map_err(|_| err(Errno::Enoent, format!("{ip} is not owned on {}", a.port)))?;
+        self.routes.set_connected(&self.addrs);
+        Ok(())
+    }
+
+    fn list_addrs(&self) -> Reply {
+        let mut out: Vec<AddrInfo> = self
+            .addrs
+            .iter()
+            .map(|a| AddrInfo {
+                port: self.port_name(a.port),
+                addr: IpAddr::V4(a.ip),
+                prefix_len: a.prefix_len,
+                kind: AddrKind::Owned,
+                laddr: None,
+            })
+            .collect();
+        let mut lips: Vec<(&Laddr, u32)> = Vec::new();
+        for a in self.laddrs.iter().flat_map(|(_, l)| l) {
+            match lips.iter_mut().find(|(l, _)| l.ip == a.ip) {
+                Some((_, n)) => *n += 1,
+                None => lips.push((a, 1)),
+            }
+        }
+        lips.sort_by_key(|(l, _)| (l.port, l.ip));
+        out.extend(lips.into_iter().map(|(l, services)| {
+            let used = l.stats.conns();
+            AddrInfo {
+                port: self.port_name(l.port),
+                addr: IpAddr::V4(l.ip),
+                prefix_len: 32,
+                kind: AddrKind::Laddr,
+                laddr: Some(LaddrUsage {
+                    used,
+                    free: LPORTS_PER_RS.saturating_sub(used),
+                    misses: l.stats.conflicts(),
+                    services,
+                }),
+            }
+        }));
+        out.sort_by_key(|a| a.port.clone());
+        Reply::Addrs(out)
+    }
+
+    fn add_route(&mut self, r: &RouteSpec) -> Result<(), Reply> {
+        let prefix = v4_only(r.prefix)?;
+        let via = r.via.map(v4_only).transpose()?;
+        let port = self.port_id(&r.port)?;
+        if let Some(g) = via
+            && !self.addrs.on_port(port).any(|a| a.contains(g))
+        {
+            return Err(err(
+                Errno::Einval,
+                format!(
+                    "gateway {g} is not on a connected network of {} (add an address first)",
+                    r.port
+                ),
+            ));
+        }
+        self.routes
+            .add(Route {
+                prefix,
+                len: r.len,
+                via,
+                port,
+            })
+            .map_err(|e| match e {
+                RouteError::Exists(..) => err(Errno::Eexist, e.to_string()),
+                other => err(Errno::Einval, other.to_string()),
+            })
+    }
+
+    fn del_route(&mut self, prefix: IpAddr, len: u8) -> Result<(), Reply> {
+        let prefix = v4_only(prefix)?;
+        match self.routes.remove(prefix, len) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let connected = self
+                    .routes
+                    .iter()
+                    .any(|(r, c)| c && r.prefix == prefix && r.len == len);
+                Err(if connected {
+                    err(
+                        Errno::Esrch,
+                        format!("{prefix}/{len} is a connected route: delete its address instead"),
+                    )
+                } else {
+                    err(Errno::Esrch, e.to_string())
+                })
+            }
+        }
+    }
+
+    fn list_routes(&self) -> Reply {
+        Reply::Routes(
+            self.routes
+                .iter()
+                .map(|(r, connected)| RouteInfo {
+                    prefix: IpAddr::V4(r.prefix),
+                    len: r.len,
+                    via: r.via.map(IpAddr::V4),
+                    port: self.port_name(r.port),
+                    connected,
+                })
+                .collect(),
+        )
+    }
+
+    fn add_neigh(&mut self, n: &NeighSpec) -> Result<(), Reply> {
+        let ip = v4_only(n.ip)?;
+        let port = self.port_id(&n.port)?;
+        if n.mac[0] & 1 == 1 || n.mac == [0; 6] {
+            return Err(err(
+                Errno::Einval,
+                format!("{} is not a unicast MAC address", MacAddr(n.mac)),
+            ));
+        }
+        let entry = StaticNeigh {
+            port,
+            ip,
+            mac: MacAddr(n.mac),
+        };
+        match self
+            .static_neighs
+            .iter_mut()
+            .find(|s| s.port == port && s.ip == ip)
+        {
+            Some(s) => *s = entry,
+            None => self.static_neighs.push(entry),
+        }
+        Ok(())
+    }
+}
+
+impl ControlPlane {
+    /// rvsctl's requests (plane.rs's `handle` sends every request it does not know here).
+    pub(super) fn handle_net(&self, request: Request) -> Reply {
+        match request {
+            Request::ListLinks => self.list_links(),
+            Request::AddAddr(a) => self.change("add address", |st| st.add_addr(&a)),
+            Request::DelAddr(a) => self.change("delete address", |st| st.del_addr(&a)),
+            Request::ListAddrs => lock(&self.state).list_addrs(),
+            Request::AddRoute(r) => self.change("add route", |st| st.add_route(&r)),
+            Request::DelRoute { prefix, len } => {
+                self.change("delete route", |st| st.del_route(prefix, len))
+            }
+            Request::ListRoutes => lock(&self.state).list_routes(),
+            Request::AddNeigh(n) => self.change("add neighbour", |st| st.add_neigh(&n)),
+            Request::DelNeigh { ip, port } => self.del_neigh(ip, &port),
+            Request::ListNeighs { port } => self.list_neighs(port.as_deref()),
+            Request::FlushNeighs { port } => self.flush_neighs(port.as_deref()),
+            Request::ListWorkers => self.list_workers(),
+            other => err(
+                Errno::Einval,
+                format!(
+                    "this rvsd does not handle {:?} requests",
+                    serde_json::to_value(&other)
+                        .ok()
+                        .and_then(|v| v
+                            .as_object()
+                            .and_then(|o| o.keys().next().cloned())
+                            .or_else(|| v.as_str().map(str::to_owned)))
+                        .unwrap_or_default()
+                ),
+            ),
+        }
+    }
+
+    /// Ask every worker; one answer per worker, in worker order.
+    fn ask_workers<T>(&self, make: impl Fn(Sender<T>) -> WorkerRequest) -> Result<Vec<T>, Reply> {
+        let workers = lock(&self.workers).clone();
+        let mut pending = Vec::new();
+        for w in &workers {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            w.requests
+                .send_timeout(make(tx), WORKER_REPLY_TIMEOUT)
+                .map_err(|_| err(Errno::Enomem, "a worker did not take the request in time"))?;
+            pending.push(rx);
+        }
+        pending
+            .into_iter()
+            .map(|rx| {
+                rx.recv_timeout(WORKER_REPLY_TIMEOUT)
+                    .map_err(|_| err(Errno::Enomem, "a worker did not answer in time"))
+            })
+            .collect()
+    }
+
+    fn optional_port(&self, name: Option<&str>) -> Result<Option<PortId>, Reply> {
+        name.map(|n| lock(&self.state).port_id(n)).transpose()
+    }
+
+    fn list_neighs(&self, port: Option<&str>) -> Reply {
+        let only = match self.optional_port(port) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let answers = match self.ask_workers(WorkerRequest::ListNeighs) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let st = lock(&self.state);
+        let mut out = Vec::new();
+        for (w, entries) in answers.into_iter().enumerate() {
+            let mut entries: Vec<_> = entries
+                .into_iter()
+                .filter(|n| only.is_none_or(|p| p == n.port))
+                .collect();
+            entries.sort_by_key(|n| (n.port, n.ip));
+            out.extend(entries.into_iter().map(|n| NeighEntry {
+                worker: u32::try_from(w).unwrap_or(u32::MAX),
+                port: st.port_name(n.port),
+                ip: IpAddr::V4(n.ip),
+                mac: n.mac.map(|m| m.0),
+                state: nud_name(n.state).to_owned(),
+                queued: u32::try_from(n.queued).unwrap_or(u32::MAX),
+            }));
+        }
+        Reply::Neighs(out)
+    }
+
+    fn flush_neighs(&self, port: Option<&str>) -> Reply {
+        let only = match self.optional_port(port) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        match self.ask_workers(|tx| WorkerRequest::FlushNeighs(only, tx)) {
+            Ok(counts) => {
+                let n: usize = counts.into_iter().sum();
+                tracing::info!(change = "flush neighbours", from = %origin::current(), entries = n, "control: applied");
+                Reply::Flushed(n as u64)
+            }
+            Err(r) => r,
+        }
+    }
+
+    /// Delete a neighbour: from the static entries (published first, so no worker reinstalls
+    /// it), then from every worker's table.
+    fn del_neigh(&self, ip: IpAddr, port: &str) -> Reply {
+        let (ip, port_id, was_static) = {
+            let mut st = lock(&self.state);
+            let (ip, port_id) = match v4_only(ip).and_then(|ip| Ok((ip, st.port_id(port)?))) {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let before = st.static_neighs.len();
+            st.static_neighs
+                .retain(|s| !(s.port == port_id && s.ip == ip));
+            let was_static = st.static_neighs.len() != before;
+            if was_static {
+                self.publish(&mut st);
+            }
+            (ip, port_id, was_static)
+        };
+        let found = match self.ask_workers(|tx| WorkerRequest::DelNeigh(port_id, ip, tx)) {
+            Ok(v) => v.into_iter().any(|f| f),
+            Err(r) => return r,
+        };
+        if !found && !was_static {
+            return err(
+                Errno::Enoent,
+                format!("no neighbour entry for {ip} on {port}"),
+            );
+        }
+        tracing::info!(change = "delete neighbour", from = %origin::current(), %ip, port, "control: applied");
+        Reply::Ok
+    }
+
+    fn list_links(&self) -> Reply {
+        let queues = u16::try_from(lock(&self.state).n_workers).unwrap_or(u16::MAX);
+        let stats = self.samples.port_stats();
+        let links = self.samples.links();
+        let ports = lock(&self.ports).clone();
+        Reply::Links(
+            ports
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let link = links.iter().find(|(n, _)| *n == f.name).map(|(_, l)| *l);
+                    let s = stats.iter().find(|(n, _)| *n == f.name).map(|(_, s)| *s);
+                    LinkInfo {
+                        index: u16::try_from(i).unwrap_or(u16::MAX),
+                        name: f.name,
+                        device: f.device,
+                        driver: f.driver,
+                        mac: f.mac.0,
+                        mtu: f.mtu,
+                        up: link.map(|l| l.up),
+                        speed_mbps: link.map_or(0, |l| l.speed_mbps),
+                        rx_queues: queues,
+                        tx_queues: queues,
+                        stats: s.map(|s| LinkStats {
+                            rx_packets: s.ipackets,
+                            rx_bytes: s.ibytes,
+                            rx_missed: s.imissed,
+                            rx_errors: s.ierrors,
+                            rx_nombuf: s.rx_nombuf,
+                            tx_packets: s.opackets,
+                            tx_bytes: s.obytes,
+                            tx_errors: s.oerrors,
+                        }),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Per-worker load. The busy ratio is measured over [`BUSY_WINDOW`] (the loop publishes its
+    /// poll counts every 10 ms tick). Redirect counters are 0 until flow steering lands; they
+    /// will be read from the workers' stats.
+    fn list_workers(&self) -> Reply {
+        let handles = lock(&self.workers).clone();
+        let ports = u16::try_from(lock(&self.ports).len()).unwrap_or(u16::MAX);
+        let polls = |h: &WorkerHandle| {
+            (
+                h.loop_stats.polls.load(Ordering::Relaxed),
+                h.loop_stats.busy_polls.load(Ordering::Relaxed),
+            )
+        };
+        let before: Vec<_> = handles.iter().map(polls).collect();
+        if !handles.is_empty() {
+            std::thread::sleep(BUSY_WINDOW);
+        }
+        Reply::Workers(
+            handles
+                .iter()
+                .zip(before)
+                .enumerate()
+                .map(|(i, (h, (p0, b0)))| {
+                    let (p1, b1) = polls(h);
+                    let (dp, db) = (p1.saturating_sub(p0), b1.saturating_sub(b0));
+                    let s = &h.stats;
+                    WorkerInfo {
+                        id: u32::try_from(i).unwrap_or(u32::MAX),
+                        lcore: h.lcore,
+                        queue: u16::try_from(i).unwrap_or(u16::MAX),
+                        ports,
+                        rx_packets: s.rx_packets.load(Ordering::Relaxed),
+                        rx_bytes: s.rx_bytes.load(Ordering::Relaxed),
+                        tx_packets: s.tx_packets.load(Ordering::Relaxed),
+                        tx_bytes: s.tx_bytes.load(Ordering::Relaxed),
+                        busy_permille: u32::try_from((db * 1000).checked_div(dp).unwrap_or(0))
+                            .unwrap_or(1000),
+                        redirects_sent: 0,
+                        redirects_received: 0,
+                        conns: s.conns.load(Ordering::Relaxed),
+                        conn_capacity: s.conn_capacity.load(Ordering::Relaxed),
+                    }
+                })
+                .collect(),
+        )
+    }
+}
