@@ -286,6 +286,29 @@ pub enum Request {
     ListLaddrs {
         service: Option<ServiceKey>,
     },
+    /// Append a firewall-mark classifier rule (`[[fwmark]]` at run time; ipvsadm's
+    /// `--add-fwmark-rule`, `rvsctl fwmark add`). Adding a rule equal to an existing one is a
+    /// no-op (`Ok`), so replaying a saved file twice is harmless. `Einval` for a bad rule.
+    AddFwmarkRule(FwmarkRule),
+    /// Remove the rule equal to this one. `Enoent` when there is none.
+    DelFwmarkRule(FwmarkRule),
+    /// The classifier rules in match order; answered with [`Reply::FwmarkRules`].
+    ListFwmarkRules,
+}
+
+/// A firewall-mark classifier rule: packets of `proto` to `dst` with a destination port in
+/// `ports` get `mark` (first matching rule wins), and are scheduled by the `-f MARK` service.
+/// The daemon answers with rules in canonical form (`dst` as `ADDR/LEN`, ports as written
+/// sorted ranges `80,443,1000-2000`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FwmarkRule {
+    pub mark: u32,
+    /// `tcp`, `udp` or `any`.
+    pub proto: String,
+    /// `ADDR` or `ADDR/LEN`.
+    pub dst: String,
+    /// `80,443`, `1000-2000`, both mixed; empty for all ports.
+    pub ports: String,
 }
 
 /// A FULLNAT local address as given to `--add-laddr`/`--del-laddr`.
@@ -355,6 +378,8 @@ pub enum Reply {
     Timeouts(Timeouts),
     /// Answer to [`Request::ListLaddrs`].
     Laddrs(Vec<ServiceLaddrs>),
+    /// Answer to [`Request::ListFwmarkRules`].
+    FwmarkRules(Vec<FwmarkRule>),
 }
 
 #[cfg(test)]

@@ -93,7 +93,12 @@ impl MarkRule {
     }
 
     /// A rule from its parts as written in the config and on the command line.
-    pub fn parse(mark: u32, proto: &str, dst: &str, ports: &str) -> Result<MarkRule, MarkRuleError> {
+    pub fn parse(
+        mark: u32,
+        proto: &str,
+        dst: &str,
+        ports: &str,
+    ) -> Result<MarkRule, MarkRuleError> {
         if mark == 0 {
             return Err(MarkRuleError::Mark);
         }

@@ -38,7 +38,7 @@
 
 use core::time::Duration;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 
@@ -227,9 +227,7 @@ impl PersistTable {
     }
 
     fn stripe_of(&self, key: &TemplateKey) -> usize {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let h = h.finish();
+        let h = self.hasher.hash_one(key);
         ((h ^ (h >> 32)) as usize) % STRIPES
     }
 
@@ -369,15 +367,19 @@ impl PersistTable {
         let mut out = Vec::new();
         for s in self.stripes_of(worker) {
             let st = lock(&self.stripes[s]);
-            out.extend(st.slots.iter().flatten().filter(|t| t.live).map(|t| {
-                TemplateView {
-                    key: t.key,
-                    state: if t.assured { "ASSURED" } else { "NONE" },
-                    expires_in: t.deadline.saturating_since(now),
-                    dest: t.dest_addr,
-                    controls: t.n_control,
-                }
-            }));
+            out.extend(
+                st.slots
+                    .iter()
+                    .flatten()
+                    .filter(|t| t.live)
+                    .map(|t| TemplateView {
+                        key: t.key,
+                        state: if t.assured { "ASSURED" } else { "NONE" },
+                        expires_in: t.deadline.saturating_since(now),
+                        dest: t.dest_addr,
+                        controls: t.n_control,
+                    }),
+            );
         }
         out
     }

@@ -371,18 +371,20 @@ impl<B: PacketBuf> Worker<B> {
                 virt: (t.key.vaddr, t.key.vport),
                 dest: t.dest,
             });
-        self.conns.iter().map(move |(_, c)| {
-            let (i, o) = (c.in_key(), c.out_key());
-            ConnView {
-                proto: i.proto,
-                state: c.state().name(),
-                expires_in: c.deadline().saturating_since(now).as_secs(),
-                client: (i.src, i.sport),
-                virt: (i.dst, i.dport),
-                dest: (o.src, o.sport),
-            }
-        })
-        .chain(templates)
+        self.conns
+            .iter()
+            .map(move |(_, c)| {
+                let (i, o) = (c.in_key(), c.out_key());
+                ConnView {
+                    proto: i.proto,
+                    state: c.state().name(),
+                    expires_in: c.deadline().saturating_since(now).as_secs(),
+                    client: (i.src, i.sport),
+                    virt: (i.dst, i.dport),
+                    dest: (o.src, o.sport),
+                }
+            })
+            .chain(templates)
     }
 
     /// Take one received frame to its end.
@@ -636,7 +638,12 @@ impl<B: PacketBuf> Worker<B> {
     /// The service a new connection belongs to: a fwmark service when the classifier marks the
     /// packet and the mark has a service (IPVS looks fwmark services up first), else the
     /// address service (or the persistent port-0 one).
-    fn find_service(&self, proto: u8, dst: Ipv4Addr, dport: u16) -> Option<&crate::service::Service> {
+    fn find_service(
+        &self,
+        proto: u8,
+        dst: Ipv4Addr,
+        dport: u16,
+    ) -> Option<&crate::service::Service> {
         let mark = self.tables.fwmarks.classify(proto, dst, dport);
         if mark != 0
             && let Some(s) = self.tables.services.lookup_fwmark(mark)

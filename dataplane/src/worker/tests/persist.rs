@@ -60,7 +60,13 @@ fn learn_clients(h: &mut Harness) {
 }
 
 /// A SYN from `cip:cport` to `vip:vport`, forwarded to a real server: returns (RIP, rport).
-fn syn_from(h: &mut Harness, cip: Ipv4Addr, cport: u16, vip: Ipv4Addr, vport: u16) -> (Ipv4Addr, u16) {
+fn syn_from(
+    h: &mut Harness,
+    cip: Ipv4Addr,
+    cport: u16,
+    vip: Ipv4Addr,
+    vport: u16,
+) -> (Ipv4Addr, u16) {
     let mac = match cip {
         CIP2 => CLIENT2_MAC,
         CIP_OTHER_NET => CLIENT3_MAC,
@@ -161,7 +167,11 @@ fn a_template_expires_after_last_use_but_survives_while_it_controls_connections(
     }
     assert_eq!(templates(&h).len(), 1);
     learn_clients(&mut h); // the neighbours expired meanwhile
-    assert_eq!(syn_from(&mut h, CIP, 1001, VIP, 80).0, rs, "still persistent");
+    assert_eq!(
+        syn_from(&mut h, CIP, 1001, VIP, 80).0,
+        rs,
+        "still persistent"
+    );
     // Close both connections; once they are gone and 60 s have passed, the template goes.
     h.advance(1000);
     h.tick_all_stripes();
@@ -231,7 +241,10 @@ fn port_zero_services_share_one_template_over_all_ports() {
     let (rs, rport) = syn_from(&mut h, CIP, 1000, VIP, PORT0_SVC);
     assert_eq!(rport, PORT0_SVC, "a port-0 dest keeps the client's port");
     for (i, vport) in [PORT0_SVC + 1, 9000, 22, PORT0_SVC].into_iter().enumerate() {
-        assert_eq!(syn_from(&mut h, CIP, 1001 + i as u16, VIP, vport), (rs, vport));
+        assert_eq!(
+            syn_from(&mut h, CIP, 1001 + i as u16, VIP, vport),
+            (rs, vport)
+        );
     }
     let t = templates(&h);
     assert_eq!(t.len(), 1);
@@ -398,11 +411,19 @@ fn one_packet_scheduling_keeps_no_connection_and_counts_each_datagram() {
         let (_, out) = h.rx_forwarded(CLIENT_NET, f);
         seen.push(verify_frame(&out).unwrap().dst);
     }
-    assert_eq!((seen[0], seen[1]), (seen[2], seen[3]), "rr alternates: {seen:?}");
+    assert_eq!(
+        (seen[0], seen[1]),
+        (seen[2], seen[3]),
+        "rr alternates: {seen:?}"
+    );
     assert_ne!(seen[0], seen[1]);
     assert_eq!(h.worker.conn_count(), 0, "nothing kept");
     let snap = h.services.snapshot();
-    let svc = snap.services().iter().find(|s| s.key() == udp_service()).unwrap();
+    let svc = snap
+        .services()
+        .iter()
+        .find(|s| s.key() == udp_service())
+        .unwrap();
     assert_eq!(svc.stats().sum().conns, 4);
     for d in svc.dests() {
         assert_eq!((d.active_conns(), d.inactive_conns()), (0, 0));
@@ -465,7 +486,11 @@ fn a_lower_threshold_sets_where_the_overload_clears() {
         h.reset(RIP1, *p);
         h.advance(11);
         h.tick();
-        assert_eq!(h.dest(tcp_service(), RIP1).is_overloaded(), i < 2, "after {i}");
+        assert_eq!(
+            h.dest(tcp_service(), RIP1).is_overloaded(),
+            i < 2,
+            "after {i}"
+        );
     }
 }
 
@@ -482,7 +507,11 @@ fn weight_edits_apply_to_new_connections_at_once_and_spare_existing_ones() {
     h.services.edit_dest(&tcp_service(), d).unwrap();
     h.publish();
     for p in 1001..1010 {
-        assert_eq!(h.syn(p), RIP2, "new connections follow the new weights at once");
+        assert_eq!(
+            h.syn(p),
+            RIP2,
+            "new connections follow the new weights at once"
+        );
     }
     // The existing connection to RS1 keeps going both ways.
     h.rs_to_client(RIP1, 1000, SYN_ACK, b"");
