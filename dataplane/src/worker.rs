@@ -33,6 +33,11 @@
 //!   FULLNAT connection are translated for the other side (`xmit::icmp`); for DR they are passed
 //!   to the real server unchanged, as requests are. Others addressed to us are dropped
 //!   (`local_not_service`), others not for us `not_for_us`.
+//! - New connections of persistent services (`-p`) take their dest from the template table
+//!   shared by all workers ([`crate::persist`]); a connection made through a template is
+//!   controlled by it and releases it when it ends. fwmark services are looked up first, with
+//!   the mark of [`crate::fwmark::Classifier`]. One-packet (`-o`) UDP services schedule every
+//!   datagram and keep no connection.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
