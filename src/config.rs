@@ -48,6 +48,8 @@ pub struct Config {
     pub routes: Vec<RouteSection>,
     #[serde(default, rename = "neigh")]
     pub neighs: Vec<NeighSection>,
+    #[serde(default, rename = "fwmark")]
+    pub fwmarks: Vec<FwmarkSection>,
     #[serde(default)]
     pub control: ControlSection,
     #[serde(default)]
@@ -138,6 +140,21 @@ pub struct NeighSection {
     pub port: String,
     pub ip: String,
     pub mac: String,
+}
+
+/// `[[fwmark]]`: a classifier rule setting the mark `-f MARK` services match (what an iptables
+/// `-t mangle ... -j MARK` rule does in front of IPVS). First match wins, in file order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FwmarkSection {
+    pub mark: u32,
+    /// `tcp`, `udp` or `any`.
+    pub proto: String,
+    /// Destination `ADDR` or `ADDR/LEN`.
+    pub dst: String,
+    /// Destination ports: `"80,443"`, `"1000-2000"`, both mixed; absent or empty = all ports.
+    #[serde(default)]
+    pub ports: String,
 }
 
 /// `[control]`: the control socket and the metrics endpoint.
@@ -357,6 +374,8 @@ pub struct Validated {
     pub addrs: Vec<AddrConf>,
     pub routes: Vec<RouteConf>,
     pub neighs: Vec<NeighConf>,
+    /// Firewall-mark classifier rules, in order.
+    pub fwmarks: Vec<dataplane::fwmark::MarkRule>,
     pub socket: PathBuf,
     pub metrics: Option<SocketAddr>,
     pub rules: Option<PathBuf>,
@@ -505,6 +524,20 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         let mac = parse_mac(&n.mac).map_err(|m| invalid(file, format!("neigh[{i}].mac"), m))?;
         neighs.push(NeighConf { port, ip, mac });
     }
+    let mut fwmarks = Vec::new();
+    for (i, f) in raw.fwmarks.iter().enumerate() {
+        use dataplane::fwmark::{MarkRule, MarkRuleError};
+        let rule = MarkRule::parse(f.mark, &f.proto, &f.dst, &f.ports).map_err(|e| {
+            let key = match e {
+                MarkRuleError::Mark => "mark",
+                MarkRuleError::Proto(_) => "proto",
+                MarkRuleError::Prefix(_) => "dst",
+                MarkRuleError::Ports(_) => "ports",
+            };
+            invalid(file, format!("fwmark[{i}].{key}"), e.to_string())
+        })?;
+        fwmarks.push(rule);
+    }
     let metrics = match &raw.control.metrics {
         Some(m) => Some(m.parse::<SocketAddr>().map_err(|_| {
             invalid(
@@ -535,6 +568,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         addrs,
         routes,
         neighs,
+        fwmarks,
         socket: raw.control.socket,
         metrics,
         rules: raw.ipvs.rules,
@@ -672,6 +706,30 @@ rules = "conf/demo.rules"
         );
         let e = err(&bad_mac);
         assert!(e.starts_with("t.toml: neigh[0].mac: "), "{e}");
+        let fwm = |body: &str| format!("{GOOD}\n[[fwmark]]\n{body}\n");
+        let e = err(&fwm("mark = 1\nproto = \"sctp\"\ndst = \"198.18.0.100\""));
+        assert!(e.starts_with("t.toml: fwmark[0].proto: "), "{e}");
+        let e = err(&fwm("mark = 1\nproto = \"tcp\"\ndst = \"198.18.0.100/40\""));
+        assert!(e.starts_with("t.toml: fwmark[0].dst: "), "{e}");
+        let e = err(&fwm(
+            "mark = 1\nproto = \"tcp\"\ndst = \"198.18.0.100\"\nports = \"443-80\"",
+        ));
+        assert!(e.starts_with("t.toml: fwmark[0].ports: "), "{e}");
+        let e = err(&fwm("mark = 0\nproto = \"tcp\"\ndst = \"198.18.0.100\""));
+        assert!(e.starts_with("t.toml: fwmark[0].mark: "), "{e}");
+        let e = err(&fwm(
+            "mark = 1\nproto = \"tcp\"\ndst = \"198.18.0.100\"\nport = \"80\"",
+        ));
+        assert!(e.starts_with("t.toml: fwmark[0]"), "{e}");
+        let ok = parse(
+            Path::new("t.toml"),
+            &fwm("mark = 7\nproto = \"tcp\"\ndst = \"198.18.0.100/32\"\nports = \"80,443\""),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.fwmarks[0].to_string(),
+            "mark 7 tcp 198.18.0.100/32 ports 80,443"
+        );
         let e = err(&GOOD.replace("127.0.0.1:9475", "localhost"));
         assert!(e.starts_with("t.toml: control.metrics: "), "{e}");
     }

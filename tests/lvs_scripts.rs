@@ -162,3 +162,67 @@ ipvsadm -L -n
     assert!(st.success(), "{log}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn fwmark_rules_survive_save_clear_restore() {
+    require_netns!();
+    let _serial = common::serial();
+    let dir = std::env::temp_dir().join(format!("rvs-test-fwm-{}", std::process::id()));
+    let socket = dir.join("s.sock");
+    let rvsd = Rvsd::start(None, &null_config(&socket), &socket, &dir);
+    let script = r#"
+ipvsadm --add-fwmark-rule -f 1 --proto tcp --dst 198.18.0.100 --ports 443,80
+ipvsadm --add-fwmark-rule -f 2 --proto=udp --dst=198.18.0.0/24 --ports=1000-2000
+ipvsadm --add-fwmark-rule -f 1 --proto tcp --dst 198.18.0.100/32 --ports 443,80
+ipvsadm -A -f 1 -s rr -p 60 -M 255.255.255.0
+ipvsadm -a -f 1 -r 198.18.1.11 -m
+ipvsadm -A -t 198.18.0.100:0 -s sh -p
+ipvsadm -a -t 198.18.0.100:0 -r 198.18.1.12 -m
+ipvsadm -A -u 198.18.0.100:53 -s rr -o
+ipvsadm -a -u 198.18.0.100:53 -r 198.18.1.12 -m -x 2 -y 1
+"#;
+    ok(sh(&rvsd, script, None));
+    let saved = ok(sh(&rvsd, "ipvsadm-save -n", None));
+    assert_eq!(
+        saved,
+        concat!(
+            "-A -t 198.18.0.100:0 -s sh -p 360\n",
+            "-a -t 198.18.0.100:0 -r 198.18.1.12:0 -m -w 1\n",
+            "-A -u 198.18.0.100:53 -s rr -o\n",
+            "-a -u 198.18.0.100:53 -r 198.18.1.12:53 -m -w 1\n",
+            "-A -f 1 -s rr -p 60 -M 255.255.255.0\n",
+            "-a -f 1 -r 198.18.1.11:0 -m -w 1\n",
+            "--add-fwmark-rule -f 1 --proto tcp --dst 198.18.0.100/32 --ports 443,80\n",
+            "--add-fwmark-rule -f 2 --proto udp --dst 198.18.0.0/24 --ports 1000-2000\n",
+        )
+    );
+    ok(sh(&rvsd, "ipvsadm -C", None));
+    ok(sh(&rvsd, "ipvsadm-restore", Some(&saved)));
+    assert_eq!(ok(sh(&rvsd, "ipvsadm-save -n", None)), saved);
+    // Deleting a rule; deleting it again names it.
+    ok(sh(
+        &rvsd,
+        "ipvsadm --del-fwmark-rule -f 2 --proto udp --dst 198.18.0.0/24 --ports 1000-2000",
+        None,
+    ));
+    let o = sh(
+        &rvsd,
+        "ipvsadm --del-fwmark-rule -f 2 --proto udp --dst 198.18.0.0/24 --ports 1000-2000",
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no fwmark rule mark 2 udp 198.18.0.0/24"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = sh(
+        &rvsd,
+        "ipvsadm --add-fwmark-rule -f 3 --proto icmp --dst 1.2.3.4",
+        None,
+    );
+    assert!(!o.status.success());
+    let (st, log) = rvsd.stop();
+    assert!(st.success(), "{log}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -326,6 +326,29 @@ pub enum Request {
     },
     /// Per-worker load; answered with [`Reply::Workers`].
     ListWorkers,
+    /// Append a firewall-mark classifier rule (`[[fwmark]]` at run time; ipvsadm's
+    /// `--add-fwmark-rule`, `rvsctl fwmark add`). Adding a rule equal to an existing one is a
+    /// no-op (`Ok`), so replaying a saved file twice is harmless. `Einval` for a bad rule.
+    AddFwmarkRule(FwmarkRule),
+    /// Remove the rule equal to this one. `Enoent` when there is none.
+    DelFwmarkRule(FwmarkRule),
+    /// The classifier rules in match order; answered with [`Reply::FwmarkRules`].
+    ListFwmarkRules,
+}
+
+/// A firewall-mark classifier rule: packets of `proto` to `dst` with a destination port in
+/// `ports` get `mark` (first matching rule wins), and are scheduled by the `-f MARK` service.
+/// The daemon answers with rules in canonical form (`dst` as `ADDR/LEN`, ports as written
+/// sorted ranges `80,443,1000-2000`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FwmarkRule {
+    pub mark: u32,
+    /// `tcp`, `udp` or `any`.
+    pub proto: String,
+    /// `ADDR` or `ADDR/LEN`.
+    pub dst: String,
+    /// `80,443`, `1000-2000`, both mixed; empty for all ports.
+    pub ports: String,
 }
 
 /// An address on a port (`rvsctl addr add|del IP/LEN dev PORT`).
@@ -540,6 +563,8 @@ pub enum Reply {
     /// Entries removed by [`Request::FlushNeighs`], over all workers.
     Flushed(u64),
     Workers(Vec<WorkerInfo>),
+    /// Answer to [`Request::ListFwmarkRules`].
+    FwmarkRules(Vec<FwmarkRule>),
 }
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ drop_reasons! {
     NoDest => "no_dest",
     /// Connection table full: the new connection was refused.
     ConnTableFull => "conn_table_full",
+    /// The shared persistence-template table is full: the new connection was refused.
+    PersistTableFull => "persist_table_full",
     /// A new connection's reply tuple is already in use by another connection.
     ConnTupleInUse => "conn_tuple_in_use",
     /// The connection's dest was removed from its service.

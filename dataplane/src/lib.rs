@@ -13,9 +13,11 @@
 
 pub mod conn;
 pub mod drop;
+pub mod fwmark;
 pub mod l3;
 pub mod laddr;
 pub mod packet;
+pub mod persist;
 pub mod sched;
 pub mod service;
 pub mod steer;

@@ -33,6 +33,11 @@
 //!   FULLNAT connection are translated for the other side (`xmit::icmp`); for DR they are passed
 //!   to the real server unchanged, as requests are. Others addressed to us are dropped
 //!   (`local_not_service`), others not for us `not_for_us`.
+//! - New connections of persistent services (`-p`) take their dest from the template table
+//!   shared by all workers ([`crate::persist`]); a connection made through a template is
+//!   controlled by it and releases it when it ends. fwmark services are looked up first, with
+//!   the mark of [`crate::fwmark::Classifier`]. One-packet (`-o`) UDP services schedule every
+//!   datagram and keep no connection.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -44,6 +49,7 @@ use crate::conn::{
     Timeouts,
 };
 use crate::drop::{DropCounters, DropReason};
+use crate::fwmark::Classifier;
 use crate::l3::addr::{OwnedAddrs, PortId};
 use crate::l3::arp::{ArpVerdict, build_request_to, handle_arp};
 use crate::l3::icmp::{IcmpError, build_error, echo_reply_in_place};
@@ -51,6 +57,7 @@ use crate::l3::neigh::{NeighConfig, NeighTable, QueueError, Resolve};
 use crate::l3::route::RouteTable;
 use crate::laddr::{LaddrTable, LportAlloc};
 use crate::packet::PacketBuf;
+use crate::persist::{PersistError, PersistTable};
 use crate::sched::{SchedFlags, SchedInput, Scheduler};
 use crate::service::snapshot::FastBuildHasher;
 use crate::service::{ForwardMethod, ServiceId, Snapshot};
@@ -106,6 +113,11 @@ pub struct Tables {
     pub timeouts: Timeouts,
     /// FULLNAT local addresses per service.
     pub laddrs: Arc<LaddrTable>,
+    /// Persistence templates: one table shared by every worker (the same `Arc` in every
+    /// publication), see [`crate::persist`].
+    pub persist: Arc<PersistTable>,
+    /// The firewall-mark classifier for `-f MARK` services.
+    pub fwmarks: Arc<Classifier>,
 }
 
 impl Tables {
@@ -113,13 +125,17 @@ impl Tables {
     /// that port, or a VIP inside one of the port's connected networks.
     pub fn answers_for(&self, port: PortId, ip: Ipv4Addr) -> bool {
         self.addrs.owns_on(port, ip)
-            || (self.services.is_vip(ip) && self.addrs.on_port(port).any(|a| a.contains(ip)))
+            || ((self.services.is_vip(ip) || self.fwmarks.is_vip(ip))
+                && self.addrs.on_port(port).any(|a| a.contains(ip)))
             || self.laddrs.is_on(port, ip)
     }
 
     /// Whether `ip` is the director's own (an owned address or a VIP).
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.addrs.owns(ip).is_some() || self.services.is_vip(ip) || self.laddrs.contains(ip)
+        self.addrs.owns(ip).is_some()
+            || self.services.is_vip(ip)
+            || self.laddrs.contains(ip)
+            || self.fwmarks.is_vip(ip)
     }
 }
 
@@ -249,6 +265,8 @@ pub struct Worker<B> {
     lports: LportAlloc,
     /// IP identification of packets the worker originates (tunnel headers, ICMP errors).
     ip_ident: u16,
+    /// Next of this worker's persistence-table stripes to sweep (one per tick).
+    persist_sweep: usize,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -284,6 +302,7 @@ impl<B: PacketBuf> Worker<B> {
             stats,
             lports: LportAlloc::new(id),
             ip_ident: (seed as u16) ^ (id as u16).rotate_left(8),
+            persist_sweep: 0,
         };
         w.set_tables(tables);
         w
@@ -341,19 +360,36 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    /// Every connection, for listings.
+    /// Every connection, for listings, then the persistence templates of the shared table's
+    /// stripes this worker sweeps (so listing every worker lists each template once).
     pub fn conns(&self, now: Instant) -> impl Iterator<Item = ConnView> + '_ {
-        self.conns.iter().map(move |(_, c)| {
-            let (i, o) = (c.in_key(), c.out_key());
-            ConnView {
-                proto: i.proto,
-                state: c.state().name(),
-                expires_in: c.deadline().saturating_since(now).as_secs(),
-                client: (i.src, i.sport),
-                virt: (i.dst, i.dport),
-                dest: (o.src, o.sport),
-            }
-        })
+        let templates = self
+            .tables
+            .persist
+            .views(now, self.cfg.id)
+            .into_iter()
+            .map(|t| ConnView {
+                proto: t.key.proto,
+                state: t.state,
+                expires_in: t.expires_in.as_secs(),
+                client: (t.key.client, 0),
+                virt: (t.key.vaddr, t.key.vport),
+                dest: t.dest,
+            });
+        self.conns
+            .iter()
+            .map(move |(_, c)| {
+                let (i, o) = (c.in_key(), c.out_key());
+                ConnView {
+                    proto: i.proto,
+                    state: c.state().name(),
+                    expires_in: c.deadline().saturating_since(now).as_secs(),
+                    client: (i.src, i.sport),
+                    virt: (i.dst, i.dport),
+                    dest: (o.src, o.sport),
+                }
+            })
+            .chain(templates)
     }
 
     /// Every neighbour entry, for listings (`rvsctl neigh show`).
@@ -411,15 +447,32 @@ impl<B: PacketBuf> Worker<B> {
         let tables = &self.tables;
         let lports = &mut self.lports;
         self.conns.expire(now, EXPIRE_BUDGET, |_, c| {
-            forget(tables, lports, c);
+            forget(tables, lports, c, false);
             Expiry::Remove
         });
+        self.sweep_templates(now);
     }
 
-    /// Remove a connection now, with its dest and local-port accounting.
+    /// Sweep the next of this worker's stripes of the shared template table.
+    fn sweep_templates(&mut self, now: Instant) {
+        let persist = &self.tables.persist;
+        let mine = crate::persist::STRIPES.div_ceil(persist.n_workers());
+        let k = self.persist_sweep % mine.max(1);
+        self.persist_sweep = self.persist_sweep.wrapping_add(1);
+        if let Some(stripe) = persist.stripes_of(self.cfg.id).nth(k) {
+            persist.sweep(stripe, now, self.cfg.id, &self.tables.services);
+        }
+    }
+
+    /// Remove a connection now, with its dest and local-port accounting (and its template's
+    /// control, `early`: before its time).
     fn remove_conn(&mut self, id: crate::conn::ConnId) {
+        self.remove_conn_early(id, true);
+    }
+
+    fn remove_conn_early(&mut self, id: crate::conn::ConnId, early: bool) {
         if let Some(c) = self.conns.remove(id) {
-            forget(&self.tables, &mut self.lports, &c);
+            forget(&self.tables, &mut self.lports, &c, early);
         }
     }
 
@@ -587,7 +640,7 @@ impl<B: PacketBuf> Worker<B> {
             // schedule anew (IPVS conn_reuse_mode).
             self.remove_conn(id);
         }
-        let Some(svc) = self.tables.services.lookup(proto.0, dst, dport) else {
+        let Some(svc) = self.find_service(proto.0, dst, dport) else {
             return Err(if self.tables.is_local(dst) {
                 DropReason::LocalNotService
             } else {
@@ -605,7 +658,38 @@ impl<B: PacketBuf> Worker<B> {
             return Err(DropReason::TtlExceeded);
         }
         let id = self.open_conn(now, svc_id, key)?;
-        self.forward_conn(now, id, Dir::Original, flags, buf)
+        let one_packet = proto == IpProtocol::UDP
+            && self
+                .tables
+                .services
+                .service(svc_id)
+                .is_some_and(|s| s.config().one_packet);
+        let action = self.forward_conn(now, id, Dir::Original, flags, buf);
+        if one_packet {
+            // One-packet scheduling (`-o`): the datagram was scheduled and counted as a
+            // connection; nothing is kept (IPVS never hashes such connections). Its template,
+            // if any, stays: the removal is not "early".
+            self.remove_conn_early(id, false);
+        }
+        action
+    }
+
+    /// The service a new connection belongs to: a fwmark service when the classifier marks the
+    /// packet and the mark has a service (IPVS looks fwmark services up first), else the
+    /// address service (or the persistent port-0 one).
+    fn find_service(
+        &self,
+        proto: u8,
+        dst: Ipv4Addr,
+        dport: u16,
+    ) -> Option<&crate::service::Service> {
+        let mark = self.tables.fwmarks.classify(proto, dst, dport);
+        if mark != 0
+            && let Some(s) = self.tables.services.lookup_fwmark(mark)
+        {
+            return Some(s);
+        }
+        self.tables.services.lookup(proto, dst, dport)
     }
 
     fn handle_icmp(
@@ -733,17 +817,51 @@ impl<B: PacketBuf> Worker<B> {
             vport: key.dport,
             now,
         };
-        let idx = slot
-            .sched
-            .schedule(svc.dests(), &input)
-            .ok_or(DropReason::NoDest)?;
-        let dest = svc.dests().get(idx).ok_or(DropReason::NoDest)?;
         let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
+        let sched = &mut slot.sched;
+        // Persistent services: the shared template table decides, asking the scheduler only
+        // when the client (network) has no template yet.
+        let (idx, control) = if svc.config().persistence.is_some() {
+            let (idx, r) = tables
+                .persist
+                .schedule(now, self.cfg.id, svc, &key, || {
+                    sched.schedule(svc.dests(), &input)
+                })
+                .map_err(|e| match e {
+                    PersistError::NoDest => DropReason::NoDest,
+                    PersistError::Full => DropReason::PersistTableFull,
+                })?;
+            (idx, Some(r))
+        } else {
+            let idx = sched
+                .schedule(svc.dests(), &input)
+                .ok_or(DropReason::NoDest)?;
+            (idx, None)
+        };
+        let release = |w: &Self| {
+            if let Some(r) = control {
+                tables.persist.release(r, true, w.cfg.id, &tables.services);
+            }
+        };
+        let Some(dest) = svc.dests().get(idx) else {
+            release(self);
+            return Err(DropReason::NoDest);
+        };
+        // A dest of port 0 (port-0 and fwmark services) takes the port the client asked for.
+        let rport = if dest.port() == 0 {
+            key.dport
+        } else {
+            dest.port()
+        };
         // FULLNAT: the real server answers to LIP:lport; the others answer the client.
         let (reply_dst, reply_dport, laddr) = if dest.method() == ForwardMethod::FullNat {
-            let (lip, lport, stats) =
-                self.alloc_lport(&tables, svc_id, dest.addr(), dest.port())?;
-            (lip, lport, Some((lip, lport, stats)))
+            match self.alloc_lport(&tables, svc_id, dest.addr(), rport) {
+                Ok((lip, lport, stats)) => (lip, lport, Some((lip, lport, stats))),
+                Err(e) => {
+                    release(self);
+                    return Err(e);
+                }
+            }
         } else {
             (key.src, key.sport, None)
         };
@@ -752,7 +870,7 @@ impl<B: PacketBuf> Worker<B> {
             out_key: ConnKey {
                 proto: key.proto,
                 src: dest.addr(),
-                sport: dest.port(),
+                sport: rport,
                 dst: reply_dst,
                 dport: reply_dport,
             },
@@ -766,8 +884,9 @@ impl<B: PacketBuf> Worker<B> {
         let id = match self.conns.insert(new) {
             Ok(id) => id,
             Err(e) => {
+                release(self);
                 if let Some((lip, lport, stats)) = laddr {
-                    self.lports.release(lip, dest.addr(), dest.port(), lport);
+                    self.lports.release(lip, dest.addr(), rport, lport);
                     if e == InsertError::KeyExists {
                         crate::laddr::count_conflict(&stats, self.cfg.id);
                     }
@@ -785,6 +904,11 @@ impl<B: PacketBuf> Worker<B> {
             {
                 c.set_flag(ConnFlags::TOA_PENDING, true);
             }
+        }
+        if let Some(r) = control
+            && let Some(c) = self.conns.get_mut(id)
+        {
+            c.set_control(r);
         }
         let inactive = self.conns.get(id).is_some_and(|c| c.is_inactive());
         dest.bind_conn(self.cfg.id, inactive);
@@ -842,12 +966,18 @@ impl<B: PacketBuf> Worker<B> {
                 .on_packet(id, dir, (flags.0 & 0xff) as u8, now, &tables.timeouts)
         {
             dest.move_conn(w, t.active_delta, t.inactive_delta);
+            if t.new == ConnState::Tcp(TcpState::Established) {
+                self.assure_template(id, &conn);
+            }
+        }
+        if dir == Dir::Reply && conn.in_key().proto == IpProtocol::UDP.0 {
+            self.assure_template(id, &conn);
         }
         let len = buf.len() as u64;
         let (i, o) = (*conn.in_key(), *conn.out_key());
         let how = match (conn.method(), dir) {
             (ForwardMethod::Masq, Dir::Original) => {
-                xmit::nat::to_dest(buf, dest.addr(), dest.port())?;
+                xmit::nat::to_dest(buf, o.src, o.sport)?;
                 Fwd::ROUTED
             }
             (ForwardMethod::Masq, Dir::Reply) => {
@@ -922,6 +1052,19 @@ impl<B: PacketBuf> Worker<B> {
             }
         }
         Ok(Action::Forward(how))
+    }
+
+    /// A controlled connection is established (TCP) or answered (UDP): its template becomes
+    /// ASSURED (told once per connection).
+    fn assure_template(&mut self, id: crate::conn::ConnId, conn: &Conn) {
+        let Some(r) = conn.control() else { return };
+        if conn.flags().contains(ConnFlags::ASSURED_SENT) {
+            return;
+        }
+        self.tables.persist.assure(r);
+        if let Some(c) = self.conns.get_mut(id) {
+            c.set_flag(ConnFlags::ASSURED_SENT, true);
+        }
     }
 
     /// FULLNAT TCP: the TOA option on the client's SYN and on its first data segment.
@@ -1047,11 +1190,16 @@ impl<B: PacketBuf> Worker<B> {
     }
 }
 
-/// A connection is gone (expired or removed): unbind it from its dest and give back its local
-/// port (FULLNAT).
-fn forget(tables: &Tables, lports: &mut LportAlloc, c: &Conn) {
+/// A connection is gone (expired, or removed `early`): unbind it from its dest, release its
+/// template's control and give back its local port (FULLNAT).
+fn forget(tables: &Tables, lports: &mut LportAlloc, c: &Conn, early: bool) {
     if let Some(d) = tables.services.dest(c.dest()) {
         d.unbind_conn(lports.worker(), c.is_inactive());
+    }
+    if let Some(r) = c.control() {
+        tables
+            .persist
+            .release(r, early, lports.worker(), &tables.services);
     }
     if c.method() == ForwardMethod::FullNat {
         let o = c.out_key();

@@ -194,6 +194,11 @@ pub fn tables(services: &mut ServiceTable, dests: usize) -> Result<Arc<Tables>> 
         routes,
         static_neighs,
         timeouts: Timeouts::default(),
+        persist: Arc::new(dataplane::persist::PersistTable::new(
+            1 << 16,
+            services.n_workers(),
+        )),
+        fwmarks: Arc::new(dataplane::fwmark::Classifier::new(Vec::new())),
     }))
 }
 

@@ -14,9 +14,11 @@ use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use ctl::proto::{self, ConnInfo, DestInfo, Errno, ErrorReply, Info, Reply, Request, ServiceInfo};
 use dataplane::conn::Timeouts;
+use dataplane::fwmark::{Classifier, MarkRule};
 use dataplane::l3::addr::{OwnedAddrs, PortId};
 use dataplane::l3::route::{Route, RouteTable};
 use dataplane::laddr::{Laddr, LaddrStats, LaddrTable};
+use dataplane::persist::PersistTable;
 use dataplane::sched::SchedFlags;
 use dataplane::service::{
     self, DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceError, ServiceKey,
@@ -53,6 +55,12 @@ struct State {
     /// Port names (`[[port]] name`), indexed by [`PortId`], for `-F`.
     port_names: Vec<String>,
     n_workers: usize,
+    /// Firewall-mark classifier rules (`[[fwmark]]`, `--add-fwmark-rule`), in match order.
+    fwmarks: Vec<MarkRule>,
+    /// The classifier the workers use now (rebuilt when `fwmarks` changes).
+    classifier: Arc<Classifier>,
+    /// Persistence templates: created once, the same `Arc` in every publication.
+    persist: Arc<PersistTable>,
 }
 
 /// The daemon's control state.
@@ -268,6 +276,7 @@ fn clamp32(v: u64) -> u32 {
 
 fn proto_name(p: u8) -> String {
     match p {
+        0 => "IP".into(),
         6 => "TCP".into(),
         17 => "UDP".into(),
         132 => "SCTP".into(),
@@ -291,7 +300,49 @@ impl State {
             static_neighs: self.static_neighs.clone(),
             timeouts: self.timeouts,
             laddrs: Arc::new(laddrs),
+            persist: self.persist.clone(),
+            fwmarks: self.classifier.clone(),
         }
+    }
+
+    fn rule_from_proto(r: &proto::FwmarkRule) -> Result<MarkRule, Reply> {
+        MarkRule::parse(r.mark, &r.proto, &r.dst, &r.ports)
+            .map_err(|e| err(Errno::Einval, format!("fwmark rule: {e}")))
+    }
+
+    fn add_fwmark_rule(&mut self, r: &proto::FwmarkRule) -> Result<(), Reply> {
+        let rule = Self::rule_from_proto(r)?;
+        if !self.fwmarks.contains(&rule) {
+            self.fwmarks.push(rule);
+            self.classifier = Arc::new(Classifier::new(self.fwmarks.clone()));
+        }
+        Ok(())
+    }
+
+    fn del_fwmark_rule(&mut self, r: &proto::FwmarkRule) -> Result<(), Reply> {
+        let rule = Self::rule_from_proto(r)?;
+        let i = self
+            .fwmarks
+            .iter()
+            .position(|x| *x == rule)
+            .ok_or_else(|| err(Errno::Enoent, format!("no fwmark rule {rule}")))?;
+        self.fwmarks.remove(i);
+        self.classifier = Arc::new(Classifier::new(self.fwmarks.clone()));
+        Ok(())
+    }
+
+    fn list_fwmark_rules(&self) -> Reply {
+        Reply::FwmarkRules(
+            self.fwmarks
+                .iter()
+                .map(|r| proto::FwmarkRule {
+                    mark: r.mark,
+                    proto: r.proto.name().to_owned(),
+                    dst: format!("{}/{}", r.dst, r.len),
+                    ports: r.ports_text(),
+                })
+                .collect(),
+        )
     }
 
     /// Forget the local addresses of services that no longer exist.
@@ -455,6 +506,9 @@ impl ControlPlane {
             laddrs: Vec::new(),
             port_names: conf.ports.iter().map(|p| p.name.clone()).collect(),
             n_workers,
+            fwmarks: conf.fwmarks.clone(),
+            classifier: Arc::new(Classifier::new(conf.fwmarks.clone())),
+            persist: Arc::new(PersistTable::new(conf.conn_capacity as usize, n_workers)),
         };
         let tables = Arc::new(ArcSwap::from_pointee(state.tables()));
         Ok(ControlPlane {
@@ -736,6 +790,13 @@ impl Handler for ControlPlane {
                 self.change("delete laddr", |st| st.del_laddr(&service, &laddr))
             }
             Request::ListLaddrs { service } => lock(&self.state).list_laddrs(service.as_ref()),
+            Request::AddFwmarkRule(r) => {
+                self.change("add fwmark rule", |st| st.add_fwmark_rule(&r))
+            }
+            Request::DelFwmarkRule(r) => {
+                self.change("delete fwmark rule", |st| st.del_fwmark_rule(&r))
+            }
+            Request::ListFwmarkRules => lock(&self.state).list_fwmark_rules(),
             other => self.handle_net(other),
         }
     }

@@ -594,3 +594,21 @@ pub fn save_laddrs(list: &[ServiceLaddrs]) -> String {
 #[cfg(test)]
 #[path = "format_tests.rs"]
 mod tests;
+
+/// `ipvsadm -S` lines restoring rvs's fwmark classifier rules
+/// (`--add-fwmark-rule -f MARK --proto P --dst ADDR/LEN [--ports LIST]`), in match order.
+pub fn save_fwmark_rules(list: &[crate::proto::FwmarkRule]) -> String {
+    let mut out = String::new();
+    for r in list {
+        let _ = write!(
+            out,
+            "--add-fwmark-rule -f {} --proto {} --dst {}",
+            r.mark, r.proto, r.dst
+        );
+        if !r.ports.is_empty() {
+            let _ = write!(out, " --ports {}", r.ports);
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -117,6 +117,18 @@ fn change(daemon: &mut dyn Daemon, op: Op, request: Request) -> Result<(), Failu
     }
 }
 
+/// A classifier-rule change: the daemon's own message on error (there is no ipvsadm text).
+fn fwmark_change(daemon: &mut dyn Daemon, request: Request) -> Result<(), Failure> {
+    match daemon.call(request)? {
+        Reply::Ok => Ok(()),
+        Reply::Error(e) => Err(Failure {
+            code: 255,
+            message: e.message,
+        }),
+        other => Err(unexpected(&other)),
+    }
+}
+
 /// A listing request; daemon errors exit 1 as ipvsadm's list functions do.
 fn query(daemon: &mut dyn Daemon, op: Op, request: Request) -> Result<Reply, Failure> {
     match daemon.call(request)? {
@@ -193,6 +205,11 @@ pub fn execute(
             if let Ok(Reply::Laddrs(list)) = daemon.call(Request::ListLaddrs { service: None }) {
                 out.push_str(&format::save_laddrs(&list));
             }
+            // rvs's fwmark classifier rules likewise (nothing is written when there are none,
+            // so plain LVS state saves byte for byte as ipvsadm 1.31 does).
+            if let Ok(Reply::FwmarkRules(list)) = daemon.call(Request::ListFwmarkRules) {
+                out.push_str(&format::save_fwmark_rules(&list));
+            }
             Ok(())
         }
         Command::Restore => Err(Failure {
@@ -223,6 +240,8 @@ pub fn execute(
                 laddr: laddr.clone(),
             },
         ),
+        Command::AddFwmarkRule(rule) => fwmark_change(daemon, Request::AddFwmarkRule(rule.clone())),
+        Command::DelFwmarkRule(rule) => fwmark_change(daemon, Request::DelFwmarkRule(rule.clone())),
         Command::GetLaddr { service, numeric } => {
             match query(
                 daemon,

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::popt::{Occurrence, Popt, PoptError, Tag};
 use super::resolve::{Resolver, inet_aton, string_to_number};
 use crate::proto::{
-    DestSpec, Forward, LaddrSpec, Protocol, ServiceKey, ServiceSpec, Timeouts, TunCsum, TunSpec,
-    TunType,
+    DestSpec, Forward, FwmarkRule, LaddrSpec, Protocol, ServiceKey, ServiceSpec, Timeouts, TunCsum,
+    TunSpec, TunType,
 };
 
 /// Default scheduler (`DEF_SCHED`).
@@ -103,6 +103,75 @@ pub enum Command {
         service: Option<ServiceKey>,
         numeric: bool,
     },
+    /// rvs extension: `--add-fwmark-rule -f MARK --proto P --dst PREFIX [--ports LIST]`.
+    AddFwmarkRule(FwmarkRule),
+    /// rvs extension: `--del-fwmark-rule` with the same options.
+    DelFwmarkRule(FwmarkRule),
+}
+
+/// `--add-fwmark-rule`/`--del-fwmark-rule` and their options (`-f`, `--proto`, `--dst`,
+/// `--ports`, each once, in any order; `--opt=value` works too). Not ipvsadm 1.31: rvs's own
+/// classifier rules, written by `-S` so that `-S | -R` keeps them.
+fn parse_fwmark_rule(words: &[String]) -> Result<Option<Command>, ParseError> {
+    let add = match words.first().map(String::as_str) {
+        Some("--add-fwmark-rule") => true,
+        Some("--del-fwmark-rule") => false,
+        _ => return Ok(None),
+    };
+    let fail = |m: String| ParseError::Fail(m);
+    let (mut mark, mut proto, mut dst, mut ports) = (None, None, None, None);
+    let mut it = words[1..].iter();
+    while let Some(w) = it.next() {
+        let (name, inline) = match w.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
+            _ => (w.as_str(), None),
+        };
+        let slot = match name {
+            "-f" | "--fwmark-service" => &mut mark,
+            "--proto" => &mut proto,
+            "--dst" => &mut dst,
+            "--ports" => &mut ports,
+            _ => {
+                return Err(fail(format!(
+                    "Illegal '{name}' option with the 'add-fwmark-rule' command"
+                )));
+            }
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .cloned()
+                .ok_or_else(|| fail(format!("option '{name}' needs a value")))?,
+        };
+        if slot.replace(value).is_some() {
+            return Err(fail(format!("multiple '{name}' options specified")));
+        }
+    }
+    let mark = mark.ok_or_else(|| {
+        fail(
+            "You need to supply the 'fwmark-service' option for the 'add-fwmark-rule' command"
+                .into(),
+        )
+    })?;
+    let mark: u32 = mark
+        .parse()
+        .ok()
+        .filter(|m| *m > 0)
+        .ok_or_else(|| fail("illegal virtual server fwmark specified".into()))?;
+    let rule = FwmarkRule {
+        mark,
+        proto: proto.unwrap_or_else(|| "tcp".into()),
+        dst: dst.ok_or_else(|| {
+            fail("You need to supply the 'dst' option for the 'add-fwmark-rule' command".into())
+        })?,
+        ports: ports.unwrap_or_default(),
+    };
+    Ok(Some(if add {
+        Command::AddFwmarkRule(rule)
+    } else {
+        Command::DelFwmarkRule(rule)
+    }))
 }
 
 /// What the command line asks for.
@@ -490,6 +559,9 @@ pub fn parse(
     let program = args.first().map(String::as_str).unwrap_or("ipvsadm");
     let try_help = || ParseError::TryHelp(program.to_owned());
     let rest = args.get(1..).unwrap_or(&[]);
+    if let Some(c) = parse_fwmark_rule(rest)? {
+        return Ok(Invocation::Command(c));
+    }
     let mut popt = Popt::new(rest);
 
     let first = match popt.next_opt() {

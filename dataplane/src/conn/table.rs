@@ -52,6 +52,8 @@ impl ConnFlags {
     pub const REPLY_INDEXED: ConnFlags = ConnFlags(8);
     /// FULLNAT TCP: the TOA option is still to be added to the client's first data segment.
     pub const TOA_PENDING: ConnFlags = ConnFlags(16);
+    /// Its controlling template has been told it is assured (done once per connection).
+    pub const ASSURED_SENT: ConnFlags = ConnFlags(32);
     const OCCUPIED: ConnFlags = ConnFlags(0x80);
 
     pub const fn contains(self, f: ConnFlags) -> bool {
@@ -90,10 +92,16 @@ pub struct Conn {
     timer: TimerLink,
     in_pkts: u32,
     out_pkts: u32,
+    /// The persistence template controlling it ([`crate::persist::TemplateRef`]), or
+    /// [`NO_CONTROL`].
+    control: u32,
     state: ConnState,
     method: ForwardMethod,
     flags: ConnFlags,
 }
+
+/// [`Conn::control`] of a connection no template controls.
+const NO_CONTROL: u32 = u32::MAX;
 
 impl Conn {
     const FREE: Conn = Conn {
@@ -117,6 +125,7 @@ impl Conn {
         timer: TimerLink::UNLINKED,
         in_pkts: 0,
         out_pkts: 0,
+        control: NO_CONTROL,
         state: ConnState::Tcp(super::TcpState::None),
         method: ForwardMethod::Route,
         flags: ConnFlags(0),
@@ -177,10 +186,20 @@ impl Conn {
         self.out_pkts
     }
 
-    /// Set or clear a flag the table does not manage itself ([`ConnFlags::TOA_PENDING`]);
-    /// other flags are left alone.
+    /// The persistence template controlling this connection.
+    pub fn control(&self) -> Option<crate::persist::TemplateRef> {
+        (self.control != NO_CONTROL).then_some(crate::persist::TemplateRef(self.control))
+    }
+
+    /// Record the persistence template controlling this connection.
+    pub fn set_control(&mut self, r: crate::persist::TemplateRef) {
+        self.control = r.0;
+    }
+
+    /// Set or clear a flag the table does not manage itself ([`ConnFlags::TOA_PENDING`],
+    /// [`ConnFlags::ASSURED_SENT`]); other flags are left alone.
     pub fn set_flag(&mut self, f: ConnFlags, on: bool) {
-        if f != ConnFlags::TOA_PENDING {
+        if f != ConnFlags::TOA_PENDING && f != ConnFlags::ASSURED_SENT {
             return;
         }
         if on {
@@ -402,6 +421,7 @@ impl ConnTable {
             timer: TimerLink::UNLINKED,
             in_pkts: 0,
             out_pkts: 0,
+            control: NO_CONTROL,
             state: new.state,
             method: new.method,
             flags,

@@ -322,6 +322,8 @@ fn tables(services: &mut ServiceTable, timeouts: Timeouts) -> Arc<Tables> {
         static_neighs: Vec::new(),
         timeouts,
         laddrs: Arc::new(laddrs),
+        persist: Arc::new(crate::persist::PersistTable::new(1024, 1)),
+        fwmarks: Arc::new(crate::fwmark::Classifier::default()),
     })
 }
 
@@ -1145,3 +1147,4 @@ fn static_neighbour_installed_while_packets_wait_counts_them() {
 }
 
 mod methods;
+mod persist;

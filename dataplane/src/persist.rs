@@ -1,0 +1,407 @@
+//! Persistence templates (`ipvsadm -p [timeout] -M netmask`), shared by every worker.
+//!
+//! IPVS implements persistence with *connection templates* (reference/ipvs.md section 1.3): a
+//! template maps `<proto, caddr & mask, vaddr, vport>` to the dest a client was first scheduled
+//! to; every later connection of that client (network) to the service takes the template's dest
+//! instead of asking the scheduler, and is *controlled* by the template. Keys:
+//! - a normal service: `<proto, caddr&mask, vaddr, vport>`;
+//! - a port-0 (all ports) or FTP (port 21) service: `<proto, caddr&mask, vaddr, 0>`;
+//! - a fwmark service: `<IPPROTO_IP (0), caddr&mask, fwmark as an address, 0>`.
+//!
+//! Lifetime, as IPVS: a template expires at its last use plus the service's persistence timeout;
+//! when that moment comes while it still controls live connections it is re-armed for another
+//! timeout (IPVS `expire_later`). A template whose dest was removed is dropped (at its next use
+//! or sweep); a template of a weight-0 dest is kept and honoured (`expire_quiescent_template` = 0,
+//! the IPVS default). A template becomes ASSURED when a controlled TCP connection reaches
+//! ESTABLISHED or a controlled UDP connection sees a reply; a non-assured template whose last
+//! controlled connection is removed before its time (port reuse, dest removed) is dropped with
+//! it, as IPVS does.
+//!
+//! Why one table for all workers (DESIGN.md section 4): steering spreads a client's connections
+//! over workers by (CIP, cport), so two connections of one client, or of two clients of one
+//! netmask, may well land on different workers; persistence must still send them to one dest.
+//! A per-worker template would break that, and forwarding every new connection of a persistent
+//! service to one "template owner" worker would cost a ring hop per connection. So templates live
+//! in one table shared by `Arc`: [`STRIPES`] mutex-protected stripes, each a hash index plus a
+//! pre-sized slab, chosen by the key's hash. The table is touched only on a new connection of a
+//! persistent service (one stripe lock: find or create, scheduling under the lock so two workers
+//! never create two templates for one key), when a controlled connection ends (release), and by
+//! the periodic sweep, in which worker `i` of `n` owns the stripes `s % n == i` (one stripe per
+//! tick). Packets of established connections never touch it. Each template's `persistconns`
+//! count is added on the creating worker's stats slot and removed on the releasing worker's slot
+//! (single writer per slot; the sum over slots is exact).
+//!
+//! A connection refers to its template by [`TemplateRef`] (stripe and slot, a `u32` kept in the
+//! connection record). A slot is freed only when no connection refers to it any more: a dropped
+//! template with live controlled connections leaves the index at once (a new lookup creates a new
+//! template) but keeps its slot until the last of them is released.
+
+use core::time::Duration;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::net::Ipv4Addr;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::conn::ConnKey;
+use crate::service::snapshot::FastBuildHasher;
+use crate::service::{DestId, Service, ServiceId, ServiceKey, Snapshot};
+use crate::time::Instant;
+
+/// Number of lock stripes.
+pub const STRIPES: usize = 64;
+/// The protocol of fwmark templates (`IPPROTO_IP`, listed as `IP`).
+pub const IPPROTO_IP: u8 = 0;
+/// The FTP control port: persistent FTP services key their templates on vport 0.
+const FTP_PORT: u16 = 21;
+
+/// What a template is found by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TemplateKey {
+    /// IP protocol, or [`IPPROTO_IP`] for fwmark services.
+    pub proto: u8,
+    /// Client address & netmask.
+    pub client: Ipv4Addr,
+    /// The VIP, or the fwmark as an address (IPVS `htonl(fwmark)`).
+    pub vaddr: Ipv4Addr,
+    /// The service port, 0 for port-0, FTP and fwmark services.
+    pub vport: u16,
+}
+
+impl TemplateKey {
+    /// The template key of a new connection `key` to the persistent service `svc`.
+    pub fn of(svc: &Service, key: &ConnKey) -> TemplateKey {
+        let cfg = svc.config();
+        let client = Ipv4Addr::from_bits(key.src.to_bits() & cfg.netmask.to_bits());
+        match cfg.key {
+            ServiceKey::Fwmark(mark) => TemplateKey {
+                proto: IPPROTO_IP,
+                client,
+                vaddr: Ipv4Addr::from_bits(mark),
+                vport: 0,
+            },
+            ServiceKey::Addr { vport, .. } => TemplateKey {
+                proto: key.proto,
+                client,
+                vaddr: key.dst,
+                vport: if vport == 0 || vport == FTP_PORT {
+                    0
+                } else {
+                    key.dport
+                },
+            },
+        }
+    }
+}
+
+/// A connection's handle on its controlling template: stripe and slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TemplateRef(pub u32);
+
+const SLOT_BITS: u32 = 26;
+
+impl TemplateRef {
+    fn new(stripe: usize, slot: u32) -> TemplateRef {
+        TemplateRef(((stripe as u32) << SLOT_BITS) | slot)
+    }
+    fn stripe(self) -> usize {
+        (self.0 >> SLOT_BITS) as usize % STRIPES
+    }
+    fn slot(self) -> usize {
+        (self.0 & ((1 << SLOT_BITS) - 1)) as usize
+    }
+}
+
+/// A template as listings show it (`ipvsadm -Lnc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateView {
+    pub key: TemplateKey,
+    /// `NONE` or `ASSURED`.
+    pub state: &'static str,
+    pub expires_in: Duration,
+    pub dest: (Ipv4Addr, u16),
+    /// Connections it controls now.
+    pub controls: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Template {
+    key: TemplateKey,
+    service: ServiceId,
+    dest: DestId,
+    dest_addr: (Ipv4Addr, u16),
+    deadline: Instant,
+    /// The service's persistence timeout when last used.
+    timeout: Duration,
+    n_control: u32,
+    assured: bool,
+    /// In the index (findable); false once dropped while connections still refer to it.
+    live: bool,
+}
+
+#[derive(Debug)]
+struct Stripe {
+    index: HashMap<TemplateKey, u32, FastBuildHasher>,
+    slots: Vec<Option<Template>>,
+    free: Vec<u32>,
+    capacity: usize,
+}
+
+impl Stripe {
+    fn alloc(&mut self, t: Template) -> Option<u32> {
+        if let Some(i) = self.free.pop() {
+            self.slots[i as usize] = Some(t);
+            return Some(i);
+        }
+        if self.slots.len() >= self.capacity {
+            return None;
+        }
+        self.slots.push(Some(t));
+        Some((self.slots.len() - 1) as u32)
+    }
+
+    /// Take template `i` out of the index; free its slot if nothing refers to it. Returns the
+    /// template if it was live (so its `persistconns` must be released).
+    fn drop_template(&mut self, i: u32) -> Option<Template> {
+        let t = self.slots.get_mut(i as usize)?.as_mut()?;
+        if !t.live {
+            return None;
+        }
+        t.live = false;
+        let t = *t;
+        self.index.remove(&t.key);
+        if t.n_control == 0 {
+            self.slots[i as usize] = None;
+            self.free.push(i);
+        }
+        Some(t)
+    }
+}
+
+/// Why no template could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PersistError {
+    #[error("the scheduler found no available dest")]
+    NoDest,
+    #[error("the persistence template table is full")]
+    Full,
+}
+
+/// The shared template table. See the module docs.
+#[derive(Debug)]
+pub struct PersistTable {
+    stripes: Box<[Mutex<Stripe>]>,
+    hasher: FastBuildHasher,
+    n_workers: usize,
+}
+
+fn lock(m: &Mutex<Stripe>) -> MutexGuard<'_, Stripe> {
+    // A panic under the lock aborts the daemon (panic = "abort"); tests recover the guard.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PersistTable {
+    /// A table for up to about `capacity` templates (rounded up to a multiple of [`STRIPES`]),
+    /// swept by `n_workers` workers. Index and slab are pre-sized.
+    pub fn new(capacity: usize, n_workers: usize) -> PersistTable {
+        let per = capacity.div_ceil(STRIPES).clamp(1, 1 << SLOT_BITS);
+        let stripes = (0..STRIPES)
+            .map(|_| {
+                Mutex::new(Stripe {
+                    index: HashMap::with_capacity_and_hasher(per, FastBuildHasher::default()),
+                    slots: Vec::with_capacity(per),
+                    free: Vec::with_capacity(per),
+                    capacity: per,
+                })
+            })
+            .collect();
+        PersistTable {
+            stripes,
+            hasher: FastBuildHasher::default(),
+            n_workers: n_workers.max(1),
+        }
+    }
+
+    /// Number of workers sharing the sweep.
+    pub fn n_workers(&self) -> usize {
+        self.n_workers
+    }
+
+    fn stripe_of(&self, key: &TemplateKey) -> usize {
+        let h = self.hasher.hash_one(key);
+        ((h ^ (h >> 32)) as usize) % STRIPES
+    }
+
+    /// The dest for a new connection of persistent service `svc` from `key`, and the template
+    /// that now controls it. An existing template whose dest is still in the service is reused
+    /// (and its expiry pushed to `now + timeout`); else `schedule` picks a dest index into
+    /// `svc.dests()` and a template is created for it, bound on `worker`'s stats slot.
+    pub fn schedule(
+        &self,
+        now: Instant,
+        worker: usize,
+        svc: &Service,
+        key: &ConnKey,
+        schedule: impl FnOnce() -> Option<usize>,
+    ) -> Result<(usize, TemplateRef), PersistError> {
+        let tkey = TemplateKey::of(svc, key);
+        let timeout = Duration::from_secs(u64::from(svc.config().persistence.unwrap_or(0)));
+        let si = self.stripe_of(&tkey);
+        let mut st = lock(&self.stripes[si]);
+        if let Some(&i) = st.index.get(&tkey) {
+            let found = st.slots.get(i as usize).copied().flatten();
+            let idx = found.and_then(|t| {
+                (t.service == svc.id())
+                    .then(|| svc.dests().iter().position(|d| d.id() == t.dest))
+                    .flatten()
+            });
+            match idx {
+                Some(idx) => {
+                    if let Some(Some(t)) = st.slots.get_mut(i as usize) {
+                        t.n_control = t.n_control.saturating_add(1);
+                        t.deadline = now + timeout;
+                        t.timeout = timeout;
+                    }
+                    return Ok((idx, TemplateRef::new(si, i)));
+                }
+                None => {
+                    // Its dest is gone (or the service was replaced): drop it, schedule anew.
+                    if let Some(t) = st.drop_template(i) {
+                        unbind(svc, t.dest, worker);
+                    }
+                }
+            }
+        }
+        let idx = schedule().ok_or(PersistError::NoDest)?;
+        let dest = svc.dests().get(idx).ok_or(PersistError::NoDest)?;
+        let t = Template {
+            key: tkey,
+            service: svc.id(),
+            dest: dest.id(),
+            dest_addr: (dest.addr(), dest.port()),
+            deadline: now + timeout,
+            timeout,
+            n_control: 1,
+            assured: false,
+            live: true,
+        };
+        let i = st.alloc(t).ok_or(PersistError::Full)?;
+        st.index.insert(tkey, i);
+        dest.bind_template(worker);
+        Ok((idx, TemplateRef::new(si, i)))
+    }
+
+    /// A controlled connection reached ESTABLISHED (TCP) or saw a reply (UDP).
+    pub fn assure(&self, r: TemplateRef) {
+        let mut st = lock(&self.stripes[r.stripe()]);
+        if let Some(Some(t)) = st.slots.get_mut(r.slot()) {
+            t.assured = true;
+        }
+    }
+
+    /// A controlled connection ended. `early`: it was removed before its time (port reuse, dest
+    /// removed), which drops a template that is left controlling nothing and is not assured.
+    pub fn release(&self, r: TemplateRef, early: bool, worker: usize, services: &Snapshot) {
+        let mut st = lock(&self.stripes[r.stripe()]);
+        let i = r.slot() as u32;
+        let Some(Some(t)) = st.slots.get_mut(i as usize) else {
+            return;
+        };
+        t.n_control = t.n_control.saturating_sub(1);
+        let t = *t;
+        if t.n_control > 0 {
+            return;
+        }
+        if !t.live {
+            st.slots[i as usize] = None;
+            st.free.push(i);
+        } else if early && !t.assured && st.drop_template(i).is_some() {
+            unbind_id(services, t.dest, worker);
+        }
+    }
+
+    /// Expire what is due in stripe `stripe` (a no-op unless `worker` owns it: `stripe % n ==
+    /// worker`). Templates controlling connections are re-armed for another timeout; templates
+    /// whose dest was removed are dropped. Returns how many were dropped.
+    pub fn sweep(&self, stripe: usize, now: Instant, worker: usize, services: &Snapshot) -> usize {
+        if stripe >= STRIPES || stripe % self.n_workers != worker % self.n_workers {
+            return 0;
+        }
+        let mut st = lock(&self.stripes[stripe]);
+        let mut dropped = 0;
+        for i in 0..st.slots.len() as u32 {
+            let Some(t) = st.slots[i as usize] else {
+                continue;
+            };
+            if !t.live {
+                continue;
+            }
+            let dest_ok = services
+                .dest_with_service(t.dest)
+                .is_some_and(|(s, _)| s.id() == t.service);
+            if dest_ok && t.deadline > now {
+                continue;
+            }
+            if dest_ok && t.n_control > 0 {
+                if let Some(Some(t)) = st.slots.get_mut(i as usize) {
+                    t.deadline = now + t.timeout.max(Duration::from_secs(1));
+                }
+                continue;
+            }
+            if st.drop_template(i).is_some() {
+                unbind_id(services, t.dest, worker);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// The stripes worker `worker` sweeps, in order.
+    pub fn stripes_of(&self, worker: usize) -> impl Iterator<Item = usize> + use<> {
+        let (n, w) = (self.n_workers, worker % self.n_workers);
+        (0..STRIPES).filter(move |s| s % n == w)
+    }
+
+    /// Live templates in the stripes of `worker` (so that listing every worker's lists every
+    /// template once).
+    pub fn views(&self, now: Instant, worker: usize) -> Vec<TemplateView> {
+        let mut out = Vec::new();
+        for s in self.stripes_of(worker) {
+            let st = lock(&self.stripes[s]);
+            out.extend(
+                st.slots
+                    .iter()
+                    .flatten()
+                    .filter(|t| t.live)
+                    .map(|t| TemplateView {
+                        key: t.key,
+                        state: if t.assured { "ASSURED" } else { "NONE" },
+                        expires_in: t.deadline.saturating_since(now),
+                        dest: t.dest_addr,
+                        controls: t.n_control,
+                    }),
+            );
+        }
+        out
+    }
+
+    /// Live templates in all stripes.
+    pub fn len(&self) -> usize {
+        self.stripes.iter().map(|s| lock(s).index.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn unbind(svc: &Service, dest: DestId, worker: usize) {
+    if let Some(d) = svc.dests().iter().find(|d| d.id() == dest) {
+        d.unbind_template(worker);
+    }
+}
+
+fn unbind_id(services: &Snapshot, dest: DestId, worker: usize) {
+    if let Some(d) = services.dest(dest) {
+        d.unbind_template(worker);
+    }
+}
