@@ -301,6 +301,69 @@ fn rvsctl_shows_and_changes_the_daemon_state() {
         "Operation not supported: --tun-type gue is not implemented by rvs yet (only ipip tunnels)\n"
     );
 
+    // fwmark classifier rules: added, listed in match order (canonical form), saved by
+    // `ipvsadm -S`, deleted; a bad rule is refused with the daemon's reason.
+    assert_eq!(ok(s, &["fwmark", "show"]), "");
+    ok(
+        s,
+        &[
+            "fwmark",
+            "add",
+            "mark",
+            "1",
+            "proto",
+            "tcp",
+            "dst",
+            "198.18.0.100",
+            "ports",
+            "80,443",
+        ],
+    );
+    ok(s, &["fwmark", "add", "mark", "2", "dst", "198.18.0.0/24"]);
+    assert_eq!(
+        ok(s, &["fwmark", "show"]),
+        "mark 1 proto tcp dst 198.18.0.100/32 ports 80,443\nmark 2 proto any dst 198.18.0.0/24\n"
+    );
+    assert_eq!(json(s, &["-j", "fwmark", "show"])[0]["mark"], 1);
+    let saved = String::from_utf8(
+        Command::new(common::bin("ipvsadm"))
+            .args(["-S", "-n"])
+            .env("RVS_SOCKET", s)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        saved.contains("--add-fwmark-rule -f 1 --proto tcp --dst 198.18.0.100/32 --ports 80,443\n"),
+        "{saved}"
+    );
+    ok(s, &["fwmark", "del", "mark", "2", "dst", "198.18.0.0/24"]);
+    assert_eq!(
+        ok(s, &["fwmark", "show"]),
+        "mark 1 proto tcp dst 198.18.0.100/32 ports 80,443\n"
+    );
+    let o = rvsctl(
+        s,
+        &[
+            "fwmark",
+            "add",
+            "mark",
+            "3",
+            "proto",
+            "sctp",
+            "dst",
+            "198.18.0.1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).starts_with("rvsctl: "),
+        "{o:?}"
+    );
+    let o = rvsctl(s, &["fwmark", "add", "dst", "198.18.0.1"]);
+    assert_eq!(o.status.code(), Some(255), "{o:?}");
+
     let (st, log) = rvsd.stop();
     assert!(st.success(), "{log}");
     // No daemon: one line naming the socket, exit 2.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use crate::proto::{AddrInfo, AddrKind, LinkInfo, NeighEntry, RouteInfo, WorkerInfo};
+use crate::proto::{AddrInfo, AddrKind, FwmarkRule, LinkInfo, NeighEntry, RouteInfo, WorkerInfo};
 
 pub fn mac(m: &[u8; 6]) -> String {
     format!(
@@ -313,6 +313,29 @@ pub fn workers_json(workers: &[WorkerInfo]) -> Value {
                     "conn_capacity": w.conn_capacity,
                 })
             })
+            .collect(),
+    )
+}
+
+/// `rvsctl fwmark show`: the classifier rules in match order, one per line.
+pub fn fwmarks(rules: &[FwmarkRule]) -> String {
+    let mut out = String::new();
+    for r in rules {
+        out.push_str(&format!("mark {} proto {} dst {}", r.mark, r.proto, r.dst));
+        if !r.ports.is_empty() {
+            out.push_str(&format!(" ports {}", r.ports));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `rvsctl -j fwmark show`.
+pub fn fwmarks_json(rules: &[FwmarkRule]) -> Value {
+    Value::Array(
+        rules
+            .iter()
+            .map(|r| serde_json::json!({"mark": r.mark, "proto": r.proto, "dst": r.dst, "ports": r.ports}))
             .collect(),
     )
 }

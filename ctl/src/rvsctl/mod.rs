@@ -37,6 +37,8 @@ Usage: rvsctl [-j] [-s] OBJECT COMMAND [ARGS]
        rvsctl neigh add IP lladdr MAC dev PORT
        rvsctl neigh del IP dev PORT
        rvsctl worker show
+       rvsctl fwmark show
+       rvsctl fwmark {add|del} mark N [proto {tcp|udp|any}] dst ADDR[/LEN] [ports 80,443|1000-2000]
 Options: -j  JSON output    -s  statistics (link)
 The control socket is $RVS_SOCKET, /run/rvs/rvsd.sock by default.
 ";
@@ -192,6 +194,17 @@ pub fn execute(
                 port: dev.clone(),
             },
         )?,
+        Command::FwmarkShow => {
+            let rules = expect!(daemon, Request::ListFwmarkRules, Reply::FwmarkRules);
+            if opts.json {
+                Some(format::fwmarks_json(&rules))
+            } else {
+                out.push_str(&format::fwmarks(&rules));
+                None
+            }
+        }
+        Command::FwmarkAdd(r) => ok(daemon, Request::AddFwmarkRule(r.clone()))?,
+        Command::FwmarkDel(r) => ok(daemon, Request::DelFwmarkRule(r.clone()))?,
         Command::WorkerShow => {
             let workers = expect!(daemon, Request::ListWorkers, Reply::Workers);
             if opts.json {

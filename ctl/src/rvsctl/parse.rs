@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::proto::{AddrSpec, NeighSpec, RouteSpec};
+use crate::proto::{AddrSpec, FwmarkRule, NeighSpec, RouteSpec};
 
 /// Output options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,8 +34,11 @@ pub enum Command {
     NeighAdd(NeighSpec),
     NeighDel { ip: Ipv4Addr, dev: String },
     WorkerShow,
-    // New objects (e.g. `fwmark add|del|show`) add their variants here, a line in `OBJECTS`
-    // and an arm in `parse`'s object match; `super::execute` renders them.
+    FwmarkShow,
+    FwmarkAdd(FwmarkRule),
+    FwmarkDel(FwmarkRule),
+    // New objects add their variants here, a line in `OBJECTS` and an arm in `parse`'s object
+    // match; `super::execute` renders them.
 }
 
 /// A command line rvsctl does not understand (exit 255, as iproute2's `invarg`).
@@ -54,6 +57,7 @@ const OBJECTS: &[(&str, &[&str])] = &[
     ("route", &["r", "ro", "rou", "rout"]),
     ("neigh", &["n", "ne", "nei", "neighbor", "neighbour"]),
     ("worker", &["w", "wo", "workers"]),
+    ("fwmark", &["f", "fw", "mark"]),
 ];
 
 fn object_name(word: &str) -> Option<&'static str> {
@@ -178,9 +182,63 @@ pub fn parse(args: &[String]) -> Result<(Opts, Command), UsageError> {
             Command::WorkerShow
         }
         ("worker", _) => return Err(unknown("show")),
+        ("fwmark", "show") => {
+            no_more(args)?;
+            Command::FwmarkShow
+        }
+        ("fwmark", "add") => Command::FwmarkAdd(fwmark_rule(args)?),
+        ("fwmark", "del") => Command::FwmarkDel(fwmark_rule(args)?),
+        ("fwmark", _) => return Err(unknown("add, del, show")),
         _ => unreachable!("every object is matched above"),
     };
     Ok((opts, command))
+}
+
+/// `mark N [proto tcp|udp|any] dst ADDR[/LEN] [ports LIST]`: a classifier rule; the daemon
+/// validates the values (and names what is wrong).
+fn fwmark_rule(args: &[String]) -> Result<FwmarkRule, UsageError> {
+    let mut rule = FwmarkRule {
+        mark: 0,
+        proto: "any".into(),
+        dst: String::new(),
+        ports: String::new(),
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(k) = it.next() {
+        let key = k.as_str();
+        if !["mark", "proto", "dst", "ports"].contains(&key) {
+            return Err(usage(format!(
+                "\"{k}\" makes no sense here (mark, proto, dst, ports)"
+            )));
+        }
+        if seen.contains(&key) {
+            return Err(usage(format!("\"{k}\" given twice")));
+        }
+        seen.push(key);
+        let v = it
+            .next()
+            .ok_or_else(|| usage(format!("\"{k}\" needs a value")))?;
+        match key {
+            "mark" => {
+                rule.mark = v
+                    .parse()
+                    .ok()
+                    .filter(|m| *m > 0)
+                    .ok_or_else(|| usage(format!("\"{v}\" is not a mark (1..4294967295)")))?;
+            }
+            "proto" => rule.proto = v.clone(),
+            "dst" => rule.dst = v.clone(),
+            _ => rule.ports = v.clone(),
+        }
+    }
+    if rule.mark == 0 {
+        return Err(usage("missing \"mark N\""));
+    }
+    if rule.dst.is_empty() {
+        return Err(usage("missing \"dst ADDR[/LEN]\""));
+    }
+    Ok(rule)
 }
 
 fn no_more(args: &[String]) -> Result<(), UsageError> {
