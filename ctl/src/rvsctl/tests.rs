@@ -258,7 +258,7 @@ fn bad_command_lines_say_what_is_wrong() {
     let e = |s: &str| parse(&argv(s)).unwrap_err().to_string();
     assert_eq!(
         e("foo"),
-        "object \"foo\" is unknown, try \"rvsctl help\" (objects: link, addr, route, neigh, worker)"
+        "object \"foo\" is unknown, try \"rvsctl help\" (objects: link, addr, route, neigh, worker, fwmark)"
     );
     assert_eq!(
         e("link set"),
