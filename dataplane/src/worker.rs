@@ -54,6 +54,7 @@ use crate::packet::PacketBuf;
 use crate::sched::{SchedFlags, SchedInput, Scheduler};
 use crate::service::snapshot::FastBuildHasher;
 use crate::service::{ForwardMethod, ServiceId, Snapshot};
+use crate::steer::{FlowContext, Owner, Steering};
 use crate::time::Instant;
 use crate::wire::icmp::IcmpType;
 use crate::wire::tcp::TcpFlags;
@@ -86,6 +87,9 @@ pub struct WorkerConfig {
     pub ports: Vec<PortSetup>,
     pub conn_capacity: usize,
     pub neigh: NeighConfig,
+    /// Number of workers (at least 1): flow ownership ([`Worker::steer`]) and the local-port
+    /// partition depend on it.
+    pub workers: usize,
 }
 
 /// A static neighbour entry (`[[neigh]]` in the config, `rvsctl neigh add`).
@@ -120,6 +124,16 @@ impl Tables {
     /// Whether `ip` is the director's own (an owned address or a VIP).
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
         self.addrs.owns(ip).is_some() || self.services.is_vip(ip) || self.laddrs.contains(ip)
+    }
+}
+
+impl FlowContext for Tables {
+    fn is_service(&self, proto: u8, ip: Ipv4Addr, port: u16) -> bool {
+        self.services.lookup(proto, ip, port).is_some()
+    }
+
+    fn is_laddr(&self, ip: Ipv4Addr) -> bool {
+        self.laddrs.contains(ip)
     }
 }
 
@@ -249,6 +263,10 @@ pub struct Worker<B> {
     lports: LportAlloc,
     /// IP identification of packets the worker originates (tunnel headers, ICMP errors).
     ip_ident: u16,
+    /// Which worker owns which flow.
+    steering: Steering,
+    /// Seed of this worker's scheduler PRNGs (`twos`), so workers draw independently.
+    sched_seed: u64,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -273,6 +291,7 @@ impl<B: PacketBuf> Worker<B> {
             .conn_capacity
             .store(capacity as u64, Ordering::Relaxed);
         let id = cfg.id;
+        let cfg_workers = cfg.workers;
         let mut w = Worker {
             neigh: NeighTable::new(cfg.neigh),
             cfg,
@@ -284,6 +303,8 @@ impl<B: PacketBuf> Worker<B> {
             stats,
             lports: LportAlloc::new(id),
             ip_ident: (seed as u16) ^ (id as u16).rotate_left(8),
+            steering: Steering::new(u16::try_from(cfg_workers).unwrap_or(u16::MAX)),
+            sched_seed: seed.rotate_left(17) ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         };
         w.set_tables(tables);
         w
@@ -354,6 +375,45 @@ impl<B: PacketBuf> Worker<B> {
                 dest: (o.src, o.sport),
             }
         })
+    }
+
+    /// Where a received frame is processed (DESIGN.md section 4, [`crate::steer`]), by this
+    /// worker's current tables. The runtime hands a frame owned by another worker to it, and
+    /// copies ARP frames ([`Owner::All`]) to every other worker's [`Worker::learn_arp`].
+    pub fn steer(&self, frame: &[u8]) -> Owner {
+        self.steering.owner(frame, &*self.tables)
+    }
+
+    /// The worker's index (0..workers).
+    pub fn id(&self) -> usize {
+        self.cfg.id
+    }
+
+    /// Learn from a copy of an ARP frame another worker received on `port` and handled: the
+    /// neighbour table is taught as [`Worker::process`] would teach it (packets waiting for the
+    /// neighbour are sent), but nothing is answered, nothing counted as received, and the copy
+    /// is freed.
+    pub fn learn_arp<I: Io<B>>(&mut self, now: Instant, port: PortId, buf: B, io: &mut I) {
+        let Some(mac) = self.cfg.ports.get(usize::from(port)).map(|p| p.mac) else {
+            return;
+        };
+        let sender = buf
+            .data()
+            .get(22..28)
+            .and_then(MacAddr::from_bytes)
+            .unwrap_or(MacAddr::ZERO);
+        let tables = &self.tables;
+        let counters = &mut self.counters;
+        crate::l3::arp::learn_only(
+            now,
+            port,
+            mac,
+            &buf,
+            |ip| tables.answers_for(port, ip),
+            &mut self.neigh,
+            |b: B| send_resolved(counters, io, port, mac, set_dst_mac(b, sender)),
+        );
+        self.send_solicits(io);
     }
 
     /// Take one received frame to its end.
@@ -670,12 +730,17 @@ impl<B: PacketBuf> Worker<B> {
         svc_id: ServiceId,
         key: ConnKey,
     ) -> Result<crate::conn::ConnId, DropReason> {
-        let tables = self.tables.clone();
+        // Borrowed, not cloned: an `Arc` clone is an atomic read-modify-write per packet.
+        let tables = &*self.tables;
         let svc = tables.services.service(svc_id).ok_or(DropReason::NoDest)?;
         let slot = match self.scheds.get_mut(&svc_id) {
             Some(s) if s.name == svc.scheduler() && s.flags == svc.flags() => s,
             _ => {
-                let sched = crate::sched::new(svc.scheduler(), svc.flags())
+                let params = crate::sched::SchedParams {
+                    seed: self.sched_seed,
+                    ..Default::default()
+                };
+                let sched = crate::sched::new_with_params(svc.scheduler(), svc.flags(), &params)
                     .map_err(|_| DropReason::NoDest)?;
                 let slot = SchedSlot {
                     version: u64::MAX,
@@ -707,8 +772,14 @@ impl<B: PacketBuf> Worker<B> {
         let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
         // FULLNAT: the real server answers to LIP:lport; the others answer the client.
         let (reply_dst, reply_dport, laddr) = if dest.method() == ForwardMethod::FullNat {
-            let (lip, lport, stats) =
-                self.alloc_lport(&tables, svc_id, dest.addr(), dest.port())?;
+            let (lip, lport, stats) = alloc_lport(
+                &mut self.lports,
+                self.cfg.id,
+                tables,
+                svc_id,
+                dest.addr(),
+                dest.port(),
+            )?;
             (lip, lport, Some((lip, lport, stats)))
         } else {
             (key.src, key.sport, None)
@@ -759,31 +830,6 @@ impl<B: PacketBuf> Worker<B> {
         Ok(id)
     }
 
-    /// A local address and port of service `svc_id` towards `rip:rport`: the service's local
-    /// addresses are tried in turn from a rotating start, so connections spread over them.
-    fn alloc_lport(
-        &mut self,
-        tables: &Tables,
-        svc_id: ServiceId,
-        rip: Ipv4Addr,
-        rport: u16,
-    ) -> Result<(Ipv4Addr, u16, Arc<crate::laddr::LaddrStats>), DropReason> {
-        let laddrs = tables.laddrs.of(svc_id);
-        if laddrs.is_empty() {
-            return Err(DropReason::NoLaddr);
-        }
-        let n = tables.laddrs.n_workers();
-        let start = self.lports.next_start(laddrs.len());
-        for k in 0..laddrs.len() {
-            let l = &laddrs[(start + k) % laddrs.len()];
-            if let Some(p) = self.lports.alloc(n, l.ip, rip, rport) {
-                return Ok((l.ip, p, l.stats.clone()));
-            }
-            crate::laddr::count_conflict(&l.stats, self.cfg.id);
-        }
-        Err(DropReason::LportExhausted)
-    }
-
     /// Account and rewrite a packet of a known connection.
     fn forward_conn(
         &mut self,
@@ -793,13 +839,16 @@ impl<B: PacketBuf> Worker<B> {
         flags: TcpFlags,
         buf: &mut B,
     ) -> Result<Action, DropReason> {
-        let tables = self.tables.clone();
+        // Borrowed, not cloned: an `Arc` clone is an atomic read-modify-write per packet.
+        let tables = &*self.tables;
         let Some(conn) = self.conns.get(id).copied() else {
             return Err(DropReason::NotForUs);
         };
         let Some((svc, dest)) = tables.services.dest_with_service(conn.dest()) else {
             // The dest was removed: stop forwarding for it and forget the connection.
-            self.remove_conn(id);
+            if let Some(c) = self.conns.remove(id) {
+                forget(tables, &mut self.lports, &c);
+            }
             return Err(DropReason::DestRemoved);
         };
         let w = self.cfg.id;
@@ -847,7 +896,8 @@ impl<B: PacketBuf> Worker<B> {
                     .addrs
                     .source_for(nh.port, rip)
                     .ok_or(DropReason::NoRoute)?;
-                let ident = self.next_ident();
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                let ident = self.ip_ident;
                 xmit::tun::encapsulate(
                     buf,
                     xmit::tun::Outer {
@@ -861,7 +911,7 @@ impl<B: PacketBuf> Worker<B> {
             (ForwardMethod::FullNat, Dir::Original) => {
                 xmit::fullnat::to_dest(buf, o.dst, o.dport, o.src, o.sport)?;
                 if i.proto == IpProtocol::TCP.0 {
-                    self.add_toa(id, &conn, flags, buf)?;
+                    add_toa(&mut self.conns, id, &conn, flags, buf)?;
                 }
                 Fwd::ROUTED
             }
@@ -888,31 +938,6 @@ impl<B: PacketBuf> Worker<B> {
             }
         }
         Ok(Action::Forward(how))
-    }
-
-    /// FULLNAT TCP: the TOA option on the client's SYN and on its first data segment.
-    fn add_toa(
-        &mut self,
-        id: crate::conn::ConnId,
-        conn: &Conn,
-        flags: TcpFlags,
-        buf: &mut B,
-    ) -> Result<(), DropReason> {
-        let i = conn.in_key();
-        if flags.syn() && !flags.ack() {
-            xmit::toa::insert(buf, i.src, i.sport)?;
-        } else if conn.flags().contains(ConnFlags::TOA_PENDING)
-            && flags.ack()
-            && !flags.syn()
-            && !flags.rst()
-            && xmit::toa::has_payload(buf)
-        {
-            xmit::toa::insert(buf, i.src, i.sport)?;
-            if let Some(c) = self.conns.get_mut(id) {
-                c.set_flag(ConnFlags::TOA_PENDING, false);
-            }
-        }
-        Ok(())
     }
 
     /// Route an IPv4 packet by its destination: TTL, next hop, neighbour, Ethernet header.
@@ -1011,6 +1036,58 @@ impl<B: PacketBuf> Worker<B> {
             io.transmit(s.port, b);
         });
     }
+}
+
+/// A local address and port of service `svc_id` towards `rip:rport` from `worker`'s partition:
+/// the service's local addresses are tried in turn from a rotating start, so connections spread
+/// over them.
+fn alloc_lport(
+    lports: &mut LportAlloc,
+    worker: usize,
+    tables: &Tables,
+    svc_id: ServiceId,
+    rip: Ipv4Addr,
+    rport: u16,
+) -> Result<(Ipv4Addr, u16, Arc<crate::laddr::LaddrStats>), DropReason> {
+    let laddrs = tables.laddrs.of(svc_id);
+    if laddrs.is_empty() {
+        return Err(DropReason::NoLaddr);
+    }
+    let n = tables.laddrs.n_workers();
+    let start = lports.next_start(laddrs.len());
+    for k in 0..laddrs.len() {
+        let l = &laddrs[(start + k) % laddrs.len()];
+        if let Some(p) = lports.alloc(n, l.ip, rip, rport) {
+            return Ok((l.ip, p, l.stats.clone()));
+        }
+        crate::laddr::count_conflict(&l.stats, worker);
+    }
+    Err(DropReason::LportExhausted)
+}
+
+/// FULLNAT TCP: the TOA option on the client's SYN and on its first data segment.
+fn add_toa<B: PacketBuf>(
+    conns: &mut ConnTable,
+    id: crate::conn::ConnId,
+    conn: &Conn,
+    flags: TcpFlags,
+    buf: &mut B,
+) -> Result<(), DropReason> {
+    let i = conn.in_key();
+    if flags.syn() && !flags.ack() {
+        xmit::toa::insert(buf, i.src, i.sport)?;
+    } else if conn.flags().contains(ConnFlags::TOA_PENDING)
+        && flags.ack()
+        && !flags.syn()
+        && !flags.rst()
+        && xmit::toa::has_payload(buf)
+    {
+        xmit::toa::insert(buf, i.src, i.sport)?;
+        if let Some(c) = conns.get_mut(id) {
+            c.set_flag(ConnFlags::TOA_PENDING, false);
+        }
+    }
+    Ok(())
 }
 
 /// A connection is gone (expired or removed): unbind it from its dest and give back its local

@@ -147,6 +147,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
                 ports: port_setup.clone(),
                 conn_capacity: (conf.conn_capacity as usize).div_ceil(n_workers),
                 neigh: Default::default(),
+                workers: n_workers,
             },
             rx,
             tx,
