@@ -310,14 +310,14 @@ pub fn assert_cross_worker_traffic(log: &str, workers: usize) {
 }
 
 /// `(rs1, rs2)` connections out of `total` when each of `workers` workers runs its own
-/// scheduler (DESIGN.md section 4): rr alternates per worker starting at rs1, so rs1 - rs2 is
-/// 0..=workers; wrr 3:1 gives rs2 every fourth pick of each worker.
+/// scheduler (DESIGN.md section 4): rr alternates per worker, so |rs1 - rs2| is at most one per
+/// worker; wrr 3:1 gives rs2 every fourth pick of each worker.
 pub fn split_ok(rs1: u32, rs2: u32, total: u32, weights: (u32, u32), workers: u32) -> bool {
     if rs1 + rs2 != total {
         return false;
     }
     match weights {
-        (1, 1) => rs1 >= rs2 && rs1 - rs2 <= workers,
+        (1, 1) => rs1.abs_diff(rs2) <= workers,
         (3, 1) => {
             let min = (total.saturating_sub(3 * workers)).div_ceil(4);
             (min..=total / 4).contains(&rs2)
