@@ -191,6 +191,13 @@ pub struct DataplaneSection {
     /// applications usually do; a few tens of microseconds spare a shared machine).
     #[serde(default)]
     pub idle_sleep_us: u32,
+    /// Seconds a TCP connection stays in TIME_WAIT (IPVS: a fixed 120).
+    #[serde(default = "default_time_wait")]
+    pub tcp_time_wait: u32,
+}
+
+fn default_time_wait() -> u32 {
+    120
 }
 
 fn default_conn_capacity() -> u32 {
@@ -202,6 +209,7 @@ impl Default for DataplaneSection {
         DataplaneSection {
             conn_capacity: default_conn_capacity(),
             idle_sleep_us: 0,
+            tcp_time_wait: default_time_wait(),
         }
     }
 }
@@ -395,6 +403,7 @@ pub struct Validated {
     pub rules: Option<PathBuf>,
     pub conn_capacity: u32,
     pub idle_sleep_us: u32,
+    pub tcp_time_wait: u32,
 }
 
 impl Validated {
@@ -576,6 +585,17 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
             "at least 1024 connections",
         ));
     }
+    if !(1..=dataplane::conn::MAX_TIMEOUT).contains(&raw.dataplane.tcp_time_wait) {
+        return Err(invalid(
+            file,
+            "dataplane.tcp_time_wait",
+            format!(
+                "{} is outside 1..={} seconds",
+                raw.dataplane.tcp_time_wait,
+                dataplane::conn::MAX_TIMEOUT
+            ),
+        ));
+    }
     Ok(Validated {
         file: file.to_owned(),
         lcores,
@@ -591,6 +611,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         rules: raw.ipvs.rules,
         conn_capacity: raw.dataplane.conn_capacity,
         idle_sleep_us: raw.dataplane.idle_sleep_us,
+        tcp_time_wait: raw.dataplane.tcp_time_wait,
     })
 }
 

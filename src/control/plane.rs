@@ -427,7 +427,10 @@ impl ControlPlane {
         }
         let mut state = State {
             services: ServiceTable::new(n_workers),
-            timeouts: Timeouts::default(),
+            timeouts: Timeouts {
+                tcp_time_wait: conf.tcp_time_wait,
+                ..Timeouts::default()
+            },
             addrs,
             routes,
             static_neighs: conf

@@ -93,6 +93,9 @@ pub struct Timeouts {
     pub tcp_established: u32,
     pub tcp_fin_wait: u32,
     pub udp: u32,
+    /// TIME_WAIT: fixed in IPVS (120 s) and not touched by `--set`; configurable
+    /// (`[dataplane] tcp_time_wait`) so tests can watch tables drain.
+    pub tcp_time_wait: u32,
 }
 
 impl Default for Timeouts {
@@ -101,6 +104,7 @@ impl Default for Timeouts {
             tcp_established: TcpState::Established.default_timeout_secs(),
             tcp_fin_wait: TcpState::FinWait.default_timeout_secs(),
             udp: UdpState::Normal.default_timeout_secs(),
+            tcp_time_wait: TcpState::TimeWait.default_timeout_secs(),
         }
     }
 }
@@ -128,6 +132,7 @@ impl Timeouts {
         let secs = match state {
             ConnState::Tcp(TcpState::Established) => self.tcp_established,
             ConnState::Tcp(TcpState::FinWait) => self.tcp_fin_wait,
+            ConnState::Tcp(TcpState::TimeWait) => self.tcp_time_wait,
             ConnState::Tcp(s) => s.default_timeout_secs(),
             ConnState::Udp(_) => self.udp,
         };
