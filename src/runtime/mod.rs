@@ -176,7 +176,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         .collect();
     let mut from: Vec<Vec<dpdk_bindings::RingConsumer>> =
         (0..n_workers).map(|_| Vec::new()).collect();
-    for i in 0..n_workers {
+    for (i, to_i) in to.iter_mut().enumerate() {
         for j in (0..n_workers).filter(|&j| j != i) {
             let ring = Ring::new(
                 &format!("rvs_rd_{i}_{j}"),
@@ -186,7 +186,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             )
             .context("creating a redirect ring")?;
             let (prod, cons) = ring.split();
-            to[i][j] = Some(prod);
+            to_i[j] = Some(prod);
             from[j].push(cons);
         }
     }
@@ -201,7 +201,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         if q >= n_workers {
             continue;
         }
-        for owner in 0..q {
+        for (owner, from_owner) in handoff_from.iter_mut().enumerate().take(q) {
             let ring = Ring::new(
                 &format!("rvs_tx_{p}_{owner}"),
                 REDIRECT_RING,
@@ -213,7 +213,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             for w in (q..n_workers).filter(|w| w % q == owner) {
                 handoff_to[w][p] = prod.try_clone();
             }
-            handoff_from[owner].push((p, cons));
+            from_owner.push((p, cons));
         }
     }
     let ethdev: Vec<u16> = ports.iter().map(Port::id).collect();
