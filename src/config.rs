@@ -62,7 +62,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DpdkSection {
-    /// lcores: the first runs the control plane, the rest are workers.
+    /// lcores: the first runs the control plane, the rest are workers. EAL `-l` syntax
+    /// (`0-4`, `0,2,4-5`), or `--lcores` syntax with a CPU per lcore (`0@0,1@1,2@0,3@1,4@1`,
+    /// `1-4@1`) to run more workers than CPUs.
     #[serde(default = "default_cores")]
     pub cores: String,
     /// Extra EAL arguments.
@@ -109,6 +111,11 @@ pub struct PortSection {
     pub rx_desc: u16,
     #[serde(default = "default_desc")]
     pub tx_desc: u16,
+    /// Who sends to this port: `"clients"` or `"servers"`. With several workers and a device
+    /// that can hash on one side of the tuple, RSS hashes the source (clients) or destination
+    /// (servers) endpoint only, so the NIC delivers each flow to its owner worker.
+    #[serde(default)]
+    pub faces: Option<String>,
 }
 
 fn default_desc() -> u16 {
@@ -258,8 +265,27 @@ pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
 /// Parse an EAL core list such as `0-1`, `0,2,4-5` into lcore ids (in the given order, without
 /// duplicates).
 pub fn parse_cores(s: &str) -> Result<Vec<u32>, String> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim) {
+    Ok(parse_lcores(s)?.into_iter().map(|(l, _)| l).collect())
+}
+
+/// Parse `dpdk.cores`: entries `N`, `A-B`, `N@CPU` or `A-B@CPU` (EAL's `--lcores` form with one
+/// CPU per entry; an entry without `@CPU` runs on the CPU of its number). Returns `(lcore,
+/// cpu)` in the given order, without duplicate lcores.
+pub fn parse_lcores(s: &str) -> Result<Vec<(u32, u32)>, String> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for entry in s.split(',').map(str::trim) {
+        let (part, cpu) = match entry.split_once('@') {
+            Some((l, c)) => {
+                let c: u32 = c.trim().parse().map_err(|_| {
+                    format!("{entry:?}: {c:?} is not a CPU number (LCORES@CPU, e.g. 2@0)")
+                })?;
+                if c >= 1024 {
+                    return Err(format!("{entry:?}: CPU {c} out of range"));
+                }
+                (l.trim(), Some(c))
+            }
+            None => (entry, None),
+        };
         let (lo, hi) = match part.split_once('-') {
             Some((a, b)) => (a.trim(), b.trim()),
             None => (part, part),
@@ -274,8 +300,8 @@ pub fn parse_cores(s: &str) -> Result<Vec<u32>, String> {
             return Err(format!("bad core range {part:?}"));
         }
         for c in lo..=hi {
-            if !out.contains(&c) {
-                out.push(c);
+            if !out.iter().any(|(l, _)| *l == c) {
+                out.push((c, cpu.unwrap_or(c)));
             }
         }
     }
@@ -314,6 +340,16 @@ pub struct PortConf {
     pub device: String,
     pub rx_desc: u16,
     pub tx_desc: u16,
+    pub faces: Option<Faces>,
+}
+
+/// Who sends to a port ([`PortSection::faces`]): which end of the tuple RSS hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Faces {
+    /// Clients send here: hash the source endpoint.
+    Clients,
+    /// Real servers send here: hash the destination endpoint.
+    Servers,
 }
 
 /// A validated owned address.
@@ -368,6 +404,9 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 pub struct Validated {
     pub file: PathBuf,
     pub lcores: Vec<u32>,
+    /// The CPU of each lcore, when `dpdk.cores` maps lcores to CPUs (`L@C`): EAL then gets
+    /// `--lcores` instead of `-l`.
+    pub lcore_cpus: Option<Vec<u32>>,
     pub eal_args: Vec<String>,
     pub mbufs: u32,
     pub ports: Vec<PortConf>,
@@ -418,7 +457,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Validated, ConfigError> {
 }
 
 fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
-    let lcores = parse_cores(&raw.dpdk.cores).map_err(|m| invalid(file, "dpdk.cores", m))?;
+    let mapped = parse_lcores(&raw.dpdk.cores).map_err(|m| invalid(file, "dpdk.cores", m))?;
+    let lcores: Vec<u32> = mapped.iter().map(|(l, _)| *l).collect();
+    let lcore_cpus = raw
+        .dpdk
+        .cores
+        .contains('@')
+        .then(|| mapped.iter().map(|(_, c)| *c).collect());
     if lcores.len() < 2 {
         return Err(invalid(
             file,
@@ -464,11 +509,24 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
                 ));
             }
         }
+        let faces = match p.faces.as_deref() {
+            None => None,
+            Some("clients") => Some(Faces::Clients),
+            Some("servers") => Some(Faces::Servers),
+            Some(other) => {
+                return Err(invalid(
+                    file,
+                    format!("port[{i}].faces"),
+                    format!("{other:?} is neither \"clients\" nor \"servers\""),
+                ));
+            }
+        };
         ports.push(PortConf {
             name: p.name.clone(),
             device: p.device.clone(),
             rx_desc: p.rx_desc,
             tx_desc: p.tx_desc,
+            faces,
         });
     }
     let port_index = |key: String, name: &str| -> Result<u16, ConfigError> {
@@ -562,6 +620,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
     Ok(Validated {
         file: file.to_owned(),
         lcores,
+        lcore_cpus,
         eal_args: raw.dpdk.args,
         mbufs: raw.dpdk.mbufs,
         ports,
@@ -770,6 +829,32 @@ rules = "conf/demo.rules"
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("/nonexistent/rvs.toml: cannot read: "), "{e}");
+    }
+
+    #[test]
+    fn lcore_to_cpu_maps() {
+        assert_eq!(
+            parse_lcores("0@0,1@1,2@0,3@1,4@1").unwrap(),
+            vec![(0, 0), (1, 1), (2, 0), (3, 1), (4, 1)]
+        );
+        assert_eq!(
+            parse_lcores("0, 1-3@1").unwrap(),
+            vec![(0, 0), (1, 1), (2, 1), (3, 1)]
+        );
+        let v = parse(
+            Path::new("t.toml"),
+            &GOOD.replace("cores = \"0-1\"", "cores = \"0@0,1-4@1\""),
+        )
+        .unwrap();
+        assert_eq!(v.worker_lcores(), &[1, 2, 3, 4]);
+        assert_eq!(v.lcore_cpus, Some(vec![0, 1, 1, 1, 1]));
+        let e = err(&GOOD.replace("cores = \"0-1\"", "cores = \"0@0,1@x\""));
+        assert!(e.starts_with("t.toml: dpdk.cores: \"1@x\""), "{e}");
+        let e = err(&GOOD.replace(
+            "device = \"net_af_packet0,iface=veth-d0\"",
+            "device = \"net_af_packet0,iface=veth-d0\"\nfaces = \"both\"",
+        ));
+        assert!(e.starts_with("t.toml: port[0].faces: "), "{e}");
     }
 
     #[test]

@@ -14,30 +14,34 @@ use common::{Rvsd, TestNet};
 const VIP: &str = "198.18.0.100";
 const LIP: &str = "198.18.1.5";
 
-fn config(net: &TestNet, two_ports: bool) -> (String, std::path::PathBuf) {
+/// rvsd's configuration with `workers` workers, af_packet ports with a queue pair each.
+fn config(net: &TestNet, two_ports: bool, workers: usize) -> (String, std::path::PathBuf) {
     let socket = net.state_dir().join("rvsd.sock");
     let second = if two_ports {
-        r#"
+        format!(
+            r#"
 [[port]]
 name = "dp1"
-device = "net_af_packet1,iface=d1"
+device = "{}"
 
 [[addr]]
 port = "dp1"
 ip = "198.18.1.1/24"
-"#
+"#,
+            common::af_packet(1, "d1", workers)
+        )
     } else {
-        ""
+        String::new()
     };
     let conf = format!(
         r#"
 [dpdk]
-cores = "0-1"
+cores = "{}"
 args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
 
 [[port]]
 name = "dp0"
-device = "net_af_packet0,iface=d0"
+device = "{}"
 
 [[addr]]
 port = "dp0"
@@ -55,6 +59,8 @@ close = 8
 conn_capacity = 4096
 idle_sleep_us = 50
 "#,
+        common::cores_for(workers),
+        common::af_packet(0, "d0", workers),
         socket.display()
     );
     (conf, socket)
@@ -74,7 +80,9 @@ fn configure(rvsd: &Rvsd, rips: [&str; 2], method: &str) {
     }
 }
 
-fn curl_40(net: &TestNet, rvsd: &Rvsd) {
+/// 40 requests, rr: 20/20 with one worker, within [`common::split_ok`] with several (each
+/// worker schedules on its own). Returns (rs1, rs2).
+fn curl_40(net: &TestNet, rvsd: &Rvsd, workers: usize) -> (u32, u32) {
     let mut hits: BTreeMap<String, u32> = BTreeMap::new();
     for i in 0..40 {
         let o = net.exec(
@@ -91,11 +99,20 @@ fn curl_40(net: &TestNet, rvsd: &Rvsd) {
             .entry(String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .or_default() += 1;
     }
-    assert_eq!(hits.get("rs1"), Some(&20), "{hits:?}");
-    assert_eq!(hits.get("rs2"), Some(&20), "{hits:?}");
+    let rs1 = hits.get("rs1").copied().unwrap_or(0);
+    let rs2 = hits.get("rs2").copied().unwrap_or(0);
+    if workers == 1 {
+        assert_eq!((rs1, rs2), (20, 20), "{hits:?}");
+    } else {
+        assert!(
+            common::split_ok(rs1, rs2, 40, (1, 1), workers as u32),
+            "{hits:?}"
+        );
+    }
+    (rs1, rs2)
 }
 
-fn udp_10(net: &TestNet, rvsd: &Rvsd) {
+fn udp_10(net: &TestNet, rvsd: &Rvsd, workers: usize) {
     let script = common::repo().join("scripts/testnet-udp.py");
     let o = net.exec(
         "c",
@@ -110,7 +127,19 @@ fn udp_10(net: &TestNet, rvsd: &Rvsd) {
     );
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "UDP loop: {text}\n{}", rvsd.log_text());
-    assert!(text.contains("rs1 5") && text.contains("rs2 5"), "{text}");
+    let count = |name: &str| -> u32 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        common::split_ok(count("rs1 "), count("rs2 "), 10, (1, 1), workers as u32),
+        "{text}"
+    );
+    if workers == 1 {
+        assert!(text.contains("rs1 5") && text.contains("rs2 5"), "{text}");
+    }
 }
 
 /// `(tcp, udp)` entries in `ipvsadm -Lnc`.
@@ -167,30 +196,31 @@ fn timeouts_drain(rvsd: &Rvsd) {
     }
 }
 
-fn finish(net: TestNet, rvsd: Rvsd, prefix: &str) {
+fn finish(net: TestNet, rvsd: Rvsd, workers: usize) {
     let (status, log) = rvsd.stop();
     assert!(status.success(), "rvsd exit {status}:\n{log}");
     assert!(
         log.contains("all mbufs returned"),
         "mempool not whole:\n{log}"
     );
+    common::assert_cross_worker_traffic(&log, workers);
     let id = format!("{}-", net.id);
     drop(net);
     assert!(
         common::namespaces_with_prefix(&id).is_empty(),
-        "namespaces of {prefix} left behind"
+        "namespaces of {id}* left behind"
     );
 }
 
 /// DR and TUN: requests through the director, replies straight from the RS to the client.
-fn bypass(mode: &str, prefix: &str, flag: &str) {
+fn bypass(mode: &str, prefix: &str, flag: &str, workers: usize) {
     let _serial = common::serial();
     let net = TestNet::up_mode(prefix, mode);
-    let (conf, socket) = config(&net, false);
+    let (conf, socket) = config(&net, false, workers);
     let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
     configure(&rvsd, ["198.18.0.11", "198.18.0.12"], flag);
-    curl_40(&net, &rvsd);
-    udp_10(&net, &rvsd);
+    curl_40(&net, &rvsd, workers);
+    udp_10(&net, &rvsd, workers);
     // The director saw the requests only: no reply packet was counted.
     let (conns, inpkts, outpkts) = tcp_stats(&rvsd);
     assert_eq!(conns, 40);
@@ -206,28 +236,67 @@ fn bypass(mode: &str, prefix: &str, flag: &str) {
         assert!(l.contains("198.18.0.100:80"), "{l}");
     }
     timeouts_drain(&rvsd);
-    finish(net, rvsd, prefix);
+    finish(net, rvsd, workers);
 }
 
 #[test]
 fn dr_through_dpdk() {
     require_netns!();
-    bypass("dr", "rvse2dr", "-g");
+    bypass("dr", "rvse2dr", "-g", 1);
+}
+
+#[test]
+fn dr_through_dpdk_2_workers() {
+    require_netns!();
+    bypass("dr", "rvse2dr2w", "-g", 2);
+}
+
+#[test]
+fn dr_through_dpdk_4_workers() {
+    require_netns!();
+    bypass("dr", "rvse2dr4w", "-g", 4);
 }
 
 #[test]
 fn tun_through_dpdk() {
     require_netns!();
-    bypass("tun", "rvse2tun", "-i");
+    bypass("tun", "rvse2tun", "-i", 1);
+}
+
+#[test]
+fn tun_through_dpdk_2_workers() {
+    require_netns!();
+    bypass("tun", "rvse2tun2w", "-i", 2);
+}
+
+#[test]
+fn tun_through_dpdk_4_workers() {
+    require_netns!();
+    bypass("tun", "rvse2tun4w", "-i", 4);
 }
 
 #[test]
 fn fullnat_through_dpdk() {
     require_netns!();
+    fullnat("rvse2fnat", 1);
+}
+
+#[test]
+fn fullnat_through_dpdk_2_workers() {
+    require_netns!();
+    fullnat("rvse2fnat2w", 2);
+}
+
+#[test]
+fn fullnat_through_dpdk_4_workers() {
+    require_netns!();
+    fullnat("rvse2fnat4w", 4);
+}
+
+fn fullnat(prefix: &str, workers: usize) {
     let _serial = common::serial();
-    let prefix = "rvse2fnat";
     let net = TestNet::up_mode(prefix, "fullnat");
-    let (conf, socket) = config(&net, true);
+    let (conf, socket) = config(&net, true, workers);
     let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
     configure(&rvsd, ["198.18.1.11", "198.18.1.12"], "--fullnat");
     for proto in ["-t", "-u"] {
@@ -237,8 +306,8 @@ fn fullnat_through_dpdk() {
     }
     let laddrs = rvsd.ipvsadm_ok(&["-G"]);
     assert!(laddrs.contains(LIP), "{laddrs}");
-    curl_40(&net, &rvsd);
-    udp_10(&net, &rvsd);
+    let (rs1, rs2) = curl_40(&net, &rvsd, workers);
+    udp_10(&net, &rvsd, workers);
     let (tcp, udp) = conn_lines(&rvsd);
     assert_eq!((tcp.len(), udp.len()), (40, 10), "{tcp:?}");
     for l in &tcp {
@@ -267,11 +336,11 @@ fn fullnat_through_dpdk() {
     assert_eq!(lip_metric("rvs_laddr_misses_total"), "0");
     assert_eq!(lip_metric("rvs_laddr_ports_per_dest"), "64512");
     // Each RS saw the LIP as source and the real client in TOA, on every SYN.
-    for r in ["r1", "r2"] {
+    for (r, n) in [("r1", rs1), ("r2", rs2)] {
         let path = net.state_dir().join(format!("toa-{r}.log"));
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let syns: Vec<_> = text.lines().filter(|l| l.ends_with("0x02")).collect();
-        assert_eq!(syns.len(), 20, "{r}: {text}");
+        assert_eq!(syns.len(), n as usize, "{r}: {text}");
         for l in text.lines() {
             let f: Vec<&str> = l.split_whitespace().collect();
             assert!(f[0].starts_with("198.18.1.5:"), "{l}");
@@ -289,7 +358,7 @@ fn fullnat_through_dpdk() {
         saved.contains("-P -t 198.18.0.100:80 -z 198.18.1.5 -F dp1"),
         "{saved}"
     );
-    finish(net, rvsd, prefix);
+    finish(net, rvsd, workers);
 }
 
 /// NAT through the same checks as the other methods: replies pass the director and are
@@ -300,11 +369,11 @@ fn nat_tcp_and_udp_through_dpdk() {
     let _serial = common::serial();
     let prefix = "rvse2natu";
     let net = TestNet::up_mode(prefix, "nat");
-    let (conf, socket) = config(&net, true);
+    let (conf, socket) = config(&net, true, 1);
     let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
     configure(&rvsd, ["198.18.1.11", "198.18.1.12"], "-m");
-    curl_40(&net, &rvsd);
-    udp_10(&net, &rvsd);
+    curl_40(&net, &rvsd, 1);
+    udp_10(&net, &rvsd, 1);
     let (conns, inpkts, outpkts) = tcp_stats(&rvsd);
     assert_eq!(conns, 40);
     assert!(
@@ -321,5 +390,5 @@ fn nat_tcp_and_udp_through_dpdk() {
         assert!(l.contains(" UDP "), "{l}");
     }
     timeouts_drain(&rvsd);
-    finish(net, rvsd, prefix);
+    finish(net, rvsd, 1);
 }

@@ -13,8 +13,26 @@
 //!   endpoint = destination) agree.
 //! - FULLNAT replies are addressed to LIP:lport; the lport partition (see `laddr`) says which
 //!   worker allocated that lport, so [`Steering::lport_owner`] is exact for them.
+//!
+//! [`Steering::owner`] applies these rules to a received frame ([`Owner`]):
+//! - TCP/UDP to a virtual service (service lookup hit on proto, dst, dport): the client endpoint
+//!   is the source, `client_owner(src, sport)`;
+//! - else TCP/UDP to a FULLNAT local address: `lport_owner(dport)`;
+//! - else other TCP/UDP (NAT replies from real servers): the client endpoint is the destination,
+//!   `client_owner(dst, dport)`;
+//! - ICMP errors quoting a TCP/UDP packet: the rules above applied to the quoted packet reversed
+//!   (the quoted packet is one the director sent; reversed, it is what its peer sends);
+//! - ARP: [`Owner::All`]: every worker keeps its own neighbour table, so the receiving worker
+//!   handles the frame (and answers a request, once) and every other worker learns from a copy;
+//! - anything else (ICMP echo, other protocols, fragments, malformed frames): the receiving
+//!   worker, which answers or drops it with its reason.
+//!
+//! The rules depend on the configuration only through [`FlowContext`] (is there a service on
+//! this address and port, is this a local address), read from the worker's current tables.
 
 use std::net::Ipv4Addr;
+
+use crate::wire::{EtherType, IpProtocol, ethernet, ipv4, tcp, udp};
 
 /// The RSS key rvs programs into NICs and uses in software (the well-known Microsoft key,
 /// which every NIC accepts; its 40 bytes cover IPv4 and IPv6 tuples).
@@ -106,6 +124,117 @@ impl Steering {
     }
 }
 
+/// Where a received frame is processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The worker owning the frame's flow.
+    Worker(u16),
+    /// Every worker: the receiving one handles it, the others learn from a copy (ARP).
+    All,
+    /// Whichever worker received it: the frame belongs to no flow.
+    Receiver,
+}
+
+/// What steering needs to know of the configuration.
+pub trait FlowContext {
+    /// A virtual service accepts `proto` packets to `ip:port`.
+    fn is_service(&self, proto: u8, ip: Ipv4Addr, port: u16) -> bool;
+    /// `ip` is a FULLNAT local address.
+    fn is_laddr(&self, ip: Ipv4Addr) -> bool;
+}
+
+/// A TCP or UDP packet's addresses, as the owner rules read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    pub proto: u8,
+    pub src: Ipv4Addr,
+    pub sport: u16,
+    pub dst: Ipv4Addr,
+    pub dport: u16,
+}
+
+impl Flow {
+    /// The flow of the other direction.
+    pub fn reversed(self) -> Flow {
+        Flow {
+            proto: self.proto,
+            src: self.dst,
+            sport: self.dport,
+            dst: self.src,
+            dport: self.sport,
+        }
+    }
+}
+
+impl Steering {
+    /// The worker owning the flow of a TCP/UDP packet (see the module doc for the rules).
+    pub fn flow_owner(&self, f: &Flow, ctx: &impl FlowContext) -> u16 {
+        if ctx.is_service(f.proto, f.dst, f.dport) {
+            self.client_owner(f.src, f.sport)
+        } else if ctx.is_laddr(f.dst) {
+            self.lport_owner(f.dport)
+        } else {
+            self.client_owner(f.dst, f.dport)
+        }
+    }
+
+    /// Where the frame `frame` (from its Ethernet header) is processed. Never panics: what
+    /// cannot be parsed goes to the receiving worker, which drops it with its reason.
+    pub fn owner(&self, frame: &[u8], ctx: &impl FlowContext) -> Owner {
+        if self.workers == 1 {
+            return Owner::Receiver;
+        }
+        let Ok(eth) = ethernet::Frame::new_checked(frame) else {
+            return Owner::Receiver;
+        };
+        match eth.ethertype() {
+            EtherType::ARP => return Owner::All,
+            EtherType::IPV4 => {}
+            _ => return Owner::Receiver,
+        }
+        match flow_of(frame) {
+            Some(f) => Owner::Worker(self.flow_owner(&f, ctx)),
+            None => Owner::Receiver,
+        }
+    }
+}
+
+/// The flow a frame belongs to: its own TCP/UDP tuple, or for an ICMP error the quoted
+/// packet's reversed; `None` for anything else.
+pub fn flow_of(frame: &[u8]) -> Option<Flow> {
+    let ip = ipv4::Packet::new_checked(frame.get(ethernet::HEADER_LEN..)?).ok()?;
+    if ip.is_fragment() {
+        return None;
+    }
+    let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+    let (sport, dport) = if proto == IpProtocol::TCP {
+        let t = tcp::Packet::new_checked(ip.payload()).ok()?;
+        (t.src_port(), t.dst_port())
+    } else if proto == IpProtocol::UDP {
+        let u = udp::Packet::new_checked(ip.payload()).ok()?;
+        (u.src_port(), u.dst_port())
+    } else if proto == IpProtocol::ICMP {
+        let q = crate::xmit::icmp::quoted_tuple(frame)?;
+        let quoted = Flow {
+            proto: q.proto,
+            src: q.src,
+            sport: q.sport,
+            dst: q.dst,
+            dport: q.dport,
+        };
+        return Some(quoted.reversed());
+    } else {
+        return None;
+    };
+    Some(Flow {
+        proto: proto.0,
+        src,
+        sport,
+        dst,
+        dport,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +320,145 @@ mod tests {
         }
         assert_eq!(s.lport_owner(1027), 3);
         assert_eq!(Steering::new(0).workers(), 1);
+    }
+
+    use crate::testutil::{FrameSpec, tcp_frame, udp_frame};
+    use crate::wire::tcp::TcpFlags;
+
+    const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+    const RIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
+    const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 5);
+    const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 254);
+
+    /// Services TCP and UDP VIP:80; one local address.
+    struct Ctx;
+
+    impl FlowContext for Ctx {
+        fn is_service(&self, proto: u8, ip: Ipv4Addr, port: u16) -> bool {
+            (proto == 6 || proto == 17) && ip == VIP && port == 80
+        }
+        fn is_laddr(&self, ip: Ipv4Addr) -> bool {
+            ip == LIP
+        }
+    }
+
+    fn l4_frame(proto: u8, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+        let spec = FrameSpec::new(src, sport, dst, dport);
+        if proto == 6 {
+            tcp_frame(&spec, TcpFlags(0x10), b"data")
+        } else {
+            udp_frame(&spec, b"data")
+        }
+    }
+
+    /// An ICMP port unreachable from `from` to `to`, quoting `quoted` (a frame the director
+    /// sent): outer IPv4 + ICMP header + the quoted IPv4 header and 8 bytes.
+    fn icmp_error(from: Ipv4Addr, to: Ipv4Addr, quoted: &[u8]) -> Vec<u8> {
+        let q = &quoted[ethernet::HEADER_LEN..ethernet::HEADER_LEN + 28];
+        let mut f = quoted[..ethernet::HEADER_LEN].to_vec();
+        let total = 20 + 8 + q.len();
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            1,
+            0,
+            0,
+        ]);
+        f.extend_from_slice(&from.octets());
+        f.extend_from_slice(&to.octets());
+        f.extend_from_slice(&[3, 3, 0, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(q);
+        f
+    }
+
+    /// Every packet of a flow, both directions and ICMP errors about either, for every
+    /// forwarding method, names the same owner: the client endpoint's, or for FULLNAT replies
+    /// the worker whose partition holds the local port (which is the owner's, as the owner
+    /// allocated it).
+    #[test]
+    fn every_packet_of_a_flow_names_one_owner() {
+        for workers in 1..=8u16 {
+            let s = Steering::new(workers);
+            for proto in [6u8, 17] {
+                for cport in (1024..65535u16).step_by(397) {
+                    let owner = s.client_owner(CIP, cport);
+                    let expect = if workers == 1 {
+                        Owner::Receiver
+                    } else {
+                        Owner::Worker(owner)
+                    };
+                    // The request, as the client sends it (every method).
+                    let request = l4_frame(proto, CIP, cport, VIP, 80);
+                    assert_eq!(s.owner(&request, &Ctx), expect, "request n={workers}");
+                    // NAT: to the RS, the reply, ICMP errors about either.
+                    let to_rs = l4_frame(proto, CIP, cport, RIP, 80);
+                    let nat_reply = l4_frame(proto, RIP, 80, CIP, cport);
+                    let to_client = l4_frame(proto, VIP, 80, CIP, cport);
+                    // FULLNAT: the owner allocated an lport of its partition.
+                    let lport = workers * (1100 + cport % 1000) + owner;
+                    assert_eq!(s.lport_owner(lport), owner);
+                    let fnat_to_rs = l4_frame(proto, LIP, lport, RIP, 80);
+                    let fnat_reply = l4_frame(proto, RIP, 80, LIP, lport);
+                    let frames = [
+                        ("nat reply", nat_reply),
+                        ("icmp about nat to rs", icmp_error(ROUTER, CIP, &to_rs)),
+                        ("icmp about reply", icmp_error(CIP, VIP, &to_client)),
+                        ("fullnat reply", fnat_reply),
+                        (
+                            "icmp about fullnat to rs",
+                            icmp_error(ROUTER, LIP, &fnat_to_rs),
+                        ),
+                        // DR and TUN: requests only (and errors the client's side sends back
+                        // about replies, which do not pass the director: none).
+                    ];
+                    for (what, f) in frames {
+                        assert_eq!(s.owner(&f, &Ctx), expect, "{what} n={workers} {cport}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn arp_goes_to_all_and_the_rest_to_the_receiver() {
+        let s = Steering::new(4);
+        let arp = crate::testutil::arp_frame(
+            crate::wire::MacAddr::BROADCAST,
+            1,
+            crate::testutil::CLIENT_MAC,
+            CIP,
+            crate::wire::MacAddr::ZERO,
+            VIP,
+        );
+        assert_eq!(s.owner(&arp, &Ctx), Owner::All);
+        let echo = crate::testutil::icmp_echo_frame(&FrameSpec::new(CIP, 0, VIP, 0), 8, 1, 1, b"x");
+        assert_eq!(s.owner(&echo, &Ctx), Owner::Receiver);
+        assert_eq!(s.owner(&[0u8; 10], &Ctx), Owner::Receiver);
+        let mut frag = l4_frame(6, CIP, 1000, VIP, 80);
+        frag[ethernet::HEADER_LEN + 6] = 0x20; // more fragments
+        assert_eq!(s.owner(&frag, &Ctx), Owner::Receiver);
+        let mut gre = l4_frame(6, CIP, 1000, VIP, 80);
+        gre[ethernet::HEADER_LEN + 9] = 47;
+        assert_eq!(s.owner(&gre, &Ctx), Owner::Receiver);
+        // One worker: no steering at all.
+        assert_eq!(Steering::new(1).owner(&arp, &Ctx), Owner::Receiver);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_frames_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+            let s = Steering::new(3);
+            if let Owner::Worker(w) = s.owner(&data, &Ctx) {
+                proptest::prop_assert!(w < 3);
+            }
+        }
     }
 }

@@ -61,6 +61,7 @@ use crate::persist::{PersistError, PersistTable};
 use crate::sched::{SchedFlags, SchedInput, Scheduler};
 use crate::service::snapshot::FastBuildHasher;
 use crate::service::{ForwardMethod, ServiceId, Snapshot};
+use crate::steer::{FlowContext, Owner, Steering};
 use crate::time::Instant;
 use crate::wire::icmp::IcmpType;
 use crate::wire::tcp::TcpFlags;
@@ -93,6 +94,9 @@ pub struct WorkerConfig {
     pub ports: Vec<PortSetup>,
     pub conn_capacity: usize,
     pub neigh: NeighConfig,
+    /// Number of workers (at least 1): flow ownership ([`Worker::steer`]) and the local-port
+    /// partition depend on it.
+    pub workers: usize,
 }
 
 /// A static neighbour entry (`[[neigh]]` in the config, `rvsctl neigh add`).
@@ -121,6 +125,24 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// The service a `proto` packet to `dst:dport` belongs to: a firewall-mark service when the
+    /// classifier marks the packet and the mark has a service (IPVS looks fwmark services up
+    /// first), else the address service (with the port-0 fallback).
+    pub fn find_service(
+        &self,
+        proto: u8,
+        dst: Ipv4Addr,
+        dport: u16,
+    ) -> Option<&crate::service::Service> {
+        let mark = self.fwmarks.classify(proto, dst, dport);
+        if mark != 0
+            && let Some(s) = self.services.lookup_fwmark(mark)
+        {
+            return Some(s);
+        }
+        self.services.lookup(proto, dst, dport)
+    }
+
     /// Whether the director answers ARP and ICMP echo for `ip` on `port`: an owned address of
     /// that port, or a VIP inside one of the port's connected networks.
     pub fn answers_for(&self, port: PortId, ip: Ipv4Addr) -> bool {
@@ -136,6 +158,16 @@ impl Tables {
             || self.services.is_vip(ip)
             || self.laddrs.contains(ip)
             || self.fwmarks.is_vip(ip)
+    }
+}
+
+impl FlowContext for Tables {
+    fn is_service(&self, proto: u8, ip: Ipv4Addr, port: u16) -> bool {
+        self.find_service(proto, ip, port).is_some()
+    }
+
+    fn is_laddr(&self, ip: Ipv4Addr) -> bool {
+        self.laddrs.contains(ip)
     }
 }
 
@@ -267,6 +299,10 @@ pub struct Worker<B> {
     ip_ident: u16,
     /// Next of this worker's persistence-table stripes to sweep (one per tick).
     persist_sweep: usize,
+    /// Which worker owns which flow.
+    steering: Steering,
+    /// Seed of this worker's scheduler PRNGs (`twos`), so workers draw independently.
+    sched_seed: u64,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -291,6 +327,7 @@ impl<B: PacketBuf> Worker<B> {
             .conn_capacity
             .store(capacity as u64, Ordering::Relaxed);
         let id = cfg.id;
+        let cfg_workers = cfg.workers;
         let mut w = Worker {
             neigh: NeighTable::new(cfg.neigh),
             cfg,
@@ -303,6 +340,8 @@ impl<B: PacketBuf> Worker<B> {
             lports: LportAlloc::new(id),
             ip_ident: (seed as u16) ^ (id as u16).rotate_left(8),
             persist_sweep: 0,
+            steering: Steering::new(u16::try_from(cfg_workers).unwrap_or(u16::MAX)),
+            sched_seed: seed.rotate_left(17) ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         };
         w.set_tables(tables);
         w
@@ -424,6 +463,45 @@ impl<B: PacketBuf> Worker<B> {
         self.neigh
             .remove(port, ip, |_b| drops.count(DropReason::NeighTimeout))
             .is_ok()
+    }
+
+    /// Where a received frame is processed (DESIGN.md section 4, [`crate::steer`]), by this
+    /// worker's current tables. The runtime hands a frame owned by another worker to it, and
+    /// copies ARP frames ([`Owner::All`]) to every other worker's [`Worker::learn_arp`].
+    pub fn steer(&self, frame: &[u8]) -> Owner {
+        self.steering.owner(frame, &*self.tables)
+    }
+
+    /// The worker's index (0..workers).
+    pub fn id(&self) -> usize {
+        self.cfg.id
+    }
+
+    /// Learn from a copy of an ARP frame another worker received on `port` and handled: the
+    /// neighbour table is taught as [`Worker::process`] would teach it (packets waiting for the
+    /// neighbour are sent), but nothing is answered, nothing counted as received, and the copy
+    /// is freed.
+    pub fn learn_arp<I: Io<B>>(&mut self, now: Instant, port: PortId, buf: B, io: &mut I) {
+        let Some(mac) = self.cfg.ports.get(usize::from(port)).map(|p| p.mac) else {
+            return;
+        };
+        let sender = buf
+            .data()
+            .get(22..28)
+            .and_then(MacAddr::from_bytes)
+            .unwrap_or(MacAddr::ZERO);
+        let tables = &self.tables;
+        let counters = &mut self.counters;
+        crate::l3::arp::learn_only(
+            now,
+            port,
+            mac,
+            &buf,
+            |ip| tables.answers_for(port, ip),
+            &mut self.neigh,
+            |b: B| send_resolved(counters, io, port, mac, set_dst_mac(b, sender)),
+        );
+        self.send_solicits(io);
     }
 
     /// Take one received frame to its end.
@@ -683,13 +761,7 @@ impl<B: PacketBuf> Worker<B> {
         dst: Ipv4Addr,
         dport: u16,
     ) -> Option<&crate::service::Service> {
-        let mark = self.tables.fwmarks.classify(proto, dst, dport);
-        if mark != 0
-            && let Some(s) = self.tables.services.lookup_fwmark(mark)
-        {
-            return Some(s);
-        }
-        self.tables.services.lookup(proto, dst, dport)
+        self.tables.find_service(proto, dst, dport)
     }
 
     fn handle_icmp(
@@ -788,12 +860,17 @@ impl<B: PacketBuf> Worker<B> {
         svc_id: ServiceId,
         key: ConnKey,
     ) -> Result<crate::conn::ConnId, DropReason> {
-        let tables = self.tables.clone();
+        // Borrowed, not cloned: an `Arc` clone is an atomic read-modify-write per packet.
+        let tables = &*self.tables;
         let svc = tables.services.service(svc_id).ok_or(DropReason::NoDest)?;
         let slot = match self.scheds.get_mut(&svc_id) {
             Some(s) if s.name == svc.scheduler() && s.flags == svc.flags() => s,
             _ => {
-                let sched = crate::sched::new(svc.scheduler(), svc.flags())
+                let params = crate::sched::SchedParams {
+                    seed: self.sched_seed,
+                    ..Default::default()
+                };
+                let sched = crate::sched::new_with_params(svc.scheduler(), svc.flags(), &params)
                     .map_err(|_| DropReason::NoDest)?;
                 let slot = SchedSlot {
                     version: u64::MAX,
@@ -855,7 +932,14 @@ impl<B: PacketBuf> Worker<B> {
         };
         // FULLNAT: the real server answers to LIP:lport; the others answer the client.
         let (reply_dst, reply_dport, laddr) = if dest.method() == ForwardMethod::FullNat {
-            match self.alloc_lport(&tables, svc_id, dest.addr(), rport) {
+            match alloc_lport(
+                &mut self.lports,
+                self.cfg.id,
+                tables,
+                svc_id,
+                dest.addr(),
+                rport,
+            ) {
                 Ok((lip, lport, stats)) => (lip, lport, Some((lip, lport, stats))),
                 Err(e) => {
                     release(self);
@@ -917,31 +1001,6 @@ impl<B: PacketBuf> Worker<B> {
         Ok(id)
     }
 
-    /// A local address and port of service `svc_id` towards `rip:rport`: the service's local
-    /// addresses are tried in turn from a rotating start, so connections spread over them.
-    fn alloc_lport(
-        &mut self,
-        tables: &Tables,
-        svc_id: ServiceId,
-        rip: Ipv4Addr,
-        rport: u16,
-    ) -> Result<(Ipv4Addr, u16, Arc<crate::laddr::LaddrStats>), DropReason> {
-        let laddrs = tables.laddrs.of(svc_id);
-        if laddrs.is_empty() {
-            return Err(DropReason::NoLaddr);
-        }
-        let n = tables.laddrs.n_workers();
-        let start = self.lports.next_start(laddrs.len());
-        for k in 0..laddrs.len() {
-            let l = &laddrs[(start + k) % laddrs.len()];
-            if let Some(p) = self.lports.alloc(n, l.ip, rip, rport) {
-                return Ok((l.ip, p, l.stats.clone()));
-            }
-            crate::laddr::count_conflict(&l.stats, self.cfg.id);
-        }
-        Err(DropReason::LportExhausted)
-    }
-
     /// Account and rewrite a packet of a known connection.
     fn forward_conn(
         &mut self,
@@ -951,13 +1010,16 @@ impl<B: PacketBuf> Worker<B> {
         flags: TcpFlags,
         buf: &mut B,
     ) -> Result<Action, DropReason> {
-        let tables = self.tables.clone();
+        // Borrowed, not cloned: an `Arc` clone is an atomic read-modify-write per packet.
+        let tables = &*self.tables;
         let Some(conn) = self.conns.get(id).copied() else {
             return Err(DropReason::NotForUs);
         };
         let Some((svc, dest)) = tables.services.dest_with_service(conn.dest()) else {
             // The dest was removed: stop forwarding for it and forget the connection.
-            self.remove_conn(id);
+            if let Some(c) = self.conns.remove(id) {
+                forget(tables, &mut self.lports, &c, true);
+            }
             return Err(DropReason::DestRemoved);
         };
         let w = self.cfg.id;
@@ -967,11 +1029,11 @@ impl<B: PacketBuf> Worker<B> {
         {
             dest.move_conn(w, t.active_delta, t.inactive_delta);
             if t.new == ConnState::Tcp(TcpState::Established) {
-                self.assure_template(id, &conn);
+                assure_template(tables, &mut self.conns, id, &conn);
             }
         }
         if dir == Dir::Reply && conn.in_key().proto == IpProtocol::UDP.0 {
-            self.assure_template(id, &conn);
+            assure_template(tables, &mut self.conns, id, &conn);
         }
         let len = buf.len() as u64;
         let (i, o) = (*conn.in_key(), *conn.out_key());
@@ -1011,7 +1073,8 @@ impl<B: PacketBuf> Worker<B> {
                     .addrs
                     .source_for(nh.port, rip)
                     .ok_or(DropReason::NoRoute)?;
-                let ident = self.next_ident();
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                let ident = self.ip_ident;
                 xmit::tun::encapsulate(
                     buf,
                     xmit::tun::Outer {
@@ -1025,7 +1088,7 @@ impl<B: PacketBuf> Worker<B> {
             (ForwardMethod::FullNat, Dir::Original) => {
                 xmit::fullnat::to_dest(buf, o.dst, o.dport, o.src, o.sport)?;
                 if i.proto == IpProtocol::TCP.0 {
-                    self.add_toa(id, &conn, flags, buf)?;
+                    add_toa(&mut self.conns, id, &conn, flags, buf)?;
                 }
                 Fwd::ROUTED
             }
@@ -1052,44 +1115,6 @@ impl<B: PacketBuf> Worker<B> {
             }
         }
         Ok(Action::Forward(how))
-    }
-
-    /// A controlled connection is established (TCP) or answered (UDP): its template becomes
-    /// ASSURED (told once per connection).
-    fn assure_template(&mut self, id: crate::conn::ConnId, conn: &Conn) {
-        let Some(r) = conn.control() else { return };
-        if conn.flags().contains(ConnFlags::ASSURED_SENT) {
-            return;
-        }
-        self.tables.persist.assure(r);
-        if let Some(c) = self.conns.get_mut(id) {
-            c.set_flag(ConnFlags::ASSURED_SENT, true);
-        }
-    }
-
-    /// FULLNAT TCP: the TOA option on the client's SYN and on its first data segment.
-    fn add_toa(
-        &mut self,
-        id: crate::conn::ConnId,
-        conn: &Conn,
-        flags: TcpFlags,
-        buf: &mut B,
-    ) -> Result<(), DropReason> {
-        let i = conn.in_key();
-        if flags.syn() && !flags.ack() {
-            xmit::toa::insert(buf, i.src, i.sport)?;
-        } else if conn.flags().contains(ConnFlags::TOA_PENDING)
-            && flags.ack()
-            && !flags.syn()
-            && !flags.rst()
-            && xmit::toa::has_payload(buf)
-        {
-            xmit::toa::insert(buf, i.src, i.sport)?;
-            if let Some(c) = self.conns.get_mut(id) {
-                c.set_flag(ConnFlags::TOA_PENDING, false);
-            }
-        }
-        Ok(())
     }
 
     /// Route an IPv4 packet by its destination: TTL, next hop, neighbour, Ethernet header.
@@ -1187,6 +1212,71 @@ impl<B: PacketBuf> Worker<B> {
             counters.tx_bytes += b.len() as u64;
             io.transmit(s.port, b);
         });
+    }
+}
+
+/// A local address and port of service `svc_id` towards `rip:rport` from `worker`'s partition:
+/// the service's local addresses are tried in turn from a rotating start, so connections spread
+/// over them.
+fn alloc_lport(
+    lports: &mut LportAlloc,
+    worker: usize,
+    tables: &Tables,
+    svc_id: ServiceId,
+    rip: Ipv4Addr,
+    rport: u16,
+) -> Result<(Ipv4Addr, u16, Arc<crate::laddr::LaddrStats>), DropReason> {
+    let laddrs = tables.laddrs.of(svc_id);
+    if laddrs.is_empty() {
+        return Err(DropReason::NoLaddr);
+    }
+    let n = tables.laddrs.n_workers();
+    let start = lports.next_start(laddrs.len());
+    for k in 0..laddrs.len() {
+        let l = &laddrs[(start + k) % laddrs.len()];
+        if let Some(p) = lports.alloc(n, l.ip, rip, rport) {
+            return Ok((l.ip, p, l.stats.clone()));
+        }
+        crate::laddr::count_conflict(&l.stats, worker);
+    }
+    Err(DropReason::LportExhausted)
+}
+
+/// FULLNAT TCP: the TOA option on the client's SYN and on its first data segment.
+fn add_toa<B: PacketBuf>(
+    conns: &mut ConnTable,
+    id: crate::conn::ConnId,
+    conn: &Conn,
+    flags: TcpFlags,
+    buf: &mut B,
+) -> Result<(), DropReason> {
+    let i = conn.in_key();
+    if flags.syn() && !flags.ack() {
+        xmit::toa::insert(buf, i.src, i.sport)?;
+    } else if conn.flags().contains(ConnFlags::TOA_PENDING)
+        && flags.ack()
+        && !flags.syn()
+        && !flags.rst()
+        && xmit::toa::has_payload(buf)
+    {
+        xmit::toa::insert(buf, i.src, i.sport)?;
+        if let Some(c) = conns.get_mut(id) {
+            c.set_flag(ConnFlags::TOA_PENDING, false);
+        }
+    }
+    Ok(())
+}
+
+/// A controlled connection is established (TCP) or answered (UDP): its template becomes ASSURED
+/// (told once per connection).
+fn assure_template(tables: &Tables, conns: &mut ConnTable, id: crate::conn::ConnId, conn: &Conn) {
+    let Some(r) = conn.control() else { return };
+    if conn.flags().contains(ConnFlags::ASSURED_SENT) {
+        return;
+    }
+    tables.persist.assure(r);
+    if let Some(c) = conns.get_mut(id) {
+        c.set_flag(ConnFlags::ASSURED_SENT, true);
     }
 }
 

@@ -158,6 +158,14 @@ impl Mbuf {
         self.raw().port
     }
 
+    /// Set the input port (`port` field): the runtime records the receiving port on a packet
+    /// it hands to another lcore.
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: the pointer is valid and exclusively ours (type invariant); `&mut self`
+        // excludes any other access through this handle while the field is written.
+        unsafe { (*self.0.as_ptr()).port = port };
+    }
+
     /// Number of segments in the chain.
     pub fn nb_segs(&self) -> u16 {
         self.raw().nb_segs

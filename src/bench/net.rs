@@ -211,6 +211,8 @@ pub fn worker(id: usize, capacity: usize, tables: Arc<Tables>) -> Worker<Packet>
             .collect(),
         conn_capacity: capacity,
         neigh: NeighConfig::default(),
+        // Independent workers: each owns all of its flows (no steering in the bench yet).
+        workers: 1,
     };
     Worker::new(
         cfg,

@@ -682,12 +682,15 @@ impl Families {
             let ratio = (busy - b0) as f64 / (polls - p0).max(1) as f64;
             self.worker_busy_ratio.with_label_values(&l).set(ratio);
             polls_now.push((polls, busy));
-            // Flow steering between workers (issue 6) is not there yet: nothing is redirected.
-            self.worker_redirects_sent.with_label_values(&l).inc_by(0);
+            self.worker_redirects_sent
+                .with_label_values(&l)
+                .inc_by(load(&h.loop_stats.redirects_sent));
             self.worker_redirects_received
                 .with_label_values(&l)
-                .inc_by(0);
-            self.worker_ring_overflows.with_label_values(&l).inc_by(0);
+                .inc_by(load(&h.loop_stats.redirects_received));
+            self.worker_ring_overflows
+                .with_label_values(&l)
+                .inc_by(load(&h.loop_stats.ring_overflows));
             self.worker_tx_dropped
                 .with_label_values(&l)
                 .inc_by(load(&h.loop_stats.tx_dropped));

@@ -1,8 +1,16 @@
 //! Bring-up, the worker lcores and orderly shutdown.
 //!
-//! Order: EAL -> mempool -> ports (one rx and one tx queue per worker) -> tables (addresses,
-//! routes, services from `[ipvs] rules`) -> workers launched on their lcores -> ports started
-//! -> control socket. Shutdown reverses it, and checks that every mbuf is back in the pool.
+//! Order: EAL -> mempool -> ports (one rx and one tx queue per worker where the device has
+//! them, RSS where it can) -> redirect rings -> tables (addresses, routes, services from
+//! `[ipvs] rules`) -> workers launched on their lcores -> ports started -> control socket.
+//! Shutdown reverses it, and checks that every mbuf is back in the pool.
+//!
+//! Workers are the configured lcores but the first (the control plane's). Queues per port: `q =
+//! min(workers, device maximum)` rx and tx queues; worker `w < q` polls rx queue `w` and sends
+//! on tx queue `w`; with fewer rx queues than workers the others get that port's packets only
+//! through flow steering, and with fewer tx queues a worker `w >= q` hands its packets to the
+//! owner of queue `w % q` through an MPSC ring (`poll` has the details). Every ordered pair of
+//! workers has an SPSC redirect ring of [`REDIRECT_RING`] mbufs.
 
 mod eal_args;
 pub mod mbuf;
@@ -16,14 +24,18 @@ use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use dataplane::wire::MacAddr;
 use dataplane::worker::{PortSetup, WorkerConfig, WorkerStats};
-use dpdk_bindings::{Eal, Mempool, Port, PortConfig, port_id_by_name};
+use dpdk_bindings::port::rss;
+use dpdk_bindings::{Eal, Mempool, Port, PortConfig, Ring, RingMode, RssConfig, port_id_by_name};
 
-use crate::config::{Validated, device_name};
+use crate::config::{Faces, Validated, device_name};
 use crate::control::ControlPlane;
 use crate::control::dropwatch::DropWatch;
 use crate::control::metrics::{self, MempoolSample, MetricsServer, RuntimeSamples};
 use crate::control::server::ControlServer;
-use poll::{LoopStats, WorkerCtx, WorkerRequest};
+use poll::{LoopStats, Redirect, TxPath, WorkerCtx, WorkerRequest};
+
+/// Capacity (mbufs) of each worker-to-worker redirect ring and each tx handoff ring.
+pub const REDIRECT_RING: u32 = 1024;
 
 /// Per-port facts the control plane lists.
 #[derive(Debug, Clone)]
@@ -33,6 +45,11 @@ pub struct PortFacts {
     pub mac: MacAddr,
     pub mtu: u16,
     pub driver: String,
+    /// rx and tx queues configured.
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    /// What RSS was configured with, for logs (`off (...)` when it was not).
+    pub rss: String,
 }
 
 /// What the control plane can see of one worker.
@@ -77,33 +94,55 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     )
     .context("creating the packet mempool (more memory: dpdk.args -m, fewer: dpdk.mbufs)")?;
 
-    // Ports, each with one rx and one tx queue per worker.
+    // Ports: one rx and one tx queue per worker where the device has them.
     let mut ports = Vec::new();
     let mut facts = Vec::new();
     for (i, p) in conf.ports.iter().enumerate() {
         let key = || format!("{}: port[{i}].device {:?}", conf.file.display(), p.device);
         let id = port_id_by_name(device_name(&p.device))
             .with_context(|| format!("{}: DPDK has no such device", key()))?;
+        let info = dpdk_bindings::port_info(id).with_context(key)?;
+        let want = u16::try_from(n_workers).unwrap_or(u16::MAX);
+        let rx_queues = want.min(info.max_rx_queues).max(1);
+        let tx_queues = want.min(info.max_tx_queues).max(1);
+        let (rss_conf, rss_note) = rss_for(&info, rx_queues, p.faces);
         let pc = PortConfig {
-            rx_queues: n_workers as u16,
-            tx_queues: n_workers as u16,
+            rx_queues,
+            tx_queues,
             rx_desc: p.rx_desc,
             tx_desc: p.tx_desc,
             promiscuous: true,
+            rss: rss_conf,
             ..PortConfig::default()
         };
         let port = Port::configure(id, &pc, &pool)
             .with_context(|| format!("{}: cannot configure", key()))?;
-        let info = port.info().with_context(key)?;
+        let rss = match port.rss_hash_fields() {
+            Some(f) => format!("{rss_note} fields={f:#x}"),
+            None if rx_queues > 1 => {
+                "off (the device reports no RSS; flows are steered in software)".to_owned()
+            }
+            None => "off (one rx queue)".to_owned(),
+        };
         let mac = MacAddr(port.mac_addr().with_context(key)?);
         let mtu = port.mtu().unwrap_or(1500);
-        tracing::info!(port = %p.name, device = %p.device, driver = %info.driver_name, %mac, mtu, queues = n_workers, "port configured");
+        tracing::info!(port = %p.name, device = %p.device, driver = %info.driver_name, %mac, mtu,
+            rx_queues, tx_queues, max_rx_queues = info.max_rx_queues,
+            max_tx_queues = info.max_tx_queues, rss = %rss, "port configured");
+        if usize::from(rx_queues) < n_workers {
+            tracing::info!(port = %p.name, "{rx_queues} rx queue(s) for {n_workers} workers: \
+                workers 0..{rx_queues} poll them, the others get this port's flows through \
+                the redirect rings");
+        }
         facts.push(PortFacts {
             name: p.name.clone(),
             device: p.device.clone(),
             mac,
             mtu,
             driver: info.driver_name,
+            rx_queues,
+            tx_queues,
+            rss,
         });
         ports.push(port);
     }
@@ -130,14 +169,78 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut launched = Vec::new();
     let mut handles = Vec::new();
+    let socket = eal.socket_id();
+    // Redirect rings, one per ordered pair of workers: `to[i][j]` is i's end towards j.
+    let mut to: Vec<Vec<Option<dpdk_bindings::RingProducer>>> = (0..n_workers)
+        .map(|_| (0..n_workers).map(|_| None).collect())
+        .collect();
+    let mut from: Vec<Vec<dpdk_bindings::RingConsumer>> =
+        (0..n_workers).map(|_| Vec::new()).collect();
+    for (i, to_i) in to.iter_mut().enumerate() {
+        for j in (0..n_workers).filter(|&j| j != i) {
+            let ring = Ring::new(
+                &format!("rvs_rd_{i}_{j}"),
+                REDIRECT_RING,
+                socket,
+                RingMode::SPSC,
+            )
+            .context("creating a redirect ring")?;
+            let (prod, cons) = ring.split();
+            to_i[j] = Some(prod);
+            from[j].push(cons);
+        }
+    }
+    // Tx handoff rings for ports with fewer tx queues than workers.
+    let mut handoff_to: Vec<Vec<Option<dpdk_bindings::RingProducer>>> = (0..n_workers)
+        .map(|_| (0..ports.len()).map(|_| None).collect())
+        .collect();
+    let mut handoff_from: Vec<Vec<(usize, dpdk_bindings::RingConsumer)>> =
+        (0..n_workers).map(|_| Vec::new()).collect();
+    for (p, port) in ports.iter().enumerate() {
+        let q = usize::from(port.tx_queues());
+        if q >= n_workers {
+            continue;
+        }
+        for (owner, from_owner) in handoff_from.iter_mut().enumerate().take(q) {
+            let ring = Ring::new(
+                &format!("rvs_tx_{p}_{owner}"),
+                REDIRECT_RING,
+                socket,
+                RingMode::MPSC,
+            )
+            .context("creating a tx handoff ring")?;
+            let (prod, cons) = ring.split();
+            for w in (q..n_workers).filter(|w| w % q == owner) {
+                handoff_to[w][p] = prod.try_clone();
+            }
+            from_owner.push((p, cons));
+        }
+    }
+    let ethdev: Vec<u16> = ports.iter().map(Port::id).collect();
+    let mut from = from.into_iter();
+    let mut handoff_from = handoff_from.into_iter();
     for (w, &lcore) in workers.iter().enumerate() {
         let q = w as u16;
         let mut rx = Vec::new();
         let mut tx = Vec::new();
-        for port in &ports {
-            rx.push(port.rx_queue(q)?);
-            tx.push(port.tx_queue(q)?);
+        for (p, port) in ports.iter().enumerate() {
+            if q < port.rx_queues() {
+                rx.push((p as dataplane::l3::addr::PortId, port.rx_queue(q)?));
+            }
+            if q < port.tx_queues() {
+                tx.push(TxPath::Queue(port.tx_queue(q)?));
+            } else {
+                let ring = handoff_to[w][p]
+                    .take()
+                    .context("internal: no tx handoff ring")?;
+                tx.push(TxPath::Handoff(ring));
+            }
         }
+        let redirect = Redirect {
+            to: std::mem::take(&mut to[w]),
+            from: from.next().unwrap_or_default(),
+        };
+        let tx_handoff = handoff_from.next().unwrap_or_default();
         let (req_tx, req_rx) = crossbeam_channel::bounded(16);
         let stats = Arc::new(WorkerStats::default());
         let loop_stats = Arc::new(LoopStats::default());
@@ -147,9 +250,13 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
                 ports: port_setup.clone(),
                 conn_capacity: (conf.conn_capacity as usize).div_ceil(n_workers),
                 neigh: Default::default(),
+                workers: n_workers,
             },
             rx,
             tx,
+            tx_handoff,
+            redirect,
+            ethdev: ethdev.clone(),
             pool: pool.clone(),
             tables: tables.clone(),
             stop: worker_stop.clone(),
@@ -244,6 +351,54 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The RSS request for a port with `rx_queues` queues: rvs's Toeplitz key
+/// (`steer::DEFAULT_KEY`) and IPv4 TCP/UDP fields, restricted to the source (client-facing
+/// port) or destination (server-facing) endpoint where the device can, so that its hash is the
+/// client endpoint's as `steer` computes it. Returns the request and a note for the log.
+fn rss_for(
+    info: &dpdk_bindings::PortInfo,
+    rx_queues: u16,
+    faces: Option<Faces>,
+) -> (Option<RssConfig>, String) {
+    if rx_queues < 2 || info.rss_offloads == 0 {
+        return (None, String::new());
+    }
+    let mut fields = rss::IPV4 | rss::NONFRAG_IPV4_TCP | rss::NONFRAG_IPV4_UDP;
+    let side = match faces {
+        Some(Faces::Clients) => rss::L3_SRC_ONLY | rss::L4_SRC_ONLY,
+        Some(Faces::Servers) => rss::L3_DST_ONLY | rss::L4_DST_ONLY,
+        None => 0,
+    };
+    let mut note = "4-tuple".to_owned();
+    if side != 0 && info.rss_offloads & side == side {
+        fields |= side;
+        note = format!(
+            "{} only",
+            if faces == Some(Faces::Clients) {
+                "source"
+            } else {
+                "destination"
+            }
+        );
+    } else if side != 0 {
+        note = "4-tuple (the device cannot hash one side only; software steering corrects)".into();
+    }
+    let key = if usize::from(info.hash_key_size) == dataplane::steer::DEFAULT_KEY.len() {
+        note.push_str(", rvs key");
+        dataplane::steer::DEFAULT_KEY.to_vec()
+    } else {
+        note.push_str(", driver's key");
+        Vec::new()
+    };
+    (
+        Some(RssConfig {
+            key,
+            hash_fields: fields,
+        }),
+        format!("on ({note})"),
+    )
+}
+
 /// Port counters and mempool occupancy for the metrics collector (ports and the pool stay
 /// owned here, so the shutdown order is untouched).
 fn sample_runtime(ports: &[Port], facts: &[PortFacts], pool: &Mempool, samples: &RuntimeSamples) {
@@ -293,14 +448,18 @@ fn log_startup(
 ) {
     let ports: Vec<String> = facts
         .iter()
-        .map(|f| format!("{}={}({},{})", f.name, f.mac, f.driver, f.device))
+        .map(|f| {
+            format!(
+                "{}={}({},{},rxq={},txq={})",
+                f.name, f.mac, f.driver, f.device, f.rx_queues, f.tx_queues
+            )
+        })
         .collect();
     let data_room = u64::from(dpdk_bindings::DEFAULT_DATA_ROOM);
     tracing::info!(
         workers = lcores.len(),
         lcores = ?lcores,
         ports = %ports.join(" "),
-        queues_per_port = lcores.len(),
         mbufs = pool.size(),
         mbuf_memory_mib = u64::from(pool.size()) * data_room / (1 << 20),
         conn_capacity = conf.conn_capacity,
@@ -328,6 +487,10 @@ fn log_summary(handles: &[WorkerHandle], facts: &[PortFacts]) {
             conns = s.conns.load(Ordering::Relaxed),
             busy_ratio = format!("{:.3}", busy as f64 / polls.max(1) as f64),
             tx_dropped = h.loop_stats.tx_dropped.load(Ordering::Relaxed),
+            redirects_sent = h.loop_stats.redirects_sent.load(Ordering::Relaxed),
+            redirects_received = h.loop_stats.redirects_received.load(Ordering::Relaxed),
+            ring_overflows = h.loop_stats.ring_overflows.load(Ordering::Relaxed),
+            arp_copies = h.loop_stats.arp_copies.load(Ordering::Relaxed),
             rx_chained = h.loop_stats.rx_chained.load(Ordering::Relaxed),
             drops = %drops.join(","),
             "worker summary"

@@ -2,9 +2,25 @@
 //! `dataplane::Worker`, tx batches flushed once per iteration, timers, configuration pick-up and
 //! control requests between bursts.
 //!
+//! Flow steering (DESIGN.md section 4): every received frame is first asked
+//! [`Worker::steer`]. A frame owned by another worker goes to it through the per-pair SPSC ring
+//! (`Redirect::to`), batched per destination and enqueued once per iteration; a full ring counts
+//! `ring_overflows` and frees the frame. Each iteration drains the rings from every other worker
+//! and steers what they bring again (a worker that just picked up newer tables may disagree
+//! with the sender; the rules converge as soon as both run the same snapshot). ARP frames
+//! ([`Owner::All`]) are handled by the receiving worker, and each other worker gets a copy
+//! (a fresh mbuf) through the same rings: an ARP frame that arrives from a ring is therefore
+//! always such a copy, and is only learnt from ([`Worker::learn_arp`]), never answered.
+//! A redirected mbuf carries its receiving port in its `port` field (ethdev id).
+//!
+//! Transmit: each worker has its own tx queue on every port whose device has enough queues;
+//! on a port with fewer tx queues than workers, worker `w` without one hands its packets to the
+//! owner of queue `w % queues` through an MPSC ring, which that worker sends each iteration.
+//!
 //! Invariants: the loop never blocks; it allocates only when answering a control request; every
-//! mbuf it takes is either transmitted or dropped (freed) before the loop ends, and the worker's
-//! own queued packets are freed when the worker is dropped at the end of `run`.
+//! mbuf it takes is either transmitted, handed to another worker or dropped (freed) before the
+//! loop ends, and the worker's own queued packets are freed when the worker is dropped at the
+//! end of `run`. Rings still holding mbufs free them when their last handle goes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,9 +30,10 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 use dataplane::l3::addr::PortId;
 use dataplane::l3::neigh::NeighInfo;
+use dataplane::steer::Owner;
 use dataplane::time::Instant;
 use dataplane::worker::{ConnView, Io, Tables, Worker, WorkerConfig, WorkerStats};
-use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RxQueue, TxQueue};
+use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
 
 use super::mbuf::Packet;
 
@@ -38,16 +55,25 @@ pub enum WorkerRequest {
     DelNeigh(PortId, std::net::Ipv4Addr, Sender<bool>),
 }
 
-/// Runtime counters of one worker (the dataplane keeps its own in [`WorkerStats`]).
+/// Runtime counters of one worker (the dataplane keeps its own in [`WorkerStats`]). Single
+/// writer (the worker), published every tick and at exit.
 #[derive(Debug, Default)]
 pub struct LoopStats {
     /// Chained (multi-segment) mbufs dropped before the dataplane.
     pub rx_chained: AtomicU64,
-    /// Packets the NIC would not take after retries.
+    /// Packets the NIC would not take after retries (or a full tx handoff ring).
     pub tx_dropped: AtomicU64,
     /// Poll iterations, and those that found packets (busy ratio).
     pub polls: AtomicU64,
     pub busy_polls: AtomicU64,
+    /// Frames handed to their owner worker through a ring (ARP copies not included).
+    pub redirects_sent: AtomicU64,
+    /// Frames taken from the rings of other workers (ARP copies included).
+    pub redirects_received: AtomicU64,
+    /// Frames (redirects and ARP copies) freed because the ring to their worker was full.
+    pub ring_overflows: AtomicU64,
+    /// ARP frames copied to the other workers (one per copy).
+    pub arp_copies: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -55,13 +81,37 @@ fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
+/// Where a worker sends a port's packets.
+#[derive(Debug)]
+pub enum TxPath {
+    /// Its own tx queue of the port.
+    Queue(TxQueue),
+    /// The port has fewer tx queues than workers: through this ring to the worker owning one.
+    Handoff(RingProducer),
+}
+
+/// A worker's ends of the redirect rings.
+#[derive(Debug, Default)]
+pub struct Redirect {
+    /// `to[j]`: the ring to worker `j` (`None` for the worker itself).
+    pub to: Vec<Option<RingProducer>>,
+    /// The rings from the other workers.
+    pub from: Vec<RingConsumer>,
+}
+
 /// Everything one worker lcore owns.
 pub struct WorkerCtx {
     pub config: WorkerConfig,
-    /// `rx[i]` is the rx queue of port `i` this worker polls.
-    pub rx: Vec<RxQueue>,
-    /// `tx[i]` is the tx queue of port `i` this worker sends on.
-    pub tx: Vec<TxQueue>,
+    /// The rx queues this worker polls, with their port index (a port with fewer rx queues
+    /// than workers is polled by the first workers only).
+    pub rx: Vec<(PortId, RxQueue)>,
+    /// `tx[i]`: how this worker sends on port `i`.
+    pub tx: Vec<TxPath>,
+    /// Handoff rings of other workers this worker sends on its queue of port `.0`.
+    pub tx_handoff: Vec<(usize, RingConsumer)>,
+    pub redirect: Redirect,
+    /// `ethdev[i]`: the DPDK port id of port index `i` (written into redirected mbufs).
+    pub ethdev: Vec<u16>,
     pub pool: Mempool,
     pub tables: Arc<ArcSwap<Tables>>,
     pub stop: Arc<AtomicBool>,
@@ -76,10 +126,10 @@ pub struct WorkerCtx {
 
 /// The worker's transmit side, handed to the dataplane as its `Io`.
 struct TxSide<'a> {
-    tx: &'a mut [TxQueue],
+    tx: &'a mut [TxPath],
     batches: Vec<MbufBatch>,
     pool: &'a Mempool,
-    loop_stats: &'a LoopStats,
+    dropped: u64,
 }
 
 impl TxSide<'_> {
@@ -89,10 +139,13 @@ impl TxSide<'_> {
             if batch.is_empty() {
                 return;
             }
-            self.tx[port].tx_burst(batch);
+            match &mut self.tx[port] {
+                TxPath::Queue(q) => q.tx_burst(batch),
+                TxPath::Handoff(ring) => ring.enqueue_burst(batch),
+            };
         }
         if !batch.is_empty() {
-            bump(&self.loop_stats.tx_dropped, batch.len() as u64);
+            self.dropped += batch.len() as u64;
             batch.clear();
         }
     }
@@ -121,8 +174,91 @@ impl Io<Packet> for TxSide<'_> {
     }
 }
 
+/// The sending side of steering: per-destination batches and counters.
+struct Steer<'a> {
+    me: usize,
+    to: &'a mut [Option<RingProducer>],
+    out: Vec<MbufBatch>,
+    ethdev: &'a [u16],
+    sent: u64,
+    overflows: u64,
+    arp_copies: u64,
+}
+
+impl Steer<'_> {
+    fn push(&mut self, worker: usize, port: PortId, mut m: Mbuf) {
+        if let Some(id) = self.ethdev.get(usize::from(port)) {
+            m.set_port(*id);
+        }
+        if self.out[worker].is_full() {
+            self.flush_to(worker);
+        }
+        let _ = self.out[worker].push(m);
+    }
+
+    fn flush_to(&mut self, worker: usize) {
+        let batch = &mut self.out[worker];
+        if batch.is_empty() {
+            return;
+        }
+        if let Some(Some(ring)) = self.to.get_mut(worker) {
+            ring.enqueue_burst(batch);
+        }
+        self.overflows += batch.len() as u64;
+        batch.clear();
+    }
+
+    fn flush(&mut self) {
+        for w in 0..self.out.len() {
+            self.flush_to(w);
+        }
+    }
+}
+
 fn now(epoch: std::time::Instant) -> Instant {
     Instant::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+}
+
+/// One frame received on `port` (from the NIC, or from another worker's ring when
+/// `from_ring`): steered, then processed here, handed on, or (ARP from a ring) learnt.
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    t: Instant,
+    port: PortId,
+    p: Packet,
+    from_ring: bool,
+    worker: &mut Worker<Packet>,
+    io: &mut TxSide<'_>,
+    steer: &mut Steer<'_>,
+    pool: &Mempool,
+) {
+    match worker.steer(dataplane::packet::PacketBuf::data(&p)) {
+        Owner::Worker(w) if usize::from(w) != steer.me && usize::from(w) < steer.out.len() => {
+            if !from_ring {
+                steer.sent += 1;
+            }
+            steer.push(usize::from(w), port, p.into_mbuf());
+        }
+        Owner::All if from_ring => worker.learn_arp(t, port, p, io),
+        Owner::All => {
+            let me = steer.me;
+            for w in (0..steer.out.len()).filter(|&w| w != me) {
+                let Some(mut copy) = pool.alloc() else {
+                    steer.overflows += 1;
+                    continue;
+                };
+                if copy
+                    .extend_from_slice(dataplane::packet::PacketBuf::data(&p))
+                    .is_ok()
+                {
+                    steer.arp_copies += 1;
+                    steer.push(w, port, copy);
+                }
+            }
+            worker.process(t, port, p, io);
+        }
+        _ => worker.process(t, port, p, io),
+    }
 }
 
 /// The worker lcore's main function.
@@ -134,18 +270,49 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         ctx.stats.clone(),
         ctx.seed,
     );
+    let me = ctx.config.id;
+    let n_workers = ctx.config.workers.max(1);
     let mut current = tables;
     let n_ports = ctx.tx.len();
+    // Port index of each ethdev id, for frames arriving from rings.
+    let mut port_of = vec![None; usize::from(ctx.ethdev.iter().copied().max().unwrap_or(0)) + 1];
+    for (i, id) in ctx.ethdev.iter().enumerate() {
+        port_of[usize::from(*id)] = PortId::try_from(i).ok();
+    }
     let mut io = TxSide {
         tx: &mut ctx.tx,
         batches: (0..n_ports).map(|_| MbufBatch::new()).collect(),
         pool: &ctx.pool,
-        loop_stats: &ctx.loop_stats,
+        dropped: 0,
     };
+    let mut steer = Steer {
+        me,
+        to: &mut ctx.redirect.to,
+        out: (0..n_workers).map(|_| MbufBatch::new()).collect(),
+        ethdev: &ctx.ethdev,
+        sent: 0,
+        overflows: 0,
+        arp_copies: 0,
+    };
+    let pool = ctx.pool.clone();
+    let mut received = 0u64;
+    let mut chained = 0u64;
     let mut rx_batch: MbufBatch = MbufBatch::new();
     let mut next_tick = now(ctx.epoch);
     let mut polls = 0u64;
     let mut busy = 0u64;
+    let publish = |ls: &LoopStats,
+                   io: &mut TxSide<'_>,
+                   steer: &mut Steer<'_>,
+                   received: &mut u64,
+                   chained: &mut u64| {
+        bump(&ls.tx_dropped, std::mem::take(&mut io.dropped));
+        bump(&ls.redirects_sent, std::mem::take(&mut steer.sent));
+        bump(&ls.ring_overflows, std::mem::take(&mut steer.overflows));
+        bump(&ls.arp_copies, std::mem::take(&mut steer.arp_copies));
+        bump(&ls.redirects_received, std::mem::take(received));
+        bump(&ls.rx_chained, std::mem::take(chained));
+    };
     while !ctx.stop.load(Ordering::Relaxed) {
         // Configuration changes are picked up between bursts, whole.
         let latest = ctx.tables.load();
@@ -155,17 +322,40 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         }
         let t = now(ctx.epoch);
         let mut got = 0usize;
-        for (port, rxq) in ctx.rx.iter_mut().enumerate() {
-            let n = rxq.rx_burst(&mut rx_batch);
-            got += n;
+        for (port, rxq) in ctx.rx.iter_mut() {
+            got += rxq.rx_burst(&mut rx_batch);
             for m in rx_batch.drain() {
                 match Packet::new(m) {
-                    Ok(p) => worker.process(t, port as PortId, p, &mut io),
-                    Err(chained) => {
-                        bump(&ctx.loop_stats.rx_chained, 1);
-                        drop::<Mbuf>(chained);
+                    Ok(p) => dispatch(t, *port, p, false, &mut worker, &mut io, &mut steer, &pool),
+                    Err(m) => {
+                        chained += 1;
+                        drop::<Mbuf>(m);
                     }
                 }
+            }
+        }
+        for ring in ctx.redirect.from.iter_mut() {
+            let n = ring.dequeue_burst(&mut rx_batch);
+            got += n;
+            received += n as u64;
+            for m in rx_batch.drain() {
+                let port = port_of.get(usize::from(m.port())).copied().flatten();
+                match (port, Packet::new(m)) {
+                    (Some(port), Ok(p)) => {
+                        dispatch(t, port, p, true, &mut worker, &mut io, &mut steer, &pool)
+                    }
+                    (_, Ok(p)) => drop(p),
+                    (_, Err(m)) => {
+                        chained += 1;
+                        drop::<Mbuf>(m);
+                    }
+                }
+            }
+        }
+        steer.flush();
+        for (port, ring) in ctx.tx_handoff.iter_mut() {
+            if let Some(batch) = io.batches.get_mut(*port) {
+                got += ring.dequeue_burst(batch);
             }
         }
         io.flush();
@@ -192,6 +382,13 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
             }
             bump(&ctx.loop_stats.polls, polls);
             bump(&ctx.loop_stats.busy_polls, busy);
+            publish(
+                &ctx.loop_stats,
+                &mut io,
+                &mut steer,
+                &mut received,
+                &mut chained,
+            );
             polls = 0;
             busy = 0;
         }
@@ -203,6 +400,14 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         }
     }
     worker.publish_stats();
+    publish(
+        &ctx.loop_stats,
+        &mut io,
+        &mut steer,
+        &mut received,
+        &mut chained,
+    );
+    drop(steer);
     drop(worker); // frees packets waiting for ARP
     drop(io);
     0

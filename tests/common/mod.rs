@@ -254,3 +254,75 @@ impl Drop for Rvsd {
         }
     }
 }
+
+/// `[dpdk] cores` for `workers` workers on this (possibly two-CPU) machine: lcore 0 (control)
+/// on CPU 0, the workers alternating over CPUs 1 and 0 (EAL `--lcores` map, DESIGN.md
+/// section 8: four workers on two cores).
+pub fn cores_for(workers: usize) -> String {
+    if workers == 1 {
+        return "0-1".to_owned();
+    }
+    let mut s = "0@0".to_owned();
+    for w in 1..=workers {
+        s.push_str(&format!(",{w}@{}", w % 2));
+    }
+    s
+}
+
+/// An af_packet device on `iface` with one queue pair per worker (the kernel's fanout hash
+/// spreads flows over them, so packets arrive on workers that do not own them).
+pub fn af_packet(index: usize, iface: &str, workers: usize) -> String {
+    format!("net_af_packet{index},iface={iface},qpairs={workers}")
+}
+
+/// Redirect counters summed over the workers' exit summary lines: (sent, received, ring
+/// overflows).
+pub fn redirect_totals(log: &str) -> (u64, u64, u64) {
+    let field = |line: &str, key: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.trim_matches('"').parse().ok())
+            .unwrap_or(0)
+    };
+    log.lines()
+        .filter(|l| l.contains("worker summary"))
+        .fold((0, 0, 0), |(s, r, o), l| {
+            (
+                s + field(l, "redirects_sent"),
+                r + field(l, "redirects_received"),
+                o + field(l, "ring_overflows"),
+            )
+        })
+}
+
+/// With several workers, the exit summary must show traffic that crossed workers (redirects
+/// sent and received) and no ring overflow.
+pub fn assert_cross_worker_traffic(log: &str, workers: usize) {
+    let (sent, received, overflows) = redirect_totals(log);
+    let summaries = log.lines().filter(|l| l.contains("worker summary")).count();
+    assert_eq!(summaries, workers, "worker summaries:\n{log}");
+    if workers > 1 {
+        assert!(sent > 0, "no packet crossed workers:\n{log}");
+        assert!(received >= sent, "sent {sent} received {received}:\n{log}");
+    } else {
+        assert_eq!((sent, received), (0, 0), "{log}");
+    }
+    assert_eq!(overflows, 0, "ring overflows:\n{log}");
+}
+
+/// `(rs1, rs2)` connections out of `total` when each of `workers` workers runs its own
+/// scheduler (DESIGN.md section 4): rr alternates per worker, so |rs1 - rs2| is at most one per
+/// worker; wrr 3:1 gives rs2 every fourth pick of each worker.
+pub fn split_ok(rs1: u32, rs2: u32, total: u32, weights: (u32, u32), workers: u32) -> bool {
+    if rs1 + rs2 != total {
+        return false;
+    }
+    match weights {
+        (1, 1) => rs1.abs_diff(rs2) <= workers,
+        (3, 1) => {
+            let min = (total.saturating_sub(3 * workers)).div_ceil(4);
+            (min..=total / 4).contains(&rs2)
+        }
+        _ => true,
+    }
+}

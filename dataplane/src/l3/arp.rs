@@ -56,15 +56,7 @@ pub fn handle_arp<B: PacketBuf, Q>(
         return ArpVerdict::Drop(DropReason::ArpNotForUs);
     }
     let for_us = is_ours(repr.tpa);
-    let sender_known = !repr.spa.is_unspecified();
-    let how = if repr.op == ArpOp::REQUEST && for_us && !repr.is_gratuitous() {
-        Learn::Create
-    } else {
-        Learn::UpdateOnly
-    };
-    if sender_known {
-        neigh.learn(now, port, repr.spa, repr.sha, how, release);
-    }
+    learn(now, port, &repr, for_us, neigh, release);
     match repr.op {
         ArpOp::REQUEST if for_us && !repr.is_gratuitous() => match reply_in_place(buf, our_mac) {
             Ok(()) => ArpVerdict::Reply,
@@ -75,6 +67,47 @@ pub fn handle_arp<B: PacketBuf, Q>(
         ArpOp::REQUEST | ArpOp::REPLY => ArpVerdict::Drop(DropReason::ArpNotForUs),
         _ => ArpVerdict::Drop(DropReason::ArpMalformed),
     }
+}
+
+/// Teach the neighbour table what a received ARP message says: a request for us creates (or
+/// confirms) the sender's entry, anything else only updates an existing one.
+fn learn<Q>(
+    now: Instant,
+    port: PortId,
+    repr: &ArpRepr,
+    for_us: bool,
+    neigh: &mut NeighTable<Q>,
+    release: impl FnMut(Q),
+) {
+    let how = if repr.op == ArpOp::REQUEST && for_us && !repr.is_gratuitous() {
+        Learn::Create
+    } else {
+        Learn::UpdateOnly
+    };
+    if !repr.spa.is_unspecified() {
+        neigh.learn(now, port, repr.spa, repr.sha, how, release);
+    }
+}
+
+/// Learn from an ARP frame exactly as [`handle_arp`] does, without answering it: for the
+/// workers that get a copy of a frame another worker handled (each worker has its own
+/// neighbour table; the request is answered once, by the receiving worker).
+pub fn learn_only<B: PacketBuf, Q>(
+    now: Instant,
+    port: PortId,
+    our_mac: MacAddr,
+    buf: &B,
+    is_ours: impl Fn(Ipv4Addr) -> bool,
+    neigh: &mut NeighTable<Q>,
+    release: impl FnMut(Q),
+) {
+    let Ok(repr) = parse(buf.data()) else {
+        return;
+    };
+    if !repr.sha.is_unicast() || repr.sha == our_mac {
+        return;
+    }
+    learn(now, port, &repr, is_ours(repr.tpa), neigh, release);
 }
 
 fn parse(frame: &[u8]) -> Result<ArpRepr, Error> {

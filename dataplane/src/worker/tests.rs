@@ -153,6 +153,7 @@ impl Harness {
             ],
             conn_capacity,
             neigh: NeighConfig::default(),
+            workers: 1,
         };
         let stats = Arc::new(WorkerStats::default());
         Harness {
@@ -296,11 +297,16 @@ impl Harness {
 }
 
 fn tables(services: &mut ServiceTable, timeouts: Timeouts) -> Arc<Tables> {
+    tables_n(services, timeouts, 1)
+}
+
+/// [`tables`] for `workers` workers (the local-port partition depends on it).
+fn tables_n(services: &mut ServiceTable, timeouts: Timeouts, workers: usize) -> Arc<Tables> {
     let mut addrs = OwnedAddrs::new();
     addrs.add(CLIENT_NET, DIP0, 24).unwrap();
     addrs.add(SERVER_NET, DIP1, 24).unwrap();
     // The FULLNAT services' local addresses (see `methods`), on the real-server network.
-    let mut laddrs = crate::laddr::LaddrTable::new(1);
+    let mut laddrs = crate::laddr::LaddrTable::new(workers);
     for key in methods::fullnat_services() {
         if let Some(svc) = services.service(&key) {
             let l = methods::LIPS
@@ -309,7 +315,7 @@ fn tables(services: &mut ServiceTable, timeouts: Timeouts) -> Arc<Tables> {
                     ip,
                     port: SERVER_NET,
                     ifname: "dp1".into(),
-                    stats: Arc::new(crate::laddr::LaddrStats::new(1)),
+                    stats: Arc::new(crate::laddr::LaddrStats::new(workers)),
                 })
                 .collect();
             laddrs.set(svc.id(), l);
@@ -1147,4 +1153,5 @@ fn static_neighbour_installed_while_packets_wait_counts_them() {
 }
 
 mod methods;
+mod multi;
 mod persist;

@@ -6,11 +6,11 @@ use super::*;
 use crate::l3::icmp::{IcmpError, build_error};
 
 pub(super) const LIPS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 2), Ipv4Addr::new(198, 18, 1, 3)];
-const TUN_PORT: u16 = 8081;
-const FNAT_PORT: u16 = 8082;
-const DR_PORT: u16 = 8083;
+pub(super) const TUN_PORT: u16 = 8081;
+pub(super) const FNAT_PORT: u16 = 8082;
+pub(super) const DR_PORT: u16 = 8083;
 const NOLADDR_PORT: u16 = 8084;
-const FNAT_UDP_PORT: u16 = 55;
+pub(super) const FNAT_UDP_PORT: u16 = 55;
 
 fn key(protocol: Protocol, vport: u16) -> ServiceKey {
     ServiceKey::Addr {
