@@ -504,6 +504,30 @@ impl<B: PacketBuf> Worker<B> {
         self.send_solicits(io);
     }
 
+    /// Warm the connection table for a burst about to be [`Worker::process`]ed: read each
+    /// TCP/UDP frame's tuple and touch its table entries, so the burst's cache misses overlap
+    /// (see [`ConnTable::warm`]). Frames that do not parse are skipped; results never change.
+    pub fn warm<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>) {
+        let mut keys = [ConnKey {
+            proto: 0,
+            src: Ipv4Addr::UNSPECIFIED,
+            sport: 0,
+            dst: Ipv4Addr::UNSPECIFIED,
+            dport: 0,
+        }; ConnTable::WARM_MAX];
+        let mut n = 0;
+        for f in frames {
+            if n == keys.len() {
+                break;
+            }
+            if let Some(k) = quick_tuple(f) {
+                keys[n] = k;
+                n += 1;
+            }
+        }
+        self.conns.warm(&keys[..n]);
+    }
+
     /// Take one received frame to its end.
     pub fn process<I: Io<B>>(&mut self, now: Instant, port: PortId, mut buf: B, io: &mut I) {
         self.counters.rx_packets += 1;
@@ -1265,6 +1289,34 @@ fn add_toa<B: PacketBuf>(
         }
     }
     Ok(())
+}
+
+/// The TCP/UDP tuple of an untagged IPv4 frame, read with bounds checks but without the full
+/// validation `process` does (only for [`Worker::warm`]).
+fn quick_tuple(f: &[u8]) -> Option<ConnKey> {
+    if f.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ihl = usize::from(f.get(14)? & 0x0f) * 4;
+    let proto = *f.get(23)?;
+    if proto != IpProtocol::TCP.0 && proto != IpProtocol::UDP.0 {
+        return None;
+    }
+    let addr = |at: usize| -> Option<Ipv4Addr> {
+        let b: [u8; 4] = f.get(at..at + 4)?.try_into().ok()?;
+        Some(Ipv4Addr::from(b))
+    };
+    let port = |at: usize| -> Option<u16> {
+        Some(u16::from_be_bytes(f.get(at..at + 2)?.try_into().ok()?))
+    };
+    let l4 = 14 + ihl;
+    Some(ConnKey {
+        proto,
+        src: addr(26)?,
+        sport: port(l4)?,
+        dst: addr(30)?,
+        dport: port(l4 + 2)?,
+    })
 }
 
 /// A controlled connection is established (TCP) or answered (UDP): its template becomes ASSURED

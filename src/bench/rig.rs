@@ -275,6 +275,7 @@ pub fn run_stage(
                     let now = clock.now(traffic.packets);
                     rxq.rx_burst(&mut rx);
                     pkts += rx.len() as u64;
+                    worker.warm(rx.iter().map(|m| m.data()));
                     for m in rx.drain() {
                         match Packet::new(m) {
                             Ok(p) => worker.process(now, *rx_port, p, &mut io),

@@ -324,6 +324,7 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         let mut got = 0usize;
         for (port, rxq) in ctx.rx.iter_mut() {
             got += rxq.rx_burst(&mut rx_batch);
+            worker.warm(rx_batch.iter().map(|m| m.data()));
             for m in rx_batch.drain() {
                 match Packet::new(m) {
                     Ok(p) => dispatch(t, *port, p, false, &mut worker, &mut io, &mut steer, &pool),

@@ -387,6 +387,37 @@ impl ConnTable {
         None
     }
 
+    /// Most keys of one burst the warm-up takes (a burst is 32).
+    pub const WARM_MAX: usize = 64;
+
+    /// Touch the index slots and then the records of `keys` (a burst's tuples) ahead of their
+    /// lookups. The loads of different keys do not depend on each other, so the CPU overlaps
+    /// their cache misses (memory-level parallelism) instead of taking them one packet at a
+    /// time; the lookups that follow find the lines cached. Pure reads, no effect on results:
+    /// a stand-in for a prefetch instruction, which safe Rust does not offer.
+    pub fn warm(&self, keys: &[ConnKey]) {
+        let keys = &keys[..keys.len().min(Self::WARM_MAX)];
+        let mut slots = [EMPTY; Self::WARM_MAX];
+        for (k, s) in keys.iter().zip(slots.iter_mut()) {
+            let h = k.hash(self.seed) as u32;
+            if let Some(e) = self.index.get(h as usize & self.mask)
+                && e.hash == h
+            {
+                *s = e.slot;
+            }
+        }
+        let mut acc = 0u32;
+        for s in &slots[..keys.len()] {
+            if *s != EMPTY {
+                let (id, _) = split(*s);
+                if let Some(c) = self.conns.get(id as usize) {
+                    acc ^= u32::from(c.in_key.sport);
+                }
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
     /// Create a connection. Refused if the table is full or either indexed tuple already exists.
     pub fn insert(&mut self, new: NewConn) -> Result<ConnId, InsertError> {
         let index_reply = new.method.replies_pass_director();

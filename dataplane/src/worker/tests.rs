@@ -1155,3 +1155,34 @@ fn static_neighbour_installed_while_packets_wait_counts_them() {
 mod methods;
 mod multi;
 mod persist;
+
+/// The burst warm-up reads exactly the tuple `process` looks up, and nothing from frames it
+/// cannot read; warming a burst changes no lookup.
+#[test]
+fn warm_reads_the_lookup_tuple_and_changes_nothing() {
+    use crate::conn::ConnKey;
+    let spec = crate::testutil::FrameSpec::tcp("198.18.0.2", 40000, "198.18.0.100", 80);
+    let f = crate::testutil::tcp_frame(&spec, TcpFlags::SYN, b"");
+    let key = ConnKey {
+        proto: 6,
+        src: "198.18.0.2".parse().unwrap(),
+        sport: 40000,
+        dst: "198.18.0.100".parse().unwrap(),
+        dport: 80,
+    };
+    assert_eq!(super::quick_tuple(&f), Some(key));
+    let u = crate::testutil::udp_frame(&spec, b"x");
+    assert_eq!(super::quick_tuple(&u), Some(ConnKey { proto: 17, ..key }));
+    for cut in 0..f.len().min(38) {
+        assert_eq!(super::quick_tuple(&f[..cut]), None, "cut at {cut}");
+    }
+    let mut arp = f.clone();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(super::quick_tuple(&arp), None);
+
+    let mut h = Harness::new();
+    let before = h.worker.conn_count();
+    let frames: Vec<Vec<u8>> = vec![f.clone(), u, arp, vec![0xff; 3]];
+    h.worker.warm(frames.iter().map(Vec::as_slice));
+    assert_eq!(h.worker.conn_count(), before);
+}
