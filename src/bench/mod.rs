@@ -247,7 +247,7 @@ fn run_inner(opts: &Options, progress: bool) -> Result<Report> {
     scaling(&ctx, &mut rig, opts, &mut report)?;
     report.notes.push(
         "scaling: independent workers, each with its own flows, queues and connection table; \
-         redirects (wrong-core arrivals) are not measured until issue 6 lands"
+         the cost of redirects (wrong-core arrivals, rings between workers) is not measured here"
             .into(),
     );
     report.print_progress();

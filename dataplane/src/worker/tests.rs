@@ -1180,7 +1180,7 @@ fn warm_reads_the_lookup_tuple_and_changes_nothing() {
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
     assert_eq!(super::quick_tuple(&arp), None);
 
-    let mut h = Harness::new();
+    let h = Harness::new();
     let before = h.worker.conn_count();
     let frames: Vec<Vec<u8>> = vec![f.clone(), u, arp, vec![0xff; 3]];
     h.worker.warm(frames.iter().map(Vec::as_slice));
