@@ -16,54 +16,13 @@ const LIP: &str = "198.18.1.5";
 
 /// rvsd's configuration with `workers` workers, af_packet ports with a queue pair each.
 fn config(net: &TestNet, two_ports: bool, workers: usize) -> (String, std::path::PathBuf) {
-    let socket = net.state_dir().join("rvsd.sock");
-    let second = if two_ports {
-        format!(
-            r#"
-[[port]]
-name = "dp1"
-device = "{}"
-
-[[addr]]
-port = "dp1"
-ip = "198.18.1.1/24"
-"#,
-            common::af_packet(1, "d1", workers)
-        )
-    } else {
-        String::new()
-    };
-    let conf = format!(
-        r#"
-[dpdk]
-cores = "{}"
-args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
-
-[[port]]
-name = "dp0"
-device = "{}"
-
-[[addr]]
-port = "dp0"
-ip = "198.18.0.1/24"
-{second}
-[control]
-socket = "{}"
-metrics = "127.0.0.1:9475"
-
-[ipvs.timeouts]
-time_wait = 8
-close = 8
-
-[dataplane]
-conn_capacity = 4096
-idle_sleep_us = 50
-"#,
-        common::cores_for(workers),
-        common::af_packet(0, "d0", workers),
-        socket.display()
-    );
-    (conf, socket)
+    common::DirectorConf {
+        one_port: !two_ports,
+        metrics: Some("127.0.0.1:9475"),
+        extra: "[ipvs.timeouts]\ntime_wait = 8\nclose = 8\n",
+        ..common::DirectorConf::new(workers)
+    }
+    .render(net)
 }
 
 /// Services TCP VIP:80 and UDP VIP:53, rr, both RS with `method` (an ipvsadm flag); timeouts

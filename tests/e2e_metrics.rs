@@ -15,40 +15,12 @@ const METRICS_PORT: u16 = 19475;
 const SVC: &str = "tcp/198.18.0.100:80";
 
 fn config(net: &TestNet) -> (String, std::path::PathBuf) {
-    let socket = net.state_dir().join("rvsd.sock");
-    let conf = format!(
-        r#"
-[dpdk]
-cores = "0-1"
-args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
-
-[[port]]
-name = "dp0"
-device = "net_af_packet0,iface=d0"
-
-[[port]]
-name = "dp1"
-device = "net_af_packet1,iface=d1"
-
-[[addr]]
-port = "dp0"
-ip = "198.18.0.1/24"
-
-[[addr]]
-port = "dp1"
-ip = "198.18.1.1/24"
-
-[control]
-socket = "{}"
-metrics = "127.0.0.1:{METRICS_PORT}"
-
-[dataplane]
-conn_capacity = 4096
-idle_sleep_us = 50
-"#,
-        socket.display()
-    );
-    (conf, socket)
+    let metrics = format!("127.0.0.1:{METRICS_PORT}");
+    common::DirectorConf {
+        metrics: Some(&metrics),
+        ..common::DirectorConf::new(1)
+    }
+    .render(net)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,48 +23,15 @@ const SPARE_LIP: &str = "198.18.1.6";
 const RIPS: [&str; 2] = ["198.18.1.11", "198.18.1.12"];
 
 fn config(net: &TestNet) -> (String, std::path::PathBuf) {
-    let socket = net.state_dir().join("rvsd.sock");
-    let conf = format!(
-        r#"
-[dpdk]
-cores = "{}"
-args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
-mbufs = 16383
-
-[[port]]
-name = "dp0"
-device = "{}"
-faces = "clients"
-
-[[port]]
-name = "dp1"
-device = "{}"
-faces = "servers"
-
-[[addr]]
-port = "dp0"
-ip = "198.18.0.1/24"
-
-[[addr]]
-port = "dp1"
-ip = "198.18.1.1/24"
-
-[control]
-socket = "{}"
-
-[ipvs.timeouts]
-time_wait = 3
-
-[dataplane]
-conn_capacity = 65536
-idle_sleep_us = 20
-"#,
-        common::cores_for(WORKERS),
-        common::af_packet(0, "d0", WORKERS),
-        common::af_packet(1, "d1", WORKERS),
-        socket.display()
-    );
-    (conf, socket)
+    common::DirectorConf {
+        faces: true,
+        mbufs: Some(16383),
+        conn_capacity: 65536,
+        idle_sleep_us: 20,
+        extra: "[ipvs.timeouts]\ntime_wait = 3\n",
+        ..common::DirectorConf::new(WORKERS)
+    }
+    .render(net)
 }
 
 /// NAT TCP/UDP on NAT_VIP:80/53 and FULLNAT TCP/UDP on FNAT_VIP:80/53 (LIP on dp1), rr, both RS;

@@ -10,42 +10,11 @@ use std::time::{Duration, Instant};
 use common::{Rvsd, TestNet};
 
 fn nat_config(net: &TestNet, workers: usize, queues: usize) -> (String, std::path::PathBuf) {
-    let socket = net.state_dir().join("rvsd.sock");
-    let conf = format!(
-        r#"
-[dpdk]
-cores = "{}"
-args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
-
-[[port]]
-name = "dp0"
-device = "{}"
-
-[[port]]
-name = "dp1"
-device = "{}"
-
-[[addr]]
-port = "dp0"
-ip = "198.18.0.1/24"
-
-[[addr]]
-port = "dp1"
-ip = "198.18.1.1/24"
-
-[control]
-socket = "{}"
-
-[dataplane]
-conn_capacity = 4096
-idle_sleep_us = 50
-"#,
-        common::cores_for(workers),
-        common::af_packet(0, "d0", queues),
-        common::af_packet(1, "d1", queues),
-        socket.display()
-    );
-    (conf, socket)
+    common::DirectorConf {
+        queues,
+        ..common::DirectorConf::new(workers)
+    }
+    .render(net)
 }
 
 #[test]

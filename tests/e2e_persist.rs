@@ -13,46 +13,14 @@ const VIP: &str = "198.18.0.100";
 const CIP2: &str = "198.18.0.3";
 
 fn config(net: &TestNet) -> (String, std::path::PathBuf) {
-    let socket = net.state_dir().join("rvsd.sock");
-    let conf = format!(
-        r#"
-[dpdk]
-cores = "0-1"
-args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
-
-[[port]]
-name = "dp0"
-device = "net_af_packet0,iface=d0"
-
-[[port]]
-name = "dp1"
-device = "net_af_packet1,iface=d1"
-
-[[addr]]
-port = "dp0"
-ip = "198.18.0.1/24"
-
-[[addr]]
-port = "dp1"
-ip = "198.18.1.1/24"
-
-# The classic http + https grouping, here ports 80 and 8080 of a second VIP.
-[[fwmark]]
-mark = 1
-proto = "tcp"
-dst = "198.18.0.101/32"
-ports = "80,8080"
-
-[control]
-socket = "{}"
-
-[dataplane]
-conn_capacity = 4096
-idle_sleep_us = 50
-"#,
-        socket.display()
-    );
-    (conf, socket)
+    // The classic http + https grouping, here ports 80 and 8080 of a second VIP.
+    let fwmark =
+        "[[fwmark]]\nmark = 1\nproto = \"tcp\"\ndst = \"198.18.0.101/32\"\nports = \"80,8080\"\n";
+    common::DirectorConf {
+        extra: fwmark,
+        ..common::DirectorConf::new(1)
+    }
+    .render(net)
 }
 
 /// `n` curl requests to `url` from `source` (None: the client's first address): who answered.

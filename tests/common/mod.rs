@@ -326,3 +326,78 @@ pub fn split_ok(rs1: u32, rs2: u32, total: u32, weights: (u32, u32), workers: u3
         _ => true,
     }
 }
+
+/// rvsd's configuration for the test network's director (namespace `ID-d`): port `dp0` on veth
+/// `d0` (198.18.0.1/24, the client network) and, unless `one_port`, `dp1` on `d1`
+/// (198.18.1.1/24, the real servers' network), both af_packet with `queues` queue pairs, and
+/// `workers` workers. `extra` is appended as is (more tables: `[ipvs.timeouts]`, `[[fwmark]]`).
+#[derive(Debug, Clone)]
+pub struct DirectorConf<'a> {
+    pub workers: usize,
+    pub queues: usize,
+    pub one_port: bool,
+    /// `faces = "clients"` / `"servers"` on the two ports (RSS fields where the NIC has them).
+    pub faces: bool,
+    pub mbufs: Option<u32>,
+    /// `[control] metrics`.
+    pub metrics: Option<&'a str>,
+    pub conn_capacity: u32,
+    pub idle_sleep_us: u32,
+    pub extra: &'a str,
+}
+
+impl<'a> DirectorConf<'a> {
+    /// `workers` workers over as many queue pairs, two ports, a 4096-connection table.
+    pub fn new(workers: usize) -> DirectorConf<'a> {
+        DirectorConf {
+            workers,
+            queues: workers,
+            one_port: false,
+            faces: false,
+            mbufs: None,
+            metrics: None,
+            conn_capacity: 4096,
+            idle_sleep_us: 50,
+            extra: "",
+        }
+    }
+
+    /// The TOML text and the control socket path (in the network's state directory).
+    pub fn render(&self, net: &TestNet) -> (String, PathBuf) {
+        let socket = net.state_dir().join("rvsd.sock");
+        let mut c = format!(
+            "[dpdk]\ncores = \"{}\"\nargs = [\"--no-huge\", \"-m\", \"256\", \"--no-shconf\", \"--no-telemetry\"]\n",
+            cores_for(self.workers)
+        );
+        if let Some(m) = self.mbufs {
+            c.push_str(&format!("mbufs = {m}\n"));
+        }
+        let ports: &[(usize, &str, &str, &str)] = if self.one_port {
+            &[(0, "d0", "198.18.0.1/24", "clients")]
+        } else {
+            &[
+                (0, "d0", "198.18.0.1/24", "clients"),
+                (1, "d1", "198.18.1.1/24", "servers"),
+            ]
+        };
+        for (i, iface, ip, faces) in ports {
+            c.push_str(&format!(
+                "\n[[port]]\nname = \"dp{i}\"\ndevice = \"{}\"\n",
+                af_packet(*i, iface, self.queues)
+            ));
+            if self.faces {
+                c.push_str(&format!("faces = \"{faces}\"\n"));
+            }
+            c.push_str(&format!("\n[[addr]]\nport = \"dp{i}\"\nip = \"{ip}\"\n"));
+        }
+        c.push_str(&format!("\n[control]\nsocket = \"{}\"\n", socket.display()));
+        if let Some(m) = self.metrics {
+            c.push_str(&format!("metrics = \"{m}\"\n"));
+        }
+        c.push_str(&format!(
+            "\n[dataplane]\nconn_capacity = {}\nidle_sleep_us = {}\n\n{}",
+            self.conn_capacity, self.idle_sleep_us, self.extra
+        ));
+        (c, socket)
+    }
+}
