@@ -17,34 +17,31 @@ fn established(r: &common::Rvsd) -> bool {
     r.ipvsadm_ok(&["-Lnc"]).contains("ESTABLISHED")
 }
 
+/// A client's SYN and its ACK to the VIP (TCP 198.18.0.2:40000 -> 198.18.0.100:80).
+fn client_syn_and_ack() -> (Vec<u8>, Vec<u8>) {
+    let (vip, client) = (ip("198.18.0.100"), ip("198.18.0.2"));
+    let seg = |flags, seq, ack| {
+        frames::tcp(
+            MAC,
+            CLIENT_MAC,
+            (client, 40000),
+            (vip, 80),
+            64,
+            flags,
+            seq,
+            ack,
+            b"",
+        )
+    };
+    (seg(0x02, 1000, 0), seg(0x10, 1001, 5001))
+}
+
 #[test]
 fn dr_rewrites_only_the_ethernet_destination() {
     require_netns!();
     let _serial = common::serial();
     let dir = std::env::temp_dir().join(format!("rvs-pcap-dr-{}", std::process::id()));
-    let (vip, client) = (ip("198.18.0.100"), ip("198.18.0.2"));
-    let syn = frames::tcp(
-        MAC,
-        CLIENT_MAC,
-        (client, 40000),
-        (vip, 80),
-        64,
-        0x02,
-        1000,
-        0,
-        b"",
-    );
-    let ack = frames::tcp(
-        MAC,
-        CLIENT_MAC,
-        (client, 40000),
-        (vip, 80),
-        64,
-        0x10,
-        1001,
-        5001,
-        b"",
-    );
+    let (syn, ack) = client_syn_and_ack();
     let relay = |f: &[u8]| {
         let mut o = f.to_vec();
         o[0..6].copy_from_slice(&RS1_MAC);
@@ -66,34 +63,8 @@ fn tun_wraps_the_request_in_ipip() {
     require_netns!();
     let _serial = common::serial();
     let dir = std::env::temp_dir().join(format!("rvs-pcap-tun-{}", std::process::id()));
-    let (vip, client, dip, rip) = (
-        ip("198.18.0.100"),
-        ip("198.18.0.2"),
-        ip("198.18.1.1"),
-        ip("198.18.1.11"),
-    );
-    let syn = frames::tcp(
-        MAC,
-        CLIENT_MAC,
-        (client, 40000),
-        (vip, 80),
-        64,
-        0x02,
-        1000,
-        0,
-        b"",
-    );
-    let ack = frames::tcp(
-        MAC,
-        CLIENT_MAC,
-        (client, 40000),
-        (vip, 80),
-        64,
-        0x10,
-        1001,
-        5001,
-        b"",
-    );
+    let (dip, rip) = (ip("198.18.1.1"), ip("198.18.1.11"));
+    let (syn, ack) = client_syn_and_ack();
     let out = pcap::run(
         &dir,
         "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.1.11 -i\n",
