@@ -55,6 +55,7 @@ mod eal;
 mod error;
 mod lcore;
 mod mbuf;
+mod mem;
 mod mempool;
 pub mod port;
 mod ring;
@@ -66,6 +67,7 @@ pub use eal::{Eal, SOCKET_ID_ANY, lcore_id, rdtsc, socket_id, tsc_hz, version};
 pub use error::{DpdkError, NoRoom};
 pub use lcore::{LaunchHandle, launch};
 pub use mbuf::Mbuf;
+pub use mem::{HUGE_PAGE, advise_hugepages, prefetch};
 pub use mempool::{DEFAULT_DATA_ROOM, Mempool};
 pub use port::{
     LinkStatus, Port, PortConfig, PortInfo, PortStats, RssConfig, RxQueue, TxQueue,

@@ -27,12 +27,14 @@ pub struct Mbuf(NonNull<sys::rte_mbuf>);
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
+    #[inline]
     fn raw(&self) -> &sys::rte_mbuf {
         // SAFETY: the pointer is valid and exclusively ours (type invariant); shared borrow of
         // self prevents concurrent mutation through this handle.
         unsafe { self.0.as_ref() }
     }
 
+    #[inline]
     fn last_segment(&self) -> &sys::rte_mbuf {
         let mut seg = self.raw();
         while let Some(next) = NonNull::new(seg.next) {
@@ -43,6 +45,7 @@ impl Mbuf {
     }
 
     /// The bytes of the first segment (the whole packet when [`is_contiguous`](Self::is_contiguous)).
+    #[inline]
     pub fn data(&self) -> &[u8] {
         let m = self.raw();
         // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer (DPDK keeps
@@ -56,6 +59,7 @@ impl Mbuf {
     }
 
     /// The bytes of the first segment, writable.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         let m = self.raw();
         let (addr, off, len) = (m.buf_addr, m.data_off, m.data_len);
@@ -70,6 +74,7 @@ impl Mbuf {
     }
 
     /// Total packet length over all segments (`pkt_len`).
+    #[inline]
     pub fn len(&self) -> usize {
         self.raw().pkt_len as usize
     }
@@ -80,16 +85,19 @@ impl Mbuf {
     }
 
     /// Length of the first segment (`data_len`), i.e. `data().len()`.
+    #[inline]
     pub fn data_len(&self) -> usize {
         usize::from(self.raw().data_len)
     }
 
     /// Free bytes in front of the data (first segment).
+    #[inline]
     pub fn headroom(&self) -> usize {
         usize::from(self.raw().data_off)
     }
 
     /// Free bytes after the data (last segment, where [`append`](Self::append) grows).
+    #[inline]
     pub fn tailroom(&self) -> usize {
         let seg = self.last_segment();
         usize::from(seg.buf_len)
@@ -99,6 +107,7 @@ impl Mbuf {
 
     /// Grow the packet by `n` bytes at the front (into the headroom). The new bytes are
     /// uninitialised garbage from earlier use: write them.
+    #[inline]
     pub fn prepend(&mut self, n: usize) -> Result<(), NoRoom> {
         let available = self.headroom();
         let len = fits("prepend", n, available)?;
@@ -109,6 +118,7 @@ impl Mbuf {
     }
 
     /// Remove `n` bytes from the front (first segment only).
+    #[inline]
     pub fn adj(&mut self, n: usize) -> Result<(), NoRoom> {
         let available = self.data_len();
         let len = fits("adj", n, available)?;
@@ -121,6 +131,7 @@ impl Mbuf {
 
     /// Grow the packet by `n` bytes at the end (into the last segment's tailroom). The new bytes
     /// are uninitialised garbage: write them.
+    #[inline]
     pub fn append(&mut self, n: usize) -> Result<(), NoRoom> {
         self.append_raw(n).map(|_| ())
     }
@@ -144,6 +155,7 @@ impl Mbuf {
     }
 
     /// Remove `n` bytes from the end (last segment only).
+    #[inline]
     pub fn trim(&mut self, n: usize) -> Result<(), NoRoom> {
         let available = usize::from(self.last_segment().data_len);
         let len = fits("trim", n, available)?;
@@ -172,16 +184,19 @@ impl Mbuf {
     }
 
     /// True for a single-segment packet: [`data`](Self::data) is then the whole frame.
+    #[inline]
     pub fn is_contiguous(&self) -> bool {
         self.raw().next.is_null()
     }
 
     /// Offload flags (`ol_flags`, `RTE_MBUF_F_*`).
+    #[inline]
     pub fn ol_flags(&self) -> u64 {
         self.raw().ol_flags
     }
 
     /// The RSS hash the NIC computed, if it stored one.
+    #[inline]
     pub fn rss_hash(&self) -> Option<u32> {
         if self.ol_flags() & RX_RSS_HASH == 0 {
             return None;

@@ -28,27 +28,35 @@ impl Packet {
 }
 
 impl PacketBuf for Packet {
+    #[inline]
     fn data(&self) -> &[u8] {
         self.0.data()
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         self.0.data_mut()
     }
+    #[inline]
     fn headroom(&self) -> usize {
         self.0.headroom()
     }
+    #[inline]
     fn tailroom(&self) -> usize {
         self.0.tailroom()
     }
+    #[inline]
     fn prepend(&mut self, n: usize) -> Result<(), NoRoom> {
         self.0.prepend(n).map_err(|_| NoRoom)
     }
+    #[inline]
     fn adj(&mut self, n: usize) -> Result<(), NoRoom> {
         self.0.adj(n).map_err(|_| NoRoom)
     }
+    #[inline]
     fn append(&mut self, n: usize) -> Result<(), NoRoom> {
         self.0.append(n).map_err(|_| NoRoom)
     }
+    #[inline]
     fn trim(&mut self, n: usize) -> Result<(), NoRoom> {
         self.0.trim(n).map_err(|_| NoRoom)
     }
