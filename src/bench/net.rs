@@ -214,11 +214,13 @@ pub fn worker(id: usize, capacity: usize, tables: Arc<Tables>) -> Worker<Packet>
         // Independent workers: each owns all of its flows (no steering in the bench yet).
         workers: 1,
     };
-    Worker::new(
+    // As rvsd: the connection table advised onto transparent huge pages before first touch.
+    Worker::with_advice(
         cfg,
         tables,
         Arc::new(WorkerStats::default()),
         0x5eed_0000 + id as u64,
+        dpdk_bindings::advise_hugepages,
     )
 }
 

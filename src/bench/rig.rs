@@ -173,6 +173,11 @@ impl Io<Packet> for BenchIo<'_> {
     fn alloc(&mut self) -> Option<Packet> {
         None // static neighbours: the worker never needs to send an ARP request
     }
+
+    #[inline]
+    fn prefetch<T>(&self, r: &T) {
+        dpdk_bindings::prefetch(r);
+    }
 }
 
 /// The worker's clock.
@@ -234,6 +239,7 @@ pub fn run_stage(
 ) -> Sample {
     let mut gen_batch: MbufBatch = MbufBatch::new();
     let mut rx: MbufBatch = MbufBatch::new();
+    let mut burst: Vec<Packet> = Vec::with_capacity(dpdk_bindings::BURST);
     let Lane {
         feed, rx: rxq, tx, ..
     } = lane;
@@ -275,13 +281,8 @@ pub fn run_stage(
                     let now = clock.now(traffic.packets);
                     rxq.rx_burst(&mut rx);
                     pkts += rx.len() as u64;
-                    worker.warm(rx.iter().map(|m| m.data()));
-                    for m in rx.drain() {
-                        match Packet::new(m) {
-                            Ok(p) => worker.process(now, *rx_port, p, &mut io),
-                            Err(chained) => drop(chained),
-                        }
-                    }
+                    burst.extend(rx.drain().filter_map(|m| Packet::new(m).ok()));
+                    worker.process_burst(now, *rx_port, &mut burst, &mut io);
                     io.flush();
                     if now >= next_tick {
                         worker.on_tick(now, &mut io);
