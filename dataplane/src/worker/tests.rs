@@ -1,5 +1,5 @@
-//! The in-memory harness (STYLE.md, quinn's habit): one [`Worker`] on two ports, a client
-//! network on port 0 and a real-server network on port 1, driven by frames built byte by byte
+//! The in-memory harness (as quinn tests its state machines): one [`Worker`] on two ports, a
+//! client network on port 0 and a real-server network on port 1, driven by frames built byte by byte
 //! (`testutil`) and a hand-advanced clock. The test plays the client, the real servers and the
 //! runtime ([`MockIo`]); every frame the worker sends is checked with the independent verifier.
 
