@@ -48,6 +48,8 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_dev_get_mtu",
     "rte_eth_link_get_nowait",
     "rte_eth_stats_get",
+    "rte_eal_hotplug_add",
+    "rte_eal_hotplug_remove",
     "rvs_.*",
 ];
 

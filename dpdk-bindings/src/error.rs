@@ -62,7 +62,7 @@ pub(crate) fn rte_errno() -> i32 {
 }
 
 /// DPDK's text for an errno value.
-fn strerror(errno: i32) -> String {
+pub(crate) fn strerror(errno: i32) -> String {
     // SAFETY: rte_strerror accepts any integer and returns a pointer to a NUL-terminated string,
     // either static (libc/DPDK tables) or in a thread-local buffer that stays valid until the
     // next call on this thread; we copy it out before returning.

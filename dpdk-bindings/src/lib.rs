@@ -70,8 +70,8 @@ pub use mbuf::Mbuf;
 pub use mem::{HUGE_PAGE, advise_hugepages, prefetch};
 pub use mempool::{DEFAULT_DATA_ROOM, Mempool};
 pub use port::{
-    LinkStatus, Port, PortConfig, PortInfo, PortStats, RssConfig, RxQueue, TxQueue,
-    port_id_by_name, port_info,
+    LinkStatus, Port, PortConfig, PortInfo, PortStats, RssConfig, RxQueue, TxQueue, add_vdev,
+    port_id_by_name, port_info, remove_vdev,
 };
 pub use ring::{Ring, RingConsumer, RingMode, RingProducer};
 

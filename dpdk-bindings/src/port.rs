@@ -706,3 +706,46 @@ impl Drop for TxQueue {
         self.shared.tx_taken[usize::from(self.queue)].store(false, Ordering::Release);
     }
 }
+
+/// Create the virtual device `name` (e.g. `"net_tap_rvs0"`, `"virtio_user_rvs0"`: the name
+/// starts with the driver's name or alias) with driver arguments `args`
+/// (`"iface=dp0,mac=02:00:00:00:00:01"`) after EAL initialisation (`rte_eal_hotplug_add` on
+/// the vdev bus), and return its ethdev port id. Control-thread only, as every ethdev control
+/// call. The device is released with [`remove_vdev`] once its [`Port`] is gone (closing the
+/// port releases the ethdev; the bus device stays until removed).
+pub fn add_vdev(name: &str, args: &str) -> Result<u16, DpdkError> {
+    const OP: &str = "rte_eal_hotplug_add";
+    let _token = eal::token(OP)?;
+    let bus = c"vdev";
+    let cname = CString::new(name)
+        .map_err(|_| DpdkError::new(OP, libc::EINVAL, format!("{name:?} contains NUL")))?;
+    let cargs = CString::new(args)
+        .map_err(|_| DpdkError::new(OP, libc::EINVAL, format!("{args:?} contains NUL")))?;
+    // SAFETY: EAL initialised (token held); three valid NUL-terminated strings that DPDK copies
+    // during the call.
+    let ret = unsafe { sys::rte_eal_hotplug_add(bus.as_ptr(), cname.as_ptr(), cargs.as_ptr()) };
+    if ret < 0 {
+        return Err(DpdkError::new(
+            OP,
+            ret.saturating_abs(),
+            format!(
+                "cannot create {name} ({args}): {} (see the PMD's messages above)",
+                crate::error::strerror(ret.saturating_abs())
+            ),
+        ));
+    }
+    port_id_by_name(name)
+}
+
+/// Remove a virtual device made by [`add_vdev`] (`rte_eal_hotplug_remove`). Call it after the
+/// device's [`Port`] and queue handles are dropped.
+pub fn remove_vdev(name: &str) -> Result<(), DpdkError> {
+    const OP: &str = "rte_eal_hotplug_remove";
+    let _token = eal::token(OP)?;
+    let bus = c"vdev";
+    let cname = CString::new(name)
+        .map_err(|_| DpdkError::new(OP, libc::EINVAL, format!("{name:?} contains NUL")))?;
+    // SAFETY: EAL initialised; valid C strings for the call's duration.
+    let ret = unsafe { sys::rte_eal_hotplug_remove(bus.as_ptr(), cname.as_ptr()) };
+    DpdkError::check(OP, ret).map(|_| ())
+}

@@ -6,7 +6,8 @@
 //! does): every frame is parsed once ([`crate::parse`]) and its tuple hashed; the index bucket
 //! of every tuple is prefetched; then the connection record of every first tag match; then each
 //! packet is processed in order, finding its lines in cache. Each frame ends transmitted
-//! (possibly after waiting for ARP), consumed (an ARP reply we asked for), or dropped with
+//! (possibly after waiting for ARP), consumed (an ARP reply we asked for), handed to the
+//! port's kernel twin ([`kernel`]), or dropped with
 //! exactly one [`DropReason`] counted. [`Worker::process`] is a burst of one.
 //! [`Worker::on_tick`] drives timers: connection expiry, neighbour retransmits and timeouts.
 //! Nothing here reads a clock, allocates per packet or touches DPDK; the runtime provides [`Io`]
@@ -55,6 +56,7 @@
 //!   datagram and keep no connection.
 
 mod conns;
+pub mod kernel;
 mod rx;
 mod stats;
 mod tables;
@@ -96,6 +98,20 @@ pub trait Io<B> {
     #[inline]
     fn prefetch<T>(&self, r: &T) {
         let _ = r;
+    }
+    /// Whether `port` has a kernel twin, the exception path ([`kernel`] says which frames go to
+    /// it). Default: no twin, those frames are dropped and counted as without one.
+    #[inline]
+    fn has_kernel(&self, port: PortId) -> bool {
+        let _ = port;
+        false
+    }
+    /// Hand `buf`, received on `port`, to the port's kernel twin. Called only when
+    /// [`Io::has_kernel`] is true for `port`; the runtime queues it off the worker's path,
+    /// bounded (what it cannot queue it frees and counts). Default: freed.
+    #[inline]
+    fn to_kernel(&mut self, port: PortId, buf: B) {
+        let _ = (port, buf);
     }
 }
 
@@ -272,6 +288,7 @@ impl<B: PacketBuf> Worker<B> {
         s.rx_packets.store(c.rx_packets, Ordering::Relaxed);
         s.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
         s.rx_consumed.store(c.rx_consumed, Ordering::Relaxed);
+        s.to_kernel.store(c.to_kernel, Ordering::Relaxed);
         s.tx_packets.store(c.tx_packets, Ordering::Relaxed);
         s.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
         s.ipv4_options.store(c.ipv4_options, Ordering::Relaxed);
@@ -488,6 +505,9 @@ impl<B: PacketBuf> State<B> {
     ) {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += buf.len() as u64;
+        if p.class == Class::Arp && io.has_kernel(port) {
+            self.copy_to_kernel(port, &buf, io);
+        }
         match self.handle(tables, now, port, &mut buf, p, h, io) {
             Ok(tx::Action::Transmit(out)) => self.transmit(out, buf, io),
             Ok(tx::Action::Forward(how)) => self.forward(tables, now, how, buf, io),
@@ -495,6 +515,10 @@ impl<B: PacketBuf> State<B> {
                 self.icmp_error(tables, now, kind, reason, &buf, io)
             }
             Ok(tx::Action::Consumed) => self.counters.rx_consumed += 1,
+            Err(reason) if io.has_kernel(port) && kernel::takes(reason, buf.data()) => {
+                self.counters.to_kernel += 1;
+                io.to_kernel(port, buf);
+            }
             Err(reason) => self.drops.count(reason),
         }
     }

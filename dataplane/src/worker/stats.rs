@@ -15,6 +15,8 @@ pub struct WorkerStats {
     /// Received frames used up by the worker, neither forwarded nor dropped (ARP replies and
     /// announcements that taught the neighbour table).
     pub rx_consumed: AtomicU64,
+    /// Received frames handed to the port's kernel twin (see `worker::kernel`).
+    pub to_kernel: AtomicU64,
     pub tx_packets: AtomicU64,
     pub tx_bytes: AtomicU64,
     pub ipv4_options: AtomicU64,
@@ -30,6 +32,7 @@ impl Default for WorkerStats {
             rx_packets: AtomicU64::new(0),
             rx_bytes: AtomicU64::new(0),
             rx_consumed: AtomicU64::new(0),
+            to_kernel: AtomicU64::new(0),
             tx_packets: AtomicU64::new(0),
             tx_bytes: AtomicU64::new(0),
             ipv4_options: AtomicU64::new(0),
@@ -59,6 +62,7 @@ pub(super) struct Counters {
     pub(super) rx_packets: u64,
     pub(super) rx_bytes: u64,
     pub(super) rx_consumed: u64,
+    pub(super) to_kernel: u64,
     pub(super) tx_packets: u64,
     pub(super) tx_bytes: u64,
     pub(super) ipv4_options: u64,

@@ -78,6 +78,9 @@ struct MockIo {
     fail_alloc: bool,
     /// Calls to `alloc`, failed ones included.
     allocs: u64,
+    /// Ports with a kernel twin (`kernel` tests), and the frames handed to it.
+    twins: Vec<PortId>,
+    kernel: Vec<(PortId, Vec<u8>)>,
 }
 
 impl Io<HeapBuf> for MockIo {
@@ -92,6 +95,14 @@ impl Io<HeapBuf> for MockIo {
 
     fn prefetch<T>(&self, r: &T) {
         std::hint::black_box(r);
+    }
+
+    fn has_kernel(&self, port: PortId) -> bool {
+        self.twins.contains(&port)
+    }
+
+    fn to_kernel(&mut self, port: PortId, buf: HeapBuf) {
+        self.kernel.push((port, buf.data().to_vec()));
     }
 }
 
@@ -1263,6 +1274,7 @@ fn static_neighbour_installed_while_packets_wait_counts_them() {
     );
 }
 
+mod kernel;
 mod methods;
 mod multi;
 mod persist;
