@@ -116,6 +116,42 @@ pub struct PortSection {
     /// (servers) endpoint only, so the NIC delivers each flow to its owner worker.
     #[serde(default)]
     pub faces: Option<String>,
+    /// `[port.kernel]`: a kernel twin of this port (the exception path).
+    #[serde(default)]
+    pub kernel: Option<KernelSection>,
+}
+
+/// `[port.kernel]` (or `kernel = {}` in the `[[port]]` table): a kernel network interface twin
+/// of the port, carrying its MAC and the director's addresses; what rvs neither load-balances
+/// nor answers goes to it, and what the kernel sends on it goes out of the port.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSection {
+    /// Interface name; default: the port's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `"tap"` (DPDK net_tap over /dev/net/tun, the default) or `"virtio_user"` (virtio-user
+    /// with the vhost-net backend, /dev/vhost-net).
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Addresses put on the interface (`"198.18.0.1/24"`); default: every `[[addr]]` of the
+    /// port.
+    #[serde(default)]
+    pub addrs: Option<Vec<String>>,
+    /// Frames per second handed to the kernel; above it they are dropped and counted.
+    #[serde(default = "default_kernel_rate")]
+    pub rate: u32,
+    /// Burst allowed above the rate (token bucket depth, frames).
+    #[serde(default = "default_kernel_burst")]
+    pub burst: u32,
+}
+
+fn default_kernel_rate() -> u32 {
+    20_000
+}
+
+fn default_kernel_burst() -> u32 {
+    2_000
 }
 
 fn default_desc() -> u16 {
@@ -341,6 +377,37 @@ pub struct PortConf {
     pub rx_desc: u16,
     pub tx_desc: u16,
     pub faces: Option<Faces>,
+    /// The port's kernel twin, if it has one.
+    pub kernel: Option<KernelConf>,
+}
+
+/// How a kernel twin is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwinDriver {
+    /// DPDK `net_tap` (a TAP interface through /dev/net/tun).
+    Tap,
+    /// DPDK `virtio_user` with the vhost-net backend (/dev/vhost-net).
+    VirtioUser,
+}
+
+impl TwinDriver {
+    pub fn name(self) -> &'static str {
+        match self {
+            TwinDriver::Tap => "tap",
+            TwinDriver::VirtioUser => "virtio_user",
+        }
+    }
+}
+
+/// A validated `[port.kernel]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelConf {
+    pub ifname: String,
+    pub driver: TwinDriver,
+    /// Addresses to put on the interface (resolved: the port's `[[addr]]` when not given).
+    pub addrs: Vec<Prefix>,
+    pub rate: u32,
+    pub burst: u32,
 }
 
 /// Who sends to a port ([`PortSection::faces`]): which end of the tuple RSS hashes.
@@ -483,6 +550,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
     }
     let mut names = HashSet::new();
     let mut devices = HashSet::new();
+    let mut ifnames = HashSet::new();
     let mut ports = Vec::new();
     for (i, p) in raw.ports.iter().enumerate() {
         if p.name.is_empty() || !names.insert(p.name.clone()) {
@@ -521,12 +589,17 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
                 ));
             }
         };
+        let kernel = match &p.kernel {
+            None => None,
+            Some(k) => Some(kernel_conf(file, i, p, k, &mut ifnames)?),
+        };
         ports.push(PortConf {
             name: p.name.clone(),
             device: p.device.clone(),
             rx_desc: p.rx_desc,
             tx_desc: p.tx_desc,
             faces,
+            kernel,
         });
     }
     let port_index = |key: String, name: &str| -> Result<u16, ConfigError> {
@@ -617,6 +690,18 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
             "at least 1024 connections",
         ));
     }
+    // A twin without `addrs` carries the port's owned addresses.
+    for (i, p) in raw.ports.iter().enumerate() {
+        if let (Some(k), Some(conf)) = (&p.kernel, ports[i].kernel.as_mut())
+            && k.addrs.is_none()
+        {
+            conf.addrs = addrs
+                .iter()
+                .filter(|a| usize::from(a.port) == i)
+                .map(|a| a.prefix)
+                .collect();
+        }
+    }
     Ok(Validated {
         file: file.to_owned(),
         lcores,
@@ -634,6 +719,77 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         timeouts,
         conn_capacity: raw.dataplane.conn_capacity,
         idle_sleep_us: raw.dataplane.idle_sleep_us,
+    })
+}
+
+/// Validate `port[i].kernel`.
+fn kernel_conf(
+    file: &Path,
+    i: usize,
+    p: &PortSection,
+    k: &KernelSection,
+    ifnames: &mut HashSet<String>,
+) -> Result<KernelConf, ConfigError> {
+    let key = |k: &str| format!("port[{i}].kernel.{k}");
+    let ifname = k.name.clone().unwrap_or_else(|| p.name.clone());
+    // The kernel's rules for a network interface name (dev_valid_name): 1..=15 bytes, no '/',
+    // ':' or white space, not "." or "..".
+    let valid = !ifname.is_empty()
+        && ifname.len() <= 15
+        && ifname != "."
+        && ifname != ".."
+        && !ifname
+            .chars()
+            .any(|c| c == '/' || c == ':' || c == ',' || c.is_whitespace() || !c.is_ascii());
+    if !valid {
+        return Err(invalid(
+            file,
+            key("name"),
+            format!(
+                "{ifname:?} is not a usable interface name (1 to 15 ASCII characters, none of / : , or space){}",
+                if k.name.is_none() {
+                    " (it defaults to the port's name: set kernel.name)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if !ifnames.insert(ifname.clone()) {
+        return Err(invalid(
+            file,
+            key("name"),
+            format!("interface {ifname:?} is already another port's twin"),
+        ));
+    }
+    let driver = match k.driver.as_deref() {
+        None | Some("tap") => TwinDriver::Tap,
+        Some("virtio_user") => TwinDriver::VirtioUser,
+        Some(other) => {
+            return Err(invalid(
+                file,
+                key("driver"),
+                format!("{other:?} is neither \"tap\" nor \"virtio_user\""),
+            ));
+        }
+    };
+    let mut addrs = Vec::new();
+    for (j, a) in k.addrs.iter().flatten().enumerate() {
+        addrs
+            .push(parse_prefix(a).map_err(|m| invalid(file, format!("{}[{j}]", key("addrs")), m))?);
+    }
+    if k.rate == 0 {
+        return Err(invalid(file, key("rate"), "at least 1 frame per second"));
+    }
+    if k.burst == 0 {
+        return Err(invalid(file, key("burst"), "at least 1 frame"));
+    }
+    Ok(KernelConf {
+        ifname,
+        driver,
+        addrs,
+        rate: k.rate,
+        burst: k.burst,
     })
 }
 
@@ -867,5 +1023,51 @@ rules = "conf/demo.rules"
         assert!(!is_pci_address("net_af_packet0,iface=veth0"));
         assert!(!is_pci_address("net_pcap0,rx_pcap=a:b.pcap"));
         assert_eq!(device_name("net_af_packet0,iface=x"), "net_af_packet0");
+    }
+    #[test]
+    fn kernel_twins() {
+        let text = GOOD.replace(
+            "device = \"net_af_packet0,iface=veth-d0\"",
+            "device = \"net_af_packet0,iface=veth-d0\"\nkernel = {}",
+        );
+        let v = parse(Path::new("t.toml"), &text).unwrap();
+        let k = v.ports[0].kernel.clone().unwrap();
+        assert_eq!(k.ifname, "dp0");
+        assert_eq!(k.driver, TwinDriver::Tap);
+        assert_eq!(k.addrs, vec![parse_prefix("198.18.0.1/24").unwrap()]);
+        assert_eq!((k.rate, k.burst), (20_000, 2_000));
+        assert_eq!(v.ports[1].kernel, None);
+        let text = format!(
+            "{GOOD}\n[port.kernel]\nname = \"k1\"\ndriver = \"virtio_user\"\naddrs = [\"198.18.9.1/24\"]\nrate = 5\nburst = 7\n"
+        );
+        let v = parse(Path::new("t.toml"), &text).unwrap();
+        let k = v.ports[1].kernel.clone().unwrap();
+        assert_eq!(
+            (k.ifname.as_str(), k.driver, k.rate, k.burst),
+            ("k1", TwinDriver::VirtioUser, 5, 7)
+        );
+        assert_eq!(k.addrs, vec![parse_prefix("198.18.9.1/24").unwrap()]);
+        for (bad, key) in [
+            ("name = \"a/b\"", "name"),
+            ("name = \"0123456789abcdef\"", "name"),
+            ("driver = \"kni\"", "driver"),
+            ("addrs = [\"x\"]", "addrs[0]"),
+            ("rate = 0", "rate"),
+            ("colour = 1", "colour"),
+        ] {
+            let e = err(&format!("{GOOD}\n[port.kernel]\n{bad}\n"));
+            assert!(
+                e.starts_with(&format!("t.toml: port[1].kernel.{key}")),
+                "{e}"
+            );
+        }
+        let e = err(&format!(
+            "{}\n[port.kernel]\nname = \"dp0\"\n",
+            GOOD.replace(
+                "device = \"net_af_packet0,iface=veth-d0\"",
+                "device = \"net_af_packet0,iface=veth-d0\"\nkernel = {}",
+            )
+        ));
+        assert!(e.contains("already another port's twin"), "{e}");
     }
 }
