@@ -13,6 +13,7 @@
 //! workers has an SPSC redirect ring of [`REDIRECT_RING`] mbufs.
 
 mod eal_args;
+pub mod kernel;
 pub mod mbuf;
 pub mod poll;
 
@@ -50,6 +51,8 @@ pub struct PortFacts {
     pub tx_queues: u16,
     /// What RSS was configured with, for logs (`off (...)` when it was not).
     pub rss: String,
+    /// The port's kernel twin (exception path), if it has one.
+    pub kernel: Option<kernel::TwinFacts>,
 }
 
 /// What the control plane can see of one worker.
@@ -143,8 +146,24 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             rx_queues,
             tx_queues,
             rss,
+            kernel: None,
         });
         ports.push(port);
+    }
+
+    // Kernel twins (exception path): made, started and given their addresses now, so a
+    // failure stops rvsd before any worker runs.
+    let mut twins = Vec::new();
+    for (i, p) in conf.ports.iter().enumerate() {
+        let Some(k) = &p.kernel else { continue };
+        let mac = facts[i].mac;
+        let mut t = kernel::create(i, k, mac, &pool)?;
+        t.start(mac)?;
+        tracing::info!(port = %p.name, twin = %k.ifname, driver = k.driver.name(),
+            device = %t.facts.device, addrs = %kernel::addr_list(&k.addrs), rate = k.rate,
+            burst = k.burst, "kernel twin up");
+        facts[i].kernel = Some(t.facts.clone());
+        twins.push(t);
     }
 
     let port_setup: Vec<PortSetup> = facts
@@ -216,6 +235,15 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             from_owner.push((p, cons));
         }
     }
+    // The exception path: worker -> kernel thread rings, kernel -> port rings (drained by
+    // worker 0, which has tx queue 0 of every port).
+    let wiring = kernel::wire(twins, ports.len(), n_workers, socket)?;
+    if let Some(first) = handoff_from.first_mut() {
+        first.extend(wiring.egress);
+    }
+    let mut kernel_tx = wiring.worker_tx.into_iter();
+    let kernel_thread = wiring.thread;
+    let twin_rest = wiring.rest;
     let ethdev: Vec<u16> = ports.iter().map(Port::id).collect();
     let mut from = from.into_iter();
     let mut handoff_from = handoff_from.into_iter();
@@ -266,6 +294,9 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             idle_sleep: Duration::from_micros(u64::from(conf.idle_sleep_us)),
             epoch,
             seed: seed ^ (w as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            kernel: kernel_tx
+                .next()
+                .unwrap_or_else(|| kernel::KernelTx::none(ports.len())),
         };
         handles.push(WorkerHandle {
             lcore,
@@ -282,6 +313,17 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         port.start()
             .with_context(|| format!("starting port {} ({})", f.name, f.device))?;
     }
+    let kernel_handle = if kernel_thread.is_empty() {
+        None
+    } else {
+        let stop = worker_stop.clone();
+        Some(
+            std::thread::Builder::new()
+                .name("rvs-kernel".into())
+                .spawn(move || kernel_thread.run(stop))
+                .context("starting the kernel-twin thread")?,
+        )
+    };
     control.attach(handles, facts.clone());
     let samples = control.samples();
     sample_runtime(&ports, &facts, &pool, &samples);
@@ -324,8 +366,14 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             Err(e) => tracing::error!(lcore, "worker failed: {e}"),
         }
     }
+    if let Some(h) = kernel_handle
+        && h.join().is_err()
+    {
+        tracing::error!("the kernel-twin thread panicked");
+    }
     let handles = control.detach();
     log_summary(&handles, &facts);
+    kernel::remove(twin_rest);
     for (mut port, f) in ports.into_iter().zip(&facts) {
         if let Err(e) = port.stop() {
             tracing::warn!(port = %f.name, "stop: {e}");

@@ -124,6 +124,8 @@ pub struct WorkerCtx {
     pub epoch: std::time::Instant,
     /// Key of the connection-table hash (random per start).
     pub seed: u64,
+    /// The worker's end of the exception path (frames for the ports' kernel twins).
+    pub kernel: super::kernel::KernelTx,
 }
 
 /// The worker's transmit side, handed to the dataplane as its `Io`.
@@ -132,6 +134,7 @@ struct TxSide<'a> {
     batches: Vec<MbufBatch>,
     pool: &'a Mempool,
     dropped: u64,
+    kernel: &'a mut super::kernel::KernelTx,
 }
 
 impl TxSide<'_> {
@@ -156,6 +159,7 @@ impl TxSide<'_> {
         for port in 0..self.batches.len() {
             self.flush_port(port);
         }
+        self.kernel.flush();
     }
 }
 
@@ -178,6 +182,15 @@ impl Io<Packet> for TxSide<'_> {
     #[inline]
     fn prefetch<T>(&self, r: &T) {
         dpdk_bindings::prefetch(r);
+    }
+
+    #[inline]
+    fn has_kernel(&self, port: PortId) -> bool {
+        self.kernel.has(port)
+    }
+
+    fn to_kernel(&mut self, port: PortId, buf: Packet) {
+        self.kernel.push(port, buf.into_mbuf());
     }
 }
 
@@ -305,6 +318,7 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         batches: (0..n_ports).map(|_| MbufBatch::new()).collect(),
         pool: &ctx.pool,
         dropped: 0,
+        kernel: &mut ctx.kernel,
     };
     let mut steer = Steer {
         me,
@@ -329,6 +343,7 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
                    received: &mut u64,
                    chained: &mut u64| {
         bump(&ls.tx_dropped, std::mem::take(&mut io.dropped));
+        io.kernel.publish();
         bump(&ls.redirects_sent, std::mem::take(&mut steer.sent));
         bump(&ls.ring_overflows, std::mem::take(&mut steer.overflows));
         bump(&ls.arp_copies, std::mem::take(&mut steer.arp_copies));
