@@ -48,6 +48,17 @@ mkns() { # ns
     ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 }
 
+# The director's veth ends belong to DPDK (af_packet), but the director namespace's kernel still
+# sees every frame on them. With a kernel twin of the port (`[port.kernel]`), the director's
+# addresses are also the kernel's, and it would answer ARP and accept packets for them on the
+# veth itself, besides through rvs and the twin. Keep the kernel off these interfaces: no ARP
+# replies for any address (arp_ignore=8) and strict reverse-path filtering (the director's
+# networks route through the twins, so everything arriving on the veth fails the check). A NIC
+# bound to a DPDK driver needs none of this: the kernel does not see its frames.
+dpdk_only() { # ns dev
+    ip netns exec "$1" sysctl -qw "net.ipv4.conf.$2.arp_ignore=8" "net.ipv4.conf.$2.rp_filter=1"
+}
+
 veth() { # nsA devA nsB devB
     ip link add name "$2" netns "$1" type veth peer name "$4" netns "$3"
     offloads_off "$1" "$2"
@@ -86,6 +97,7 @@ up_segment() {
     ip -n "$s" link set br0 up
     veth "$c" c0 "$s" sw-c
     veth "$d" d0 "$s" sw-d0
+    dpdk_only "$d" d0
     ip -n "$s" link set sw-c master br0
     ip -n "$s" link set sw-d0 master br0
     ip -n "$c" addr add 198.18.0.2/24 dev c0
@@ -134,6 +146,8 @@ up() {
     for n in c d s r1 r2; do mkns "$ID-$n"; done
     veth "$c" c0 "$d" d0
     veth "$d" d1 "$s" sw-d1
+    dpdk_only "$d" d0
+    dpdk_only "$d" d1
     ip -n "$s" link add br0 type bridge
     ip -n "$s" link set br0 up
     ip -n "$s" link set sw-d1 master br0

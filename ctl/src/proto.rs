@@ -406,6 +406,44 @@ pub struct LinkInfo {
     pub rx_queues: u16,
     pub tx_queues: u16,
     pub stats: Option<LinkStats>,
+    /// The port's kernel twin (exception path), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelTwin>,
+}
+
+/// A port's kernel twin: the host interface that gets what rvs neither load-balances nor
+/// answers, and whose frames go out of the port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelTwin {
+    /// Interface name in the kernel.
+    pub ifname: String,
+    /// `tap` or `virtio_user`.
+    pub driver: String,
+    /// The DPDK device string.
+    pub device: String,
+    /// Addresses rvsd put on the interface (`A.B.C.D/LEN`).
+    pub addrs: Vec<String>,
+    /// Frames per second to the kernel, and the burst above it.
+    pub rate: u32,
+    pub burst: u32,
+    pub stats: KernelTwinStats,
+}
+
+/// Counters of a kernel twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KernelTwinStats {
+    /// Frames (bytes) handed to the kernel.
+    pub to_kernel_packets: u64,
+    pub to_kernel_bytes: u64,
+    /// Frames (bytes) the kernel sent out of the port.
+    pub from_kernel_packets: u64,
+    pub from_kernel_bytes: u64,
+    /// Frames for the kernel dropped: over the rate, worker ring full, device full.
+    pub rate_limited: u64,
+    pub ring_full: u64,
+    pub kernel_full: u64,
+    /// Frames from the kernel dropped because the ring to the port was full.
+    pub egress_full: u64,
 }
 
 /// What an address is to the director.

@@ -172,6 +172,11 @@ struct Families {
     laddr_used: IntGaugeVec,
     laddr_misses: IntCounterVec,
     laddr_ports: IntGaugeVec,
+    exc_to_packets: IntCounterVec,
+    exc_to_bytes: IntCounterVec,
+    exc_from_packets: IntCounterVec,
+    exc_from_bytes: IntCounterVec,
+    exc_drops: IntCounterVec,
     /// Poll and busy-poll counts of each worker at the previous scrape (for the busy ratio).
     previous_polls: Vec<(u64, u64)>,
 }
@@ -426,6 +431,32 @@ impl Families {
                 "Local ports a local address offers towards each real server (pool size).",
                 LIP,
             ),
+            exc_to_packets: counter(
+                "rvs_exception_to_kernel_packets_total",
+                "Frames handed to the port's kernel twin (exception path).",
+                PORT,
+            ),
+            exc_to_bytes: counter(
+                "rvs_exception_to_kernel_bytes_total",
+                "Bytes handed to the port's kernel twin.",
+                PORT,
+            ),
+            exc_from_packets: counter(
+                "rvs_exception_from_kernel_packets_total",
+                "Frames the kernel sent on the port's twin, queued for the port.",
+                PORT,
+            ),
+            exc_from_bytes: counter(
+                "rvs_exception_from_kernel_bytes_total",
+                "Bytes the kernel sent on the port's twin.",
+                PORT,
+            ),
+            exc_drops: counter(
+                "rvs_exception_drops_total",
+                "Exception-path frames dropped: rate_limit, ring_full (worker to kernel thread), \
+                 kernel_full (twin device), egress_full (kernel to port).",
+                &["port", "reason"],
+            ),
             previous_polls: Vec::new(),
         }
     }
@@ -482,6 +513,11 @@ impl Families {
             &self.laddr_used,
             &self.laddr_misses,
             &self.laddr_ports,
+            &self.exc_to_packets,
+            &self.exc_to_bytes,
+            &self.exc_from_packets,
+            &self.exc_from_bytes,
+            &self.exc_drops,
         ]
     }
 
@@ -539,7 +575,12 @@ impl Families {
             mempool_available,
             mempool_size,
             neigh_entries,
-            neigh_unresolved_drops
+            neigh_unresolved_drops,
+            exc_to_packets,
+            exc_to_bytes,
+            exc_from_packets,
+            exc_from_bytes,
+            exc_drops
         );
     }
 
@@ -738,6 +779,32 @@ impl Families {
         }
     }
 
+    fn fill_twins(&self, ports: &[crate::runtime::PortFacts]) {
+        for p in ports {
+            let Some(t) = &p.kernel else { continue };
+            let s = &t.stats;
+            let l = [p.name.as_str()];
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            self.exc_to_packets
+                .with_label_values(&l)
+                .inc_by(load(&s.to_kernel_packets));
+            self.exc_to_bytes
+                .with_label_values(&l)
+                .inc_by(load(&s.to_kernel_bytes));
+            self.exc_from_packets
+                .with_label_values(&l)
+                .inc_by(load(&s.from_kernel_packets));
+            self.exc_from_bytes
+                .with_label_values(&l)
+                .inc_by(load(&s.from_kernel_bytes));
+            for (reason, n) in s.drops() {
+                self.exc_drops
+                    .with_label_values(&[p.name.as_str(), reason])
+                    .inc_by(n);
+            }
+        }
+    }
+
     fn fill_mempool(&self, m: MempoolSample) {
         let l = ["rvs_pkt"];
         self.mempool_in_use
@@ -805,6 +872,7 @@ impl Collector for RvsCollector {
         f.fill_workers(&workers);
         f.fill_mempool(mempool);
         f.fill_laddrs(&self.control.tables().load().laddrs, &ports);
+        f.fill_twins(&self.control.port_facts());
         f.collectors().iter().flat_map(|c| c.collect()).collect()
     }
 }

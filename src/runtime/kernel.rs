@@ -369,7 +369,7 @@ impl KernelTx {
     /// Queue `m`, received on `port`, for the kernel thread.
     pub fn push(&mut self, port: PortId, mut m: Mbuf) {
         // The mbuf's port field carries the dataplane port index to the kernel thread.
-        m.set_port(u16::from(port));
+        m.set_port(port);
         if self.batch.is_full() {
             self.flush();
         }

@@ -343,6 +343,8 @@ pub struct DirectorConf<'a> {
     pub metrics: Option<&'a str>,
     pub conn_capacity: u32,
     pub idle_sleep_us: u32,
+    /// `kernel = { ... }` on every port (a kernel twin; the text goes between the braces).
+    pub kernel: Option<&'a str>,
     pub extra: &'a str,
 }
 
@@ -358,6 +360,7 @@ impl<'a> DirectorConf<'a> {
             metrics: None,
             conn_capacity: 4096,
             idle_sleep_us: 50,
+            kernel: None,
             extra: "",
         }
     }
@@ -387,6 +390,9 @@ impl<'a> DirectorConf<'a> {
             ));
             if self.faces {
                 c.push_str(&format!("faces = \"{faces}\"\n"));
+            }
+            if let Some(k) = self.kernel {
+                c.push_str(&format!("kernel = {{ {k} }}\n"));
             }
             c.push_str(&format!("\n[[addr]]\nport = \"dp{i}\"\nip = \"{ip}\"\n"));
         }

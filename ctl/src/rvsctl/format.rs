@@ -66,8 +66,45 @@ pub fn links(links: &[LinkInfo], stats: bool) -> String {
                 s.tx_bytes, s.tx_packets, s.tx_errors
             );
         }
+        if let Some(k) = &l.kernel {
+            kernel_twin(&mut out, k);
+        }
     }
     out
+}
+
+/// The twin of a port: its interface, then its counters (always shown: they are few and say
+/// whether the exception path is healthy).
+fn kernel_twin(out: &mut String, k: &crate::proto::KernelTwin) {
+    let _ = writeln!(
+        out,
+        "    kernel {} driver {} rate {}/s burst {} addrs {}",
+        k.ifname,
+        k.driver,
+        k.rate,
+        k.burst,
+        if k.addrs.is_empty() {
+            "none".to_owned()
+        } else {
+            k.addrs.join(",")
+        }
+    );
+    let s = &k.stats;
+    let _ = writeln!(
+        out,
+        "    to kernel: {:>12} {:>12}   from kernel: {:>12} {:>12}",
+        "bytes", "packets", "bytes", "packets"
+    );
+    let _ = writeln!(
+        out,
+        "               {:>12} {:>12}                {:>12} {:>12}",
+        s.to_kernel_bytes, s.to_kernel_packets, s.from_kernel_bytes, s.from_kernel_packets
+    );
+    let _ = writeln!(
+        out,
+        "    dropped: rate_limit {} ring_full {} kernel_full {} egress_full {}",
+        s.rate_limited, s.ring_full, s.kernel_full, s.egress_full
+    );
 }
 
 pub fn links_json(links: &[LinkInfo], stats: bool) -> Value {
@@ -88,6 +125,19 @@ pub fn links_json(links: &[LinkInfo], stats: bool) -> Value {
                     "num_rx_queues": l.rx_queues,
                     "num_tx_queues": l.tx_queues,
                 });
+                if let Some(k) = &l.kernel {
+                    let s = &k.stats;
+                    v["kernel"] = json!({
+                        "ifname": k.ifname, "driver": k.driver, "device": k.device,
+                        "addrs": k.addrs, "rate": k.rate, "burst": k.burst,
+                        "stats": {
+                            "to_kernel": {"bytes": s.to_kernel_bytes, "packets": s.to_kernel_packets},
+                            "from_kernel": {"bytes": s.from_kernel_bytes, "packets": s.from_kernel_packets},
+                            "dropped": {"rate_limit": s.rate_limited, "ring_full": s.ring_full,
+                                        "kernel_full": s.kernel_full, "egress_full": s.egress_full},
+                        },
+                    });
+                }
                 if stats {
                     let s = l.stats.unwrap_or_default();
                     v["stats64"] = json!({

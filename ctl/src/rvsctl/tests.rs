@@ -67,6 +67,7 @@ fn link(index: u16, name: &str, up: Option<bool>) -> LinkInfo {
             tx_bytes: 2345,
             tx_errors: 4,
         }),
+        kernel: None,
     }
 }
 
@@ -337,6 +338,52 @@ fn link_show_with_statistics() {
     );
     let (code, _, err, _) = run_with("link show dp9", table);
     assert_eq!((code, err.as_str()), (2, "rvsctl: no port named \"dp9\"\n"));
+}
+
+#[test]
+fn link_show_lists_the_kernel_twin_and_its_counters() {
+    let with_twin = |r: &Request| match r {
+        Request::ListLinks => {
+            let mut l = link(0, "dp0", Some(true));
+            l.kernel = Some(crate::proto::KernelTwin {
+                ifname: "dp0".into(),
+                driver: "tap".into(),
+                device: "net_tap_rvs0,iface=dp0,mac=02:00:00:00:00:01".into(),
+                addrs: vec!["198.18.0.1/24".into()],
+                rate: 20000,
+                burst: 2000,
+                stats: crate::proto::KernelTwinStats {
+                    to_kernel_packets: 7,
+                    to_kernel_bytes: 700,
+                    from_kernel_packets: 6,
+                    from_kernel_bytes: 600,
+                    rate_limited: 5,
+                    ring_full: 4,
+                    kernel_full: 3,
+                    egress_full: 2,
+                },
+            });
+            Reply::Links(vec![l])
+        }
+        other => table(other),
+    };
+    let (code, out, err, _) = run_with("link show dp0", with_twin);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let expected = "\
+0: dp0: <UP,LOWER_UP> mtu 1500 state UP speed 10000Mb/s rxq 1 txq 1
+    link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff
+    driver net_af_packet device net_af_packet0,iface=veth-d0
+    kernel dp0 driver tap rate 20000/s burst 2000 addrs 198.18.0.1/24
+    to kernel:        bytes      packets   from kernel:        bytes      packets
+                        700            7                         600            6
+    dropped: rate_limit 5 ring_full 4 kernel_full 3 egress_full 2
+";
+    assert_eq!(out, expected);
+    let (_, out, _, _) = run_with("-j link show dp0", with_twin);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["kernel"]["ifname"], "dp0");
+    assert_eq!(v[0]["kernel"]["stats"]["to_kernel"]["packets"], 7);
+    assert_eq!(v[0]["kernel"]["stats"]["dropped"]["rate_limit"], 5);
 }
 
 #[test]

@@ -425,6 +425,7 @@ impl ControlPlane {
                             tx_bytes: s.obytes,
                             tx_errors: s.oerrors,
                         }),
+                        kernel: f.kernel.as_ref().map(twin_info),
                     }
                 })
                 .collect(),
@@ -475,5 +476,29 @@ impl ControlPlane {
                 })
                 .collect(),
         )
+    }
+}
+
+/// A kernel twin as `rvsctl link show` lists it.
+fn twin_info(t: &crate::runtime::kernel::TwinFacts) -> ctl::proto::KernelTwin {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &t.stats;
+    ctl::proto::KernelTwin {
+        ifname: t.ifname.clone(),
+        driver: t.driver.name().to_owned(),
+        device: t.device.clone(),
+        addrs: t.addrs.iter().map(ToString::to_string).collect(),
+        rate: t.rate,
+        burst: t.burst,
+        stats: ctl::proto::KernelTwinStats {
+            to_kernel_packets: s.to_kernel_packets.load(Relaxed),
+            to_kernel_bytes: s.to_kernel_bytes.load(Relaxed),
+            from_kernel_packets: s.from_kernel_packets.load(Relaxed),
+            from_kernel_bytes: s.from_kernel_bytes.load(Relaxed),
+            rate_limited: s.rate_limited.load(Relaxed),
+            ring_full: s.ring_full.load(Relaxed),
+            kernel_full: s.kernel_full.load(Relaxed),
+            egress_full: s.egress_full.load(Relaxed),
+        },
     }
 }
