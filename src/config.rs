@@ -237,6 +237,10 @@ pub struct IpvsSection {
     /// at run time.
     #[serde(default)]
     pub timeouts: std::collections::BTreeMap<String, u32>,
+    /// IPVS's `net.ipv4.vs.sloppy_tcp`: a TCP packet other than a SYN (and not a RST) to a
+    /// service may open a connection, so a director continues flows another one started.
+    #[serde(default)]
+    pub sloppy_tcp: bool,
 }
 
 /// `[dataplane]`: sizes of the per-worker tables.
@@ -488,6 +492,8 @@ pub struct Validated {
     pub timeouts: dataplane::conn::Timeouts,
     pub conn_capacity: u32,
     pub idle_sleep_us: u32,
+    /// `[ipvs] sloppy_tcp`.
+    pub sloppy_tcp: bool,
 }
 
 impl Validated {
@@ -719,6 +725,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         timeouts,
         conn_capacity: raw.dataplane.conn_capacity,
         idle_sleep_us: raw.dataplane.idle_sleep_us,
+        sloppy_tcp: raw.ipvs.sloppy_tcp,
     })
 }
 
@@ -1024,6 +1031,15 @@ rules = "conf/demo.rules"
         assert!(!is_pci_address("net_pcap0,rx_pcap=a:b.pcap"));
         assert_eq!(device_name("net_af_packet0,iface=x"), "net_af_packet0");
     }
+    #[test]
+    fn sloppy_tcp() {
+        assert!(!parse(Path::new("t.toml"), GOOD).unwrap().sloppy_tcp);
+        let text = GOOD.replace("[ipvs]\n", "[ipvs]\nsloppy_tcp = true\n");
+        assert!(parse(Path::new("t.toml"), &text).unwrap().sloppy_tcp);
+        let e = err(&GOOD.replace("[ipvs]\n", "[ipvs]\nsloppy_tcp = 1\n"));
+        assert!(e.starts_with("t.toml: ipvs.sloppy_tcp: "), "{e}");
+    }
+
     #[test]
     fn kernel_twins() {
         let text = GOOD.replace(

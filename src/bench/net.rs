@@ -194,6 +194,7 @@ pub fn tables(services: &mut ServiceTable, dests: usize) -> Result<Arc<Tables>> 
         routes,
         static_neighs,
         timeouts: Timeouts::default(),
+        sloppy_tcp: false,
         persist: Arc::new(dataplane::persist::PersistTable::new(
             1 << 16,
             services.n_workers(),

@@ -61,6 +61,8 @@ struct State {
     classifier: Arc<Classifier>,
     /// Persistence templates: created once, the same `Arc` in every publication.
     persist: Arc<PersistTable>,
+    /// `[ipvs] sloppy_tcp`, published in every [`Tables`].
+    sloppy_tcp: bool,
 }
 
 /// The daemon's control state.
@@ -302,6 +304,7 @@ impl State {
             laddrs: Arc::new(laddrs),
             persist: self.persist.clone(),
             fwmarks: self.classifier.clone(),
+            sloppy_tcp: self.sloppy_tcp,
         }
     }
 
@@ -509,6 +512,7 @@ impl ControlPlane {
             fwmarks: conf.fwmarks.clone(),
             classifier: Arc::new(Classifier::new(conf.fwmarks.clone())),
             persist: Arc::new(PersistTable::new(conf.conn_capacity as usize, n_workers)),
+            sloppy_tcp: conf.sloppy_tcp,
         };
         let tables = Arc::new(ArcSwap::from_pointee(state.tables()));
         Ok(ControlPlane {

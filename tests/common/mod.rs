@@ -222,6 +222,19 @@ impl Rvsd {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// SIGKILL (no clean-up at all, as a crash), wait; returns the log.
+    pub fn kill(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        self.log_text()
+    }
+
+    /// The process id (rvsd's own: `ip netns exec` execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// SIGTERM, wait (bounded), return the exit status and the log.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         let st = self.terminate();

@@ -136,7 +136,7 @@ impl<B: PacketBuf> State<B> {
         let Some(svc) = tables.find_service(key.proto, key.dst, key.dport) else {
             return Err(not_ours(tables, p));
         };
-        if key.proto == IpProtocol::TCP.0 && !plain_syn {
+        if key.proto == IpProtocol::TCP.0 && !plain_syn && !sloppy_opens(tables, p) {
             return Err(DropReason::TcpNoConnection);
         }
         let checksum_ok = match p.l4_checksum {
@@ -242,6 +242,12 @@ impl<B: PacketBuf> State<B> {
         xmit::icmp::translate(buf, &t)?;
         Ok(Action::Forward(Fwd::ROUTED))
     }
+}
+
+/// With `sloppy_tcp`, a TCP packet other than a plain SYN opens a connection unless it is a RST
+/// (IPVS `tcp_conn_schedule`: `!th->rst && (th->syn || sysctl_sloppy_tcp)`).
+fn sloppy_opens(tables: &Tables, p: &Parsed) -> bool {
+    tables.sloppy_tcp && p.tcp_flags & 0x04 == 0
 }
 
 /// Why a packet no path took is dropped: addressed to the director but no service, or not

@@ -38,6 +38,10 @@ pub struct Tables {
     pub persist: Arc<PersistTable>,
     /// The firewall-mark classifier for `-f MARK` services.
     pub fwmarks: Arc<Classifier>,
+    /// IPVS's `sloppy_tcp`: any TCP packet but a RST to a service may open a connection, not
+    /// only a SYN (a director that takes over flows from another continues them; with `mh`/`sh`
+    /// it picks the same real server).
+    pub sloppy_tcp: bool,
 }
 
 impl Tables {

@@ -345,6 +345,7 @@ fn tables_n(services: &mut ServiceTable, timeouts: Timeouts, workers: usize) -> 
         laddrs: Arc::new(laddrs),
         persist: Arc::new(crate::persist::PersistTable::new(1024, 1)),
         fwmarks: Arc::new(crate::fwmark::Classifier::default()),
+        sloppy_tcp: false,
     })
 }
 
@@ -1278,6 +1279,7 @@ mod kernel;
 mod methods;
 mod multi;
 mod persist;
+mod sloppy;
 
 /// The quick tuple (own-first steering) is exactly the tuple `process` looks up, and nothing
 /// from frames it cannot read.
