@@ -33,14 +33,16 @@ fn a_replacement_director_continues_dr_transfers_with_sloppy_tcp() {
     let net = TestNet::up_mode("rvse2sloppy", "dr");
     let script = common::repo().join("scripts/testnet-stream.py");
     let script = script.to_str().unwrap();
+    let mut servers = Vec::new();
     for (i, r) in ["r1", "r2"].iter().enumerate() {
-        Command::new("ip")
+        let server = Command::new("ip")
             .args(["netns", "exec", &net.ns(r), "python3", script, "server"])
             .args([format!("rs{}", i + 1), PORT.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        servers.push(server);
     }
     for r in ["r1", "r2"] {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -118,4 +120,8 @@ fn a_replacement_director_continues_dr_transfers_with_sloppy_tcp() {
     assert_eq!(made, u64::from(TRANSFERS), "{stats}");
     let (status, log) = second.stop();
     assert!(status.success(), "{log}");
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
 }
