@@ -2,8 +2,15 @@
 # Install what rvs needs on a fresh Debian 12 machine: DPDK 22.11 headers and PMDs, libclang for
 # bindgen, pkg-config, and the tools the namespace tests and the demo use. Idempotent: when every
 # package is already there it does nothing (no apt-get update).
+#   install-deps.sh        what the build, the demo and the tests need
+#   install-deps.sh bgp    bird2 only: the routing daemon of the BGP/ECMP failover test, installed
+#                          when that test runs and does not find it (its system service is not
+#                          wanted: the test runs its own bird in its namespaces)
 set -euo pipefail
 PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump"
+if [ "${1:-}" = bgp ]; then
+    PKGS="bird2"
+fi
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -16,6 +23,10 @@ if [ -n "$missing" ]; then
     echo "install-deps: installing$missing"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    if [ "${1:-}" = bgp ] && command -v systemctl >/dev/null 2>&1; then
+        # The package enables bird.service where systemd runs; the test starts its own birds.
+        systemctl disable --now bird >/dev/null 2>&1 || true
+    fi
 fi
 if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$HOME/.cargo/bin/cargo" ] || { echo "install-deps: cargo not found (install Rust stable with rustup)" >&2; exit 1; }

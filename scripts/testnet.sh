@@ -3,7 +3,7 @@
 # removed by the test that uses them. Only 198.18.0.0/15 is used, only inside these namespaces.
 #
 #   testnet.sh up ID [MODE]  create a topology, namespaces named ID-*; MODE nat (default, below),
-#                         fullnat, dr or tun (further below)
+#                         fullnat, dr, tun or bgp (further below)
 #   testnet.sh down ID    kill every process in ID-* namespaces and delete them (idempotent)
 #   testnet.sh check      exit 0 when namespaces can be made here (root, iproute2), else say why
 #
@@ -25,6 +25,20 @@
 #   with arp_ignore=1, arp_announce=2. tun: each RS holds the VIP on a tun device tun0 fed by a
 #   user-space IPIP decapsulator (scripts/testnet-ipip.py), rp_filter off. Replies go from the RS
 #   straight to the client. The servers listen on the VIP (UDP) and on any address (HTTP).
+#
+# bgp: a router between the clients and three directors, ECMP over BGP (bird2), DR.
+#   ID-c (client)            ID-rt (router, bird2)              ID-s (br0)   ID-d1..d3 (rvsd each)
+#   c0 198.18.2.2/24 ---- rt-c 198.18.2.1/24                           +-- d0 [dp0 198.18.0.N/24 on
+#   gw 198.18.2.1          rt0 198.18.0.254/24 ---- sw-rt -- br0 -------+      the kernel twin; bird]
+#                          ip_forward, fib_multipath_hash_policy=1       +-- eth0 198.18.0.11/.12
+#                                                                        (ID-r1/r2: VIP on lo)
+#   The VIP 198.18.3.100 is on no network: the router learns it by BGP (AS 65000) from each
+#   director (AS 65001) that announces it (rvsd puts it on the twin while it is serviceable,
+#   `[port.kernel] announce`, bird's `protocol direct` exports it) and installs one multipath
+#   route (`merge paths`); BFD (100 ms x 3) and hold time 3 s. Each director runs bird in its
+#   namespace over the twin dp0 (made by rvsd), so its session exists only while rvsd runs.
+#   The RS run scripts/testnet-stream.py on port 9000 and HTTP on 80, default gw the router.
+#   Bird logs and control sockets: $STATE/bird-*.{log,ctl}.
 set -euo pipefail
 
 cmd=${1:-}
@@ -134,12 +148,107 @@ up_segment() {
     fi
 }
 
+# bird2 configuration of director N (AS 65001) and of the router (AS 65000).
+bird_director() { # n
+    cat <<EOF
+log "$STATE/bird-d$1.log" all;
+router id 198.18.0.$1;
+protocol device { scan time 1; }
+# The VIPs rvsd puts on the twin dp0 while they are serviceable.
+protocol direct vips {
+    ipv4 { import where net ~ [ 198.18.3.0/24{32,32} ]; };
+    interface "dp0";
+}
+protocol bfd {
+    interface "dp0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}
+protocol bgp upstream {
+    local 198.18.0.$1 as 65001;
+    neighbor 198.18.0.254 as 65000;
+    hold time 3; keepalive time 1; connect retry time 1; connect delay time 1; error wait time 1, 3;
+    bfd on;
+    ipv4 { import none; export where source = RTS_DEVICE && net.len = 32; };
+}
+EOF
+}
+
+bird_router() {
+    cat <<EOF
+log "$STATE/bird-rt.log" all;
+router id 198.18.0.254;
+protocol device { scan time 1; }
+protocol kernel {
+    ipv4 { import none; export all; };
+    merge paths on;
+}
+protocol bfd {
+    interface "rt0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}
+template bgp director {
+    local 198.18.0.254 as 65000;
+    hold time 3; keepalive time 1; connect retry time 1; connect delay time 1; error wait time 1, 3;
+    bfd on;
+    ipv4 { import where net ~ [ 198.18.3.0/24{32,32} ]; export none; };
+}
+protocol bgp d1 from director { neighbor 198.18.0.1 as 65001; }
+protocol bgp d2 from director { neighbor 198.18.0.2 as 65001; }
+protocol bgp d3 from director { neighbor 198.18.0.3 as 65001; }
+EOF
+}
+
+up_bgp() {
+    need bird bird2
+    mkdir -p "$STATE"
+    local c=$ID-c rt=$ID-rt s=$ID-s vip=198.18.3.100
+    for n in c rt s d1 d2 d3 r1 r2; do mkns "$ID-$n"; done
+    ip -n "$s" link add br0 type bridge
+    ip -n "$s" link set br0 up
+    veth "$c" c0 "$rt" rt-c
+    ip -n "$c" addr add 198.18.2.2/24 dev c0
+    ip -n "$c" route add default via 198.18.2.1
+    ip -n "$rt" addr add 198.18.2.1/24 dev rt-c
+    veth "$rt" rt0 "$s" sw-rt
+    ip -n "$s" link set sw-rt master br0
+    ip -n "$rt" addr add 198.18.0.254/24 dev rt0
+    ip netns exec "$rt" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
+    local i
+    for i in 1 2 3; do
+        veth "$ID-d$i" d0 "$s" "sw-d$i"
+        dpdk_only "$ID-d$i" d0
+        ip -n "$s" link set "sw-d$i" master br0
+    done
+    i=0
+    for r in r1 r2; do
+        i=$((i + 1))
+        local ns=$ID-$r
+        veth "$ns" eth0 "$s" "sw-$r"
+        ip -n "$s" link set "sw-$r" master br0
+        ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+            net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
+        ip -n "$ns" addr add "198.18.0.1$i/24" dev eth0
+        ip -n "$ns" addr add "$vip/32" dev lo
+        ip -n "$ns" route add default via 198.18.0.254
+        servers "$i" "$vip" 0.0.0.0
+        ip netns exec "$ns" python3 "$HERE/testnet-stream.py" server "rs$i" 9000 \
+            >"$STATE/stream-$r.log" 2>&1 &
+    done
+    bird_router >"$STATE/bird-rt.conf"
+    ip netns exec "$rt" bird -c "$STATE/bird-rt.conf" -s "$STATE/bird-rt.ctl" -P "$STATE/bird-rt.pid"
+    for i in 1 2 3; do
+        bird_director "$i" >"$STATE/bird-d$i.conf"
+        ip netns exec "$ID-d$i" bird -c "$STATE/bird-d$i.conf" -s "$STATE/bird-d$i.ctl" \
+            -P "$STATE/bird-d$i.pid"
+    done
+    wait_http
+}
+
 up() {
     down >/dev/null 2>&1 || true
     case "$MODE" in
         nat | fullnat) ;;
         dr | tun) up_segment; return ;;
-        *) echo "testnet: unknown mode $MODE (nat, fullnat, dr, tun)" >&2; exit 2 ;;
+        bgp) up_bgp; return ;;
+        *) echo "testnet: unknown mode $MODE (nat, fullnat, dr, tun, bgp)" >&2; exit 2 ;;
     esac
     mkdir -p "$STATE"
     local c=$ID-c d=$ID-d s=$ID-s
@@ -172,13 +281,13 @@ up() {
 
 down() {
     local n
-    for n in c d s r1 r2; do
+    for n in c d s r1 r2 rt d1 d2 d3; do
         if ip netns list | grep -qw "^$ID-$n"; then
             ip netns pids "$ID-$n" 2>/dev/null | xargs -r kill 2>/dev/null || true
         fi
     done
     sleep 0.2
-    for n in c d s r1 r2; do
+    for n in c d s r1 r2 rt d1 d2 d3; do
         if ip netns list | grep -qw "^$ID-$n"; then
             ip netns pids "$ID-$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
             ip netns del "$ID-$n"
@@ -200,5 +309,5 @@ case "$cmd" in
     up) need ip iproute2; need ethtool ethtool; need python3 python3; up ;;
     down) down ;;
     check) check ;;
-    *) echo "usage: $0 up ID [nat|fullnat|dr|tun] | down ID | check" >&2; exit 2 ;;
+    *) echo "usage: $0 up ID [nat|fullnat|dr|tun|bgp] | down ID | check" >&2; exit 2 ;;
 esac

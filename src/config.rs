@@ -144,6 +144,10 @@ pub struct KernelSection {
     /// Burst allowed above the rate (token bucket depth, frames).
     #[serde(default = "default_kernel_burst")]
     pub burst: u32,
+    /// Put each VIP on this interface as a /32 while it is serviceable (a service on it has a
+    /// dest with weight > 0), for a routing daemon (bird, FRR) to announce.
+    #[serde(default)]
+    pub announce: bool,
 }
 
 fn default_kernel_rate() -> u32 {
@@ -412,6 +416,8 @@ pub struct KernelConf {
     pub addrs: Vec<Prefix>,
     pub rate: u32,
     pub burst: u32,
+    /// Serviceable VIPs go on this twin as /32 addresses.
+    pub announce: bool,
 }
 
 /// Who sends to a port ([`PortSection::faces`]): which end of the tuple RSS hashes.
@@ -797,6 +803,7 @@ fn kernel_conf(
         addrs,
         rate: k.rate,
         burst: k.burst,
+        announce: k.announce,
     })
 }
 
@@ -1051,10 +1058,10 @@ rules = "conf/demo.rules"
         assert_eq!(k.ifname, "dp0");
         assert_eq!(k.driver, TwinDriver::Tap);
         assert_eq!(k.addrs, vec![parse_prefix("198.18.0.1/24").unwrap()]);
-        assert_eq!((k.rate, k.burst), (20_000, 2_000));
+        assert_eq!((k.rate, k.burst, k.announce), (20_000, 2_000, false));
         assert_eq!(v.ports[1].kernel, None);
         let text = format!(
-            "{GOOD}\n[port.kernel]\nname = \"k1\"\ndriver = \"virtio_user\"\naddrs = [\"198.18.9.1/24\"]\nrate = 5\nburst = 7\n"
+            "{GOOD}\n[port.kernel]\nname = \"k1\"\ndriver = \"virtio_user\"\naddrs = [\"198.18.9.1/24\"]\nrate = 5\nburst = 7\nannounce = true\n"
         );
         let v = parse(Path::new("t.toml"), &text).unwrap();
         let k = v.ports[1].kernel.clone().unwrap();
@@ -1063,6 +1070,7 @@ rules = "conf/demo.rules"
             ("k1", TwinDriver::VirtioUser, 5, 7)
         );
         assert_eq!(k.addrs, vec![parse_prefix("198.18.9.1/24").unwrap()]);
+        assert!(k.announce);
         for (bad, key) in [
             ("name = \"a/b\"", "name"),
             ("name = \"0123456789abcdef\"", "name"),

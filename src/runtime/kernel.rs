@@ -29,6 +29,8 @@
 //! next to nothing; under a flood its work per frame is a ring dequeue, a bucket check and a
 //! free or a TAP write, on a thread of its own.
 
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -557,6 +559,67 @@ pub fn remove(rest: Vec<TwinRest>) {
         drop(r.port);
         if let Err(e) = dpdk_bindings::remove_vdev(&r.vdev) {
             tracing::warn!(device = %r.vdev, "remove: {e}");
+        }
+    }
+}
+
+/// VIP announcement (`[port.kernel] announce`): each VIP of an address service is put on the
+/// twin as a /32 while it is serviceable (a service on it has a dest with weight > 0) and
+/// taken off when it is not, so a routing daemon exporting the interface's /32 routes (bird's
+/// `protocol direct`, FRR's `redistribute connected`) announces it exactly then. When rvsd
+/// stops, or dies, the twin goes and the VIPs with it.
+pub struct Announcer {
+    ifname: String,
+    /// Addresses the twin has of its own (never taken off).
+    own: BTreeSet<Ipv4Addr>,
+    current: BTreeSet<Ipv4Addr>,
+}
+
+impl Announcer {
+    pub fn new(t: &TwinFacts) -> Announcer {
+        Announcer {
+            ifname: t.ifname.clone(),
+            own: t.addrs.iter().map(|a| a.addr).collect(),
+            current: BTreeSet::new(),
+        }
+    }
+
+    /// The VIPs serviceable in `snap`.
+    pub fn serviceable(snap: &dataplane::service::Snapshot) -> BTreeSet<Ipv4Addr> {
+        snap.services()
+            .iter()
+            .filter(|s| s.dests().iter().any(|d| d.weight() > 0))
+            .filter_map(|s| match s.key() {
+                dataplane::service::ServiceKey::Addr { vip, .. } => Some(vip),
+                dataplane::service::ServiceKey::Fwmark(_) => None,
+            })
+            .collect()
+    }
+
+    /// Make the twin's announced VIPs `wanted` (a change is logged; a failure is logged and
+    /// retried at the next call).
+    pub fn update(&mut self, wanted: &BTreeSet<Ipv4Addr>) {
+        let wanted: BTreeSet<Ipv4Addr> = wanted.difference(&self.own).copied().collect();
+        if wanted == self.current {
+            return;
+        }
+        for vip in wanted.difference(&self.current.clone()) {
+            match ip(&["addr", "replace", &format!("{vip}/32"), "dev", &self.ifname]) {
+                Ok(()) => {
+                    tracing::info!(%vip, twin = %self.ifname, "VIP serviceable: announced");
+                    self.current.insert(*vip);
+                }
+                Err(e) => tracing::warn!(%vip, "announcing: {e:#}"),
+            }
+        }
+        for vip in self.current.clone().difference(&wanted) {
+            match ip(&["addr", "del", &format!("{vip}/32"), "dev", &self.ifname]) {
+                Ok(()) => {
+                    tracing::info!(%vip, twin = %self.ifname, "VIP not serviceable: withdrawn");
+                    self.current.remove(vip);
+                }
+                Err(e) => tracing::warn!(%vip, "withdrawing: {e:#}"),
+            }
         }
     }
 }

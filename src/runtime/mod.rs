@@ -343,9 +343,22 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     tracing::info!(socket = %conf.socket.display(), "control socket ready");
     let mut drop_watch = DropWatch::default();
     let mut iteration = 0u64;
+    let mut announcers: Vec<kernel::Announcer> = conf
+        .ports
+        .iter()
+        .zip(&facts)
+        .filter(|(p, _)| p.kernel.as_ref().is_some_and(|k| k.announce))
+        .filter_map(|(_, f)| f.kernel.as_ref().map(kernel::Announcer::new))
+        .collect();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         control.housekeeping();
+        if !announcers.is_empty() {
+            let wanted = kernel::Announcer::serviceable(&control.tables().load().services);
+            for a in announcers.iter_mut() {
+                a.update(&wanted);
+            }
+        }
         iteration += 1;
         if iteration % 2 == 0 {
             sample_runtime(&ports, &facts, &pool, &samples);
@@ -354,6 +367,10 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     }
 
     tracing::info!("stopping");
+    // Withdraw the VIPs first, while the dataplane still forwards.
+    for a in announcers.iter_mut() {
+        a.update(&Default::default());
+    }
     let failed_server = server.is_none();
     drop(server);
     drop(metrics_server);
