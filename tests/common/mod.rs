@@ -230,6 +230,13 @@ impl Rvsd {
         self.log_text()
     }
 
+    /// Send SIGKILL and return at once (the process is reaped by [`Rvsd::kill`] or on drop).
+    pub fn sigkill(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+        }
+    }
+
     /// The process id (rvsd's own: `ip netns exec` execs it).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
