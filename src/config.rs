@@ -1039,6 +1039,17 @@ rules = "conf/demo.rules"
         assert_eq!(device_name("net_af_packet0,iface=x"), "net_af_packet0");
     }
     #[test]
+    fn shipped_samples_are_valid() {
+        let v = parse(
+            Path::new("conf/director-bgp.toml"),
+            include_str!("../conf/director-bgp.toml"),
+        )
+        .unwrap();
+        assert!(v.sloppy_tcp);
+        assert!(v.ports[0].kernel.as_ref().is_some_and(|k| k.announce));
+    }
+
+    #[test]
     fn sloppy_tcp() {
         assert!(!parse(Path::new("t.toml"), GOOD).unwrap().sloppy_tcp);
         let text = GOOD.replace("[ipvs]\n", "[ipvs]\nsloppy_tcp = true\n");
