@@ -418,6 +418,9 @@ pub struct KernelConf {
     pub burst: u32,
     /// Serviceable VIPs go on this twin as /32 addresses.
     pub announce: bool,
+    /// `addrs` was not given: the twin carries the port's owned addresses, also those added
+    /// and removed at run time (`rvsctl addr add|del`).
+    pub follows_owned: bool,
 }
 
 /// Who sends to a port ([`PortSection::faces`]): which end of the tuple RSS hashes.
@@ -804,6 +807,7 @@ fn kernel_conf(
         rate: k.rate,
         burst: k.burst,
         announce: k.announce,
+        follows_owned: k.addrs.is_none(),
     })
 }
 

@@ -182,6 +182,31 @@ fn twins(workers: usize, prefix: &str) {
         common::split_ok(n("rs1"), n("rs2"), 10, (1, 1), workers as u32),
         "{split:?}"
     );
+    // An address added at run time goes on the twin too (the twin follows the port's owned
+    // addresses), and away with its removal.
+    ok(
+        &rvsctl(&socket, &["addr", "add", "198.18.0.9/24", "dev", "dp0"]),
+        "rvsctl addr add",
+    );
+    let shown = ok(
+        &net.exec("d", &["ip", "-o", "addr", "show", "dev", "dp0"]),
+        "ip addr",
+    );
+    assert!(shown.contains("inet 198.18.0.9/24 "), "{shown}");
+    let body = ok(
+        &curl(&net, "c", "http://198.18.0.9:8080/"),
+        "curl the new address",
+    );
+    assert_eq!(body.trim(), "director");
+    ok(
+        &rvsctl(&socket, &["addr", "del", "198.18.0.9/24", "dev", "dp0"]),
+        "rvsctl addr del",
+    );
+    let shown = ok(
+        &net.exec("d", &["ip", "-o", "addr", "show", "dev", "dp0"]),
+        "ip addr",
+    );
+    assert!(!shown.contains("198.18.0.9"), "{shown}");
     // Echo requests to the director are still answered by rvs itself.
     ok(
         &net.exec(

@@ -101,6 +101,8 @@ pub struct TwinFacts {
     pub addrs: Vec<Prefix>,
     pub rate: u32,
     pub burst: u32,
+    /// The twin follows the port's owned addresses (no `addrs` in the configuration).
+    pub follows_owned: bool,
     pub stats: Arc<TwinStats>,
 }
 
@@ -168,6 +170,7 @@ pub fn create(
             addrs: conf.addrs.clone(),
             rate: conf.rate,
             burst: conf.burst,
+            follows_owned: conf.follows_owned,
             stats: Arc::new(TwinStats::default()),
         },
         vdev,
@@ -226,6 +229,17 @@ impl Twin {
 pub struct TwinRest {
     pub vdev: String,
     pub port: Port,
+}
+
+/// Add (`add`) or remove an address of a twin's interface, for an owned address added or
+/// removed at run time.
+pub fn twin_addr(ifname: &str, prefix: Prefix, add: bool) -> anyhow::Result<()> {
+    let a = prefix.to_string();
+    if add {
+        ip(&["addr", "replace", &a, "dev", ifname])
+    } else {
+        ip(&["addr", "del", &a, "dev", ifname])
+    }
 }
 
 /// Run `ip ARGS` (iproute2) and fail with its message.

@@ -263,8 +263,20 @@ impl ControlPlane {
     pub(super) fn handle_net(&self, request: Request) -> Reply {
         match request {
             Request::ListLinks => self.list_links(),
-            Request::AddAddr(a) => self.change("add address", |st| st.add_addr(&a)),
-            Request::DelAddr(a) => self.change("delete address", |st| st.del_addr(&a)),
+            Request::AddAddr(a) => {
+                let r = self.change("add address", |st| st.add_addr(&a));
+                if r == Reply::Ok {
+                    self.twin_follows(&a, true);
+                }
+                r
+            }
+            Request::DelAddr(a) => {
+                let r = self.change("delete address", |st| st.del_addr(&a));
+                if r == Reply::Ok {
+                    self.twin_follows(&a, false);
+                }
+                r
+            }
             Request::ListAddrs => lock(&self.state).list_addrs(),
             Request::AddRoute(r) => self.change("add route", |st| st.add_route(&r)),
             Request::DelRoute { prefix, len } => {
@@ -500,5 +512,36 @@ fn twin_info(t: &crate::runtime::kernel::TwinFacts) -> ctl::proto::KernelTwin {
             kernel_full: s.kernel_full.load(Relaxed),
             egress_full: s.egress_full.load(Relaxed),
         },
+    }
+}
+
+impl ControlPlane {
+    /// An owned address was added to (`add`) or removed from a port: its kernel twin, if it
+    /// follows the port's addresses, gets the same change. A failure is logged (rvs's own
+    /// change stands).
+    fn twin_follows(&self, a: &AddrSpec, add: bool) {
+        let IpAddr::V4(ip) = a.addr else { return };
+        let prefix = crate::config::Prefix {
+            addr: ip,
+            len: a.prefix_len,
+        };
+        let mut ports = lock(&self.ports);
+        let Some(twin) = ports
+            .iter_mut()
+            .find(|p| p.name == a.port)
+            .and_then(|p| p.kernel.as_mut())
+            .filter(|t| t.follows_owned)
+        else {
+            return;
+        };
+        match crate::runtime::kernel::twin_addr(&twin.ifname, prefix, add) {
+            Ok(()) => {
+                twin.addrs.retain(|p| p.addr != ip);
+                if add {
+                    twin.addrs.push(prefix);
+                }
+            }
+            Err(e) => tracing::warn!(twin = %twin.ifname, "address {prefix}: {e:#}"),
+        }
     }
 }
