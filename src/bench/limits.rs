@@ -13,8 +13,10 @@
 use dpdk_bindings::{prefetch, rdtsc};
 
 use super::report::Limits;
+use super::traffic::Rng;
 
-/// Reads issued this far ahead of use (the C reference loop used 16).
+/// Reads issued this far ahead of use (the C reference loop used 16); 1024 (the reads
+/// per clock check) must be a multiple of it.
 pub const PREFETCH_AHEAD: u64 = 16;
 /// Cache lines one packet needs from memory: connection index bucket + connection record.
 pub const LINES_PER_PACKET: f64 = 2.0;
@@ -50,17 +52,6 @@ fn anon_huge_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Line `i` of the random sequence over `lines` lines (splitmix64 of `i`, scaled): cheap,
-/// stateless, so the prefetch of `i + PREFETCH_AHEAD` and the read of `i` agree.
-#[inline(always)]
-fn line_of(i: u64, lines: u64) -> usize {
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    ((u128::from(z) * u128::from(lines)) >> 64) as usize
-}
-
 /// The buffer size: the 1M-connection table's own accounting, and how it was obtained.
 pub fn table_bytes() -> (usize, String) {
     match dataplane::conn::ConnTable::new(1_000_000, 0) {
@@ -81,17 +72,30 @@ pub fn measure(hz: u64, warm: u64, cycles: u64) -> Limits {
     let lines = (words / WORDS_PER_LINE) as u64;
     let buf = &buf[..];
 
+    // The next PREFETCH_AHEAD lines (word indices), already prefetched: each step reads the
+    // oldest, draws a new random line (xorshift64*, one multiply to scale) and prefetches it.
+    let mut rng = Rng::new(0x11_2026);
+    let mut draw = move || rng.below(lines) as usize * WORDS_PER_LINE;
+    let mut ahead = [0usize; PREFETCH_AHEAD as usize];
+    for a in ahead.iter_mut() {
+        *a = draw();
+        prefetch(&buf[*a]);
+    }
     let mut sum = 0u64;
     let mut i = 0u64;
     let mut measured_from = None;
     let start = rdtsc();
     loop {
         // 1024 reads per clock check keeps rdtsc out of the per-read cost.
-        for _ in 0..1024 {
-            prefetch(&buf[line_of(i + PREFETCH_AHEAD, lines) * WORDS_PER_LINE]);
-            sum = sum.wrapping_add(buf[line_of(i, lines) * WORDS_PER_LINE]);
-            i += 1;
+        for k in 0..1024 {
+            let slot = k % ahead.len();
+            let cur = ahead[slot];
+            let next = draw();
+            prefetch(&buf[next]);
+            ahead[slot] = next;
+            sum = sum.wrapping_add(buf[cur]);
         }
+        i += 1024;
         let t = rdtsc();
         match measured_from {
             None if t.wrapping_sub(start) >= warm => {
@@ -123,18 +127,6 @@ pub fn measure(hz: u64, warm: u64, cycles: u64) -> Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_of_stays_in_range_and_spreads() {
-        let lines = 1_650_001u64;
-        let mut seen = std::collections::HashSet::new();
-        for i in 0..10_000 {
-            let l = line_of(i, lines);
-            assert!((l as u64) < lines);
-            seen.insert(l);
-        }
-        assert!(seen.len() > 9_900, "{}", seen.len());
-    }
 
     #[test]
     fn thp_mode_is_one_word() {

@@ -294,8 +294,10 @@ fn run_inner(opts: &Options, progress: bool) -> Result<Report> {
          owns its flows; in the 50% run each worker receives half of its packets for flows the \
          other owns and hands them over through an SPSC ring of {} mbufs, as rvsd does (the \
          receiver steers them again, then processes them); Mpps counts packets processed (own \
-         arrivals plus those handed over); drops include packets freed because the ring was full \
-         (a partner descheduled on a shared machine fills it in microseconds)",
+         arrivals plus those handed over); a full ring holds the sender back (it serves its inbox \
+         and takes nothing new from its NIC until the ring takes the rest) where rvsd would free \
+         the frames (ring_overflows), so a partner that falls behind lowers the rate instead of \
+         showing as drops",
         crate::runtime::REDIRECT_RING
     ));
     if let Some(l) = &report.limits {

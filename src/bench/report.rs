@@ -26,8 +26,7 @@ pub struct Row {
     pub ratio_to_memory: Option<f64>,
     /// New-connection runs: connections (SYN + RST) per second per core.
     pub conns_per_sec_per_core: Option<f64>,
-    /// Packets dropped by the worker, not taken by tx, or (redirect runs) freed because the
-    /// ring to the other worker was full, during the measurement (should be 0).
+    /// Packets dropped by the worker or not taken by tx during the measurement (should be 0).
     pub drops: u64,
     /// Redirect runs: packets handed to the other worker through the ring (all workers).
     pub redirected: Option<u64>,

@@ -241,7 +241,7 @@ pub struct Sample {
     pub cycles: u64,
     pub tx_dropped: u64,
     /// Redirect runs: packets handed to the other worker (taken by the ring), and those freed
-    /// because its ring was full.
+    /// because they came back from the ring owned by neither (never expected).
     pub redirected: u64,
     pub ring_dropped: u64,
 }
@@ -301,7 +301,8 @@ pub fn run_stage(
 ) -> Sample {
     let mut gen_batch: MbufBatch = MbufBatch::new();
     let mut rx: MbufBatch = MbufBatch::new();
-    let (mut own, mut away): (MbufBatch, MbufBatch) = (MbufBatch::new(), MbufBatch::new());
+    let (mut own, mut away, mut stray): (MbufBatch, MbufBatch, MbufBatch) =
+        (MbufBatch::new(), MbufBatch::new(), MbufBatch::new());
     let (mut redirected, mut ring_dropped) = (0u64, 0u64);
     let (mut counted_redirected, mut counted_ring_dropped) = (0u64, 0u64);
     let Lane {
@@ -317,7 +318,8 @@ pub fn run_stage(
     loop {
         // 8 bursts per clock check keeps rdtsc out of the per-packet cost.
         for _ in 0..8 {
-            if !traffic.fill(pool, &mut gen_batch) {
+            // (Only `Redirect` ever leaves a burst here: while the other worker's ring is full.)
+            if gen_batch.is_empty() && !traffic.fill(pool, &mut gen_batch) {
                 // Pool dry: should not happen (every mbuf comes back each burst).
                 gen_batch.clear();
                 continue;
@@ -360,27 +362,34 @@ pub fn run_stage(
                     to,
                     from,
                 } => {
-                    feed.tx_burst(&mut gen_batch);
-                    gen_batch.clear();
                     let now = clock.now(traffic.packets);
-                    rxq.rx_burst(&mut rx);
-                    steer_burst(worker, *rx_port, &mut rx, &mut own, &mut away);
-                    pkts += own.len() as u64;
-                    process_burst(worker, now, *rx_port, &mut own, &mut io);
-                    // Handed over once per burst (rvsd: once per poll iteration); what the
-                    // ring does not take is freed and counted, as rvsd counts ring_overflows.
-                    redirected += to.enqueue_burst(&mut away) as u64;
-                    ring_dropped += away.len() as u64;
-                    away.clear();
+                    // Hand over what the ring did not take last time first; while it still
+                    // does not fit, this worker takes nothing new from its NIC (below) and only
+                    // serves its inbox: a partner that falls behind (descheduled on a shared
+                    // machine) shows as a lower rate here rather than as drops. rvsd frees
+                    // such frames instead (`ring_overflows`).
+                    if !away.is_empty() {
+                        redirected += to.enqueue_burst(&mut away) as u64;
+                    }
+                    if away.is_empty() {
+                        feed.tx_burst(&mut gen_batch);
+                        gen_batch.clear();
+                        rxq.rx_burst(&mut rx);
+                        steer_burst(worker, *rx_port, &mut rx, &mut own, &mut away);
+                        pkts += own.len() as u64;
+                        process_burst(worker, now, *rx_port, &mut own, &mut io);
+                        // Handed over once per burst (rvsd: once per poll iteration).
+                        redirected += to.enqueue_burst(&mut away) as u64;
+                    }
                     // What the other worker handed over: steered again, then processed.
                     from.dequeue_burst(&mut rx);
                     let port = rx.first().map_or(*rx_port, |m| m.port());
-                    steer_burst(worker, port, &mut rx, &mut own, &mut away);
+                    steer_burst(worker, port, &mut rx, &mut own, &mut stray);
                     pkts += own.len() as u64;
                     process_burst(worker, now, port, &mut own, &mut io);
                     // Never expected (both workers run the same tables); freed if it happens.
-                    ring_dropped += away.len() as u64;
-                    away.clear();
+                    ring_dropped += stray.len() as u64;
+                    stray.clear();
                     io.flush();
                     if now >= next_tick {
                         worker.on_tick(now, &mut io);
