@@ -714,36 +714,29 @@ fn redirect(
     let mut services = net::services(2, "rr", dataplane::service::ForwardMethod::Masq, DESTS)?;
     let tables = net::tables(&mut services, DESTS)?;
     let owned = owned_flows(2, n);
-    let mut to: Vec<Option<RingProducer>> = vec![None, None];
-    let mut from: Vec<Option<RingConsumer>> = vec![None, None];
-    for (i, j) in [(0, 1), (1, 0)] {
-        let ring = Ring::new(
+    // rvsd's per-pair redirect rings: 0 -> 1 and 1 -> 0.
+    let ring = |i: usize, j: usize| -> Result<(RingProducer, RingConsumer)> {
+        Ok(Ring::new(
             &format!("bench_rd_{i}_{j}"),
             crate::runtime::REDIRECT_RING,
             dpdk_bindings::SOCKET_ID_ANY,
             RingMode::SPSC,
         )
-        .context("creating a redirect ring")?;
-        let (p, c) = ring.split();
-        to[i] = Some(p);
-        from[j] = Some(c);
-    }
-    let mut jobs = (0..2).map(|w| -> Result<WorkerJob> {
-        Ok(WorkerJob {
-            id: w,
-            n,
-            flows: Some(owned[w].clone()),
-            idx: mixed_indices(&owned[w], &owned[1 - w], wrong, FLOW_SEQ, 4 + w as u64),
-            tables: tables.clone(),
-            rings: Some((
-                to[w].take().context("ring")?,
-                from[w].take().context("ring")?,
-            )),
-            warm: ctx.warm,
-            cycles: ctx.cycles,
-        })
-    });
-    let (j0, j1) = (jobs.next().context("job")??, jobs.next().context("job")??);
+        .context("creating a redirect ring")?
+        .split())
+    };
+    let ((to1, from0), (to0, from1)) = (ring(0, 1)?, ring(1, 0)?);
+    let job = |w: usize, rings: (RingProducer, RingConsumer)| WorkerJob {
+        id: w,
+        n,
+        flows: Some(owned[w].clone()),
+        idx: mixed_indices(&owned[w], &owned[1 - w], wrong, FLOW_SEQ, 4 + w as u64),
+        tables: tables.clone(),
+        rings: Some(rings),
+        warm: ctx.warm,
+        cycles: ctx.cycles,
+    };
+    let (j0, j1) = (job(0, (to1, from1)), job(1, (to0, from0)));
     let [(s0, d0), (s1, d1)] = two_workers(ctx, rig, [j0, j1])?;
     let mut row = ctx.row(
         "redirect",
@@ -755,6 +748,7 @@ fn redirect(
         &[s0, s1],
         d0 + d1,
     );
+    row.redirected = Some(row.redirected.unwrap_or(0));
     row.note = format!(
         "steered; {:.1}% of processed came by ring",
         100.0 * row.redirected.unwrap_or(0) as f64 / row.packets.max(1) as f64

@@ -235,8 +235,7 @@ pub enum Stage<'w> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sample {
     /// Packets the worker processed (`Redirect`: its own arrivals plus those the other worker
-    /// handed over; a packet that found the ring full is not counted, as a NIC does not count
-    /// what its full rx queue dropped).
+    /// handed over, each packet counted once, by the worker that processed it).
     pub packets: u64,
     pub cycles: u64,
     pub tx_dropped: u64,
@@ -285,7 +284,8 @@ pub fn steer_burst(
         } else {
             &mut *own
         };
-        // Both have room for a whole burst (emptied after every burst).
+        // Both have room for a whole burst: `own` is emptied after every burst, and `away` is
+        // only steered into when empty.
         let _ = out.push(m);
     }
 }
