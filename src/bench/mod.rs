@@ -63,6 +63,17 @@ pub struct Options {
     pub scaling_conns: usize,
     pub zipf_s: f64,
     pub hugepages: bool,
+    /// Which groups of cases to run (the ceilings always run): any of [`GROUPS`].
+    pub groups: Vec<String>,
+}
+
+/// The groups of cases `--groups` selects from.
+pub const GROUPS: [&str; 4] = ["established", "new", "scaling", "redirect"];
+
+impl Options {
+    fn runs(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
+    }
 }
 
 impl Options {
@@ -77,6 +88,7 @@ impl Options {
                 scaling_conns: 100_000,
                 zipf_s: 0.99,
                 hugepages: false,
+                groups: GROUPS.iter().map(|g| g.to_string()).collect(),
             }
         } else {
             Options {
@@ -88,6 +100,7 @@ impl Options {
                 scaling_conns: 1_000_000,
                 zipf_s: 0.99,
                 hugepages: false,
+                groups: GROUPS.iter().map(|g| g.to_string()).collect(),
             }
         }
     }
@@ -247,7 +260,12 @@ fn run_inner(opts: &Options, progress: bool) -> Result<Report> {
 
     // Established traffic per method, direction, size and flow distribution.
     let mut unsupported: Vec<&str> = Vec::new();
-    for &n in &opts.sizes {
+    let sizes: &[usize] = if opts.runs("established") {
+        &opts.sizes
+    } else {
+        &[]
+    };
+    for &n in sizes {
         for m in net::methods() {
             if unsupported.contains(&m.name) {
                 continue;
@@ -267,17 +285,25 @@ fn run_inner(opts: &Options, progress: bool) -> Result<Report> {
     }
 
     // New connections per scheduler, then with a large table.
-    for sched in dataplane::sched::IMPLEMENTED {
+    let scheds: &[&str] = if opts.runs("new") {
+        &dataplane::sched::IMPLEMENTED
+    } else {
+        &[]
+    };
+    for sched in scheds {
         new_conns(&ctx, &mut lane, sched, opts.new_conn_live, &mut report)?;
         report.print_progress();
     }
-    if opts.new_conn_live_large > opts.new_conn_live {
+    if opts.runs("new") && opts.new_conn_live_large > opts.new_conn_live {
         new_conns(&ctx, &mut lane, "rr", opts.new_conn_live_large, &mut report)?;
         report.print_progress();
     }
 
     // 1 vs 2 independent workers, then 2 steered workers with and without wrong-core arrivals.
     rig.put_lane(lane);
+    if !opts.runs("scaling") && !opts.runs("redirect") {
+        return Ok(report);
+    }
     scaling(&ctx, &mut rig, opts, &mut report)?;
     report.notes.push(
         "scaling: independent workers, each with its own flows, queues and connection table \

@@ -36,6 +36,10 @@ struct Cli {
     /// Use hugepages (reserve them first in /sys/kernel/mm/hugepages) instead of --no-huge.
     #[arg(long)]
     hugepages: bool,
+    /// Groups of cases to run, comma separated (default all): established, new, scaling,
+    /// redirect. The generator, io-forward and memory ceilings always run.
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(bench::GROUPS))]
+    groups: Option<Vec<String>>,
 }
 
 fn main() -> Result<()> {
@@ -48,6 +52,9 @@ fn main() -> Result<()> {
         opts.sizes = s;
     }
     opts.hugepages = cli.hugepages;
+    if let Some(g) = cli.groups {
+        opts.groups = g;
+    }
     let report = bench::run_with_progress(&opts)?;
     if let Some(path) = &cli.json_file {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;

@@ -199,8 +199,11 @@ impl<B: PacketBuf> State<B> {
         if let Some(t) = self
             .conns
             .on_packet(id, dir, p.tcp_flags, now, &tables.timeouts)
+            && t.old != t.new
         {
-            dest.move_conn(w, t.active_delta, t.inactive_delta);
+            if t.active_delta != 0 || t.inactive_delta != 0 {
+                dest.move_conn(w, t.active_delta, t.inactive_delta);
+            }
             if t.new == ConnState::Tcp(TcpState::Established) {
                 assure_template(tables, &mut self.conns, id, &conn);
             }
