@@ -78,6 +78,7 @@ impl<B: PacketBuf> State<B> {
             vip: key.dst,
             vport: key.dport,
             now,
+            worker: w,
         };
         let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
         let sched = &mut slot.sched;
