@@ -73,8 +73,8 @@ use crate::l3::neigh::{NeighConfig, NeighTable};
 use crate::laddr::LportAlloc;
 use crate::packet::PacketBuf;
 use crate::parse::{Class, Parsed};
-use crate::service::ServiceId;
 use crate::service::snapshot::FastBuildHasher;
+use crate::service::{ForwardMethod, ServiceId};
 use crate::steer::{Owner, Steering};
 use crate::time::Instant;
 use crate::wire::MacAddr;
@@ -240,6 +240,24 @@ impl<B: PacketBuf> Worker<B> {
         st.next_hops.invalidate();
         st.scheds
             .retain(|id, _| tables.services.service(*id).is_some());
+        // FULLNAT: every (local address, real server) pool exists before the first connection
+        // needs it, so a new connection never grows the allocator's map.
+        for svc in tables.services.services() {
+            let laddrs = tables.laddrs.of(svc.id());
+            for d in svc
+                .dests()
+                .iter()
+                .filter(|d| d.method() == ForwardMethod::FullNat)
+            {
+                if d.port() == 0 {
+                    continue; // takes the client's port: pools appear as ports are used
+                }
+                for l in laddrs {
+                    st.lports
+                        .prepare(tables.laddrs.n_workers(), l.ip, d.addr(), d.port(), 64);
+                }
+            }
+        }
         let drops = &mut st.drops;
         for n in &tables.static_neighs {
             // Packets waiting for a now-static neighbour are dropped with the rest of their
