@@ -167,9 +167,14 @@ fn new_slots(n_workers: usize) -> Box<[StatsSlot]> {
         .collect()
 }
 
+#[inline]
 fn slot_of(slots: &[StatsSlot], worker: usize) -> &StatsSlot {
-    // `slots` is never empty (see `new_slots`), so the modulo and the index are in range.
-    &slots[worker % slots.len()]
+    // `slots` is never empty (see `new_slots`), so the modulo and the index are in range. The
+    // modulo (a division) is only paid for an out-of-range worker index.
+    match slots.get(worker) {
+        Some(s) => s,
+        None => &slots[worker % slots.len()],
+    }
 }
 
 fn sum_of(slots: &[StatsSlot]) -> Totals {
