@@ -75,7 +75,7 @@ use crate::packet::PacketBuf;
 use crate::parse::{Class, Parsed};
 use crate::service::snapshot::FastBuildHasher;
 use crate::service::{ForwardMethod, ServiceId};
-use crate::steer::{Owner, Steering};
+use crate::steer::{NicHash, Owner, Steering};
 use crate::time::Instant;
 use crate::wire::MacAddr;
 
@@ -386,6 +386,12 @@ impl<B: PacketBuf> Worker<B> {
     /// ([`Owner::All`]) to every other worker's [`Worker::learn_arp`].
     pub fn steer(&self, frame: &[u8]) -> Owner {
         self.st.steering.owner(frame, &*self.tables)
+    }
+
+    /// [`Worker::steer`] with the NIC's RSS hash of the frame, where the port hashes one side
+    /// with rvs's key (see [`NicHash`]): the owner of a TCP/UDP frame then costs no hashing.
+    pub fn steer_hashed(&self, frame: &[u8], nic: Option<NicHash>) -> Owner {
+        self.st.steering.owner_hashed(frame, &*self.tables, nic)
     }
 
     /// Whether a TCP/UDP frame belongs to a connection in this worker's table: such a frame is
