@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Version of the wire protocol spoken by this crate.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Default control socket path (DESIGN.md section 6); env `RVS_SOCKET` overrides it.
+/// Default control socket path (docs/architecture.md section 5); env `RVS_SOCKET` overrides it.
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
 
 /// Environment variable naming the control socket.

@@ -33,13 +33,7 @@ pub fn advise_hugepages(addr: *const u8, len: usize) -> bool {
     // SAFETY: madvise with MADV_HUGEPAGE only changes how the kernel backs the pages of this
     // range (which lies inside the caller's allocation: rounded inwards to huge-page
     // boundaries); it never changes their contents or mapping, so no Rust reference is affected.
-    let rc = unsafe {
-        libc::madvise(
-            start as *mut libc::c_void,
-            end - start,
-            libc::MADV_HUGEPAGE,
-        )
-    };
+    let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     rc == 0
 }
 
