@@ -3,6 +3,7 @@
 //! reuses the runtime's mbuf newtype so it measures exactly the code rvsd runs.
 
 pub mod bench;
+pub mod check;
 pub mod config;
 pub mod control;
 pub mod runtime;
