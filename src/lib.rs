@@ -4,6 +4,8 @@
 
 pub mod bench;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod runtime;
+pub mod systemd;

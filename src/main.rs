@@ -9,34 +9,11 @@
 //! (each drops its queued packets), ports stopped and closed, then the mempool is checked to have
 //! every mbuf back before EAL is cleaned up.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use rvs::cli::Cli;
 use rvs::{config, runtime};
-
-/// rvs: a kernel-bypass Layer-4 load balancer (an LVS director) on DPDK.
-#[derive(Debug, Parser)]
-#[command(name = "rvsd", version = version(), about, long_about = None)]
-struct Cli {
-    /// The configuration file (TOML).
-    #[arg(short, long, value_name = "FILE", default_value = "/etc/rvs/rvsd.toml")]
-    config: PathBuf,
-    /// Log level or filter (`info`, `debug`, `rvs=debug`); `RUST_LOG` is used when unset.
-    #[arg(long, value_name = "FILTER")]
-    log_level: Option<String>,
-    /// Check the configuration file (`--config`) and exit; the same as `--check-config FILE`.
-    #[arg(long)]
-    check: bool,
-    /// Validate FILE and the `[ipvs] rules` file it names without starting EAL or touching a
-    /// NIC, print a one-line summary and exit: 0 when valid, 2 with the reason otherwise.
-    #[arg(long, value_name = "FILE", conflicts_with = "check")]
-    check_config: Option<PathBuf>,
-}
-
-fn version() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), " (", env!("RVS_GIT_COMMIT"), ")")
-}
 
 fn init_logging(level: Option<&str>) {
     use tracing_subscriber::EnvFilter;
@@ -79,6 +56,8 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_level.as_deref());
+    // Under systemd (Type=notify): READY=1 once the control socket accepts connections.
+    let _ready = rvs::systemd::notify_ready_when_listening(conf.socket.clone());
     match runtime::run(conf) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
