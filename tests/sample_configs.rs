@@ -18,6 +18,7 @@ const SAMPLES: &[(&str, usize, usize, usize, usize)] = &[
     ("conf/tun.toml", 2, 2, 1, 2),
     ("conf/fullnat.toml", 2, 4, 1, 2),
     ("conf/demo.toml", 2, 1, 0, 0),
+    ("conf/rvsd.toml", 1, 1, 0, 0),
 ];
 
 #[test]
@@ -180,5 +181,75 @@ fn readme_configuration_example_parses() {
         root().join(&rules).is_file(),
         "the README example names {}, which does not exist",
         rules.display()
+    );
+}
+
+/// rvsd.toml(5) documents every section and key the samples and the README example use.
+#[test]
+fn manual_page_documents_every_key_in_use() {
+    let man = std::fs::read_to_string(root().join("docs/man/rvsd.toml.5")).unwrap();
+    let key_lines: Vec<&str> = man
+        .lines()
+        .filter(|l| l.starts_with(".B ") || l.starts_with(".BR "))
+        .collect();
+    let documented = |key: &str| {
+        key_lines
+            .iter()
+            .any(|l| l.split([' ', ',', '"']).any(|w| w == key))
+            || man.contains(&format!("\\fB{key}\\fR"))
+    };
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme_example = readme
+        .split_once("## The configuration file")
+        .and_then(|(_, s)| s.split_once("```toml\n"))
+        .and_then(|(_, s)| s.split_once("```"))
+        .unwrap()
+        .0
+        .to_owned();
+    let mut texts = vec![("README.md".to_owned(), readme_example)];
+    for &(file, ..) in SAMPLES {
+        texts.push((
+            file.to_owned(),
+            std::fs::read_to_string(root().join(file)).unwrap(),
+        ));
+    }
+    let mut missing = Vec::new();
+    for (file, text) in texts {
+        let value: toml::Table = text.parse().unwrap_or_else(|e| panic!("{file}: {e}"));
+        for (section, body) in &value {
+            let heading = match body {
+                toml::Value::Array(_) => format!("\"[[{section}]]\""),
+                _ => format!("\"[{section}]\""),
+            };
+            if !man.contains(&heading) {
+                missing.push(format!("{file}: section {heading}"));
+            }
+            let tables: Vec<&toml::Table> = match body {
+                toml::Value::Array(a) => a.iter().filter_map(|v| v.as_table()).collect(),
+                toml::Value::Table(t) => vec![t],
+                _ => vec![],
+            };
+            for t in tables {
+                for (key, v) in t {
+                    if let toml::Value::Table(sub) = v {
+                        // [ipvs.timeouts]: its own section, keyed by state names.
+                        if !man.contains(&format!("\"[{section}.{key}]\"")) {
+                            missing.push(format!("{file}: section [{section}.{key}]"));
+                        }
+                        for state in sub.keys() {
+                            if !documented(state) {
+                                missing.push(format!("{file}: {section}.{key}.{state}"));
+                            }
+                        }
+                    } else if !documented(key) {
+                        missing.push(format!("{file}: {section}.{key}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in docs/man/rvsd.toml.5: {missing:?}"
     );
 }
