@@ -163,6 +163,13 @@ fn serve(stream: UnixStream, handler: Arc<dyn Handler>) {
     }
 }
 
+/// Answer one raw request line with the reply line (without its newline).
+pub fn respond(handler: &dyn Handler, line: &str) -> String {
+    serde_json::to_string(&answer_line(handler, line)).unwrap_or_else(|e| {
+        format!(r#"{{"error":{{"errno":"einval","message":"reply not serialisable: {e}"}}}}"#)
+    })
+}
+
 fn write_reply(w: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
     let mut s = serde_json::to_string(reply).map_err(std::io::Error::other)?;
     s.push('\n');
