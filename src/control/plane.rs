@@ -718,6 +718,7 @@ impl ctl::ipvsadm::Daemon for LocalDaemon<'_> {
 impl Handler for ControlPlane {
     fn handle(&self, request: Request) -> Reply {
         match request {
+            Request::Hello => Reply::Hello(super::server::hello()),
             Request::GetInfo => Reply::Info(Info {
                 version_code: IPVS_VERSION_CODE,
                 conn_tab_size: self.conn_capacity,
