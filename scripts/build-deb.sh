@@ -73,6 +73,17 @@ SHLIBS=$(cd "$SHL" && dpkg-shlibdeps -O -e"$STAGE/usr/sbin/rvsd" -e"$STAGE/usr/s
     -e"$STAGE/usr/sbin/rvsctl" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 rm -rf "$SHL"
 [ -n "$SHLIBS" ] || { echo "build-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+# DPDK's Debian packages carry its ABI version in their names (librte-eal23 for 22.11,
+# librte-eal24 for 23.11 ...): the plugins rvsd loads at run time must be of the same one.
+ABI=$(grep -o 'librte-eal[0-9]*' <<<"$SHLIBS" | head -n 1 | sed 's/^librte-eal//')
+[ -n "$ABI" ] || { echo "build-deb: rvsd does not link librte_eal?" >&2; exit 1; }
+rte() { # rte NAME...: Debian package names of DPDK libraries of this ABI
+    local out="" n
+    for n in "$@"; do
+        case "$n" in *[0-9]) out="$out, librte-$n-$ABI" ;; *) out="$out, librte-$n$ABI" ;; esac
+    done
+    echo "${out#, }"
+}
 
 SIZE=$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
 cat > "$STAGE/DEBIAN/control" <<CONTROL
@@ -83,8 +94,8 @@ Maintainer: rvs developers <rvs@example.invalid>
 Section: net
 Priority: optional
 Installed-Size: $SIZE
-Depends: $SHLIBS, librte-mempool-ring23
-Recommends: dpdk, librte-net-af-packet23, librte-net-i40e23, librte-net-ixgbe23, librte-net-mlx5-23, librte-net-virtio23, librte-net-vmxnet3-23, librte-net-tap23, librte-net-pcap23
+Depends: $SHLIBS, $(rte mempool-ring)
+Recommends: dpdk, $(rte net-af-packet net-i40e net-ixgbe net-mlx5 net-virtio net-vmxnet3 net-tap net-pcap)
 Conflicts: ipvsadm
 Replaces: ipvsadm
 Provides: ipvsadm
