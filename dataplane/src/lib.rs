@@ -17,6 +17,7 @@ pub mod fwmark;
 pub mod l3;
 pub mod laddr;
 pub mod packet;
+pub mod parse;
 pub mod persist;
 pub mod sched;
 pub mod service;

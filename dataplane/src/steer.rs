@@ -1,4 +1,4 @@
-//! Which worker owns a flow (DESIGN.md section 4).
+//! Which worker owns a flow (docs/architecture.md, "Cores and steering").
 //!
 //! Every flow has exactly one owner worker, computable from any packet of the flow in either
 //! direction: the owner of a flow is chosen by its *client endpoint* (CIP, cport), hashed with

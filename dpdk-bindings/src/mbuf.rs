@@ -245,6 +245,24 @@ impl Mbuf {
         self.get(field::OL_FLAGS)
     }
 
+    /// The NIC's receive checksum verdicts (IPv4 header, L4), each `Some(true)` when it
+    /// verified the checksum good, `Some(false)` bad, `None` when it did not check or could not
+    /// (`RTE_MBUF_F_RX_{IP,L4}_CKSUM_{UNKNOWN,NONE}`: verify in software).
+    #[inline]
+    pub fn rx_checksums(&self) -> (Option<bool>, Option<bool>) {
+        const IP_BAD: u64 = 1 << 4;
+        const IP_GOOD: u64 = 1 << 7;
+        const L4_BAD: u64 = 1 << 3;
+        const L4_GOOD: u64 = 1 << 8;
+        let f = self.ol_flags();
+        let verdict = |bad: u64, good: u64| match (f & bad != 0, f & good != 0) {
+            (false, true) => Some(true),
+            (true, false) => Some(false),
+            _ => None,
+        };
+        (verdict(IP_BAD, IP_GOOD), verdict(L4_BAD, L4_GOOD))
+    }
+
     /// The RSS hash the NIC computed, if it stored one.
     #[inline]
     pub fn rss_hash(&self) -> Option<u32> {

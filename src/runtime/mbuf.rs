@@ -6,6 +6,7 @@
 //! before they reach the dataplane.
 
 use dataplane::packet::{NoRoom, PacketBuf};
+use dataplane::parse::{RxChecksum, Verdict};
 use dpdk_bindings::Mbuf;
 
 /// A single-segment DPDK packet, as the dataplane sees it.
@@ -28,6 +29,19 @@ impl Packet {
 }
 
 impl PacketBuf for Packet {
+    #[inline]
+    fn rx_checksum(&self) -> RxChecksum {
+        let v = |x: Option<bool>| match x {
+            Some(true) => Verdict::Good,
+            Some(false) => Verdict::Bad,
+            None => Verdict::Unknown,
+        };
+        let (ip, l4) = self.0.rx_checksums();
+        RxChecksum {
+            ipv4: v(ip),
+            l4: v(l4),
+        }
+    }
     #[inline]
     fn data(&self) -> &[u8] {
         self.0.data()

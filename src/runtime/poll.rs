@@ -2,8 +2,10 @@
 //! `dataplane::Worker`, tx batches flushed once per iteration, timers, configuration pick-up and
 //! control requests between bursts.
 //!
-//! Flow steering (DESIGN.md section 4): every received frame is first asked
-//! [`Worker::steer`]. A frame owned by another worker goes to it through the per-pair SPSC ring
+//! Flow steering (docs/architecture.md, "Cores and steering"), own-first: a TCP/UDP frame whose
+//! tuple is in this worker's connection table is this worker's ([`Worker::owns`]); only the
+//! others are asked [`Worker::steer`]. With one worker nothing is steered. The frames a worker
+//! keeps are processed as one burst per port ([`Worker::process_burst`]). A frame owned by another worker goes to it through the per-pair SPSC ring
 //! (`Redirect::to`), batched per destination and enqueued once per iteration; a full ring counts
 //! `ring_overflows` and frees the frame. Each iteration drains the rings from every other worker
 //! and steers what they bring again (a worker that just picked up newer tables may disagree
@@ -172,6 +174,11 @@ impl Io<Packet> for TxSide<'_> {
     fn alloc(&mut self) -> Option<Packet> {
         self.pool.alloc().map(Packet)
     }
+
+    #[inline]
+    fn prefetch<T>(&self, r: &T) {
+        dpdk_bindings::prefetch(r);
+    }
 }
 
 /// The sending side of steering: per-destination batches and counters.
@@ -220,7 +227,9 @@ fn now(epoch: std::time::Instant) -> Instant {
 }
 
 /// One frame received on `port` (from the NIC, or from another worker's ring when
-/// `from_ring`): steered, then processed here, handed on, or (ARP from a ring) learnt.
+/// `from_ring`): kept for this worker's burst (`mine`), handed on to its owner, or (ARP from a
+/// ring) learnt. Own-first: a frame of a connection in this worker's table is its own without
+/// computing an owner; only misses are steered.
 #[allow(clippy::too_many_arguments)]
 fn dispatch(
     t: Instant,
@@ -228,10 +237,15 @@ fn dispatch(
     p: Packet,
     from_ring: bool,
     worker: &mut Worker<Packet>,
+    mine: &mut Vec<Packet>,
     io: &mut TxSide<'_>,
     steer: &mut Steer<'_>,
     pool: &Mempool,
 ) {
+    if steer.out.len() <= 1 || worker.owns(dataplane::packet::PacketBuf::data(&p)) {
+        mine.push(p);
+        return;
+    }
     match worker.steer(dataplane::packet::PacketBuf::data(&p)) {
         Owner::Worker(w) if usize::from(w) != steer.me && usize::from(w) < steer.out.len() => {
             if !from_ring {
@@ -239,7 +253,11 @@ fn dispatch(
             }
             steer.push(usize::from(w), port, p.into_mbuf());
         }
-        Owner::All if from_ring => worker.learn_arp(t, port, p, io),
+        Owner::All if from_ring => {
+            // Packets before the copy first, in order.
+            worker.process_burst(t, port, mine, io);
+            worker.learn_arp(t, port, p, io)
+        }
         Owner::All => {
             let me = steer.me;
             for w in (0..steer.out.len()).filter(|&w| w != me) {
@@ -255,20 +273,23 @@ fn dispatch(
                     steer.push(w, port, copy);
                 }
             }
-            worker.process(t, port, p, io);
+            mine.push(p);
         }
-        _ => worker.process(t, port, p, io),
+        _ => mine.push(p),
     }
 }
 
 /// The worker lcore's main function.
 pub fn run(mut ctx: WorkerCtx) -> i32 {
     let tables = ctx.tables.load_full();
-    let mut worker: Worker<Packet> = Worker::new(
+    // The connection table is advised onto transparent huge pages before it is first touched
+    // (fewer TLB misses on random lookups; a no-op where THP is off).
+    let mut worker: Worker<Packet> = Worker::with_advice(
         ctx.config.clone(),
         tables.clone(),
         ctx.stats.clone(),
         ctx.seed,
+        dpdk_bindings::advise_hugepages,
     );
     let me = ctx.config.id;
     let n_workers = ctx.config.workers.max(1);
@@ -298,6 +319,7 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
     let mut received = 0u64;
     let mut chained = 0u64;
     let mut rx_batch: MbufBatch = MbufBatch::new();
+    let mut mine: Vec<Packet> = Vec::with_capacity(2 * dpdk_bindings::BURST);
     let mut next_tick = now(ctx.epoch);
     let mut polls = 0u64;
     let mut busy = 0u64;
@@ -324,33 +346,61 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         let mut got = 0usize;
         for (port, rxq) in ctx.rx.iter_mut() {
             got += rxq.rx_burst(&mut rx_batch);
-            worker.warm(rx_batch.iter().map(|m| m.data()));
             for m in rx_batch.drain() {
                 match Packet::new(m) {
-                    Ok(p) => dispatch(t, *port, p, false, &mut worker, &mut io, &mut steer, &pool),
+                    Ok(p) => dispatch(
+                        t,
+                        *port,
+                        p,
+                        false,
+                        &mut worker,
+                        &mut mine,
+                        &mut io,
+                        &mut steer,
+                        &pool,
+                    ),
                     Err(m) => {
                         chained += 1;
                         drop::<Mbuf>(m);
                     }
                 }
             }
+            worker.process_burst(t, *port, &mut mine, &mut io);
         }
         for ring in ctx.redirect.from.iter_mut() {
             let n = ring.dequeue_burst(&mut rx_batch);
             got += n;
             received += n as u64;
+            let mut burst_port = None;
             for m in rx_batch.drain() {
                 let port = port_of.get(usize::from(m.port())).copied().flatten();
-                match (port, Packet::new(m)) {
-                    (Some(port), Ok(p)) => {
-                        dispatch(t, port, p, true, &mut worker, &mut io, &mut steer, &pool)
+                if port != burst_port {
+                    if let Some(bp) = burst_port {
+                        worker.process_burst(t, bp, &mut mine, &mut io);
                     }
+                    burst_port = port;
+                }
+                match (port, Packet::new(m)) {
+                    (Some(port), Ok(p)) => dispatch(
+                        t,
+                        port,
+                        p,
+                        true,
+                        &mut worker,
+                        &mut mine,
+                        &mut io,
+                        &mut steer,
+                        &pool,
+                    ),
                     (_, Ok(p)) => drop(p),
                     (_, Err(m)) => {
                         chained += 1;
                         drop::<Mbuf>(m);
                     }
                 }
+            }
+            if let Some(bp) = burst_port {
+                worker.process_burst(t, bp, &mut mine, &mut io);
             }
         }
         steer.flush();

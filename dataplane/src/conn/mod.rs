@@ -1,5 +1,6 @@
-//! The connection table shard of one worker (DESIGN.md section 5): tuple keys, the bounded table
-//! with its single two-tuple hash index, the timer wheel, and IPVS's protocol state machines.
+//! The connection table shard of one worker (docs/architecture.md, "Connections and timers"):
+//! tuple keys, the bounded table with its one bucketed index over both tuples, the timer wheel,
+//! and IPVS's protocol state machines.
 //!
 //! Invariants:
 //! - A [`ConnTable`] is owned by one worker; nothing in it is shared or atomic.

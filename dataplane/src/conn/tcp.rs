@@ -49,7 +49,7 @@ impl TcpState {
         }
     }
 
-    /// Default timeout in seconds (`tcp_timeouts[]`, reference/ipvs.md section 1.4).
+    /// Default timeout in seconds (`tcp_timeouts[]`, as `ip_vs_proto_tcp.c` sets them).
     pub const fn default_timeout_secs(self) -> u32 {
         match self {
             NO => 2,

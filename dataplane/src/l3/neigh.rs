@@ -563,6 +563,12 @@ impl<B> NeighTable<B> {
     }
 
     /// Hand out the ARP requests to send, oldest first, and forget them.
+    /// Whether ARP requests are waiting to be sent ([`NeighTable::drain_solicits`]).
+    #[inline]
+    pub fn has_solicits(&self) -> bool {
+        !self.solicits.is_empty()
+    }
+
     pub fn drain_solicits(&mut self, mut f: impl FnMut(Solicit)) {
         for s in self.solicits.drain(..) {
             f(s);

@@ -32,6 +32,11 @@ pub trait PacketBuf {
     /// Remove `n` bytes from the end.
     fn trim(&mut self, n: usize) -> Result<(), NoRoom>;
 
+    /// What the NIC said about the frame's checksums on receive (default: nothing).
+    fn rx_checksum(&self) -> crate::parse::RxChecksum {
+        crate::parse::RxChecksum::default()
+    }
+
     /// Frame length in bytes.
     fn len(&self) -> usize {
         self.data().len()

@@ -128,6 +128,13 @@ impl Dest {
     pub fn persistent_conns(&self) -> u64 {
         self.stats.persistent_conns()
     }
+    /// (active, inactive) connections as worker `worker`'s scheduler sees them: its own exactly,
+    /// the other workers' at most a few of its decisions old
+    /// ([`super::stats::DestStats::conns_seen_by`]). Only worker `worker` calls this.
+    #[inline]
+    pub fn conns_seen_by(&self, worker: usize) -> (u64, u64) {
+        self.stats.conns_seen_by(worker)
+    }
     /// `activeconns + inactconns` (templates not counted), IPVS `ip_vs_dest_totalconns`.
     pub fn total_conns(&self) -> u64 {
         self.active_conns().saturating_add(self.inactive_conns())

@@ -1,5 +1,5 @@
-//! The in-memory harness (STYLE.md, quinn's habit): one [`Worker`] on two ports, a client
-//! network on port 0 and a real-server network on port 1, driven by frames built byte by byte
+//! The in-memory harness (as quinn tests its state machines): one [`Worker`] on two ports, a
+//! client network on port 0 and a real-server network on port 1, driven by frames built byte by byte
 //! (`testutil`) and a hand-advanced clock. The test plays the client, the real servers and the
 //! runtime ([`MockIo`]); every frame the worker sends is checked with the independent verifier.
 
@@ -88,6 +88,10 @@ impl Io<HeapBuf> for MockIo {
     fn alloc(&mut self) -> Option<HeapBuf> {
         self.allocs += 1;
         (!self.fail_alloc).then(HeapBuf::new)
+    }
+
+    fn prefetch<T>(&self, r: &T) {
+        std::hint::black_box(r);
     }
 }
 
@@ -1118,6 +1122,113 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The staged burst path is the one-by-one path: the same frames (hits, misses, ARP, junk,
+    /// mutated templates), cut into bursts anywhere, give the same frames out in the same order
+    /// and the same counters, and every frame is still sent, consumed or dropped exactly once.
+    #[test]
+    fn bursts_behave_as_frames_one_by_one(
+        learnt: bool,
+        inputs in proptest::collection::vec(input(), 1..48),
+        cuts in proptest::collection::vec(any::<bool>(), 48),
+    ) {
+        let (mut one, mut many) = (Harness::new(), Harness::new());
+        if learnt {
+            one.learn_all();
+            many.learn_all();
+        }
+        let templates = templates();
+        many.worker.publish_stats();
+        let tx0 = many.stats.tx_packets.load(Ordering::Relaxed);
+        let mut burst: Vec<HeapBuf> = Vec::new();
+        let mut burst_port = 0;
+        let (mut out_one, mut out_many) = (Vec::new(), Vec::new());
+        let flush = |h: &mut Harness, burst: &mut Vec<HeapBuf>, port, out: &mut Vec<_>| {
+            h.worker.process_burst(h.now, port, burst, &mut h.io);
+            prop_assert!(burst.is_empty());
+            out.append(&mut h.io.sent);
+            Ok(())
+        };
+        for (k, i) in inputs.into_iter().enumerate() {
+            let frame = match i {
+                Input::Random(port, bytes) => Some((port, bytes)),
+                Input::Mutated { port, template, flips, keep } => {
+                    let (p, mut f) = templates[template].clone();
+                    for (at, x) in flips {
+                        if let Some(b) = f.get_mut(at) {
+                            *b ^= x;
+                        }
+                    }
+                    if let Some(n) = keep {
+                        f.truncate(n);
+                    }
+                    Some((if port == 3 { 2 } else { p }, f))
+                }
+                Input::Tick(secs) => {
+                    flush(&mut many, &mut burst, burst_port, &mut out_many)?;
+                    for h in [&mut one, &mut many] {
+                        h.advance(u64::from(secs));
+                    }
+                    out_one.extend(one.tick());
+                    out_many.extend(many.tick());
+                    None
+                }
+                Input::AllocFails(fail) => {
+                    flush(&mut many, &mut burst, burst_port, &mut out_many)?;
+                    one.io.fail_alloc = fail;
+                    many.io.fail_alloc = fail;
+                    None
+                }
+            };
+            if let Some((port, f)) = frame {
+                out_one.extend(one.rx(port, f.clone()));
+                if port != burst_port || cuts[k % cuts.len()] {
+                    flush(&mut many, &mut burst, burst_port, &mut out_many)?;
+                    burst_port = port;
+                }
+                burst.push(HeapBuf::from_bytes(&f));
+            }
+        }
+        flush(&mut many, &mut burst, burst_port, &mut out_many)?;
+        prop_assert_eq!(&out_one, &out_many);
+        let d1: Vec<_> = one.worker.drops().iter().collect();
+        let d2: Vec<_> = many.worker.drops().iter().collect();
+        prop_assert_eq!(d1, d2);
+        prop_assert_eq!(one.worker.conn_count(), many.worker.conn_count());
+        many.worker.publish_stats();
+        let s = &many.stats;
+        let rx = s.rx_packets.load(Ordering::Relaxed);
+        let tx = s.tx_packets.load(Ordering::Relaxed);
+        let consumed = s.rx_consumed.load(Ordering::Relaxed);
+        let drops: u64 = s.drops().map(|(_, n)| n).sum();
+        prop_assert_eq!(tx - tx0, out_many.len() as u64);
+        // Every frame accounted once (frames still waiting for a neighbour are the rest).
+        prop_assert!(rx + many.io.allocs >= tx + consumed + drops);
+    }
+}
+
+/// A burst longer than the stage arrays is taken in chunks, in order.
+#[test]
+fn long_bursts_are_taken_in_order() {
+    let mut h = Harness::new();
+    h.learn_all();
+    let mut burst: Vec<HeapBuf> = (0..150)
+        .map(|i| HeapBuf::from_bytes(&client_syn(1000 + i)))
+        .collect();
+    let now = h.now;
+    h.worker
+        .process_burst(now, CLIENT_NET, &mut burst, &mut h.io);
+    assert!(burst.is_empty());
+    let sent = std::mem::take(&mut h.io.sent);
+    assert_eq!(sent.len(), 150, "{:?}", h.worker.drops());
+    for (i, (_, f)) in sent.iter().enumerate() {
+        assert_eq!(verify_frame(f).unwrap().sport, 1000 + i as u16);
+    }
+    assert_eq!(h.worker.conn_count(), 150);
+}
+
 #[test]
 fn static_neighbour_installed_while_packets_wait_counts_them() {
     let mut h = Harness::new();
@@ -1156,11 +1267,12 @@ mod methods;
 mod multi;
 mod persist;
 
-/// The burst warm-up reads exactly the tuple `process` looks up, and nothing from frames it
-/// cannot read; warming a burst changes no lookup.
+/// The quick tuple (own-first steering) is exactly the tuple `process` looks up, and nothing
+/// from frames it cannot read.
 #[test]
-fn warm_reads_the_lookup_tuple_and_changes_nothing() {
+fn quick_tuple_is_the_lookup_tuple() {
     use crate::conn::ConnKey;
+    use crate::parse::quick_tuple;
     let spec = crate::testutil::FrameSpec::tcp("198.18.0.2", 40000, "198.18.0.100", 80);
     let f = crate::testutil::tcp_frame(&spec, TcpFlags::SYN, b"");
     let key = ConnKey {
@@ -1170,19 +1282,13 @@ fn warm_reads_the_lookup_tuple_and_changes_nothing() {
         dst: "198.18.0.100".parse().unwrap(),
         dport: 80,
     };
-    assert_eq!(super::quick_tuple(&f), Some(key));
+    assert_eq!(quick_tuple(&f), Some(key));
     let u = crate::testutil::udp_frame(&spec, b"x");
-    assert_eq!(super::quick_tuple(&u), Some(ConnKey { proto: 17, ..key }));
+    assert_eq!(quick_tuple(&u), Some(ConnKey { proto: 17, ..key }));
     for cut in 0..f.len().min(38) {
-        assert_eq!(super::quick_tuple(&f[..cut]), None, "cut at {cut}");
+        assert_eq!(quick_tuple(&f[..cut]), None, "cut at {cut}");
     }
     let mut arp = f.clone();
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
-    assert_eq!(super::quick_tuple(&arp), None);
-
-    let h = Harness::new();
-    let before = h.worker.conn_count();
-    let frames: Vec<Vec<u8>> = vec![f.clone(), u, arp, vec![0xff; 3]];
-    h.worker.warm(frames.iter().map(Vec::as_slice));
-    assert_eq!(h.worker.conn_count(), before);
+    assert_eq!(quick_tuple(&arp), None);
 }

@@ -1,4 +1,4 @@
-//! Several workers in memory, steered as the runtime steers them (DESIGN.md section 4): each
+//! Several workers in memory, steered as the runtime steers them (docs/architecture.md, "Cores and steering"): each
 //! frame "arrives" on an arbitrary worker (as a NIC or the kernel's fanout would deliver it),
 //! goes to the owner [`Worker::steer`] names, and ARP is handled by the receiver and learnt by
 //! the others. Every packet of every flow, both directions, every method, must be forwarded by

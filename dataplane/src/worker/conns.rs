@@ -1,0 +1,309 @@
+//! Connections: scheduling a new one (scheduler, persistence template, FULLNAT local port,
+//! insert, dest accounting) and accounting a packet of a known one (state machine, dest and
+//! service counters) before its method rewrites it.
+
+use std::net::Ipv4Addr;
+
+use crate::conn::{
+    Conn, ConnFlags, ConnId, ConnKey, ConnState, ConnTable, Dir, InsertError, NewConn, TcpState,
+};
+use crate::drop::DropReason;
+use crate::laddr::LportAlloc;
+use crate::packet::PacketBuf;
+use crate::parse::Parsed;
+use crate::persist::PersistError;
+use crate::sched::{SchedFlags, SchedInput, Scheduler};
+use crate::service::{ForwardMethod, Service};
+use crate::time::Instant;
+use crate::wire::IpProtocol;
+use crate::xmit;
+
+use super::tx::Action;
+use super::{State, Tables};
+
+/// A scheduler instance of one service on this worker.
+pub(super) struct SchedSlot {
+    version: u64,
+    name: String,
+    flags: SchedFlags,
+    sched: Box<dyn Scheduler + Send>,
+}
+
+impl<B: PacketBuf> State<B> {
+    /// Remove a connection now, with its dest and local-port accounting (and its template's
+    /// control, `early`: before its time).
+    pub(super) fn remove_conn(&mut self, tables: &Tables, id: ConnId, early: bool) {
+        if let Some(c) = self.conns.remove(id) {
+            forget(tables, &mut self.lports, &c, early);
+        }
+    }
+
+    /// Schedule a dest of `svc` for a new connection with in-tuple `key` and insert it.
+    pub(super) fn open_conn(
+        &mut self,
+        tables: &Tables,
+        now: Instant,
+        svc: &Service,
+        key: ConnKey,
+    ) -> Result<ConnId, DropReason> {
+        let svc_id = svc.id();
+        let w = self.cfg.id;
+        let slot = match self.scheds.get_mut(&svc_id) {
+            Some(s) if s.name == svc.scheduler() && s.flags == svc.flags() => s,
+            _ => {
+                let params = crate::sched::SchedParams {
+                    seed: self.sched_seed,
+                    ..Default::default()
+                };
+                let sched = crate::sched::new_with_params(svc.scheduler(), svc.flags(), &params)
+                    .map_err(|_| DropReason::NoDest)?;
+                let slot = SchedSlot {
+                    version: u64::MAX,
+                    name: svc.scheduler().to_owned(),
+                    flags: svc.flags(),
+                    sched,
+                };
+                self.scheds.insert(svc_id, slot);
+                self.scheds.get_mut(&svc_id).ok_or(DropReason::NoDest)?
+            }
+        };
+        if slot.version != svc.version() {
+            slot.sched.update(svc.dests());
+            slot.version = svc.version();
+        }
+        let input = SchedInput {
+            proto: key.proto,
+            client: key.src,
+            client_port: key.sport,
+            vip: key.dst,
+            vport: key.dport,
+            now,
+            worker: w,
+        };
+        let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
+        let sched = &mut slot.sched;
+        // Persistent services: the shared template table decides, asking the scheduler only
+        // when the client (network) has no template yet.
+        let (idx, control) = if svc.config().persistence.is_some() {
+            let (idx, r) = tables
+                .persist
+                .schedule(now, w, svc, &key, || sched.schedule(svc.dests(), &input))
+                .map_err(|e| match e {
+                    PersistError::NoDest => DropReason::NoDest,
+                    PersistError::Full => DropReason::PersistTableFull,
+                })?;
+            (idx, Some(r))
+        } else {
+            let idx = sched
+                .schedule(svc.dests(), &input)
+                .ok_or(DropReason::NoDest)?;
+            (idx, None)
+        };
+        let release = || {
+            if let Some(r) = control {
+                tables.persist.release(r, true, w, &tables.services);
+            }
+        };
+        let Some(dest) = svc.dests().get(idx) else {
+            release();
+            return Err(DropReason::NoDest);
+        };
+        // A dest of port 0 (port-0 and fwmark services) takes the port the client asked for.
+        let rport = if dest.port() == 0 {
+            key.dport
+        } else {
+            dest.port()
+        };
+        // FULLNAT: the real server answers to LIP:lport; the others answer the client.
+        let (reply_dst, reply_dport, laddr) = if dest.method() == ForwardMethod::FullNat {
+            match alloc_lport(&mut self.lports, w, tables, svc, dest.addr(), rport) {
+                Ok((lip, lport, li)) => (lip, lport, Some((lip, lport, li))),
+                Err(e) => {
+                    release();
+                    return Err(e);
+                }
+            }
+        } else {
+            (key.src, key.sport, None)
+        };
+        let new = NewConn {
+            in_key: key,
+            out_key: ConnKey {
+                proto: key.proto,
+                src: dest.addr(),
+                sport: rport,
+                dst: reply_dst,
+                dport: reply_dport,
+            },
+            service: svc_id,
+            dest: dest.id(),
+            method: dest.method(),
+            state,
+            deadline: now + tables.timeouts.timeout(state),
+            template: false,
+        };
+        let id = match self.conns.insert(new) {
+            Ok(id) => id,
+            Err(e) => {
+                release();
+                if let Some((lip, lport, li)) = laddr {
+                    self.lports.release(lip, dest.addr(), rport, lport);
+                    if e == InsertError::KeyExists {
+                        crate::laddr::count_conflict(&tables.laddrs.of(svc_id)[li].stats, w);
+                    }
+                }
+                return Err(match e {
+                    InsertError::TableFull => DropReason::ConnTableFull,
+                    InsertError::KeyExists => DropReason::ConnTupleInUse,
+                });
+            }
+        };
+        if let Some((_, _, li)) = laddr {
+            crate::laddr::count_conn(&tables.laddrs.of(svc_id)[li].stats, w, 1);
+            if key.proto == IpProtocol::TCP.0
+                && let Some(c) = self.conns.get_mut(id)
+            {
+                c.set_flag(ConnFlags::TOA_PENDING, true);
+            }
+        }
+        if let Some(r) = control
+            && let Some(c) = self.conns.get_mut(id)
+        {
+            c.set_control(r);
+        }
+        let inactive = self.conns.get(id).is_some_and(|c| c.is_inactive());
+        dest.bind_conn(w, inactive);
+        dest.stats().slot(w).add_conn();
+        svc.stats().slot(w).add_conn();
+        Ok(id)
+    }
+
+    /// Account a packet of a known connection and hand it to its method.
+    pub(super) fn forward_conn(
+        &mut self,
+        tables: &Tables,
+        now: Instant,
+        id: ConnId,
+        dir: Dir,
+        p: &Parsed,
+        buf: &mut B,
+    ) -> Result<Action, DropReason> {
+        let Some(conn) = self.conns.get(id).copied() else {
+            return Err(DropReason::NotForUs);
+        };
+        let Some((svc, dest)) = tables.services.dest_with_service(conn.dest()) else {
+            // The dest was removed: stop forwarding for it and forget the connection.
+            self.remove_conn(tables, id, true);
+            return Err(DropReason::DestRemoved);
+        };
+        let w = self.cfg.id;
+        if let Some(t) = self
+            .conns
+            .on_packet(id, dir, p.tcp_flags, now, &tables.timeouts)
+            && t.old != t.new
+        {
+            if t.active_delta != 0 || t.inactive_delta != 0 {
+                dest.move_conn(w, t.active_delta, t.inactive_delta);
+            }
+            if t.new == ConnState::Tcp(TcpState::Established) {
+                assure_template(tables, &mut self.conns, id, &conn);
+            }
+        }
+        if dir == Dir::Reply && conn.in_key().proto == IpProtocol::UDP.0 {
+            assure_template(tables, &mut self.conns, id, &conn);
+        }
+        let len = buf.len() as u64;
+        let ports = &self.cfg.ports;
+        let mtu = |port: crate::l3::addr::PortId| {
+            ports
+                .get(usize::from(port))
+                .map_or(0, |p| usize::from(p.mtu))
+        };
+        let mut env = xmit::Env {
+            routes: &tables.routes,
+            addrs: &tables.addrs,
+            mtu: &mtu,
+            ip_ident: &mut self.ip_ident,
+        };
+        let (verdict, toa_sent) = xmit::apply(&conn, dir, p, buf, &mut env)?;
+        if toa_sent && let Some(c) = self.conns.get_mut(id) {
+            c.set_flag(ConnFlags::TOA_PENDING, false);
+        }
+        let how = match verdict {
+            xmit::Verdict::Forward(how) => how,
+            xmit::Verdict::IcmpError(kind, reason) => return Ok(Action::IcmpError(kind, reason)),
+        };
+        match dir {
+            Dir::Original => {
+                dest.stats().slot(w).add_in(len);
+                svc.stats().slot(w).add_in(len);
+            }
+            Dir::Reply => {
+                dest.stats().slot(w).add_out(len);
+                svc.stats().slot(w).add_out(len);
+            }
+        }
+        Ok(Action::Forward(how))
+    }
+}
+
+/// A local address and port of service `svc` towards `rip:rport` from `worker`'s partition:
+/// the service's local addresses are tried in turn from a rotating start, so connections spread
+/// over them. Returns the address, the port and the address's index in the service's list.
+fn alloc_lport(
+    lports: &mut LportAlloc,
+    worker: usize,
+    tables: &Tables,
+    svc: &Service,
+    rip: Ipv4Addr,
+    rport: u16,
+) -> Result<(Ipv4Addr, u16, usize), DropReason> {
+    let laddrs = tables.laddrs.of(svc.id());
+    if laddrs.is_empty() {
+        return Err(DropReason::NoLaddr);
+    }
+    let n = tables.laddrs.n_workers();
+    let start = lports.next_start(laddrs.len());
+    for k in 0..laddrs.len() {
+        let li = (start + k) % laddrs.len();
+        let l = &laddrs[li];
+        if let Some(p) = lports.alloc(n, l.ip, rip, rport) {
+            return Ok((l.ip, p, li));
+        }
+        crate::laddr::count_conflict(&l.stats, worker);
+    }
+    Err(DropReason::LportExhausted)
+}
+
+/// A controlled connection is established (TCP) or answered (UDP): its template becomes ASSURED
+/// (told once per connection).
+fn assure_template(tables: &Tables, conns: &mut ConnTable, id: ConnId, conn: &Conn) {
+    let Some(r) = conn.control() else { return };
+    if conn.flags().contains(ConnFlags::ASSURED_SENT) {
+        return;
+    }
+    tables.persist.assure(r);
+    if let Some(c) = conns.get_mut(id) {
+        c.set_flag(ConnFlags::ASSURED_SENT, true);
+    }
+}
+
+/// A connection is gone (expired, or removed `early`): unbind it from its dest, release its
+/// template's control and give back its local port (FULLNAT).
+pub(super) fn forget(tables: &Tables, lports: &mut LportAlloc, c: &Conn, early: bool) {
+    if let Some(d) = tables.services.dest(c.dest()) {
+        d.unbind_conn(lports.worker(), c.is_inactive());
+    }
+    if let Some(r) = c.control() {
+        tables
+            .persist
+            .release(r, early, lports.worker(), &tables.services);
+    }
+    if c.method() == ForwardMethod::FullNat {
+        let o = c.out_key();
+        lports.release(o.dst, o.src, o.sport, o.dport);
+        if let Some(s) = tables.laddrs.stats(o.dst) {
+            crate::laddr::count_conn(s, lports.worker(), -1);
+        }
+    }
+}

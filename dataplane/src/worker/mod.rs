@@ -1,0 +1,515 @@
+//! One worker: the run-to-completion body of a polling lcore (docs/architecture.md, "A packet's
+//! way").
+//!
+//! [`Worker::process_burst`] takes a received burst to its end, in stages so that the cache
+//! misses of different packets overlap instead of being taken one packet at a time (as VPP
+//! does): every frame is parsed once ([`crate::parse`]) and its tuple hashed; the index bucket
+//! of every tuple is prefetched; then the connection record of every first tag match; then each
+//! packet is processed in order, finding its lines in cache. Each frame ends transmitted
+//! (possibly after waiting for ARP), consumed (an ARP reply we asked for), or dropped with
+//! exactly one [`DropReason`] counted. [`Worker::process`] is a burst of one.
+//! [`Worker::on_tick`] drives timers: connection expiry, neighbour retransmits and timeouts.
+//! Nothing here reads a clock, allocates per packet or touches DPDK; the runtime provides [`Io`]
+//! (transmit, allocate, prefetch).
+//!
+//! Layout, one file per concern:
+//! - `rx`: receive and classify (ARP, ICMP, the connection path, what is dropped and why);
+//! - `conns`: connections: scheduling a new one, accounting a packet of a known one;
+//! - `tx`: routing, TTL, neighbour resolution, the Ethernet header, ICMP errors we originate;
+//! - `tables`: what the worker reads but does not own ([`Tables`]);
+//! - `stats`: its counters and their published copy ([`WorkerStats`]).
+//!
+//! What a forwarding method does to a packet is in [`crate::xmit`], behind one entry point.
+//!
+//! The worker owns its connection table, neighbour table, scheduler states and counters
+//! outright (its `State`). What it only reads (services, addresses, routes, timeouts) arrives
+//! as one immutable [`Tables`] value swapped between bursts with [`Worker::set_tables`], so a
+//! burst never sees a half-applied change.
+//!
+//! Policies, counted either way:
+//! - IPv4 fragments are not reassembled: dropped (`ipv4_fragment`).
+//! - IPv4 options are forwarded untouched (L4 is found through IHL); `ipv4_options` counts them.
+//! - TTL is decremented on every forwarded packet; one that would reach 0 is dropped
+//!   (`ttl_exceeded`) before it opens a connection or changes one's state.
+//! - A new connection is opened only by a TCP SYN (without ACK, RST or FIN) or any UDP datagram
+//!   to a service; its L4 checksum is verified then (unless the NIC already did). Packets of
+//!   known connections are rewritten with incremental checksums, which carry a bad checksum
+//!   through to the endpoint.
+//! - Methods (one file each in `xmit`): NAT and FULLNAT are routed (TTL decremented) both ways;
+//!   DR and TUN leave the client's packet untouched (DR: only the Ethernet destination changes,
+//!   to the RS MAC resolved on the port whose network holds the RIP; TUN: wrapped in an outer
+//!   IPv4 header) and see no replies, so TCP uses IPVS's INPUT_ONLY table for them.
+//! - A TCP SYN that hits a connection in TIME_WAIT or CLOSE (a client reusing its port) expires
+//!   that connection and is scheduled anew (IPVS `conn_reuse_mode`).
+//! - A dest removed from its service forwards nothing more: a packet of one of its connections
+//!   is dropped (`dest_removed`) and the connection forgotten; the others expire by their timers.
+//!   A dest with weight 0 takes no new connections but keeps forwarding its existing ones.
+//! - ICMP errors (unreachable, fragmentation needed, time exceeded) quoting a packet of a NAT or
+//!   FULLNAT connection are translated for the other side (`xmit::icmp`); for DR they are passed
+//!   to the real server unchanged, as requests are. Others addressed to us are dropped
+//!   (`local_not_service`), others not for us `not_for_us`.
+//! - New connections of persistent services (`-p`) take their dest from the template table
+//!   shared by all workers ([`crate::persist`]); a connection made through a template is
+//!   controlled by it and releases it when it ends. fwmark services are looked up first, with
+//!   the mark of [`crate::fwmark::Classifier`]. One-packet (`-o`) UDP services schedule every
+//!   datagram and keep no connection.
+
+mod conns;
+mod nexthop;
+mod rx;
+mod stats;
+mod tables;
+mod tx;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::conn::{ConnTable, Expiry};
+use crate::drop::{DropCounters, DropReason};
+use crate::l3::addr::PortId;
+use crate::l3::neigh::{NeighConfig, NeighTable};
+use crate::laddr::LportAlloc;
+use crate::packet::PacketBuf;
+use crate::parse::{Class, Parsed};
+use crate::service::ServiceId;
+use crate::service::snapshot::FastBuildHasher;
+use crate::steer::{Owner, Steering};
+use crate::time::Instant;
+use crate::wire::MacAddr;
+
+pub use crate::conn::table::MemAdvice;
+pub use stats::{ConnView, WorkerStats};
+pub use tables::{StaticNeigh, Tables};
+
+use conns::SchedSlot;
+use stats::Counters;
+
+/// What the runtime does for the worker.
+pub trait Io<B> {
+    /// Queue `buf` for transmission on `port` (the runtime batches and flushes).
+    fn transmit(&mut self, port: PortId, buf: B);
+    /// A fresh, empty buffer (for ARP requests), or `None` when the pool is empty.
+    fn alloc(&mut self) -> Option<B>;
+    /// Start loading the cache line holding `*r` (a hint; the default does nothing). The
+    /// runtime implements it with the CPU's prefetch instruction, which safe Rust lacks.
+    #[inline]
+    fn prefetch<T>(&self, r: &T) {
+        let _ = r;
+    }
+}
+
+/// A port as the worker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSetup {
+    pub mac: MacAddr,
+    pub mtu: u16,
+}
+
+/// A worker's fixed setup.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Worker index (0..n_workers): its slot in every shared stats object.
+    pub id: usize,
+    /// Indexed by [`PortId`].
+    pub ports: Vec<PortSetup>,
+    pub conn_capacity: usize,
+    pub neigh: NeighConfig,
+    /// Number of workers (at least 1): flow ownership ([`Worker::steer`]) and the local-port
+    /// partition depend on it.
+    pub workers: usize,
+}
+
+/// Upper bound of connections expired per tick, so a tick never stalls the worker.
+const EXPIRE_BUDGET: usize = 65_536;
+
+/// Most frames [`Worker::process_burst`] stages at once (longer bursts are taken in chunks).
+pub const MAX_BURST: usize = 64;
+
+/// The per-core load balancer.
+pub struct Worker<B> {
+    tables: Arc<Tables>,
+    st: State<B>,
+}
+
+/// Everything the worker owns and changes; its methods take the [`Tables`] they read as an
+/// argument, so a service borrowed from the tables can be used while the state changes.
+struct State<B> {
+    cfg: WorkerConfig,
+    conns: ConnTable,
+    neigh: NeighTable<B>,
+    scheds: HashMap<ServiceId, SchedSlot, FastBuildHasher>,
+    drops: DropCounters,
+    counters: Counters,
+    stats: Arc<WorkerStats>,
+    lports: LportAlloc,
+    /// IP identification of packets the worker originates (tunnel headers, ICMP errors).
+    ip_ident: u16,
+    /// Next of this worker's persistence-table stripes to sweep (one per tick).
+    persist_sweep: usize,
+    /// Which worker owns which flow.
+    steering: Steering,
+    /// Seed of this worker's scheduler PRNGs (`twos`), so workers draw independently.
+    sched_seed: u64,
+    /// Route and neighbour of recent destinations ([`nexthop`]).
+    next_hops: nexthop::NextHopCache,
+    /// The parsed frames of the burst being processed, with their tuple hashes (capacity
+    /// [`MAX_BURST`], reused).
+    staged: Vec<(Parsed, u64)>,
+}
+
+impl<B> core::fmt::Debug for Worker<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.st.cfg.id)
+            .field("conns", &self.st.conns.len())
+            .field("neigh", &self.st.neigh.len())
+            .finish()
+    }
+}
+
+impl<B: PacketBuf> Worker<B> {
+    /// A worker with empty tables of the configured sizes. `seed` keys the connection hash.
+    pub fn new(cfg: WorkerConfig, tables: Arc<Tables>, stats: Arc<WorkerStats>, seed: u64) -> Self {
+        Self::build(cfg, tables, stats, seed, None)
+    }
+
+    /// As [`Worker::new`], with `advice` applied to the connection table's memory before it is
+    /// first touched (the runtime passes transparent-huge-page advice).
+    pub fn with_advice(
+        cfg: WorkerConfig,
+        tables: Arc<Tables>,
+        stats: Arc<WorkerStats>,
+        seed: u64,
+        advice: MemAdvice,
+    ) -> Self {
+        Self::build(cfg, tables, stats, seed, Some(advice))
+    }
+
+    fn build(
+        cfg: WorkerConfig,
+        tables: Arc<Tables>,
+        stats: Arc<WorkerStats>,
+        seed: u64,
+        advice: Option<MemAdvice>,
+    ) -> Self {
+        let capacity = cfg.conn_capacity.clamp(1, crate::conn::table::MAX_CAPACITY);
+        let make = |cap| match advice {
+            Some(a) => ConnTable::with_advice(cap, seed, a),
+            None => ConnTable::new(cap, seed),
+        };
+        let conns = make(capacity).unwrap_or_else(|_| {
+            // Unreachable after the clamp; keep the worker alive with the largest table.
+            make(crate::conn::table::MAX_CAPACITY).expect("max capacity is valid")
+        });
+        stats
+            .conn_capacity
+            .store(capacity as u64, Ordering::Relaxed);
+        let id = cfg.id;
+        let workers = cfg.workers;
+        let st = State {
+            neigh: NeighTable::new(cfg.neigh),
+            cfg,
+            conns,
+            scheds: HashMap::default(),
+            drops: DropCounters::default(),
+            counters: Counters::default(),
+            stats,
+            lports: LportAlloc::new(id),
+            ip_ident: (seed as u16) ^ (id as u16).rotate_left(8),
+            persist_sweep: 0,
+            steering: Steering::new(u16::try_from(workers).unwrap_or(u16::MAX)),
+            sched_seed: seed.rotate_left(17) ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            next_hops: nexthop::NextHopCache::new(),
+            staged: Vec::with_capacity(MAX_BURST),
+        };
+        let mut w = Worker {
+            tables: tables.clone(),
+            st,
+        };
+        w.set_tables(tables);
+        w
+    }
+
+    /// Switch to new tables (between bursts). Schedulers of removed services are dropped; the
+    /// others are updated lazily, when their service's version changed, at the next new
+    /// connection. Static neighbours are (re)installed.
+    pub fn set_tables(&mut self, tables: Arc<Tables>) {
+        let st = &mut self.st;
+        st.next_hops.invalidate();
+        st.scheds
+            .retain(|id, _| tables.services.service(*id).is_some());
+        let drops = &mut st.drops;
+        for n in &tables.static_neighs {
+            // Packets waiting for a now-static neighbour are dropped with the rest of their
+            // queue: `add_static` hands them back, and without `io` here they cannot be sent.
+            let _ = st
+                .neigh
+                .add_static(Instant::ZERO, n.port, n.ip, n.mac, |_b| {
+                    drops.count(DropReason::NeighTimeout)
+                });
+        }
+        self.tables = tables;
+    }
+
+    /// The tables in use.
+    pub fn tables(&self) -> &Arc<Tables> {
+        &self.tables
+    }
+
+    /// Drops counted so far, by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.st.drops
+    }
+
+    /// Connections in this worker's table.
+    pub fn conn_count(&self) -> usize {
+        self.st.conns.len()
+    }
+
+    /// Bytes of this worker's connection table (slab, index, wheel).
+    pub fn conn_table_bytes(&self) -> usize {
+        self.st.conns.memory_bytes()
+    }
+
+    /// Copy the counters into the shared [`WorkerStats`] (call once per poll iteration or tick).
+    pub fn publish_stats(&self) {
+        let st = &self.st;
+        let s = &st.stats;
+        let c = &st.counters;
+        s.rx_packets.store(c.rx_packets, Ordering::Relaxed);
+        s.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
+        s.rx_consumed.store(c.rx_consumed, Ordering::Relaxed);
+        s.tx_packets.store(c.tx_packets, Ordering::Relaxed);
+        s.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
+        s.ipv4_options.store(c.ipv4_options, Ordering::Relaxed);
+        s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
+        s.neigh_entries
+            .store(st.neigh.len() as u64, Ordering::Relaxed);
+        for (r, n) in st.drops.iter() {
+            s.drops[r as usize].store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Every connection, for listings, then the persistence templates of the shared table's
+    /// stripes this worker sweeps (so listing every worker lists each template once).
+    pub fn conns(&self, now: Instant) -> impl Iterator<Item = ConnView> + '_ {
+        let templates = self
+            .tables
+            .persist
+            .views(now, self.st.cfg.id)
+            .into_iter()
+            .map(|t| ConnView {
+                proto: t.key.proto,
+                state: t.state,
+                expires_in: t.expires_in.as_secs(),
+                client: (t.key.client, 0),
+                virt: (t.key.vaddr, t.key.vport),
+                dest: t.dest,
+            });
+        self.st
+            .conns
+            .iter()
+            .map(move |(_, c)| {
+                let (i, o) = (c.in_key(), c.out_key());
+                ConnView {
+                    proto: i.proto,
+                    state: c.state().name(),
+                    expires_in: c.deadline().saturating_since(now).as_secs(),
+                    client: (i.src, i.sport),
+                    virt: (i.dst, i.dport),
+                    dest: (o.src, o.sport),
+                }
+            })
+            .chain(templates)
+    }
+
+    /// Every neighbour entry, for listings (`rvsctl neigh show`).
+    pub fn neighs(&self) -> impl Iterator<Item = crate::l3::neigh::NeighInfo> + '_ {
+        self.st.neigh.iter()
+    }
+
+    /// Forget the learned (non-permanent) neighbour entries, of one port or all; packets
+    /// waiting on them are dropped (`neigh_timeout`). Returns how many entries went.
+    pub fn flush_neighs(&mut self, port: Option<PortId>) -> usize {
+        let st = &mut self.st;
+        st.next_hops.invalidate();
+        let victims: Vec<_> = st
+            .neigh
+            .iter()
+            .filter(|n| n.state != crate::l3::neigh::NeighState::Permanent)
+            .filter(|n| port.is_none_or(|p| p == n.port))
+            .map(|n| (n.port, n.ip))
+            .collect();
+        let drops = &mut st.drops;
+        for (p, ip) in &victims {
+            let _ = st
+                .neigh
+                .remove(*p, *ip, |_b| drops.count(DropReason::NeighTimeout));
+        }
+        victims.len()
+    }
+
+    /// Delete one neighbour entry (static or learned); waiting packets are dropped
+    /// (`neigh_timeout`). A static entry still in the tables comes back at the next
+    /// [`Worker::set_tables`]. Returns whether there was one.
+    pub fn del_neigh(&mut self, port: PortId, ip: Ipv4Addr) -> bool {
+        let st = &mut self.st;
+        st.next_hops.invalidate();
+        let drops = &mut st.drops;
+        st.neigh
+            .remove(port, ip, |_b| drops.count(DropReason::NeighTimeout))
+            .is_ok()
+    }
+
+    /// Where a received frame is processed ([`crate::steer`]), by this worker's current tables.
+    /// The runtime hands a frame owned by another worker to it, and copies ARP frames
+    /// ([`Owner::All`]) to every other worker's [`Worker::learn_arp`].
+    pub fn steer(&self, frame: &[u8]) -> Owner {
+        self.st.steering.owner(frame, &*self.tables)
+    }
+
+    /// Whether a TCP/UDP frame belongs to a connection in this worker's table: such a frame is
+    /// this worker's by definition, whatever [`Worker::steer`] would compute (own-first
+    /// steering: the owner is computed only for misses).
+    pub fn owns(&self, frame: &[u8]) -> bool {
+        let Some(k) = crate::parse::quick_tuple(frame) else {
+            return false;
+        };
+        self.st.conns.lookup(&k).is_some()
+    }
+
+    /// The worker's index (0..workers).
+    pub fn id(&self) -> usize {
+        self.st.cfg.id
+    }
+
+    /// Learn from a copy of an ARP frame another worker received on `port` and handled: the
+    /// neighbour table is taught as [`Worker::process`] would teach it (packets waiting for the
+    /// neighbour are sent), but nothing is answered, nothing counted as received, and the copy
+    /// is freed.
+    pub fn learn_arp<I: Io<B>>(&mut self, now: Instant, port: PortId, buf: B, io: &mut I) {
+        self.st.learn_arp(&self.tables, now, port, buf, io);
+    }
+
+    /// Take one received frame to its end (a burst of one).
+    pub fn process<I: Io<B>>(&mut self, now: Instant, port: PortId, buf: B, io: &mut I) {
+        let tables = &*self.tables;
+        let st = &mut self.st;
+        let mac = st.port_mac(port);
+        let p = crate::parse::parse(buf.data(), mac, buf.rx_checksum());
+        let h = st.conns.hash(&p.key);
+        st.process_parsed(tables, now, port, buf, &p, h, io);
+    }
+
+    /// Take a received burst to its end, in stages (see the module documentation). The
+    /// buffers are drained from `burst`, which keeps its allocation for the next burst.
+    pub fn process_burst<I: Io<B>>(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        burst: &mut Vec<B>,
+        io: &mut I,
+    ) {
+        let tables = &*self.tables;
+        let st = &mut self.st;
+        let mac = st.port_mac(port);
+        while !burst.is_empty() {
+            let n = burst.len().min(MAX_BURST);
+            // Stage 1: parse and hash every frame, prefetch its index bucket.
+            st.staged.clear();
+            for b in &burst[..n] {
+                let p = crate::parse::parse(b.data(), mac, b.rx_checksum());
+                let h = st.conns.hash(&p.key);
+                if p.class == Class::Flow {
+                    io.prefetch(st.conns.bucket(h));
+                }
+                st.staged.push((p, h));
+            }
+            // Stage 2: prefetch the record of each first tag match (the bucket is in cache or
+            // on its way by now).
+            for (p, h) in &st.staged {
+                if p.class == Class::Flow
+                    && let Some(c) = st.conns.candidate(*h)
+                {
+                    io.prefetch(c);
+                }
+            }
+            // Stage 3: process in order.
+            for (k, b) in burst.drain(..n).enumerate() {
+                let (p, h) = st.staged[k];
+                st.process_parsed(tables, now, port, b, &p, h, io);
+            }
+        }
+    }
+
+    /// Timers: neighbour retransmits and timeouts, connection expiry.
+    pub fn on_tick<I: Io<B>>(&mut self, now: Instant, io: &mut I) {
+        let tables = &*self.tables;
+        let st = &mut self.st;
+        st.next_hops.invalidate();
+        let drops = &mut st.drops;
+        st.neigh.on_tick(now, |_b, reason| drops.count(reason));
+        st.send_solicits(tables, io);
+        let lports = &mut st.lports;
+        st.conns.expire(now, EXPIRE_BUDGET, |_, c| {
+            conns::forget(tables, lports, c, false);
+            Expiry::Remove
+        });
+        st.sweep_templates(tables, now);
+    }
+}
+
+impl<B: PacketBuf> State<B> {
+    fn port_mac(&self, port: PortId) -> MacAddr {
+        self.cfg
+            .ports
+            .get(usize::from(port))
+            .map_or(MacAddr::ZERO, |p| p.mac)
+    }
+
+    /// Sweep the next of this worker's stripes of the shared template table.
+    fn sweep_templates(&mut self, tables: &Tables, now: Instant) {
+        let persist = &tables.persist;
+        let mine = crate::persist::STRIPES.div_ceil(persist.n_workers());
+        let k = self.persist_sweep % mine.max(1);
+        self.persist_sweep = self.persist_sweep.wrapping_add(1);
+        if let Some(stripe) = persist.stripes_of(self.cfg.id).nth(k) {
+            persist.sweep(stripe, now, self.cfg.id, &tables.services);
+        }
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        self.ip_ident
+    }
+
+    /// Take one parsed frame to its end.
+    #[allow(clippy::too_many_arguments)]
+    fn process_parsed<I: Io<B>>(
+        &mut self,
+        tables: &Tables,
+        now: Instant,
+        port: PortId,
+        mut buf: B,
+        p: &Parsed,
+        h: u64,
+        io: &mut I,
+    ) {
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += buf.len() as u64;
+        match self.handle(tables, now, port, &mut buf, p, h, io) {
+            Ok(tx::Action::Transmit(out)) => self.transmit(out, buf, io),
+            Ok(tx::Action::Forward(how)) => self.forward(tables, now, how, buf, io),
+            Ok(tx::Action::IcmpError(kind, reason)) => {
+                self.icmp_error(tables, now, kind, reason, &buf, io)
+            }
+            Ok(tx::Action::Consumed) => self.counters.rx_consumed += 1,
+            Err(reason) => self.drops.count(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

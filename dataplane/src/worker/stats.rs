@@ -1,0 +1,77 @@
+//! A worker's counters: the private ones it bumps per packet, and [`WorkerStats`], the copy it
+//! publishes for the control plane (load + store, no read-modify-write) once per poll iteration.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::drop::DropReason;
+
+/// One worker's counters, written by the worker only (load + store, no read-modify-write) and
+/// read by the control plane at any time.
+#[derive(Debug)]
+pub struct WorkerStats {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    /// Received frames used up by the worker, neither forwarded nor dropped (ARP replies and
+    /// announcements that taught the neighbour table).
+    pub rx_consumed: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub ipv4_options: AtomicU64,
+    pub conns: AtomicU64,
+    pub conn_capacity: AtomicU64,
+    pub neigh_entries: AtomicU64,
+    pub(super) drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            rx_packets: AtomicU64::new(0),
+            rx_bytes: AtomicU64::new(0),
+            rx_consumed: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
+            tx_bytes: AtomicU64::new(0),
+            ipv4_options: AtomicU64::new(0),
+            conns: AtomicU64::new(0),
+            conn_capacity: AtomicU64::new(0),
+            neigh_entries: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl WorkerStats {
+    /// Drops by reason, as last published.
+    pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.drops[*r as usize].load(Ordering::Relaxed)))
+    }
+
+    pub fn drop_count(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Counters {
+    pub(super) rx_packets: u64,
+    pub(super) rx_bytes: u64,
+    pub(super) rx_consumed: u64,
+    pub(super) tx_packets: u64,
+    pub(super) tx_bytes: u64,
+    pub(super) ipv4_options: u64,
+}
+
+/// A connection as listings show it (`ipvsadm -Lc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnView {
+    pub proto: u8,
+    pub state: &'static str,
+    /// Whole seconds until expiry.
+    pub expires_in: u64,
+    pub client: (Ipv4Addr, u16),
+    pub virt: (Ipv4Addr, u16),
+    pub dest: (Ipv4Addr, u16),
+}
