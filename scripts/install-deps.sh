@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what rvs needs on a fresh Debian 12 machine: DPDK 22.11 headers and PMDs, libclang for
-# bindgen, pkg-config, and the tools the namespace tests and the demo use. Idempotent: when every
+# bindgen, pkg-config, the tools the namespace tests and the demo use, and what `make deb` and its
+# test use (dpkg-dev for dpkg-shlibdeps, man-db for man -w). Idempotent: when every
 # package is already there it does nothing (no apt-get update).
 set -euo pipefail
-PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump"
+PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump dpkg-dev man-db"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -10,7 +10,7 @@
 //! Allocation ([`LportAlloc`], one per worker, no sharing):
 //! - Ports 1024..=65535 of a LIP are **partitioned between workers by residue**: worker `i` of
 //!   `n` hands out only lports with `lport % n == i`. A reply from a real server to LIP:lport thus
-//!   names its owning worker by `lport % n`, which is what flow steering (DESIGN.md section 4,
+//!   names its owning worker by `lport % n`, which is what flow steering (docs/architecture.md section 3,
 //!   issue 6) relies on to send it to the worker holding the connection.
 //! - One pool per `(LIP, RIP, rport)`: the same lport is reused towards different real servers,
 //!   since the out-tuple `RIP:rport -> LIP:lport` stays unique. A pool is a FIFO of released ports

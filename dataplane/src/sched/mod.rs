@@ -123,7 +123,7 @@ pub trait Scheduler: fmt::Debug {
     fn schedule(&mut self, dests: &[DestView], input: &SchedInput) -> Option<usize>;
 }
 
-/// The 14 IPVS scheduler names (reference/ipvs.md section 1.1).
+/// The 14 IPVS scheduler names (docs/ipvsadm-compat.md section 5.1).
 pub const SCHEDULER_NAMES: [&str; 14] = [
     "rr", "wrr", "lc", "wlc", "fo", "ovf", "lblc", "lblcr", "dh", "sh", "mh", "sed", "nq", "twos",
 ];

@@ -167,7 +167,7 @@ impl Dest {
     }
 
     /// Account the end of a connection (IPVS `ip_vs_unbind_dest`), with the flag recorded on the
-    /// connection, then apply the hysteresis of reference/ipvs.md section 1.5:
+    /// connection, then apply the hysteresis of docs/ipvsadm-compat.md section 5.4:
     /// with a lower threshold, OVERLOAD clears when `totalconns < l_threshold`; else with an
     /// upper threshold, when `totalconns * 4 < u_threshold * 3` (below 75 %); else it clears.
     pub fn unbind_conn(&self, worker: usize, inactive: bool) {
@@ -387,7 +387,7 @@ impl Snapshot {
 
 #[cfg(test)]
 mod tests {
-    //! Threshold cases of reference/ipvs.md section 1.5 that `table.rs`'s hysteresis test does
+    //! Threshold cases of docs/ipvsadm-compat.md section 5.4 that `table.rs`'s hysteresis test does
     //! not reach: no upper threshold, templates outside totalconns, inactive conns counted.
     use super::*;
     use crate::service::{DestConfig, ForwardMethod};

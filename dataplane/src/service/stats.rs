@@ -1,6 +1,6 @@
 //! Per-service and per-dest counters shared between the workers and the control plane.
 //!
-//! Rules (DESIGN.md section 4: no read-modify-write atomics on the packet path):
+//! Rules (docs/architecture.md section 3: no read-modify-write atomics on the packet path):
 //! - One cache-line-aligned [`StatsSlot`] per worker. Only that worker writes the slot's counters,
 //!   with `load(Relaxed)` + `store(Relaxed)` (a single writer needs no RMW; the increment is not
 //!   lost because nobody else stores to that word).
@@ -16,7 +16,7 @@
 //! - The gauges (active, inactive, persistent connections) are not zeroed (IPVS does not zero
 //!   them either). They go up and down through signed deltas stored as wrapping `u64`s; one
 //!   worker's slot can be transiently "negative" only if a connection were unbound on another
-//!   worker than the one that bound it, which the ownership rules of DESIGN.md section 4 forbid;
+//!   worker than the one that bound it, which the ownership rules of docs/architecture.md section 3 forbid;
 //!   the sum is clamped at 0 regardless.
 //! - A worker index outside `0..n_workers` is taken modulo the slot count: never a panic.
 
