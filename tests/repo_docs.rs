@@ -98,11 +98,7 @@ fn outside_names_are_detected() {
 
 /// No tracked file refers to a document outside the repository: everything a reader needs is in
 /// `docs/`.
-// Ignored until the files being rewritten for the staged packet path (the worker, connection
-// table, xmit, steering, bench and runtime modules) have their remaining references replaced;
-// the lead removes `#[ignore]` then.
 #[test]
-#[ignore = "references remain in files under rewrite; un-ignore once they are replaced"]
 fn no_reference_outside_the_repository() {
     let hits = outside_references();
     assert!(
