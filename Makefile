@@ -1,11 +1,13 @@
 # rvs: the two commands of the README, and the usual developer targets.
 #   make demo   clients -> rvsd (DPDK, NAT) -> two HTTP servers, in network namespaces
-#   make test   the whole test suite (namespace tests run for real as root)
+#   make test   the whole test suite (namespace tests run for real as root), the Debian package
+#               test included (scripts/test-deb.sh: about 15 s on the debug build)
+#   make deb    the Debian package, target/debian/rvs_VERSION_ARCH.deb (scripts/build-deb.sh)
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all deps build release test lint fmt demo clean
+.PHONY: all deps build release test test-deb deb lint fmt demo clean
 
 all: build
 
@@ -30,6 +32,16 @@ lint: deps
 test: deps lint
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace -- --test-threads=2
+	scripts/test-deb.sh target/debug
+
+# Build the package from the debug binaries, install, use, remove and purge it (root).
+test-deb: deps
+	$(CARGO) build --workspace --bins --examples
+	scripts/test-deb.sh target/debug
+
+deb: deps
+	$(CARGO) build --workspace --release --bins --examples
+	scripts/build-deb.sh target/release target/debian
 
 demo: deps
 	$(CARGO) build --workspace --release

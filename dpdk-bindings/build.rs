@@ -46,7 +46,6 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_promiscuous_enable",
     "rte_eth_macaddr_get",
     "rte_eth_dev_get_mtu",
-    "rte_eth_link_get_nowait",
     "rte_eth_stats_get",
     "rte_eal_hotplug_add",
     "rte_eal_hotplug_remove",
@@ -56,6 +55,7 @@ const FUNCTIONS: &[&str] = &[
 /// Types and constants, beyond what the functions pull in.
 const TYPES: &[&str] = &[
     "rte_mbuf",
+    "rvs_mbuf_field",
     "rte_eth_conf",
     "rte_eth_dev_info",
     "rte_eth_stats",
@@ -74,6 +74,12 @@ const VARS: &[&str] = &[
     "SOCKET_ID_ANY",
     "LCORE_ID_ANY",
 ];
+
+/// `"22.11.4"` -> `(22, 11)`.
+fn parse_version(v: &str) -> (u32, u32) {
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/shim.c");
@@ -108,14 +114,30 @@ fn main() {
     }
     build.compile("rvs_dpdk_shim");
 
-    pkg_config::Config::new()
-        .range_version("22.11".."23")
+    // DPDK 22.11 (Debian 12) is what rvs is tested on; 23.11 and 24.11 (the later LTS releases)
+    // are accepted. What differs between them and rvs uses is read in a version-independent way:
+    // rte_mbuf fields by offsets clang computes (shim.h), the link state through the shim.
+    let dpdk = pkg_config::Config::new()
+        .range_version("22.11".."25")
         .probe("libdpdk")
-        .expect("pkg-config could not find libdpdk 22.11: install libdpdk-dev");
+        .expect("pkg-config could not find libdpdk 22.11 to 24.11: install libdpdk-dev");
+    let (major, minor) = parse_version(&dpdk.version);
+    println!("cargo:rustc-env=RVS_DPDK_BUILD_VERSION={}", dpdk.version);
+    println!("cargo::rustc-check-cfg=cfg(dpdk_tested)");
+    if (major, minor) == (22, 11) {
+        // The version the test suite runs on; later ones build but are not tested here.
+        println!("cargo:rustc-cfg=dpdk_tested");
+    } else {
+        println!(
+            "cargo:warning=building against DPDK {} (rvs is tested on 22.11 only)",
+            dpdk.version
+        );
+    }
 
     let mut builder = bindgen::Builder::default()
         .header("csrc/wrapper.h")
         .clang_arg("-Icsrc")
+        .clang_arg("-DRVS_SHIM_OFFSETS")
         .clang_args(&cflags)
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .derive_default(true)

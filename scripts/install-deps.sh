@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install what rvs needs on a fresh Debian 12 machine: DPDK 22.11 headers and PMDs, libclang for
-# bindgen, pkg-config, and the tools the namespace tests and the demo use. Idempotent: when every
+# bindgen, pkg-config, the tools the namespace tests and the demo use, and what `make deb` and its
+# test use (dpkg-dev for dpkg-shlibdeps, man-db for man -w). Idempotent: when every
 # package is already there it does nothing (no apt-get update).
 #   install-deps.sh        what the build, the demo and the tests need
 #   install-deps.sh bgp    bird2 only: the routing daemon of the BGP/ECMP failover test, installed
 #                          when that test runs and does not find it (its system service is not
 #                          wanted: the test runs its own bird in its namespaces)
 set -euo pipefail
-PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump"
+PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump dpkg-dev man-db"
 if [ "${1:-}" = bgp ]; then
     PKGS="bird2"
 fi

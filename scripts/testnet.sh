@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The rvs test network (DESIGN.md section 8): network namespaces joined by veth pairs, made and
+# The rvs test network (docs/architecture.md section 7): network namespaces joined by veth pairs, made and
 # removed by the test that uses them. Only 198.18.0.0/15 is used, only inside these namespaces.
 #
 #   testnet.sh up ID [MODE]  create a topology, namespaces named ID-*; MODE nat (default, below),
@@ -50,7 +50,7 @@ STATE=/tmp/rvs-testnet/$ID
 need() { command -v "$1" >/dev/null 2>&1 || { echo "testnet: $1 not found (apt-get install $2)" >&2; exit 1; }; }
 
 # Turn off every offload on a veth end: the kernel would otherwise hand DPDK's af_packet socket
-# partially checksummed or GSO-sized frames (DESIGN.md section 8, veth gotcha).
+# partially checksummed or GSO-sized frames (docs/architecture.md section 7, the veth checksum trap).
 offloads_off() { # ns dev
     ip netns exec "$1" ethtool -K "$2" rx off tx off tso off gso off gro off >/dev/null 2>&1 ||
         ip netns exec "$1" ethtool -K "$2" rx off tx off >/dev/null

@@ -1,4 +1,5 @@
-//! The TOML configuration file (DESIGN.md section 7) as typed, validated values.
+//! The TOML configuration file (README, "The configuration file"; samples in `conf/`) as typed,
+//! validated values.
 //!
 //! Unknown keys are rejected, and every error names the file and the key (`port[1].device`), so
 //! an operator can fix a bad file without guessing. Defaults run on a laptop: no hugepages, no
@@ -232,7 +233,7 @@ impl Default for ControlSection {
 #[serde(deny_unknown_fields)]
 pub struct IpvsSection {
     /// An `ipvsadm -S` file replayed at start (relative paths are relative to the working
-    /// directory, as `rules = "conf/demo.rules"` in DESIGN.md section 7).
+    /// directory: `rules = "conf/nat.rules"`).
     #[serde(default)]
     pub rules: Option<PathBuf>,
     /// Timeouts per connection state in seconds, keyed by state name in lower case

@@ -3,6 +3,9 @@
 //! reuses the runtime's mbuf newtype so it measures exactly the code rvsd runs.
 
 pub mod bench;
+pub mod check;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod runtime;
+pub mod systemd;

@@ -1,35 +1,19 @@
 //! rvsd: the rvs daemon.
 //!
+//! `--check-config FILE` validates a configuration (and its rules file) without starting EAL:
+//! see `rvs::check`.
+//!
 //! Start-up order: configuration (every error names file and key) -> logging -> EAL -> mempool
 //! -> ports -> service table (replaying `[ipvs] rules`) -> workers on their lcores -> control
 //! socket. Shutdown on SIGINT/SIGTERM runs it backwards: control socket closed, workers stopped
 //! (each drops its queued packets), ports stopped and closed, then the mempool is checked to have
 //! every mbuf back before EAL is cleaned up.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use rvs::cli::Cli;
 use rvs::{config, runtime};
-
-/// rvs: a kernel-bypass Layer-4 load balancer (an LVS director) on DPDK.
-#[derive(Debug, Parser)]
-#[command(name = "rvsd", version = version(), about, long_about = None)]
-struct Cli {
-    /// The configuration file (TOML).
-    #[arg(short, long, value_name = "FILE", default_value = "/etc/rvs/rvs.toml")]
-    config: PathBuf,
-    /// Log level or filter (`info`, `debug`, `rvs=debug`); `RUST_LOG` is used when unset.
-    #[arg(long, value_name = "FILTER")]
-    log_level: Option<String>,
-    /// Check the configuration file and exit.
-    #[arg(long)]
-    check: bool,
-}
-
-fn version() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), " (", env!("RVS_GIT_COMMIT"), ")")
-}
 
 fn init_logging(level: Option<&str>) {
     use tracing_subscriber::EnvFilter;
@@ -47,6 +31,23 @@ fn init_logging(level: Option<&str>) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let check = match (&cli.check_config, cli.check) {
+        (Some(file), _) => Some(file),
+        (None, true) => Some(&cli.config),
+        (None, false) => None,
+    };
+    if let Some(file) = check {
+        return match rvs::check::check_config(file) {
+            Ok(summary) => {
+                println!("{}: ok ({summary})", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rvsd: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let conf = match config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -54,11 +55,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if cli.check {
-        println!("{}: ok", cli.config.display());
-        return ExitCode::SUCCESS;
-    }
     init_logging(cli.log_level.as_deref());
+    // Under systemd (Type=notify): READY=1 once the control socket accepts connections.
+    let _ready = rvs::systemd::notify_ready_when_listening(conf.socket.clone());
     match runtime::run(conf) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,4 +1,4 @@
-//! DR, TUN and FULLNAT end to end (issue 3, DESIGN.md section 8): a client namespace reaches two
+//! DR, TUN and FULLNAT end to end (issue 3, docs/architecture.md section 7): a client namespace reaches two
 //! real servers through rvsd on DPDK af_packet ports, configured with ipvsadm; 40 HTTP requests
 //! and a bounded UDP loop, balanced rr 1:1, then the connection listing and shortened timeouts.
 //! Needs root; skips with a printed reason without it. Topologies: `scripts/testnet.sh up ID

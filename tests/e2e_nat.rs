@@ -45,7 +45,7 @@ fn nat_through_dpdk_4_workers_one_queue() {
 
 /// 40 requests through `workers` workers (af_packet with a queue pair per worker). With one
 /// worker the wrr split is IPVS's exact 30/10; with several, each worker schedules on its own
-/// (DESIGN.md section 4), so the split is within the bound [`common::split_ok`] states.
+/// (docs/architecture.md section 3), so the split is within the bound [`common::split_ok`] states.
 fn nat_wrr(workers: usize, queues: usize, prefix: &str) {
     let _serial = common::serial();
     let net = TestNet::up(prefix);

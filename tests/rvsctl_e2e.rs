@@ -101,6 +101,21 @@ fn rvsctl_shows_and_changes_the_daemon_state() {
     let rvsd = Rvsd::start(None, &config(&socket, "net_null0"), &socket, &dir);
     let s = socket.as_path();
 
+    // daemon: what rvsd speaks (hello, protocol 2) through the real socket.
+    let hello = json(s, &["-j", "daemon"]);
+    assert_eq!(hello["protocol_version"], ctl::proto::PROTOCOL_VERSION);
+    assert_eq!(hello["min_protocol_version"], 1);
+    assert_eq!(hello["daemon_version"], rvs::cli::version());
+    assert_eq!(
+        hello["requests"].as_array().unwrap().len(),
+        ctl::proto::Request::NAMES.len()
+    );
+    assert!(ok(s, &["daemon", "show"]).starts_with(&format!(
+        "rvsd {} protocol {} (answers 1 to ",
+        rvs::cli::version(),
+        ctl::proto::PROTOCOL_VERSION
+    )));
+
     // link
     let links = json(s, &["-j", "link", "show"]);
     assert_eq!(links[0]["ifname"], "dp0");

@@ -1,8 +1,19 @@
 //! Control protocol: one JSON object per line over a Unix stream socket.
 //!
-//! A client sends [`Envelope`]s, the daemon answers each with exactly one [`Reply`] line. The
-//! protocol is versioned by [`PROTOCOL_VERSION`]; a daemon refuses envelopes of another version
-//! with [`Errno::Einval`] and a message, and never closes on a bad request.
+//! A client sends [`Envelope`]s, the daemon answers each with exactly one reply line, and never
+//! closes the connection on a bad request.
+//!
+//! Versions and skew. An envelope names the protocol version its client speaks. The daemon
+//! answers every version from [`MIN_PROTOCOL_VERSION`] up: a version-1 envelope gets a bare
+//! [`Reply`] (exactly what version-1 clients read), a later one a [`ReplyEnvelope`] carrying the
+//! version the daemon answered in (never above its own [`PROTOCOL_VERSION`]). Compatibility rules,
+//! checked against the recorded version-1 exchanges in `ctl/tests/fixtures/protocol-v1.txt`:
+//! - nothing is removed or renamed: requests, replies, fields and enum values stay as they are;
+//! - new fields are optional: readers ignore fields they do not know (no `deny_unknown_fields`
+//!   here) and fill fields that are missing with their `#[serde(default)]`;
+//! - a new request is answered by an older daemon with [`Errno::Eopnotsupp`] and a message
+//!   naming it; [`Request::Hello`] tells a client the daemon's versions and every request it
+//!   supports, and [`crate::client::Client`] falls back to version 1 against a version-1 daemon.
 //!
 //! Errors carry an errno-like [`Errno`] so `ipvsadm` can print exactly what ipvsadm 1.31 prints
 //! for the kernel's answer (`ipvs_strerror` depends on the command as well as the errno).
@@ -11,10 +22,14 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the wire protocol spoken by this crate.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the wire protocol spoken by this crate. 2 added [`ReplyEnvelope`] and
+/// [`Request::Hello`].
+pub const PROTOCOL_VERSION: u32 = 2;
 
-/// Default control socket path (DESIGN.md section 6); env `RVS_SOCKET` overrides it.
+/// Oldest protocol version a daemon of this crate still answers.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+
+/// Default control socket path (docs/architecture.md section 5); env `RVS_SOCKET` overrides it.
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
 
 /// Environment variable naming the control socket.
@@ -25,6 +40,26 @@ pub const SOCKET_ENV: &str = "RVS_SOCKET";
 pub struct Envelope {
     pub version: u32,
     pub request: Request,
+}
+
+/// One reply line to an envelope of version 2 or later: the reply, and the protocol version the
+/// daemon answered in. (Version-1 envelopes get the bare [`Reply`].)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyEnvelope {
+    pub version: u32,
+    pub reply: Reply,
+}
+
+/// Read one reply line in either framing: `(Some(version), reply)` for a [`ReplyEnvelope`],
+/// `(None, reply)` for a bare version-1 [`Reply`].
+pub fn parse_reply_line(line: &str) -> Result<(Option<u32>, Reply), serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_str(line)?;
+    if value.get("reply").is_some() {
+        let env: ReplyEnvelope = serde_json::from_value(value)?;
+        Ok((Some(env.version), env.reply))
+    } else {
+        Ok((None, serde_json::from_value(value)?))
+    }
 }
 
 impl Envelope {
@@ -127,6 +162,7 @@ pub enum TunCsum {
 
 /// Tunnel parameters of a `Tunnel` dest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TunSpec {
     pub tun_type: TunType,
     /// GUE port (`--tun-port`), 0 when unset.
@@ -139,20 +175,38 @@ pub struct TunSpec {
 pub struct ServiceSpec {
     pub key: ServiceKey,
     /// Scheduler name (`-s`), `wlc` by default.
+    #[serde(default = "default_scheduler")]
     pub scheduler: String,
     /// Scheduler flags (`-b`), e.g. `["sh-fallback", "sh-port"]`. `ipvsadm` sends them validated
     /// and in canonical order (`flag-1`/`sh-fallback`/`mh-fallback` = IPVS SCHED1,
     /// `flag-2`/`sh-port`/`mh-port` = SCHED2, `flag-3` = SCHED3), without duplicates.
+    #[serde(default)]
     pub sched_flags: Vec<String>,
     /// Persistence timeout in seconds (`-p`), `None` when not persistent.
+    #[serde(default)]
     pub persistent: Option<u32>,
     /// Persistence netmask (`-M`), as IPVS keeps it: for IPv4 the mask itself (host byte order,
     /// `0xffff_ffff` by default), for IPv6 the prefix length (128 by default).
+    #[serde(default = "default_netmask")]
     pub netmask: u32,
     /// Persistence engine (`--pe`).
+    #[serde(default)]
     pub pe: Option<String>,
     /// One-packet scheduling (`-o`).
+    #[serde(default)]
     pub ops: bool,
+}
+
+fn default_scheduler() -> String {
+    "wlc".to_owned()
+}
+
+fn default_netmask() -> u32 {
+    0xffff_ffff
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 /// Everything `-a`/`-e` set on a dest.
@@ -161,14 +215,19 @@ pub struct DestSpec {
     pub addr: IpAddr,
     pub port: u16,
     pub forward: Forward,
+    #[serde(default = "default_weight")]
     pub weight: u32,
+    #[serde(default)]
     pub u_threshold: u32,
+    #[serde(default)]
     pub l_threshold: u32,
+    #[serde(default)]
     pub tun: TunSpec,
 }
 
 /// Traffic counters, as IPVS keeps them per service and per dest (64-bit, as netlink's STATS64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub conns: u64,
     pub inpkts: u64,
@@ -179,6 +238,7 @@ pub struct Stats {
 
 /// Rates from the IPVS estimator (per second).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Rates {
     pub cps: u64,
     pub inpps: u64,
@@ -191,10 +251,15 @@ pub struct Rates {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestInfo {
     pub spec: DestSpec,
+    #[serde(default)]
     pub active_conns: u32,
+    #[serde(default)]
     pub inact_conns: u32,
+    #[serde(default)]
     pub persist_conns: u32,
+    #[serde(default)]
     pub stats: Stats,
+    #[serde(default)]
     pub rates: Rates,
 }
 
@@ -202,8 +267,11 @@ pub struct DestInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceInfo {
     pub spec: ServiceSpec,
+    #[serde(default)]
     pub stats: Stats,
+    #[serde(default)]
     pub rates: Rates,
+    #[serde(default)]
     pub dests: Vec<DestInfo>,
 }
 
@@ -219,12 +287,16 @@ pub struct ConnInfo {
     pub client: (IpAddr, u16),
     pub virt: (IpAddr, u16),
     pub dest: (IpAddr, u16),
+    #[serde(default)]
     pub pe_name: Option<String>,
+    #[serde(default)]
     pub pe_data: Option<String>,
 }
 
-/// Connection timeouts in seconds (`--set tcp tcpfin udp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Connection timeouts in seconds (`--set tcp tcpfin udp`); in a request, 0 (or a missing
+/// field) leaves that value unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Timeouts {
     pub tcp: u32,
     pub tcpfin: u32,
@@ -235,6 +307,9 @@ pub struct Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Request {
+    /// What the daemon speaks (protocol 2): answered with [`Reply::Hello`]. A version-1 daemon
+    /// answers it with an error (`bad request: unknown variant`).
+    Hello,
     /// Version and connection table size (`IP Virtual Server version ... (size=N)`).
     GetInfo,
     AddService(ServiceSpec),
@@ -348,6 +423,7 @@ pub struct FwmarkRule {
     /// `ADDR` or `ADDR/LEN`.
     pub dst: String,
     /// `80,443`, `1000-2000`, both mixed; empty for all ports.
+    #[serde(default)]
     pub ports: String,
 }
 
@@ -364,6 +440,7 @@ pub struct AddrSpec {
 pub struct RouteSpec {
     pub prefix: IpAddr,
     pub len: u8,
+    #[serde(default)]
     pub via: Option<IpAddr>,
     pub port: String,
 }
@@ -378,6 +455,7 @@ pub struct NeighSpec {
 
 /// Port counters as last sampled (every 100 ms) by the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LinkStats {
     pub rx_packets: u64,
     pub rx_bytes: u64,
@@ -401,10 +479,15 @@ pub struct LinkInfo {
     pub mac: [u8; 6],
     pub mtu: u16,
     /// `None` when the state has not been sampled yet.
+    #[serde(default)]
     pub up: Option<bool>,
+    #[serde(default)]
     pub speed_mbps: u32,
+    #[serde(default)]
     pub rx_queues: u16,
+    #[serde(default)]
     pub tx_queues: u16,
+    #[serde(default)]
     pub stats: Option<LinkStats>,
     /// The port's kernel twin (exception path), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -457,7 +540,8 @@ pub enum AddrKind {
 }
 
 /// Usage of a FULLNAT local address's port pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LaddrUsage {
     /// Local ports in use (one per connection).
     pub used: u64,
@@ -477,6 +561,7 @@ pub struct AddrInfo {
     pub addr: IpAddr,
     pub prefix_len: u8,
     pub kind: AddrKind,
+    #[serde(default)]
     pub laddr: Option<LaddrUsage>,
 }
 
@@ -485,9 +570,11 @@ pub struct AddrInfo {
 pub struct RouteInfo {
     pub prefix: IpAddr,
     pub len: u8,
+    #[serde(default)]
     pub via: Option<IpAddr>,
     pub port: String,
     /// Implied by an owned address (iproute2's `proto kernel scope link`).
+    #[serde(default)]
     pub connected: bool,
 }
 
@@ -498,15 +585,18 @@ pub struct NeighEntry {
     pub port: String,
     pub ip: IpAddr,
     /// `None` while incomplete.
+    #[serde(default)]
     pub mac: Option<[u8; 6]>,
     /// `INCOMPLETE`, `REACHABLE`, `STALE`, `PROBE`, `PERMANENT` (iproute2's NUD names).
     pub state: String,
     /// Packets waiting for resolution.
+    #[serde(default)]
     pub queued: u32,
 }
 
 /// One worker as `rvsctl worker show` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WorkerInfo {
     pub id: u32,
     pub lcore: u32,
@@ -538,8 +628,10 @@ pub struct LaddrSpec {
 pub struct LaddrInfo {
     pub spec: LaddrSpec,
     /// Times a local port was found in use when allocating (DPVS's CONFLICTS column).
+    #[serde(default)]
     pub port_conflicts: u64,
     /// Connections currently using this local address.
+    #[serde(default)]
     pub conns: u64,
 }
 
@@ -569,7 +661,8 @@ pub enum Errno {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply {
     pub errno: Errno,
-    /// Human detail for logs and non-ipvsadm clients.
+    /// Human detail: what was wrong, in the daemon's words.
+    #[serde(default)]
     pub message: String,
 }
 
@@ -580,6 +673,112 @@ pub struct Info {
     pub version_code: u32,
     /// Connection table size as shown in `(size=N)`.
     pub conn_tab_size: u32,
+}
+
+/// What a daemon speaks: the answer to [`Request::Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The newest protocol version the daemon speaks.
+    pub protocol_version: u32,
+    /// The oldest protocol version it still answers.
+    #[serde(default = "min_version_one")]
+    pub min_protocol_version: u32,
+    /// The daemon's own version (`rvsd --version`).
+    #[serde(default)]
+    pub daemon_version: String,
+    /// Every request it understands, by wire name (`add_service`, ...).
+    #[serde(default)]
+    pub requests: Vec<String>,
+}
+
+fn min_version_one() -> u32 {
+    1
+}
+
+impl Request {
+    /// Every request of this protocol version, by wire name.
+    pub const NAMES: &'static [&'static str] = &[
+        "hello",
+        "get_info",
+        "add_service",
+        "edit_service",
+        "del_service",
+        "clear",
+        "add_dest",
+        "edit_dest",
+        "del_dest",
+        "list_services",
+        "list_conns",
+        "zero",
+        "set_timeouts",
+        "get_timeouts",
+        "add_laddr",
+        "del_laddr",
+        "list_laddrs",
+        "list_links",
+        "add_addr",
+        "del_addr",
+        "list_addrs",
+        "add_route",
+        "del_route",
+        "list_routes",
+        "list_neighs",
+        "flush_neighs",
+        "add_neigh",
+        "del_neigh",
+        "list_workers",
+        "add_fwmark_rule",
+        "del_fwmark_rule",
+        "list_fwmark_rules",
+    ];
+
+    /// The wire name of this request (one of [`Request::NAMES`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Hello => "hello",
+            Request::GetInfo => "get_info",
+            Request::AddService(_) => "add_service",
+            Request::EditService(_) => "edit_service",
+            Request::DelService(_) => "del_service",
+            Request::Clear => "clear",
+            Request::AddDest { .. } => "add_dest",
+            Request::EditDest { .. } => "edit_dest",
+            Request::DelDest { .. } => "del_dest",
+            Request::ListServices { .. } => "list_services",
+            Request::ListConns => "list_conns",
+            Request::Zero { .. } => "zero",
+            Request::SetTimeouts(_) => "set_timeouts",
+            Request::GetTimeouts => "get_timeouts",
+            Request::AddLaddr { .. } => "add_laddr",
+            Request::DelLaddr { .. } => "del_laddr",
+            Request::ListLaddrs { .. } => "list_laddrs",
+            Request::ListLinks => "list_links",
+            Request::AddAddr(_) => "add_addr",
+            Request::DelAddr(_) => "del_addr",
+            Request::ListAddrs => "list_addrs",
+            Request::AddRoute(_) => "add_route",
+            Request::DelRoute { .. } => "del_route",
+            Request::ListRoutes => "list_routes",
+            Request::ListNeighs { .. } => "list_neighs",
+            Request::FlushNeighs { .. } => "flush_neighs",
+            Request::AddNeigh(_) => "add_neigh",
+            Request::DelNeigh { .. } => "del_neigh",
+            Request::ListWorkers => "list_workers",
+            Request::AddFwmarkRule(_) => "add_fwmark_rule",
+            Request::DelFwmarkRule(_) => "del_fwmark_rule",
+            Request::ListFwmarkRules => "list_fwmark_rules",
+        }
+    }
+}
+
+/// The wire name of the request in a request line's JSON (`"clear"` or `{"add_dest": ...}`), if
+/// it has one.
+pub fn request_name(request: &serde_json::Value) -> Option<&str> {
+    match request {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Object(o) if o.len() == 1 => o.keys().next().map(String::as_str),
+        _ => None,
+    }
 }
 
 /// The daemon's answer to one request.
@@ -603,6 +802,8 @@ pub enum Reply {
     Workers(Vec<WorkerInfo>),
     /// Answer to [`Request::ListFwmarkRules`].
     FwmarkRules(Vec<FwmarkRule>),
+    /// Answer to [`Request::Hello`].
+    Hello(Hello),
 }
 
 #[cfg(test)]

@@ -234,7 +234,7 @@ fn daemon_errors_use_ipvsadm_texts_and_exit_255() {
         (
             &["-A", "-t", "10.0.0.1:80"],
             Errno::Einval,
-            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n",
+            "Invalid operation: x\n",
         ),
         (
             &["-A", "-t", "10.0.0.1:80"],
@@ -306,6 +306,22 @@ fn daemon_errors_use_ipvsadm_texts_and_exit_255() {
         assert_eq!(text(&out.stderr), msg, "{args:?}");
         assert!(out.stdout.is_empty());
     }
+    // Without a reason from rvsd, EINVAL keeps ipvsadm 1.31's generic text.
+    let d = FakeDaemon::start(
+        "einval-bare",
+        Box::new(|_| {
+            Reply::Error(ErrorReply {
+                errno: Errno::Einval,
+                message: String::new(),
+            })
+        }),
+    );
+    let out = d.run(&["-A", "-t", "10.0.0.1:80"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(
+        text(&out.stderr),
+        "Invalid operation.  Possibly wrong module version, address not unicast, ...\n"
+    );
     // rvs has no sync daemon, so stopping one gets the kernel's ESRCH text without asking rvsd.
     let d = FakeDaemon::start("nodaemon", Box::new(|_| panic!("not asked")));
     let out = d.run(&["--stop-daemon", "master"]);

@@ -174,6 +174,7 @@ fn schedulers(c: &mut Criterion) {
                     vip: VIP,
                     vport: 80,
                     now: Instant::from_secs(1_000),
+                    worker: 0,
                 };
                 s.schedule(black_box(dests), &input)
             })

@@ -10,7 +10,7 @@
 //! Allocation ([`LportAlloc`], one per worker, no sharing):
 //! - Ports 1024..=65535 of a LIP are **partitioned between workers by residue**: worker `i` of
 //!   `n` hands out only lports with `lport % n == i`. A reply from a real server to LIP:lport thus
-//!   names its owning worker by `lport % n`, which is what flow steering (DESIGN.md section 4,
+//!   names its owning worker by `lport % n`, which is what flow steering (docs/architecture.md section 3,
 //!   issue 6) relies on to send it to the worker holding the connection.
 //! - One pool per `(LIP, RIP, rport)`: the same lport is reused towards different real servers,
 //!   since the out-tuple `RIP:rport -> LIP:lport` stays unique. A pool is a FIFO of released ports
@@ -147,6 +147,8 @@ impl LaddrTable {
 struct Pool {
     /// Next never-used port (u32: may pass 65535).
     fresh: u32,
+    /// The worker count the partition of `fresh` was computed for.
+    n: u32,
     released: VecDeque<u16>,
 }
 
@@ -174,6 +176,30 @@ impl LportAlloc {
         min + (w + n - min % n) % n
     }
 
+    /// Make the pool of `lip` towards `rip:rport` exist, with room for `reserve` released ports,
+    /// so the packet path finds it and does not allocate (called when tables change).
+    pub fn prepare(
+        &mut self,
+        n_workers: usize,
+        lip: Ipv4Addr,
+        rip: Ipv4Addr,
+        rport: u16,
+        reserve: usize,
+    ) {
+        let n = n_workers.max(1);
+        let worker = self.worker;
+        self.pools.entry((lip, rip, rport)).or_insert_with(|| Pool {
+            fresh: Self::first_port(worker, n),
+            n: n as u32,
+            released: VecDeque::with_capacity(reserve),
+        });
+    }
+
+    /// Pools in existence (one per local address, real server and port used so far).
+    pub fn pools(&self) -> usize {
+        self.pools.len()
+    }
+
     /// A free lport on `lip` towards `rip:rport` for this worker (of `n_workers`), or `None`.
     pub fn alloc(
         &mut self,
@@ -186,8 +212,18 @@ impl LportAlloc {
         let worker = self.worker;
         let pool = self.pools.entry((lip, rip, rport)).or_insert_with(|| Pool {
             fresh: Self::first_port(worker, n),
+            n: n as u32,
             released: VecDeque::new(),
         });
+        // A pool prepared for another worker count and never used yet starts its partition
+        // over (the count is fixed in rvsd; tests change it).
+        if pool.n != n as u32
+            && pool.released.is_empty()
+            && pool.fresh == Self::first_port(worker, pool.n as usize)
+        {
+            pool.fresh = Self::first_port(worker, n);
+            pool.n = n as u32;
+        }
         if let Some(p) = pool.released.pop_front() {
             return Some(p);
         }
@@ -255,6 +291,17 @@ mod tests {
             }
             assert_eq!(all.len(), 65536 - usize::from(LPORT_MIN));
         }
+    }
+
+    #[test]
+    fn prepared_pools_are_the_ones_alloc_uses() {
+        let mut a = LportAlloc::new(1);
+        a.prepare(2, LIP, RIP1, 80, 16);
+        a.prepare(2, LIP, RIP1, 80, 16);
+        assert_eq!(a.pools(), 1);
+        let p = a.alloc(2, LIP, RIP1, 80).unwrap();
+        assert_eq!(p % 2, 1);
+        assert_eq!(a.pools(), 1);
     }
 
     #[test]

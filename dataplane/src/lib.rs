@@ -5,7 +5,7 @@
 //! are reached through the [`packet::PacketBuf`] trait, implemented by DPDK mbufs in the daemon and
 //! by [`packet::HeapBuf`] in tests, so the whole load balancer runs under plain `cargo test`.
 //!
-//! Layout (DESIGN.md section 1): `wire` byte views and checksums, `l3` addresses / neighbours /
+//! Layout (docs/architecture.md section 1): `wire` byte views and checksums, `l3` addresses / neighbours /
 //! routes / ICMP, `conn` connection table and state machines, `service` the virtual-service model
 //! and its immutable snapshot, `sched` one file per scheduler, `xmit` one file per forwarding
 //! method, `worker` the per-core run-to-completion loop body.

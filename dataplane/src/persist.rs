@@ -1,6 +1,6 @@
 //! Persistence templates (`ipvsadm -p [timeout] -M netmask`), shared by every worker.
 //!
-//! IPVS implements persistence with *connection templates* (reference/ipvs.md section 1.3): a
+//! IPVS implements persistence with *connection templates* (docs/ipvsadm-compat.md section 5.2): a
 //! template maps `<proto, caddr & mask, vaddr, vport>` to the dest a client was first scheduled
 //! to; every later connection of that client (network) to the service takes the template's dest
 //! instead of asking the scheduler, and is *controlled* by the template. Keys:
@@ -17,7 +17,7 @@
 //! controlled connection is removed before its time (port reuse, dest removed) is dropped with
 //! it, as IPVS does.
 //!
-//! Why one table for all workers (DESIGN.md section 4): steering spreads a client's connections
+//! Why one table for all workers (docs/architecture.md section 3): steering spreads a client's connections
 //! over workers by (CIP, cport), so two connections of one client, or of two clients of one
 //! netmask, may well land on different workers; persistence must still send them to one dest.
 //! A per-worker template would break that, and forwarding every new connection of a persistent

@@ -135,6 +135,17 @@ pub enum Owner {
     Receiver,
 }
 
+/// The RSS hash the NIC stored in a received frame's descriptor, and which endpoint it covers.
+/// Only for ports whose RSS runs with rvs's key on one side's fields (the runtime knows), where
+/// it equals [`Steering::client_hash`] of that endpoint and saves computing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicHash {
+    /// Source address and port only (a client-facing port).
+    Source(u32),
+    /// Destination address and port only (a server-facing port).
+    Destination(u32),
+}
+
 /// What steering needs to know of the configuration.
 pub trait FlowContext {
     /// A virtual service accepts `proto` packets to `ip:port`.
@@ -169,18 +180,42 @@ impl Flow {
 impl Steering {
     /// The worker owning the flow of a TCP/UDP packet (see the module doc for the rules).
     pub fn flow_owner(&self, f: &Flow, ctx: &impl FlowContext) -> u16 {
+        self.flow_owner_hashed(f, ctx, None)
+    }
+
+    /// [`Steering::flow_owner`], taking the client endpoint's hash from the NIC when it hashed
+    /// that endpoint.
+    fn flow_owner_hashed(&self, f: &Flow, ctx: &impl FlowContext, nic: Option<NicHash>) -> u16 {
+        let by_hash = |h: u32| self.reta[h as usize % RETA_SIZE];
         if ctx.is_service(f.proto, f.dst, f.dport) {
-            self.client_owner(f.src, f.sport)
+            match nic {
+                Some(NicHash::Source(h)) => by_hash(h),
+                _ => self.client_owner(f.src, f.sport),
+            }
         } else if ctx.is_laddr(f.dst) {
             self.lport_owner(f.dport)
         } else {
-            self.client_owner(f.dst, f.dport)
+            match nic {
+                Some(NicHash::Destination(h)) => by_hash(h),
+                _ => self.client_owner(f.dst, f.dport),
+            }
         }
     }
 
     /// Where the frame `frame` (from its Ethernet header) is processed. Never panics: what
     /// cannot be parsed goes to the receiving worker, which drops it with its reason.
     pub fn owner(&self, frame: &[u8], ctx: &impl FlowContext) -> Owner {
+        self.owner_hashed(frame, ctx, None)
+    }
+
+    /// [`Steering::owner`] with the NIC's hash of the frame, when there is one: used for a
+    /// TCP/UDP frame's own tuple (never for an ICMP error, whose flow is the quoted packet's).
+    pub fn owner_hashed(
+        &self,
+        frame: &[u8],
+        ctx: &impl FlowContext,
+        nic: Option<NicHash>,
+    ) -> Owner {
         if self.workers == 1 {
             return Owner::Receiver;
         }
@@ -192,8 +227,9 @@ impl Steering {
             EtherType::IPV4 => {}
             _ => return Owner::Receiver,
         }
+        let own_tuple = matches!(frame.get(23), Some(&6 | &17));
         match flow_of(frame) {
-            Some(f) => Owner::Worker(self.flow_owner(&f, ctx)),
+            Some(f) => Owner::Worker(self.flow_owner_hashed(&f, ctx, nic.filter(|_| own_tuple))),
             None => Owner::Receiver,
         }
     }
@@ -238,6 +274,69 @@ pub fn flow_of(frame: &[u8]) -> Option<Flow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct OneService;
+    impl FlowContext for OneService {
+        fn is_service(&self, _proto: u8, ip: Ipv4Addr, port: u16) -> bool {
+            ip == Ipv4Addr::new(198, 18, 0, 100) && port == 80
+        }
+        fn is_laddr(&self, _ip: Ipv4Addr) -> bool {
+            false
+        }
+    }
+
+    fn bare_tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 54];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
+        f[26..30].copy_from_slice(&src.octets());
+        f[30..34].copy_from_slice(&dst.octets());
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f[46] = 0x50;
+        f
+    }
+
+    /// The NIC's one-sided hash, when it is rvs's, gives the owner software computes; a hash
+    /// of the other side is not used; any hash given is what decides (it is not recomputed).
+    #[test]
+    fn nic_hash_of_the_client_endpoint_replaces_the_software_hash() {
+        let s = Steering::new(4);
+        let (cip, vip, rip) = (
+            Ipv4Addr::new(198, 18, 0, 2),
+            Ipv4Addr::new(198, 18, 0, 100),
+            Ipv4Addr::new(198, 18, 1, 11),
+        );
+        for cport in 1000..1064u16 {
+            let req = bare_tcp(cip, cport, vip, 80);
+            let reply = bare_tcp(rip, 80, cip, cport);
+            let want = Owner::Worker(s.client_owner(cip, cport));
+            let h = s.client_hash(cip, cport);
+            assert_eq!(s.owner(&req, &OneService), want);
+            assert_eq!(
+                s.owner_hashed(&req, &OneService, Some(NicHash::Source(h))),
+                want
+            );
+            assert_eq!(s.owner(&reply, &OneService), want);
+            assert_eq!(
+                s.owner_hashed(&reply, &OneService, Some(NicHash::Destination(h))),
+                want
+            );
+            // The wrong side's hash is ignored.
+            assert_eq!(
+                s.owner_hashed(&req, &OneService, Some(NicHash::Destination(h ^ 1))),
+                want
+            );
+            // A given hash decides.
+            let other = (0..RETA_SIZE as u32)
+                .find(|&x| s.reta[x as usize] != s.reta[h as usize % RETA_SIZE])
+                .unwrap();
+            assert_eq!(
+                s.owner_hashed(&req, &OneService, Some(NicHash::Source(other))),
+                Owner::Worker(s.reta[other as usize])
+            );
+        }
+    }
 
     fn tuple(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
         let mut v = Vec::new();

@@ -3,6 +3,8 @@
  * dpdk-bindings crate. Kept trivial on purpose: no logic lives here, only forwarding, so the
  * Rust side documents and checks every invariant.
  */
+#include <string.h>
+
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -12,7 +14,35 @@
 #include <rte_ring.h>
 #include <rte_thash.h>
 
+#define RVS_SHIM_OFFSETS
 #include "shim.h"
+
+/* The Rust side reads these fields by offset (shim.h) with these sizes. */
+#define RVS_FIELD_SIZE(f, n) \
+	_Static_assert(sizeof(((struct rte_mbuf *)0)->f) == (n), "rte_mbuf." #f " is not " #n " bytes")
+RVS_FIELD_SIZE(buf_addr, sizeof(void *));
+RVS_FIELD_SIZE(data_off, 2);
+RVS_FIELD_SIZE(nb_segs, 2);
+RVS_FIELD_SIZE(port, 2);
+RVS_FIELD_SIZE(ol_flags, 8);
+RVS_FIELD_SIZE(pkt_len, 4);
+RVS_FIELD_SIZE(data_len, 2);
+RVS_FIELD_SIZE(buf_len, 2);
+RVS_FIELD_SIZE(next, sizeof(void *));
+
+int rvs_eth_link_nowait(uint16_t port_id, uint32_t *speed_mbps, int *up)
+{
+	struct rte_eth_link link;
+	int ret;
+
+	memset(&link, 0, sizeof(link));
+	ret = rte_eth_link_get_nowait(port_id, &link);
+	if (ret == 0) {
+		*speed_mbps = link.link_speed;
+		*up = link.link_status == RTE_ETH_LINK_UP;
+	}
+	return ret;
+}
 
 int rvs_errno(void) { return rte_errno; }
 unsigned rvs_lcore_id(void) { return rte_lcore_id(); }

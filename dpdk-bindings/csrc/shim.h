@@ -11,7 +11,31 @@ struct rte_mbuf;
 struct rte_mempool;
 struct rte_ring;
 
+/*
+ * Where the rte_mbuf fields the Rust side reads directly live, as constants. Their offsets are
+ * the same from DPDK 22.11 to 24.11, but 24.03 wrapped them in anonymous unions (in place of
+ * zero-size markers), which bindgen names differently from one version to the next; an offset
+ * reads the same on every version. shim.c checks the field sizes the Rust side assumes.
+ */
+#ifdef RVS_SHIM_OFFSETS
+#include <stddef.h>
+#include <rte_mbuf_core.h>
+enum rvs_mbuf_field {
+	RVS_MBUF_BUF_ADDR = offsetof(struct rte_mbuf, buf_addr),
+	RVS_MBUF_DATA_OFF = offsetof(struct rte_mbuf, data_off),
+	RVS_MBUF_NB_SEGS = offsetof(struct rte_mbuf, nb_segs),
+	RVS_MBUF_PORT = offsetof(struct rte_mbuf, port),
+	RVS_MBUF_OL_FLAGS = offsetof(struct rte_mbuf, ol_flags),
+	RVS_MBUF_PKT_LEN = offsetof(struct rte_mbuf, pkt_len),
+	RVS_MBUF_DATA_LEN = offsetof(struct rte_mbuf, data_len),
+	RVS_MBUF_BUF_LEN = offsetof(struct rte_mbuf, buf_len),
+	RVS_MBUF_NEXT = offsetof(struct rte_mbuf, next),
+};
+#endif
+
 int rvs_errno(void);
+/* Link state without waiting; rte_eth_link became a union in DPDK 24.x. 0 or a negative errno. */
+int rvs_eth_link_nowait(uint16_t port_id, uint32_t *speed_mbps, int *up);
 unsigned rvs_lcore_id(void);
 uint64_t rvs_rdtsc(void);
 

@@ -13,4 +13,5 @@
 #include <rte_ring.h>
 #include <rte_version.h>
 
+#define RVS_SHIM_OFFSETS
 #include "shim.h"

@@ -7,7 +7,7 @@ use std::ops::{Deref, DerefMut};
 use crate::mbuf::Mbuf;
 use crate::sys;
 
-/// The burst size used throughout rvs (DESIGN.md section 2).
+/// The burst size used throughout rvs (docs/architecture.md section 2).
 pub const BURST: usize = 32;
 
 /// Up to `N` owned mbufs, stored inline: no allocation per burst.

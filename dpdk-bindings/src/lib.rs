@@ -1,4 +1,4 @@
-//! dpdk-bindings: rvs's only FFI crate. bindgen declarations for the system DPDK 22.11
+//! dpdk-bindings: rvs's only FFI crate. bindgen declarations for the system DPDK
 //! (`pkg-config libdpdk`) in [`sys`], a small C shim for DPDK's `static inline` fast-path
 //! functions (`csrc/shim.c`), and a safe layer the daemon uses without writing `unsafe`:
 //!
@@ -49,6 +49,15 @@
 //! `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`; nothing extra is linked.
 //!
 //! net_pcap behaviour (used by the pcap golden tests) is described in [`port`].
+//!
+//! DPDK versions: 22.11 (Debian 12) is what every test runs on. The build also accepts the later
+//! LTS releases 23.11 and 24.11 (`build.rs`, with a warning that they are untested) and reads what
+//! changed between them in a version-independent way: the `rte_mbuf` fields [`Mbuf`] uses by
+//! offsets clang computes from the installed headers (24.03 moved them into anonymous unions,
+//! which bindgen names differently), their sizes checked at compile time in `csrc/shim.c`, and the
+//! link state (`rte_eth_link` became a union in 24.x) through the shim. On 22.11 a test checks
+//! that the offsets are the fields. The plugin directory follows the ABI version
+//! (`pmds-23.0` for 22.11, `pmds-24.0` for 23.11, `pmds-25.0` for 24.11).
 
 mod batch;
 mod eal;

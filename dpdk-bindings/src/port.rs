@@ -491,13 +491,12 @@ impl Port {
 
     /// Link state without waiting for auto-negotiation.
     pub fn link(&self) -> Result<LinkStatus, DpdkError> {
-        let mut link = sys::rte_eth_link::default();
-        // SAFETY: valid port, valid out-pointer.
-        let ret = unsafe { sys::rte_eth_link_get_nowait(self.shared.id, &mut link) };
+        let (mut speed, mut up) = (0u32, 0i32);
+        // SAFETY: valid port, valid out-pointers to locals.
+        let ret = unsafe { sys::rvs_eth_link_nowait(self.shared.id, &mut speed, &mut up) };
         DpdkError::check("rte_eth_link_get_nowait", ret)?;
-        let speed = link.link_speed;
         Ok(LinkStatus {
-            up: u32::from(link.link_status()) == sys::RTE_ETH_LINK_UP,
+            up: up != 0,
             speed_mbps: if speed == u32::MAX { 0 } else { speed },
         })
     }

@@ -1,5 +1,5 @@
 //! [`Ring`]: a DPDK ring of mbufs, for handing packets between lcores (the per-worker-pair
-//! redirect rings of DESIGN.md section 4).
+//! redirect rings of docs/architecture.md section 3).
 //!
 //! A single-producer ring tolerates exactly one enqueuing thread at a time, a single-consumer
 //! ring one dequeuing thread. The API enforces that: [`Ring::split`] gives one

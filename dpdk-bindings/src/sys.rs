@@ -1,4 +1,4 @@
-//! Raw bindgen output over `csrc/wrapper.h` (DPDK 22.11 + the rvs shim). Nothing here is
+//! Raw bindgen output over `csrc/wrapper.h` (the system DPDK + the rvs shim). Nothing here is
 //! checked; the safe types in the sibling modules are the only users.
 
 #![allow(

@@ -68,6 +68,14 @@ pub struct MethodSpec {
     pub directions: &'static [Direction],
 }
 
+impl MethodSpec {
+    /// Replies are addressed to the local address and port the director picked per connection
+    /// (FULLNAT), not to the client: the generator learns them at setup.
+    pub fn replies_to_laddr(&self) -> bool {
+        self.method == ForwardMethod::FullNat
+    }
+}
+
 /// NAT (`-m`): both directions pass the director.
 pub fn nat() -> MethodSpec {
     MethodSpec {
@@ -95,20 +103,21 @@ pub fn tun() -> MethodSpec {
     }
 }
 
-/// FULLNAT, client side only: its replies are addressed to the local address and port the
-/// director picked per connection, which the index-driven generator does not track yet.
-pub fn fullnat_in() -> MethodSpec {
+/// FULLNAT: both directions pass the director; replies go from the real server to the local
+/// address and port (LIP:lport) the director picked for the connection, learnt at setup from
+/// the forwarded SYN.
+pub fn fullnat() -> MethodSpec {
     MethodSpec {
         name: "FULLNAT",
         method: ForwardMethod::FullNat,
-        directions: &[Direction::In],
+        directions: &[Direction::In, Direction::Out],
     }
 }
 
 /// Every method the bench knows; one the worker cannot forward is detected at setup (its first
 /// SYN is dropped as `method_unsupported`) and reported as such.
 pub fn methods() -> Vec<MethodSpec> {
-    vec![nat(), dr(), tun(), fullnat_in()]
+    vec![nat(), dr(), tun(), fullnat()]
 }
 
 /// FULLNAT local addresses: enough (ip, port) pairs for 10M connections over 4 real servers.
@@ -203,7 +212,9 @@ pub fn tables(services: &mut ServiceTable, dests: usize) -> Result<Arc<Tables>> 
     }))
 }
 
-pub fn worker(id: usize, capacity: usize, tables: Arc<Tables>) -> Worker<Packet> {
+/// Worker `id` of `workers`. With `workers == 1` it owns every flow (independent workers, no
+/// steering); with more, `Worker::steer` names each flow's owner as in rvsd.
+pub fn worker(id: usize, workers: usize, capacity: usize, tables: Arc<Tables>) -> Worker<Packet> {
     let cfg = WorkerConfig {
         id,
         ports: PORT_MAC
@@ -212,8 +223,7 @@ pub fn worker(id: usize, capacity: usize, tables: Arc<Tables>) -> Worker<Packet>
             .collect(),
         conn_capacity: capacity,
         neigh: NeighConfig::default(),
-        // Independent workers: each owns all of its flows (no steering in the bench yet).
-        workers: 1,
+        workers,
     };
     // As rvsd: the connection table advised onto transparent huge pages before first touch.
     Worker::with_advice(
@@ -237,7 +247,8 @@ pub fn client_template(flags: u8) -> Template {
     })
 }
 
-/// A frame from real server `i` to the client (NAT's reply direction) with `flags`.
+/// A frame from real server `i` to the client (NAT's reply direction) with `flags`; FULLNAT's
+/// replies use the same template with LIP:lport written in the client's place.
 pub fn server_template(i: usize, flags: u8) -> Template {
     Template::new(&FrameSpec {
         eth_dst: PORT_MAC[1],

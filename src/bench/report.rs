@@ -21,10 +21,15 @@ pub struct Row {
     pub mpps_total: f64,
     /// This loop's rate over the io-forward loop's (same generator, same vdevs).
     pub ratio_to_iofwd: f64,
+    /// `mpps_per_core` over the memory ceiling's packet rate ([`Limits::mpps_ceiling`]), for
+    /// the rows that run the dataplane (`None` for the generator and the ceilings).
+    pub ratio_to_memory: Option<f64>,
     /// New-connection runs: connections (SYN + RST) per second per core.
     pub conns_per_sec_per_core: Option<f64>,
     /// Packets dropped by the worker or not taken by tx during the measurement (should be 0).
     pub drops: u64,
+    /// Redirect runs: packets handed to the other worker through the ring (all workers).
+    pub redirected: Option<u64>,
     pub note: String,
 }
 
@@ -64,6 +69,31 @@ impl MemRow {
     }
 }
 
+/// The memory ceiling, measured in the same run: random cache-line reads over a buffer the size
+/// of the 1M-connection table, with software prefetch ahead, on transparent huge pages where the
+/// kernel allows them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Limits {
+    pub buffer_bytes: usize,
+    /// How the buffer size was chosen (e.g. `ConnTable::new(1M).memory_bytes()`).
+    pub buffer_is: String,
+    /// Reads issued this many reads ahead of use (`prefetcht0`).
+    pub prefetch_distance: usize,
+    pub reads: u64,
+    pub reads_per_sec: f64,
+    /// Cache lines a packet is assumed to need (connection index + record).
+    pub lines_per_packet: f64,
+    /// `reads_per_sec / lines_per_packet`, in Mpps: the packet rate memory allows one core.
+    pub mpps_ceiling: f64,
+    /// `/sys/kernel/mm/transparent_hugepage/enabled` (the selected mode).
+    pub thp_enabled: String,
+    /// Whether `madvise(MADV_HUGEPAGE)` on the buffer succeeded.
+    pub thp_advised: bool,
+    /// Growth of `AnonHugePages` (`/proc/self/smaps_rollup`) while the buffer was filled: how
+    /// much of it the kernel actually backed with huge pages.
+    pub huge_bytes: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Machine {
     pub cpu: String,
@@ -81,11 +111,41 @@ pub struct Report {
     pub burst: usize,
     pub rows: Vec<Row>,
     pub memory: Vec<MemRow>,
+    pub limits: Option<Limits>,
     pub notes: Vec<String>,
     #[serde(skip)]
     printed: usize,
     #[serde(skip)]
     pub progress: bool,
+}
+
+/// The inverse of [`si`]: "1K" -> 1000, "10M" -> 10_000_000, "2500" -> 2500 (suffixes K and M,
+/// either case, powers of 1000; at least 1).
+pub fn parse_si(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.as_bytes().last() {
+        Some(b'k' | b'K') => (&t[..t.len() - 1], 1_000),
+        Some(b'm' | b'M') => (&t[..t.len() - 1], 1_000_000),
+        _ => (t, 1),
+    };
+    let bad = || {
+        format!(
+            "invalid count {s:?}: expected a positive whole number with an optional K (x1000) or \
+             M (x1000000) suffix, e.g. 1K,100K,1M,10M or 2500"
+        )
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n = digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(bad)?;
+    if n == 0 {
+        return Err(bad());
+    }
+    Ok(n)
 }
 
 /// 1000 -> "1K", 10_000_000 -> "10M".
@@ -129,6 +189,7 @@ impl Report {
             burst: dpdk_bindings::BURST,
             rows: Vec::new(),
             memory: Vec::new(),
+            limits: None,
             notes: Vec::new(),
             printed: 0,
             progress: false,
@@ -137,7 +198,7 @@ impl Report {
 
     fn header() -> String {
         format!(
-            "{:<12} {:<44} {:>3} {:>9} {:>8} {:>8} {:>9} {:>6} {:>9} {:>5}",
+            "{:<12} {:<48} {:>3} {:>9} {:>8} {:>8} {:>9} {:>6} {:>6} {:>9} {:>5}",
             "group",
             "case",
             "wrk",
@@ -145,7 +206,8 @@ impl Report {
             "cyc/pkt",
             "+cyc/io",
             "Mpps tot",
-            "ratio",
+            "r/io",
+            "r/mem",
             "conns/s",
             "drops"
         )
@@ -153,7 +215,7 @@ impl Report {
 
     fn line(r: &Row) -> String {
         format!(
-            "{:<12} {:<44} {:>3} {:>9.2} {:>8.1} {:>8.1} {:>9.2} {:>6.3} {:>9} {:>5}{}",
+            "{:<12} {:<48} {:>3} {:>9.2} {:>8.1} {:>8.1} {:>9.2} {:>6.3} {:>6} {:>9} {:>5}{}",
             r.group,
             r.case,
             r.workers,
@@ -162,6 +224,7 @@ impl Report {
             r.dataplane_cycles_per_packet,
             r.mpps_total,
             r.ratio_to_iofwd,
+            r.ratio_to_memory.map_or("-".into(), |x| format!("{x:.3}")),
             r.conns_per_sec_per_core
                 .map_or("-".into(), |c| format!("{:.2}M", c / 1e6)),
             r.drops,
@@ -225,11 +288,66 @@ impl Report {
                 m.setup_seconds
             );
         }
+        if let Some(l) = &self.limits {
+            s += &format!(
+                "\nmemory ceiling: {:.1}M random 64 B reads/s over {:.1} MB ({}), prefetch {} ahead; THP {} \
+                 (advice {}, {:.1} MB huge): {:.1} Mpps at {} lines/packet\n",
+                l.reads_per_sec / 1e6,
+                l.buffer_bytes as f64 / 1e6,
+                l.buffer_is,
+                l.prefetch_distance,
+                l.thp_enabled,
+                if l.thp_advised { "taken" } else { "refused" },
+                l.huge_bytes as f64 / 1e6,
+                l.mpps_ceiling,
+                l.lines_per_packet
+            );
+        }
         s += "\ncyc/pkt, Mpps/core: per worker core, generator cost subtracted; +cyc/io: cycles per packet over the\n\
-              io-forward loop (what processing adds); ratio: loop rate over the io-forward loop's rate, generator in both.\n";
+              io-forward loop (what processing adds); r/io: loop rate over the io-forward loop's rate, generator in both;\n\
+              r/mem: Mpps/core over the memory ceiling (random cache-line reads/s with prefetch, 2 lines per packet).\n";
         for n in &self.notes {
             s += &format!("note: {n}\n");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_si_takes_what_si_prints() {
+        for n in [1_000, 100_000, 1_000_000, 10_000_000, 2_500, 1] {
+            assert_eq!(parse_si(&si(n as u64)), Ok(n));
+        }
+        assert_eq!(parse_si("1k"), Ok(1_000));
+        assert_eq!(parse_si("10m"), Ok(10_000_000));
+        assert_eq!(parse_si(" 100K "), Ok(100_000));
+        assert_eq!(parse_si("250000"), Ok(250_000));
+    }
+
+    #[test]
+    fn parse_si_refuses_clearly() {
+        for bad in [
+            "",
+            "K",
+            "0",
+            "0K",
+            "1.5M",
+            "-1K",
+            "1G",
+            "1KB",
+            "1 K",
+            "abc",
+            "99999999999999999999M",
+        ] {
+            let e = parse_si(bad).unwrap_err();
+            assert!(
+                e.contains("invalid count") && e.contains("1K,100K,1M,10M"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

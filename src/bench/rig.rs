@@ -5,18 +5,23 @@
 //! on every port, so two workers share nothing but the mempool.
 //!
 //! The measured loop ([`run_stage`]) is the runtime's poll loop (`src/runtime/poll.rs`) minus the
-//! control-plane checks: rx burst, `Worker::process` per packet, one flush per burst, `on_tick`
-//! every 10 ms of worker time.
+//! control-plane checks: rx burst, the worker on the burst ([`process_burst`], the one place the
+//! bench hands packets to the worker), one flush per burst, `on_tick` every 10 ms of worker
+//! time. [`Stage::Redirect`] adds rvsd's steering: each received packet is asked
+//! `Worker::steer`; those another worker owns go to it through an SPSC `Ring` (as rvsd's
+//! per-pair redirect rings), and what the other worker handed over is taken from its ring,
+//! steered again (as rvsd does) and processed.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use dataplane::l3::addr::PortId;
+use dataplane::steer::Owner;
 use dataplane::time::Instant;
 use dataplane::worker::{Io, Worker};
 use dpdk_bindings::{
-    Eal, MbufBatch, Mempool, Port, PortConfig, RxQueue, SOCKET_ID_ANY, TxQueue, port_id_by_name,
-    rdtsc, tsc_hz,
+    Eal, MbufBatch, Mempool, Port, PortConfig, RingConsumer, RingProducer, RxQueue, SOCKET_ID_ANY,
+    TxQueue, port_id_by_name, rdtsc, tsc_hz,
 };
 
 use super::traffic::Gen;
@@ -218,14 +223,74 @@ pub enum Stage<'w> {
         rx_port: PortId,
         clock: Clock,
     },
+    /// As `Dataplane`, with rvsd's steering: packets another worker owns go to it through
+    /// `to`; packets from `from` (handed over by the other worker) are processed here. The
+    /// inbox is served once per burst; the bench's traffic is all on one port, so a handed-over
+    /// burst is processed with the port of its first frame.
+    Redirect {
+        worker: &'w mut Worker<Packet>,
+        rx_port: PortId,
+        clock: Clock,
+        to: &'w mut RingProducer,
+        from: &'w mut RingConsumer,
+    },
 }
 
 /// Raw result of one measured loop.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sample {
+    /// Packets the worker processed (`Redirect`: its own arrivals plus those the other worker
+    /// handed over, each packet counted once, by the worker that processed it).
     pub packets: u64,
     pub cycles: u64,
     pub tx_dropped: u64,
+    /// Redirect runs: packets handed to the other worker (taken by the ring), and those freed
+    /// because they came back from the ring owned by neither (never expected).
+    pub redirected: u64,
+    pub ring_dropped: u64,
+}
+
+/// The worker on one received burst, emptying `rx`: the single call site of the worker's
+/// packet path in every measured loop (the runtime's poll loop does the same per rx burst).
+#[inline]
+pub fn process_burst(
+    worker: &mut Worker<Packet>,
+    now: Instant,
+    port: PortId,
+    rx: &mut MbufBatch,
+    burst: &mut Vec<Packet>,
+    io: &mut BenchIo<'_>,
+) {
+    burst.extend(rx.drain().filter_map(|m| Packet::new(m).ok()));
+    worker.process_burst(now, port, burst, io);
+}
+
+/// Steer a received burst as rvsd's poll loop does (own-first, then `Worker::steer`): frames of
+/// flows another worker owns move to `away` (their port recorded in the mbuf, as rvsd does for
+/// redirected frames), the rest to `own`. Empties `rx`. Two workers: "another" is the other one.
+#[inline]
+pub fn steer_burst(
+    worker: &Worker<Packet>,
+    port: PortId,
+    rx: &mut MbufBatch,
+    own: &mut MbufBatch,
+    away: &mut MbufBatch,
+) {
+    let me = worker.id();
+    for mut m in rx.drain() {
+        // Own-first, as rvsd: a frame of a connection in this worker's table is its own.
+        let to_other = !worker.owns(m.data())
+            && matches!(worker.steer(m.data()), Owner::Worker(w) if usize::from(w) != me);
+        let out = if to_other {
+            m.set_port(port);
+            &mut *away
+        } else {
+            &mut *own
+        };
+        // Both have room for a whole burst: `own` is emptied after every burst, and `away` is
+        // only steered into when empty.
+        let _ = out.push(m);
+    }
 }
 
 /// Run `stage` on `lane` for `cycles` TSC cycles (after `warm` cycles not counted).
@@ -240,6 +305,10 @@ pub fn run_stage(
     let mut gen_batch: MbufBatch = MbufBatch::new();
     let mut rx: MbufBatch = MbufBatch::new();
     let mut burst: Vec<Packet> = Vec::with_capacity(dpdk_bindings::BURST);
+    let (mut own, mut away, mut stray): (MbufBatch, MbufBatch, MbufBatch) =
+        (MbufBatch::new(), MbufBatch::new(), MbufBatch::new());
+    let (mut redirected, mut ring_dropped) = (0u64, 0u64);
+    let (mut counted_redirected, mut counted_ring_dropped) = (0u64, 0u64);
     let Lane {
         feed, rx: rxq, tx, ..
     } = lane;
@@ -253,7 +322,8 @@ pub fn run_stage(
     loop {
         // 8 bursts per clock check keeps rdtsc out of the per-packet cost.
         for _ in 0..8 {
-            if !traffic.fill(pool, &mut gen_batch) {
+            // (Only `Redirect` ever leaves a burst here: while the other worker's ring is full.)
+            if gen_batch.is_empty() && !traffic.fill(pool, &mut gen_batch) {
                 // Pool dry: should not happen (every mbuf comes back each burst).
                 gen_batch.clear();
                 continue;
@@ -281,8 +351,49 @@ pub fn run_stage(
                     let now = clock.now(traffic.packets);
                     rxq.rx_burst(&mut rx);
                     pkts += rx.len() as u64;
-                    burst.extend(rx.drain().filter_map(|m| Packet::new(m).ok()));
-                    worker.process_burst(now, *rx_port, &mut burst, &mut io);
+                    process_burst(worker, now, *rx_port, &mut rx, &mut burst, &mut io);
+                    io.flush();
+                    if now >= next_tick {
+                        worker.on_tick(now, &mut io);
+                        io.flush();
+                        next_tick = now + TICK;
+                    }
+                }
+                Stage::Redirect {
+                    worker,
+                    rx_port,
+                    clock,
+                    to,
+                    from,
+                } => {
+                    let now = clock.now(traffic.packets);
+                    // Hand over what the ring did not take last time first; while it still
+                    // does not fit, this worker takes nothing new from its NIC (below) and only
+                    // serves its inbox: a partner that falls behind (descheduled on a shared
+                    // machine) shows as a lower rate here rather than as drops. rvsd frees
+                    // such frames instead (`ring_overflows`).
+                    if !away.is_empty() {
+                        redirected += to.enqueue_burst(&mut away) as u64;
+                    }
+                    if away.is_empty() {
+                        feed.tx_burst(&mut gen_batch);
+                        gen_batch.clear();
+                        rxq.rx_burst(&mut rx);
+                        steer_burst(worker, *rx_port, &mut rx, &mut own, &mut away);
+                        pkts += own.len() as u64;
+                        process_burst(worker, now, *rx_port, &mut own, &mut burst, &mut io);
+                        // Handed over once per burst (rvsd: once per poll iteration).
+                        redirected += to.enqueue_burst(&mut away) as u64;
+                    }
+                    // What the other worker handed over: steered again, then processed.
+                    from.dequeue_burst(&mut rx);
+                    let port = rx.first().map_or(*rx_port, |m| m.port());
+                    steer_burst(worker, port, &mut rx, &mut own, &mut stray);
+                    pkts += own.len() as u64;
+                    process_burst(worker, now, port, &mut own, &mut burst, &mut io);
+                    // Never expected (both workers run the same tables); freed if it happens.
+                    ring_dropped += stray.len() as u64;
+                    stray.clear();
                     io.flush();
                     if now >= next_tick {
                         worker.on_tick(now, &mut io);
@@ -297,12 +408,16 @@ pub fn run_stage(
             None if t.wrapping_sub(start) >= warm => {
                 measured_from = Some(t);
                 counted_pkts = pkts;
+                counted_redirected = redirected;
+                counted_ring_dropped = ring_dropped;
             }
             Some(t1) if t.wrapping_sub(t1) >= cycles => {
                 return Sample {
                     packets: pkts - counted_pkts,
                     cycles: t.wrapping_sub(t1),
                     tx_dropped: io.tx_dropped,
+                    redirected: redirected - counted_redirected,
+                    ring_dropped: ring_dropped - counted_ring_dropped,
                 };
             }
             _ => {}

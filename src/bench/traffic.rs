@@ -111,6 +111,13 @@ impl Template {
     #[inline]
     pub fn write(&self, out: &mut [u8], flow: u64) {
         let (ip, port) = client_of(flow);
+        self.write_endpoint(out, ip, port);
+    }
+
+    /// Write this template with `ip:port` in the client's place (for FULLNAT replies: the local
+    /// address and port the director picked for the connection).
+    #[inline]
+    pub fn write_endpoint(&self, out: &mut [u8], ip: u32, port: u16) {
         out.copy_from_slice(&self.frame);
         out[self.ip_at..self.ip_at + 4].copy_from_slice(&ip.to_be_bytes());
         out[self.port_at..self.port_at + 2].copy_from_slice(&port.to_be_bytes());
@@ -123,11 +130,31 @@ impl Template {
 
     /// The template as a fresh mbuf for `flow`, or `None` when the pool is empty.
     pub fn mbuf(&self, pool: &Mempool, flow: u64) -> Option<dpdk_bindings::Mbuf> {
+        let (ip, port) = client_of(flow);
+        self.mbuf_endpoint(pool, ip, port)
+    }
+
+    /// The template as a fresh mbuf with `ip:port` in the client's place.
+    pub fn mbuf_endpoint(&self, pool: &Mempool, ip: u32, port: u16) -> Option<dpdk_bindings::Mbuf> {
         let mut m = pool.alloc()?;
         m.append(FRAME_LEN).ok()?;
-        self.write(m.data_mut(), flow);
+        self.write_endpoint(m.data_mut(), ip, port);
         Some(m)
     }
+}
+
+/// One generated packet's varying part given explicitly: the address and port written in the
+/// client's place, and the template to use (8 bytes, streamed from a precomputed sequence).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: u32,
+    pub port: u16,
+    pub template: u16,
+}
+
+/// The endpoint sequence of the flow sequence `idx`: `table[f]` for each flow `f`.
+pub fn endpoint_seq(idx: &[u32], table: &[Endpoint]) -> std::sync::Arc<[Endpoint]> {
+    idx.iter().map(|&f| table[f as usize]).collect()
 }
 
 /// Which flows a burst carries.
@@ -137,6 +164,13 @@ pub enum Pattern {
     /// flow `i` uses template `i % templates` (one per dest in the reply direction).
     Flows {
         idx: std::sync::Arc<[u32]>,
+        pos: usize,
+    },
+    /// Established traffic to endpoints the director chose (FULLNAT replies to LIP:lport): a
+    /// precomputed per-packet sequence, cycled, read in order like `Flows`' indices (no random
+    /// table access in the generator).
+    Endpoints {
+        seq: std::sync::Arc<[Endpoint]>,
         pos: usize,
     },
     /// New connections: packets `3k`, `3k + 1`, `3k + 2` are flow `first + k`'s SYN, ACK and
@@ -183,6 +217,16 @@ impl Gen {
                         *pos = 0;
                     }
                     ((f % nt) as usize, f)
+                }
+                Pattern::Endpoints { seq, pos } => {
+                    let e = seq[*pos];
+                    *pos += 1;
+                    if *pos == seq.len() {
+                        *pos = 0;
+                    }
+                    let t = usize::from(e.template) % self.templates.len();
+                    self.templates[t].write_endpoint(m.data_mut(), e.ip, e.port);
+                    continue;
                 }
                 Pattern::NewConns { first, next } => {
                     let k = *next;
@@ -355,6 +399,45 @@ mod tests {
                 };
                 assert_eq!((u32::from(a), p), (cip, cport));
             }
+        }
+    }
+
+    #[test]
+    fn endpoint_frames_carry_the_endpoint_with_complete_checksums() {
+        let t = Template::new(&FrameSpec {
+            eth_dst: MacAddr([2, 0, 0, 0, 0, 1]),
+            eth_src: MacAddr([2, 0, 0, 0, 0, 2]),
+            peer: Ipv4Addr::new(198, 18, 1, 11),
+            peer_port: 80,
+            client_is: ClientIs::Dst,
+            tcp_flags: 0x10,
+        });
+        let table = [
+            Endpoint {
+                ip: u32::from(Ipv4Addr::new(198, 18, 1, 128)),
+                port: 1025,
+                template: 0,
+            },
+            Endpoint {
+                ip: u32::from(Ipv4Addr::new(198, 18, 1, 191)),
+                port: 65535,
+                template: 0,
+            },
+        ];
+        let seq = endpoint_seq(&[1, 0, 1], &table);
+        assert_eq!(&seq[..], &[table[1], table[0], table[1]]);
+        for e in table {
+            let mut f = [0u8; FRAME_LEN];
+            t.write_endpoint(&mut f, e.ip, e.port);
+            let ip = ipv4::Packet::new_checked(&f[14..]).unwrap();
+            assert!(ip.verify_checksum());
+            let seg = tcp::Packet::new_checked(ip.payload()).unwrap();
+            assert!(seg.verify_checksum(ip.src_addr(), ip.dst_addr()));
+            assert_eq!((u32::from(ip.dst_addr()), seg.dst_port()), (e.ip, e.port));
+            assert_eq!(
+                (ip.src_addr(), seg.src_port()),
+                (Ipv4Addr::new(198, 18, 1, 11), 80)
+            );
         }
     }
 

@@ -16,7 +16,8 @@ use rvs::bench::{self, Options};
     about = "Benchmark the rvs dataplane on DPDK vdevs"
 )]
 struct Cli {
-    /// Reduced set: 1K and 1M connections, 0.25 s per case (under a minute).
+    /// Reduced set: 1K and 1M connections, 0.25 s per case, smaller new-connection and scaling
+    /// runs (about a minute).
     #[arg(long)]
     quick: bool,
     /// Print the report as JSON on stdout (progress still goes to stderr).
@@ -28,12 +29,17 @@ struct Cli {
     /// Measured seconds per case (default 2, or 0.25 with --quick).
     #[arg(long)]
     seconds: Option<f64>,
-    /// Established-connection counts, comma separated (default 1K,100K,1M,10M; --quick 1K,1M).
-    #[arg(long, value_delimiter = ',')]
+    /// Established-connection counts, comma separated, plain or with a K (x1000) or M (x1000000)
+    /// suffix (default 1K,100K,1M,10M; --quick 1K,1M).
+    #[arg(long, value_delimiter = ',', value_parser = bench::report::parse_si)]
     sizes: Option<Vec<usize>>,
     /// Use hugepages (reserve them first in /sys/kernel/mm/hugepages) instead of --no-huge.
     #[arg(long)]
     hugepages: bool,
+    /// Groups of cases to run, comma separated (default all): established, new, scaling,
+    /// redirect. The generator, io-forward and memory ceilings always run.
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(bench::GROUPS))]
+    groups: Option<Vec<String>>,
 }
 
 fn main() -> Result<()> {
@@ -46,6 +52,9 @@ fn main() -> Result<()> {
         opts.sizes = s;
     }
     opts.hugepages = cli.hugepages;
+    if let Some(g) = cli.groups {
+        opts.groups = g;
+    }
     let report = bench::run_with_progress(&opts)?;
     if let Some(path) = &cli.json_file {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;

@@ -1,6 +1,6 @@
 //! The control plane's state and how each request changes it.
 //!
-//! One command model serves the three doors of DESIGN.md section 6: the config file (`[ipvs]
+//! One command model serves the three doors of docs/architecture.md section 5: the config file (`[ipvs]
 //! rules`, replayed through the same ipvsadm parser), the control socket, and `ipvsadm -R`. A
 //! request is applied under one lock; a failed request changes nothing. Every successful change
 //! publishes a new immutable [`Tables`] that the workers pick up between bursts.
@@ -601,7 +601,7 @@ impl ControlPlane {
         Reply::Ok
     }
 
-    /// Replay an `ipvsadm -S` file (DESIGN.md section 7, `[ipvs] rules`) through the ipvsadm
+    /// Replay an `ipvsadm -S` file (`[ipvs] rules` in the configuration file) through the ipvsadm
     /// parser, as `ipvsadm -R` would. Stops at the first failing line.
     pub fn replay_rules(&self, path: &Path) -> anyhow::Result<()> {
         let file =
@@ -722,6 +722,7 @@ impl ctl::ipvsadm::Daemon for LocalDaemon<'_> {
 impl Handler for ControlPlane {
     fn handle(&self, request: Request) -> Reply {
         match request {
+            Request::Hello => Reply::Hello(super::server::hello()),
             Request::GetInfo => Reply::Info(Info {
                 version_code: IPVS_VERSION_CODE,
                 conn_tab_size: self.conn_capacity,

@@ -1,8 +1,15 @@
 //! The control socket: a Unix stream socket speaking `ctl::proto` (one JSON object per line).
 //!
 //! Every connection gets its own thread; each request line gets exactly one reply line. A line
-//! that is not a valid envelope, or of another protocol version, gets an `EINVAL` error reply and
-//! the connection stays open: a bad client never disturbs the daemon or other clients.
+//! that is not a valid envelope, or of a protocol version older than `MIN_PROTOCOL_VERSION`, gets
+//! an `EINVAL` error reply, and a request this daemon does not know (from a newer client) an
+//! `EOPNOTSUPP` one naming it; the connection stays open: a bad client never disturbs the daemon
+//! or other clients.
+//!
+//! Framing follows the client's version (see `ctl::proto`): a version-1 envelope is answered
+//! with a bare reply, exactly as version-1 daemons did, a later one with a `ReplyEnvelope`
+//! carrying the version answered in. `hello` is answered here, not by the handler: it describes
+//! the protocol, which is this module's business.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +21,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ctl::proto::{Envelope, Errno, ErrorReply, PROTOCOL_VERSION, Reply, Request};
+use ctl::proto::{
+    Envelope, Errno, ErrorReply, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Reply,
+    ReplyEnvelope, Request, request_name,
+};
 
 /// Longest request line accepted (a whole `-R` batch is sent line by line, so this is plenty).
 const MAX_LINE: usize = 1 << 20;
@@ -114,19 +124,89 @@ fn error_reply(errno: Errno, message: impl Into<String>) -> Reply {
     })
 }
 
-/// Answer one raw request line.
-pub fn answer_line(handler: &dyn Handler, line: &str) -> Reply {
-    match serde_json::from_str::<Envelope>(line) {
-        Ok(env) if env.version != PROTOCOL_VERSION => error_reply(
-            Errno::Einval,
-            format!(
-                "protocol version {} is not supported (this rvsd speaks {PROTOCOL_VERSION})",
-                env.version
-            ),
-        ),
-        Ok(env) => handler.handle(env.request),
-        Err(e) => error_reply(Errno::Einval, format!("bad request: {e}")),
+/// What this daemon speaks.
+pub fn hello() -> Hello {
+    Hello {
+        protocol_version: PROTOCOL_VERSION,
+        min_protocol_version: MIN_PROTOCOL_VERSION,
+        daemon_version: crate::cli::version().to_owned(),
+        requests: Request::NAMES.iter().map(|n| (*n).to_owned()).collect(),
     }
+}
+
+/// Answer one raw request line: the reply, and the protocol version to frame it in (1 for a
+/// bare reply).
+pub fn answer_line(handler: &dyn Handler, line: &str) -> (u32, Reply) {
+    let value: serde_json::Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return (1, error_reply(Errno::Einval, format!("bad request: {e}"))),
+    };
+    // The version decides the framing even when the request itself is not understood.
+    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    let Some(version) = version.and_then(|v| u32::try_from(v).ok()) else {
+        return (
+            1,
+            error_reply(Errno::Einval, "bad request: no protocol version"),
+        );
+    };
+    if version < MIN_PROTOCOL_VERSION {
+        return (
+            1,
+            error_reply(
+                Errno::Einval,
+                format!(
+                    "protocol version {version} is not supported (this rvsd speaks \
+                     {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION})"
+                ),
+            ),
+        );
+    }
+    let answered_in = version.min(PROTOCOL_VERSION);
+    let name = value
+        .get("request")
+        .and_then(request_name)
+        .map(str::to_owned);
+    let reply = match serde_json::from_value::<Envelope>(value) {
+        Ok(Envelope {
+            request: Request::Hello,
+            ..
+        }) => Reply::Hello(hello()),
+        Ok(env) => handler.handle(env.request),
+        Err(_)
+            if name
+                .as_deref()
+                .is_some_and(|n| !Request::NAMES.contains(&n)) =>
+        {
+            error_reply(
+                Errno::Eopnotsupp,
+                format!(
+                    "request `{}` is not supported by this rvsd (protocol {PROTOCOL_VERSION}; \
+                 `hello` lists the requests it supports)",
+                    name.unwrap_or_default()
+                ),
+            )
+        }
+        Err(e) => error_reply(Errno::Einval, format!("bad request: {e}")),
+    };
+    (answered_in, reply)
+}
+
+/// The reply line (without its newline) for `reply` framed for protocol `version`.
+pub fn reply_line(version: u32, reply: Reply) -> String {
+    let text = if version <= 1 {
+        serde_json::to_string(&reply)
+    } else {
+        serde_json::to_string(&ReplyEnvelope { version, reply })
+    };
+    text.unwrap_or_else(|e| {
+        format!(r#"{{"error":{{"errno":"einval","message":"reply not serialisable: {e}"}}}}"#)
+    })
+}
+
+/// Answer one raw request line with the reply line (without its newline).
+pub fn respond(handler: &dyn Handler, line: &str) -> String {
+    let (version, reply) = answer_line(handler, line);
+    reply_line(version, reply)
 }
 
 fn serve(stream: UnixStream, handler: Arc<dyn Handler>) {
@@ -142,31 +222,27 @@ fn serve(stream: UnixStream, handler: Arc<dyn Handler>) {
             Ok(0) => return,
             Ok(_) if !line.ends_with('\n') && line.len() >= MAX_LINE => {
                 let reply = error_reply(Errno::Einval, "request line too long");
-                let _ = write_reply(&mut writer, &reply);
+                let _ = write_line(&mut writer, reply_line(1, reply));
                 return;
             }
             Ok(_) => {
-                let reply = answer_line(handler.as_ref(), line.trim_end());
-                if write_reply(&mut writer, &reply).is_err() {
+                if write_line(&mut writer, respond(handler.as_ref(), line.trim_end())).is_err() {
                     return;
                 }
             }
             Err(e) => {
                 // Not UTF-8, or the peer went away: answer if we can, then drop the connection.
-                let _ = write_reply(
-                    &mut writer,
-                    &error_reply(Errno::Einval, format!("bad request: {e}")),
-                );
+                let reply = error_reply(Errno::Einval, format!("bad request: {e}"));
+                let _ = write_line(&mut writer, reply_line(1, reply));
                 return;
             }
         }
     }
 }
 
-fn write_reply(w: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
-    let mut s = serde_json::to_string(reply).map_err(std::io::Error::other)?;
-    s.push('\n');
-    w.write_all(s.as_bytes())
+fn write_line(w: &mut UnixStream, mut line: String) -> std::io::Result<()> {
+    line.push('\n');
+    w.write_all(line.as_bytes())
 }
 
 #[cfg(test)]
@@ -195,7 +271,7 @@ mod tests {
         assert!(ControlServer::start(&path, Arc::new(Echo)).is_err());
 
         let mut raw = UnixStream::connect(&path).unwrap();
-        raw.write_all(b"this is not json\n{\"version\":99,\"request\":\"clear\"}\n")
+        raw.write_all(b"this is not json\n{\"version\":0,\"request\":\"clear\"}\n")
             .unwrap();
         let mut r = BufReader::new(raw.try_clone().unwrap());
         let mut l = String::new();
@@ -209,7 +285,7 @@ mod tests {
         ));
         l.clear();
         r.read_line(&mut l).unwrap();
-        assert!(l.contains("protocol version 99"), "{l}");
+        assert!(l.contains("protocol version 0 is not supported"), "{l}");
 
         let mut c = Client::connect(&path).unwrap();
         assert_eq!(c.call(Request::Clear).unwrap(), Reply::Ok);
@@ -219,6 +295,177 @@ mod tests {
         ));
         drop(server);
         assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Remembers the last request it was given; answers `Ok`.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Option<Request>>);
+    impl Handler for Recorder {
+        fn handle(&self, request: Request) -> Reply {
+            *self.0.lock().unwrap() = Some(request);
+            Reply::Ok
+        }
+    }
+
+    #[test]
+    fn framing_follows_the_clients_version() {
+        let h = Recorder::default();
+        // Version 1: the bare reply version-1 clients read.
+        assert_eq!(respond(&h, r#"{"version":1,"request":"clear"}"#), r#""ok""#);
+        // Version 2: the reply with the version it was answered in.
+        assert_eq!(
+            respond(&h, r#"{"version":2,"request":"clear"}"#),
+            r#"{"version":2,"reply":"ok"}"#
+        );
+        // A newer client: answered in this daemon's version, which it knows too.
+        assert_eq!(
+            respond(&h, r#"{"version":7,"request":"clear"}"#),
+            format!(r#"{{"version":{PROTOCOL_VERSION},"reply":"ok"}}"#)
+        );
+        let (v, reply) = answer_line(&h, r#"{"version":0,"request":"clear"}"#);
+        assert_eq!(v, 1);
+        assert!(matches!(reply, Reply::Error(e) if e.errno == Errno::Einval));
+        let (_, reply) = answer_line(&h, r#"{"request":"clear"}"#);
+        assert!(matches!(reply, Reply::Error(e) if e.message.contains("no protocol version")));
+    }
+
+    #[test]
+    fn unknown_requests_are_named_and_unsupported() {
+        let h = Recorder::default();
+        for line in [
+            r#"{"version":3,"request":"list_sync_daemons"}"#,
+            r#"{"version":3,"request":{"add_bgp_peer":{"addr":"198.18.0.254"}}}"#,
+        ] {
+            let (v, reply) = answer_line(&h, line);
+            assert_eq!(v, PROTOCOL_VERSION);
+            match reply {
+                Reply::Error(e) => {
+                    assert_eq!(e.errno, Errno::Eopnotsupp, "{line}");
+                    assert!(e.message.contains("is not supported by this rvsd"), "{e:?}");
+                    assert!(
+                        e.message.contains("`list_sync_daemons`")
+                            || e.message.contains("`add_bgp_peer`"),
+                        "{e:?}"
+                    );
+                }
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        // A known request with a malformed body is a bad request, not an unknown one.
+        let (_, reply) = answer_line(&h, r#"{"version":2,"request":{"add_dest":{"dest":1}}}"#);
+        assert!(matches!(reply, Reply::Error(e) if e.errno == Errno::Einval));
+        assert!(h.0.lock().unwrap().is_none(), "nothing reached the handler");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_missing_optional_ones_defaulted() {
+        let h = Recorder::default();
+        let line = r#"{"version":2,"client":"future-ipvsadm","request":{"add_dest":{
+            "service":{"inet":{"protocol":"tcp","addr":"198.18.0.100","port":80}},
+            "dest":{"addr":"198.18.1.11","port":80,"forward":"masq","colour":"blue"}}}}"#
+            .replace('\n', "");
+        assert_eq!(respond(&h, &line), r#"{"version":2,"reply":"ok"}"#);
+        let got = h.0.lock().unwrap().take().unwrap();
+        let Request::AddDest { dest, .. } = got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(
+            (dest.weight, dest.u_threshold, dest.l_threshold, dest.tun),
+            (1, 0, 0, ctl::proto::TunSpec::default())
+        );
+        let line = r#"{"version":2,"request":{"add_service":{"key":{"inet":{"protocol":"udp","addr":"198.18.0.100","port":53}}}}}"#;
+        assert_eq!(respond(&h, line), r#"{"version":2,"reply":"ok"}"#);
+        let Some(Request::AddService(spec)) = h.0.lock().unwrap().take() else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                spec.scheduler.as_str(),
+                spec.netmask,
+                spec.persistent,
+                spec.ops
+            ),
+            ("wlc", 0xffff_ffff, None, false)
+        );
+        // Replies from a newer daemon with fields this client does not know still parse.
+        let (v, reply) = ctl::proto::parse_reply_line(
+            r#"{"version":9,"reply":{"timeouts":{"tcp":900,"tcpfin":120,"udp":300,"sctp":900}},"trace":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(v, Some(9));
+        assert_eq!(
+            reply,
+            Reply::Timeouts(ctl::proto::Timeouts {
+                tcp: 900,
+                tcpfin: 120,
+                udp: 300
+            })
+        );
+    }
+
+    #[test]
+    fn hello_says_what_the_daemon_speaks() {
+        let dir = std::env::temp_dir().join(format!("rvs-ctl-hello-{}", std::process::id()));
+        let path = dir.join("s.sock");
+        let _server = ControlServer::start(&path, Arc::new(Recorder::default())).unwrap();
+        let mut c = Client::connect(&path).unwrap();
+        let h = c.hello().unwrap();
+        assert_eq!(h.protocol_version, PROTOCOL_VERSION);
+        assert_eq!(h.min_protocol_version, 1);
+        assert_eq!(h.daemon_version, crate::cli::version());
+        for r in ["hello", "add_service", "list_fwmark_rules"] {
+            assert!(h.requests.iter().any(|n| n == r), "{r} in {:?}", h.requests);
+        }
+        assert_eq!(c.version(), PROTOCOL_VERSION);
+        drop(_server);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A client of this version against a version-1 daemon (answers as the recorded one did):
+    /// it falls back to version 1 and keeps working.
+    #[test]
+    fn client_falls_back_to_a_version_1_daemon() {
+        let dir = std::env::temp_dir().join(format!("rvs-ctl-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v1.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let daemon = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut w = stream.try_clone().unwrap();
+            let mut lines = BufReader::new(stream).lines();
+            let mut seen = Vec::new();
+            while let Some(Ok(line)) = lines.next() {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let version = v["version"].as_u64().unwrap();
+                seen.push(version);
+                // The version-1 daemon's answers (ctl/tests/fixtures/protocol-v1.txt).
+                let reply = if version != 1 {
+                    format!(
+                        r#"{{"error":{{"errno":"einval","message":"protocol version {version} is not supported (this rvsd speaks 1)"}}}}"#
+                    )
+                } else if v["request"] == "hello" {
+                    r#"{"error":{"errno":"einval","message":"bad request: unknown variant `hello`"}}"#.to_owned()
+                } else {
+                    r#""ok""#.to_owned()
+                };
+                w.write_all(format!("{reply}\n").as_bytes()).unwrap();
+            }
+            seen
+        });
+        let mut c = Client::connect(&path).unwrap();
+        assert_eq!(c.call(Request::Clear).unwrap(), Reply::Ok);
+        assert_eq!(c.version(), 1);
+        assert_eq!(c.call(Request::Clear).unwrap(), Reply::Ok);
+        let h = c.hello().unwrap();
+        assert_eq!(h.protocol_version, 1);
+        assert!(!h.requests.iter().any(|n| n == "hello"));
+        drop(c);
+        // One refused version-2 line, then version 1 only.
+        assert_eq!(
+            daemon.join().unwrap(),
+            vec![PROTOCOL_VERSION as u64, 1, 1, 1]
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -100,6 +100,8 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     // Ports: one rx and one tx queue per worker where the device has them.
     let mut ports = Vec::new();
     let mut facts = Vec::new();
+    // Per port: how to read the NIC's RSS hash as a client-endpoint hash (where it is one).
+    let mut nic_hash: Vec<Option<NicHashSide>> = Vec::new();
     for (i, p) in conf.ports.iter().enumerate() {
         let key = || format!("{}: port[{i}].device {:?}", conf.file.display(), p.device);
         let id = port_id_by_name(device_name(&p.device))
@@ -108,7 +110,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         let want = u16::try_from(n_workers).unwrap_or(u16::MAX);
         let rx_queues = want.min(info.max_rx_queues).max(1);
         let tx_queues = want.min(info.max_tx_queues).max(1);
-        let (rss_conf, rss_note) = rss_for(&info, rx_queues, p.faces);
+        let (rss_conf, rss_note, side) = rss_for(&info, rx_queues, p.faces);
         let pc = PortConfig {
             rx_queues,
             tx_queues,
@@ -120,6 +122,8 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         };
         let port = Port::configure(id, &pc, &pool)
             .with_context(|| format!("{}: cannot configure", key()))?;
+        // The hash is only the client endpoint's when the device took the one-sided fields.
+        nic_hash.push(side.filter(|_| port.rss_hash_fields().is_some()));
         let rss = match port.rss_hash_fields() {
             Some(f) => format!("{rss_note} fields={f:#x}"),
             None if rx_queues > 1 => {
@@ -285,6 +289,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             tx_handoff,
             redirect,
             ethdev: ethdev.clone(),
+            nic_hash: nic_hash.clone(),
             pool: pool.clone(),
             tables: tables.clone(),
             stop: worker_stop.clone(),
@@ -416,18 +421,23 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How a port's RSS hash reads as a client-endpoint hash ([`dataplane::steer::NicHash`]).
+pub type NicHashSide = fn(u32) -> dataplane::steer::NicHash;
+
 /// The RSS request for a port with `rx_queues` queues: rvs's Toeplitz key
 /// (`steer::DEFAULT_KEY`) and IPv4 TCP/UDP fields, restricted to the source (client-facing
 /// port) or destination (server-facing) endpoint where the device can, so that its hash is the
-/// client endpoint's as `steer` computes it. Returns the request and a note for the log.
+/// client endpoint's as `steer` computes it. Returns the request, a note for the log, and, when
+/// both the key and the one-sided fields are rvs's, how to read the hash the NIC stores.
 fn rss_for(
     info: &dpdk_bindings::PortInfo,
     rx_queues: u16,
     faces: Option<Faces>,
-) -> (Option<RssConfig>, String) {
+) -> (Option<RssConfig>, String, Option<NicHashSide>) {
     if rx_queues < 2 || info.rss_offloads == 0 {
-        return (None, String::new());
+        return (None, String::new(), None);
     }
+    let mut hash_side: Option<NicHashSide> = None;
     let mut fields = rss::IPV4 | rss::NONFRAG_IPV4_TCP | rss::NONFRAG_IPV4_UDP;
     let side = match faces {
         Some(Faces::Clients) => rss::L3_SRC_ONLY | rss::L4_SRC_ONLY,
@@ -437,6 +447,11 @@ fn rss_for(
     let mut note = "4-tuple".to_owned();
     if side != 0 && info.rss_offloads & side == side {
         fields |= side;
+        hash_side = Some(if faces == Some(Faces::Clients) {
+            dataplane::steer::NicHash::Source
+        } else {
+            dataplane::steer::NicHash::Destination
+        });
         note = format!(
             "{} only",
             if faces == Some(Faces::Clients) {
@@ -453,6 +468,7 @@ fn rss_for(
         dataplane::steer::DEFAULT_KEY.to_vec()
     } else {
         note.push_str(", driver's key");
+        hash_side = None;
         Vec::new()
     };
     (
@@ -461,6 +477,7 @@ fn rss_for(
             hash_fields: fields,
         }),
         format!("on ({note})"),
+        hash_side,
     )
 }
 

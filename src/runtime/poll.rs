@@ -114,6 +114,9 @@ pub struct WorkerCtx {
     pub redirect: Redirect,
     /// `ethdev[i]`: the DPDK port id of port index `i` (written into redirected mbufs).
     pub ethdev: Vec<u16>,
+    /// `nic_hash[i]`: how port `i`'s RSS hash reads as a client-endpoint hash, where it is one
+    /// (steering then takes it instead of computing Toeplitz).
+    pub nic_hash: Vec<Option<super::NicHashSide>>,
     pub pool: Mempool,
     pub tables: Arc<ArcSwap<Tables>>,
     pub stop: Arc<AtomicBool>,
@@ -197,6 +200,7 @@ impl Io<Packet> for TxSide<'_> {
 /// The sending side of steering: per-destination batches and counters.
 struct Steer<'a> {
     me: usize,
+    nic_hash: &'a [Option<super::NicHashSide>],
     to: &'a mut [Option<RingProducer>],
     out: Vec<MbufBatch>,
     ethdev: &'a [u16],
@@ -259,7 +263,19 @@ fn dispatch(
         mine.push(p);
         return;
     }
-    match worker.steer(dataplane::packet::PacketBuf::data(&p)) {
+    // The NIC's hash describes the frame as received, not one handed over by another worker.
+    let nic = if from_ring {
+        None
+    } else {
+        steer
+            .nic_hash
+            .get(usize::from(port))
+            .copied()
+            .flatten()
+            .zip(p.0.rss_hash())
+            .map(|(side, h)| side(h))
+    };
+    match worker.steer_hashed(dataplane::packet::PacketBuf::data(&p), nic) {
         Owner::Worker(w) if usize::from(w) != steer.me && usize::from(w) < steer.out.len() => {
             if !from_ring {
                 steer.sent += 1;
@@ -322,6 +338,7 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
     };
     let mut steer = Steer {
         me,
+        nic_hash: &ctx.nic_hash,
         to: &mut ctx.redirect.to,
         out: (0..n_workers).map(|_| MbufBatch::new()).collect(),
         ethdev: &ctx.ethdev,

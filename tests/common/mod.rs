@@ -276,8 +276,8 @@ impl Drop for Rvsd {
 }
 
 /// `[dpdk] cores` for `workers` workers on this (possibly two-CPU) machine: lcore 0 (control)
-/// on CPU 0, the workers alternating over CPUs 1 and 0 (EAL `--lcores` map, DESIGN.md
-/// section 8: four workers on two cores).
+/// on CPU 0, the workers alternating over CPUs 1 and 0 (EAL `--lcores` map, docs/operations.md
+/// section 3: four workers on two cores).
 pub fn cores_for(workers: usize) -> String {
     if workers == 1 {
         return "0-1".to_owned();
@@ -331,7 +331,7 @@ pub fn assert_cross_worker_traffic(log: &str, workers: usize) {
 }
 
 /// `(rs1, rs2)` connections out of `total` when each of `workers` workers runs its own
-/// scheduler (DESIGN.md section 4): rr alternates per worker, so |rs1 - rs2| is at most one per
+/// scheduler (docs/ipvsadm-compat.md section 3, "Schedulers run per worker"): rr alternates per worker, so |rs1 - rs2| is at most one per
 /// worker; wrr 3:1 gives rs2 every fourth pick of each worker.
 pub fn split_ok(rs1: u32, rs2: u32, total: u32, weights: (u32, u32), workers: u32) -> bool {
     if rs1 + rs2 != total {

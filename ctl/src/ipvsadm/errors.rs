@@ -85,7 +85,7 @@ mod tests {
         );
     }
 
-    /// Every row of the reference's `ipvs_strerror` table (reference/ipvs.md section 1.9).
+    /// Every row of the reference's `ipvs_strerror` table (docs/ipvsadm-compat.md section 5.5).
     #[test]
     fn the_whole_reference_table() {
         let rows: &[(Op, Errno, &str)] = &[

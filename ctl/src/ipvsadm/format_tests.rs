@@ -1,5 +1,5 @@
-//! Formatter tests. Expected texts are the hand-rendered examples of reference/ipvs.md §1.9
-//! (ctl/tests/golden/*.txt), compared byte for byte.
+//! Formatter tests. Expected texts (ctl/tests/golden/*.txt) were rendered by hand from
+//! ipvsadm 1.31's format strings (docs/ipvsadm-compat.md section 1) and are compared byte for byte.
 
 use super::*;
 use crate::proto::{DestSpec, Rates, ServiceSpec, Stats, TunSpec};

@@ -99,16 +99,26 @@ fn unexpected(reply: &Reply) -> Failure {
     }
 }
 
-/// Send a change request; daemon errors become ipvsadm's message and exit 255. A feature rvs
-/// understands but does not implement (`Eopnotsupp`, e.g. GUE tunnels) prints rvsd's message,
-/// which says what is missing, rather than the bare "Operation not supported".
+/// Send a change request; daemon errors become ipvsadm's message and exit 255. Where ipvsadm
+/// 1.31 has only a generic text, rvsd's own reason follows it: a feature rvs understands but
+/// does not implement (`Eopnotsupp`, e.g. GUE tunnels: "Operation not supported: --tun-type gue
+/// is not implemented by rvs yet ...") and an invalid request (`Einval`: "Invalid operation: no
+/// port named dp9" rather than the kernel's guess "Possibly wrong module version, address not
+/// unicast, ..."). The generic text stays when the daemon gave no reason.
 fn change(daemon: &mut dyn Daemon, op: Op, request: Request) -> Result<(), Failure> {
+    use crate::proto::Errno;
     match daemon.call(request)? {
         Reply::Ok => Ok(()),
-        Reply::Error(e) if e.errno == crate::proto::Errno::Eopnotsupp => Err(Failure {
+        Reply::Error(e) if e.errno == Errno::Eopnotsupp => Err(Failure {
             code: 255,
             message: format!("{}: {}", ipvs_strerror(op, e.errno), e.message),
         }),
+        Reply::Error(e) if e.errno == Errno::Einval && !e.message.trim().is_empty() => {
+            Err(Failure {
+                code: 255,
+                message: format!("Invalid operation: {}", e.message.trim()),
+            })
+        }
         Reply::Error(e) => Err(Failure {
             code: 255,
             message: ipvs_strerror(op, e.errno).to_owned(),

@@ -389,3 +389,26 @@ pub fn fwmarks_json(rules: &[FwmarkRule]) -> Value {
             .collect(),
     )
 }
+
+/// `rvsctl daemon show`: the daemon's version, the protocol versions it answers, and its
+/// requests (a version-1 daemon cannot say which: "protocol 1 (no hello)").
+pub fn daemon(h: &crate::proto::Hello) -> String {
+    if h.requests.is_empty() {
+        return format!(
+            "rvsd protocol {} (no hello: a version-1 rvsd)\n",
+            h.protocol_version
+        );
+    }
+    let version = if h.daemon_version.is_empty() {
+        "rvsd".to_owned()
+    } else {
+        format!("rvsd {}", h.daemon_version)
+    };
+    format!(
+        "{version} protocol {} (answers {} to {})\n    requests: {}\n",
+        h.protocol_version,
+        h.min_protocol_version,
+        h.protocol_version,
+        h.requests.join(" ")
+    )
+}

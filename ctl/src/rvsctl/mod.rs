@@ -39,6 +39,7 @@ Usage: rvsctl [-j] [-s] OBJECT COMMAND [ARGS]
        rvsctl worker show
        rvsctl fwmark show
        rvsctl fwmark {add|del} mark N [proto {tcp|udp|any}] dst ADDR[/LEN] [ports 80,443|1000-2000]
+       rvsctl daemon show
 Options: -j  JSON output    -s  statistics (link)
 The control socket is $RVS_SOCKET, /run/rvs/rvsd.sock by default.
 ";
@@ -205,6 +206,31 @@ pub fn execute(
         }
         Command::FwmarkAdd(r) => ok(daemon, Request::AddFwmarkRule(r.clone()))?,
         Command::FwmarkDel(r) => ok(daemon, Request::DelFwmarkRule(r.clone()))?,
+        Command::DaemonShow => {
+            // A version-1 rvsd does not know `hello`: what it is, is then all we can say.
+            let hello = match daemon.call(Request::Hello) {
+                Ok(Reply::Hello(h)) => h,
+                Ok(Reply::Error(_)) => crate::proto::Hello {
+                    protocol_version: 1,
+                    min_protocol_version: 1,
+                    daemon_version: String::new(),
+                    requests: Vec::new(),
+                },
+                Ok(other) => return Err(unexpected(&other)),
+                Err(e) => {
+                    return Err(Failure {
+                        code: 2,
+                        message: format!("rvsctl: {e}"),
+                    });
+                }
+            };
+            if opts.json {
+                Some(serde_json::to_value(&hello).unwrap_or_default())
+            } else {
+                out.push_str(&format::daemon(&hello));
+                None
+            }
+        }
         Command::WorkerShow => {
             let workers = expect!(daemon, Request::ListWorkers, Reply::Workers);
             if opts.json {

@@ -22,21 +22,37 @@ pub struct Opts {
 pub enum Command {
     Help,
     Version,
-    LinkShow { dev: Option<String> },
-    AddrShow { dev: Option<String> },
+    LinkShow {
+        dev: Option<String>,
+    },
+    AddrShow {
+        dev: Option<String>,
+    },
     AddrAdd(AddrSpec),
     AddrDel(AddrSpec),
     RouteShow,
     RouteAdd(RouteSpec),
-    RouteDel { prefix: Ipv4Addr, len: u8 },
-    NeighShow { dev: Option<String> },
-    NeighFlush { dev: Option<String> },
+    RouteDel {
+        prefix: Ipv4Addr,
+        len: u8,
+    },
+    NeighShow {
+        dev: Option<String>,
+    },
+    NeighFlush {
+        dev: Option<String>,
+    },
     NeighAdd(NeighSpec),
-    NeighDel { ip: Ipv4Addr, dev: String },
+    NeighDel {
+        ip: Ipv4Addr,
+        dev: String,
+    },
     WorkerShow,
     FwmarkShow,
     FwmarkAdd(FwmarkRule),
     FwmarkDel(FwmarkRule),
+    /// What rvsd speaks: its version, protocol versions and requests (`hello`).
+    DaemonShow,
     // New objects add their variants here, a line in `OBJECTS` and an arm in `parse`'s object
     // match; `super::execute` renders them.
 }
@@ -58,6 +74,7 @@ const OBJECTS: &[(&str, &[&str])] = &[
     ("neigh", &["n", "ne", "nei", "neighbor", "neighbour"]),
     ("worker", &["w", "wo", "workers"]),
     ("fwmark", &["f", "fw", "mark"]),
+    ("daemon", &["d", "da", "dae"]),
 ];
 
 fn object_name(word: &str) -> Option<&'static str> {
@@ -182,6 +199,11 @@ pub fn parse(args: &[String]) -> Result<(Opts, Command), UsageError> {
             Command::WorkerShow
         }
         ("worker", _) => return Err(unknown("show")),
+        ("daemon", "show") => {
+            no_more(args)?;
+            Command::DaemonShow
+        }
+        ("daemon", _) => return Err(unknown("show")),
         ("fwmark", "show") => {
             no_more(args)?;
             Command::FwmarkShow

@@ -259,7 +259,7 @@ fn bad_command_lines_say_what_is_wrong() {
     let e = |s: &str| parse(&argv(s)).unwrap_err().to_string();
     assert_eq!(
         e("foo"),
-        "object \"foo\" is unknown, try \"rvsctl help\" (objects: link, addr, route, neigh, worker, fwmark)"
+        "object \"foo\" is unknown, try \"rvsctl help\" (objects: link, addr, route, neigh, worker, fwmark, daemon)"
     );
     assert_eq!(
         e("link set"),
@@ -519,6 +519,44 @@ fn no_daemon_is_one_line_naming_the_socket() {
     assert_eq!(err.lines().count(), 1);
     assert!(
         err.starts_with("rvsctl: cannot connect to rvsd at /nonexistent/rvsd.sock: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn daemon_show_says_what_rvsd_speaks() {
+    let hello = crate::proto::Hello {
+        protocol_version: 2,
+        min_protocol_version: 1,
+        daemon_version: "0.1.0 (abc)".into(),
+        requests: vec!["hello".into(), "get_info".into()],
+    };
+    let h = hello.clone();
+    let (code, out, err, reqs) = run_with("daemon", move |_| Reply::Hello(h.clone()));
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        "rvsd 0.1.0 (abc) protocol 2 (answers 1 to 2)\n    requests: hello get_info\n"
+    );
+    assert_eq!(reqs, vec![Request::Hello]);
+    let h = hello.clone();
+    let (_, out, _, _) = run_with("-j d show", move |_| Reply::Hello(h.clone()));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["protocol_version"], 2);
+    assert_eq!(v["requests"][1], "get_info");
+    // A version-1 rvsd answers `hello` with an error.
+    let (code, out, _, _) = run_with("daemon show", |_| {
+        Reply::Error(ErrorReply {
+            errno: Errno::Einval,
+            message: "bad request: unknown variant `hello`".into(),
+        })
+    });
+    assert_eq!(code, 0);
+    assert_eq!(out, "rvsd protocol 1 (no hello: a version-1 rvsd)\n");
+    let (code, _, err, _) = run_with("daemon list-all", |_| Reply::Ok);
+    assert_eq!(code, 255);
+    assert!(
+        err.contains("command \"list-all\" is unknown for \"daemon\""),
         "{err}"
     );
 }

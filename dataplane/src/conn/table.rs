@@ -277,6 +277,9 @@ pub enum Expiry {
     Keep(Instant),
 }
 
+/// Connections expired per batch (see [`ConnTable::expire`]).
+const EXPIRE_BATCH: usize = 16;
+
 /// Largest capacity per table (2^28 connections; the index then has 2^30 entries).
 pub const MAX_CAPACITY: usize = 1 << 28;
 
@@ -615,34 +618,65 @@ impl ConnTable {
     ) -> usize {
         let mut budget = max;
         let mut removed = 0;
-        while budget > 0 {
-            let Some(id) = self.wheel.pop_due(&mut self.conns[..], now, &mut budget) else {
-                break;
-            };
-            budget = budget.saturating_sub(1);
-            let Some(c) = self.get(ConnId(id)) else {
-                continue;
-            };
-            if c.deadline > now {
-                let d = c.deadline;
-                self.wheel.arm(&mut self.conns[..], id, d); // lazily moved: re-arm
-                continue;
+        // Due connections are taken in batches: their records and index buckets are read
+        // together first (independent loads, so the cache misses overlap), then each is
+        // handled in the order the wheel gave them.
+        let mut batch = [NIL; EXPIRE_BATCH];
+        loop {
+            let mut n = 0;
+            while n < EXPIRE_BATCH && budget > 0 {
+                let Some(id) = self.wheel.pop_due(&mut self.conns[..], now, &mut budget) else {
+                    break;
+                };
+                budget = budget.saturating_sub(1);
+                batch[n] = id;
+                n += 1;
             }
-            match f(ConnId(id), c) {
-                Expiry::Remove => {
-                    self.remove(ConnId(id));
-                    removed += 1;
+            if n == 0 {
+                break;
+            }
+            self.touch(&batch[..n]);
+            for &id in &batch[..n] {
+                let Some(c) = self.get(ConnId(id)) else {
+                    continue;
+                };
+                if c.deadline > now {
+                    let d = c.deadline;
+                    self.wheel.arm(&mut self.conns[..], id, d); // lazily moved: re-arm
+                    continue;
                 }
-                Expiry::Keep(d) => {
-                    let d = d.max(now + Duration::from_secs(1));
-                    if let Some(c) = self.get_mut(ConnId(id)) {
-                        c.deadline = d;
+                match f(ConnId(id), c) {
+                    Expiry::Remove => {
+                        self.remove(ConnId(id));
+                        removed += 1;
                     }
-                    self.wheel.arm(&mut self.conns[..], id, d);
+                    Expiry::Keep(d) => {
+                        let d = d.max(now + Duration::from_secs(1));
+                        if let Some(c) = self.get_mut(ConnId(id)) {
+                            c.deadline = d;
+                        }
+                        self.wheel.arm(&mut self.conns[..], id, d);
+                    }
                 }
             }
         }
         removed
+    }
+
+    /// Read the index buckets of the connections `ids` (their records are in cache after the
+    /// wheel walked them), so that their removals find them cached: the loads of different
+    /// connections do not depend on each other, so the CPU overlaps their misses. Pure reads.
+    fn touch(&self, ids: &[u32]) {
+        let mut acc = 0u16;
+        for &id in ids {
+            if let Some(c) = self.conns.get(id as usize) {
+                acc ^= self.bucket(self.hash(&c.in_key)).overflow;
+                if c.flags.contains(ConnFlags::REPLY_INDEXED) {
+                    acc ^= self.bucket(self.hash(&c.out_key)).overflow;
+                }
+            }
+        }
+        std::hint::black_box(acc);
     }
 
     fn index_insert(&mut self, key: &ConnKey, slot: u32) {

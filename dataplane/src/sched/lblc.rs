@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::{DestView, SchedInput, Scheduler, conn_overhead, weighted_least};
+use super::{DestView, SchedInput, Scheduler, active_seen, conn_overhead, weighted_least};
 use crate::service::DestId;
 use crate::time::Instant;
 
@@ -43,11 +43,12 @@ pub const LBL_HARD_CAP: usize = 2 * LBL_MAX_SIZE;
 pub const LBL_RESERVE: usize = 1024;
 
 /// lblc/lblcr's `is_overloaded`: `A > W` and some dest of the service has `2*A < W`.
-pub fn lbl_overloaded(dest: &DestView, dests: &[DestView]) -> bool {
-    dest.active_conns() > u64::from(dest.weight())
+/// Counts as `worker` sees them.
+pub fn lbl_overloaded(dest: &DestView, dests: &[DestView], worker: usize) -> bool {
+    active_seen(dest, worker) > u64::from(dest.weight())
         && dests
             .iter()
-            .any(|d| d.active_conns().saturating_mul(2) < u64::from(d.weight()))
+            .any(|d| active_seen(d, worker).saturating_mul(2) < u64::from(d.weight()))
 }
 
 /// The GC timer of lblc/lblcr, driven by packet time.
@@ -194,12 +195,12 @@ impl Scheduler for Lblc {
             en.lastuse = now;
             if let Some(i) = resolve(&self.index, dests, en.dest) {
                 let d = &dests[i];
-                if d.is_available() && !lbl_overloaded(d, dests) {
+                if d.is_available() && !lbl_overloaded(d, dests, input.worker) {
                     return Some(i);
                 }
             }
         }
-        let i = weighted_least(dests, conn_overhead)?;
+        let i = weighted_least(dests, |d| conn_overhead(d, input.worker))?;
         let entry = Entry {
             dest: dests[i].id(),
             lastuse: now,

@@ -58,7 +58,12 @@ impl DestSet {
     }
 
     /// `ip_vs_dest_set_min`: index into `dests` of the least loaded usable member.
-    fn min(&self, index: &HashMap<DestId, usize>, dests: &[DestView]) -> Option<usize> {
+    fn min(
+        &self,
+        index: &HashMap<DestId, usize>,
+        dests: &[DestView],
+        worker: usize,
+    ) -> Option<usize> {
         let mut least: Option<(usize, u64)> = None;
         for id in self.members() {
             let Some(i) = resolve(index, dests, *id) else {
@@ -66,10 +71,10 @@ impl DestSet {
             };
             let d = &dests[i];
             match least {
-                None if d.is_available() => least = Some((i, conn_overhead(d))),
+                None if d.is_available() => least = Some((i, conn_overhead(d, worker))),
                 None => {}
                 Some((l, loh)) => {
-                    let doh = conn_overhead(d);
+                    let doh = conn_overhead(d, worker);
                     if !d.is_overloaded() && less_loaded(doh, d.weight(), loh, dests[l].weight()) {
                         least = Some((i, doh));
                     }
@@ -80,14 +85,19 @@ impl DestSet {
     }
 
     /// `ip_vs_dest_set_max`: the most loaded member with weight > 0.
-    fn max(&self, index: &HashMap<DestId, usize>, dests: &[DestView]) -> Option<DestId> {
+    fn max(
+        &self,
+        index: &HashMap<DestId, usize>,
+        dests: &[DestView],
+        worker: usize,
+    ) -> Option<DestId> {
         let mut most: Option<(usize, u64)> = None;
         for id in self.members() {
             let Some(i) = resolve(index, dests, *id) else {
                 continue;
             };
             let d = &dests[i];
-            let doh = conn_overhead(d);
+            let doh = conn_overhead(d, worker);
             match most {
                 None if d.weight() > 0 => most = Some((i, doh)),
                 None => {}
@@ -165,20 +175,20 @@ impl Scheduler for Lblcr {
         self.clock.tick(now, &mut self.cache, |e| e.lastuse);
         if let Some(en) = self.cache.get_mut(&input.vip) {
             en.lastuse = now;
-            let dest = en.set.min(&self.index, dests);
+            let dest = en.set.min(&self.index, dests, input.worker);
             if en.set.len > 1 && now > en.set.lastmod + expiration {
-                if let Some(m) = en.set.max(&self.index, dests) {
+                if let Some(m) = en.set.max(&self.index, dests, input.worker) {
                     en.set.erase(m, now);
                 }
             }
-            if let Some(i) = dest.filter(|i| !lbl_overloaded(&dests[*i], dests)) {
+            if let Some(i) = dest.filter(|i| !lbl_overloaded(&dests[*i], dests, input.worker)) {
                 return Some(i);
             }
-            let i = weighted_least(dests, conn_overhead)?;
+            let i = weighted_least(dests, |d| conn_overhead(d, input.worker))?;
             en.set.insert(dests[i].id(), now);
             return Some(i);
         }
-        let i = weighted_least(dests, conn_overhead)?;
+        let i = weighted_least(dests, |d| conn_overhead(d, input.worker))?;
         if LblCacheClock::make_room(now, &mut self.cache, |e| e.lastuse) {
             let mut set = DestSet {
                 ids: [DestId(0); SET_CAP],

@@ -15,13 +15,13 @@ impl Scheduler for LeastConnection {
 
     fn update(&mut self, _dests: &[DestView]) {}
 
-    fn schedule(&mut self, dests: &[DestView], _input: &SchedInput) -> Option<usize> {
+    fn schedule(&mut self, dests: &[DestView], input: &SchedInput) -> Option<usize> {
         let mut least: Option<(usize, u64)> = None;
         for (i, d) in dests.iter().enumerate() {
             if !d.is_available() {
                 continue;
             }
-            let doh = conn_overhead(d);
+            let doh = conn_overhead(d, input.worker);
             if least.is_none_or(|(_, loh)| doh < loh) {
                 least = Some((i, doh));
             }

@@ -1,4 +1,4 @@
-//! Maglev hashing, as `ip_vs_mh.c` (reference/ipvs.md sections 1.1 and 3).
+//! Maglev hashing, as `ip_vs_mh.c` (docs/ipvsadm-compat.md section 5.1).
 //!
 //! Table: M slots, M one of IPVS's primes ([`super::MH_PRIMES`], default 4093 =
 //! `CONFIG_IP_VS_MH_TAB_INDEX` 12). Each dest `i` (list order) gets

@@ -53,6 +53,9 @@ pub struct SchedInput {
     pub vport: u16,
     /// The packet's time (lblc/lblcr age their caches with it; time is never read).
     pub now: Instant,
+    /// The scheduling worker: connection counts are read as it sees them
+    /// ([`DestView::conns_seen_by`]), its own exactly, the other workers' within a bound.
+    pub worker: usize,
 }
 
 /// Scheduler construction parameters that IPVS fixes at build time or in sysctls.
@@ -120,7 +123,7 @@ pub trait Scheduler: fmt::Debug {
     fn schedule(&mut self, dests: &[DestView], input: &SchedInput) -> Option<usize>;
 }
 
-/// The 14 IPVS scheduler names (reference/ipvs.md section 1.1).
+/// The 14 IPVS scheduler names (docs/ipvsadm-compat.md section 5.1).
 pub const SCHEDULER_NAMES: [&str; 14] = [
     "rr", "wrr", "lc", "wlc", "fo", "ovf", "lblc", "lblcr", "dh", "sh", "mh", "sed", "nq", "twos",
 ];
@@ -216,12 +219,18 @@ pub fn new_with_params(
     })
 }
 
-/// IPVS `ip_vs_dest_conn_overhead`: `(activeconns << 8) + inactconns`.
+/// IPVS `ip_vs_dest_conn_overhead`: `(activeconns << 8) + inactconns`, with the counts as
+/// `worker` sees them.
 #[inline]
-pub(crate) fn conn_overhead(d: &DestView) -> u64 {
-    d.active_conns()
-        .saturating_mul(256)
-        .saturating_add(d.inactive_conns())
+pub(crate) fn conn_overhead(d: &DestView, worker: usize) -> u64 {
+    let (active, inactive) = d.conns_seen_by(worker);
+    active.saturating_mul(256).saturating_add(inactive)
+}
+
+/// Active connections of `d` as `worker` sees them.
+#[inline]
+pub(crate) fn active_seen(d: &DestView, worker: usize) -> u64 {
+    d.conns_seen_by(worker).0
 }
 
 /// IPVS's division-free "dest is less loaded than least": `loh * w(dest) > doh * w(least)`
@@ -371,6 +380,7 @@ pub(crate) mod testutil {
             vip: Ipv4Addr::new(198, 18, 0, 10),
             vport: 80,
             now: base_time(),
+            worker: 0,
         }
     }
 
@@ -402,6 +412,44 @@ mod tests {
     use crate::service::DestStats;
     use proptest::prelude::*;
     use std::sync::Arc;
+
+    /// Two workers share two dests. What worker 1 binds, worker 0's least-connection schedulers
+    /// see within the documented bound (`SEEN_REFRESH` decisions), its own binds at once.
+    #[test]
+    fn other_workers_counts_are_seen_within_the_bound() {
+        use crate::service::stats::SEEN_REFRESH;
+        use crate::service::{DestConfig, DestId, ForwardMethod};
+        for name in ["lc", "wlc", "sed", "nq"] {
+            let d: Vec<DestView> = (0..2u8)
+                .map(|i| {
+                    let c =
+                        DestConfig::new(Ipv4Addr::new(198, 18, 1, i + 1), 80, ForwardMethod::Masq);
+                    DestView::new(DestId(u32::from(i) + 1), c, Arc::new(DestStats::new(2)))
+                })
+                .collect();
+            let mut s = new(name, SchedFlags::NONE).unwrap();
+            let w0 = SchedInput {
+                worker: 0,
+                ..testutil::input()
+            };
+            // Both idle: the first dest.
+            assert_eq!(s.schedule(&d, &w0), Some(0), "{name}");
+            // Worker 1 loads dest 0 heavily.
+            for _ in 0..10 {
+                d[0].bind_conn(1, false);
+            }
+            let picks: Vec<_> = (0..SEEN_REFRESH)
+                .map(|_| s.schedule(&d, &w0).unwrap())
+                .collect();
+            assert_eq!(picks.last(), Some(&1), "{name}: {picks:?}");
+            // Worker 0's own connections on dest 1 count at once: 11 active there (own) against
+            // 10 on dest 0 (seen) sends the next pick back to dest 0.
+            for _ in 0..11 {
+                d[1].bind_conn(0, false);
+            }
+            assert_eq!(s.schedule(&d, &w0), Some(0), "{name}");
+        }
+    }
 
     /// Every scheduler with flag variants: (name, flags, finds a dest whenever one is available).
     /// dh and sh/mh without fallback fail by design when the key's bucket dest is unavailable.

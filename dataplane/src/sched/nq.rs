@@ -3,7 +3,7 @@
 //! first in the list. Weight-0 and overloaded dests are skipped.
 
 use super::sed::sed_overhead;
-use super::{DestView, SchedInput, Scheduler, less_loaded};
+use super::{DestView, SchedInput, Scheduler, active_seen, less_loaded};
 
 /// Never queue (stateless).
 #[derive(Debug, Default, Clone, Copy)]
@@ -16,16 +16,16 @@ impl Scheduler for NeverQueue {
 
     fn update(&mut self, _dests: &[DestView]) {}
 
-    fn schedule(&mut self, dests: &[DestView], _input: &SchedInput) -> Option<usize> {
+    fn schedule(&mut self, dests: &[DestView], input: &SchedInput) -> Option<usize> {
         let mut least: Option<(usize, u64)> = None;
         for (i, d) in dests.iter().enumerate() {
             if !d.is_available() {
                 continue;
             }
-            if d.active_conns() == 0 {
+            if active_seen(d, input.worker) == 0 {
                 return Some(i); // idle: no queueing at all
             }
-            let doh = sed_overhead(d);
+            let doh = sed_overhead(d, input.worker);
             if least.is_none_or(|(l, loh)| less_loaded(doh, d.weight(), loh, dests[l].weight())) {
                 least = Some((i, doh));
             }

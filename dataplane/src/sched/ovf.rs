@@ -15,11 +15,11 @@ impl Scheduler for WeightedOverflow {
 
     fn update(&mut self, _dests: &[DestView]) {}
 
-    fn schedule(&mut self, dests: &[DestView], _input: &SchedInput) -> Option<usize> {
+    fn schedule(&mut self, dests: &[DestView], input: &SchedInput) -> Option<usize> {
         let mut best: Option<usize> = None;
         for (i, d) in dests.iter().enumerate() {
             let w = d.weight();
-            if d.is_overloaded() || d.active_conns() > u64::from(w) || w == 0 {
+            if d.is_overloaded() || super::active_seen(d, input.worker) > u64::from(w) || w == 0 {
                 continue;
             }
             if best.is_none_or(|b| w > dests[b].weight()) {

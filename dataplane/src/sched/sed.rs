@@ -2,11 +2,11 @@
 //! only), with WLC's scan: the first available dest, then strictly less loaded later
 //! non-overloaded dests by `loh * W(dest) > doh * W(least)`; ties go to the first.
 
-use super::{DestView, SchedInput, Scheduler, weighted_least};
+use super::{DestView, SchedInput, Scheduler, active_seen, weighted_least};
 
-/// `ip_vs_sed_dest_overhead`: `activeconns + 1`.
-pub(crate) fn sed_overhead(d: &DestView) -> u64 {
-    d.active_conns().saturating_add(1)
+/// `ip_vs_sed_dest_overhead`: `activeconns + 1` (as `worker` sees them).
+pub(crate) fn sed_overhead(d: &DestView, worker: usize) -> u64 {
+    active_seen(d, worker).saturating_add(1)
 }
 
 /// Shortest expected delay (stateless).
@@ -20,8 +20,8 @@ impl Scheduler for ShortestExpectedDelay {
 
     fn update(&mut self, _dests: &[DestView]) {}
 
-    fn schedule(&mut self, dests: &[DestView], _input: &SchedInput) -> Option<usize> {
-        weighted_least(dests, sed_overhead)
+    fn schedule(&mut self, dests: &[DestView], input: &SchedInput) -> Option<usize> {
+        weighted_least(dests, |d| sed_overhead(d, input.worker))
     }
 }
 

@@ -55,8 +55,9 @@ impl TwoChoices {
         }
     }
 
-    /// The pick for two given random numbers (the deterministic core, exposed for tests).
-    pub fn pick_with(dests: &[DestView], r1: u64, r2: u64) -> Option<usize> {
+    /// The pick for two given random numbers (the deterministic core, exposed for tests), with
+    /// the counts as `worker` sees them.
+    pub fn pick_with(dests: &[DestView], r1: u64, r2: u64, worker: usize) -> Option<usize> {
         let (mut r1, mut r2) = (r1 as i128, r2 as i128);
         let mut c1: Option<(usize, u64, u64)> = None; // (index, weight, overhead)
         let mut c2: Option<(usize, u64, u64)> = None;
@@ -68,10 +69,10 @@ impl TwoChoices {
             r1 -= i128::from(w);
             r2 -= i128::from(w);
             if r1 <= 0 && c1.is_none() {
-                c1 = Some((i, w, conn_overhead(d)));
+                c1 = Some((i, w, conn_overhead(d, worker)));
             }
             if r2 <= 0 && c2.is_none() {
-                c2 = Some((i, w, conn_overhead(d)));
+                c2 = Some((i, w, conn_overhead(d, worker)));
             }
             if c1.is_some() && c2.is_some() {
                 break;
@@ -96,7 +97,7 @@ impl Scheduler for TwoChoices {
 
     fn update(&mut self, _dests: &[DestView]) {}
 
-    fn schedule(&mut self, dests: &[DestView], _input: &SchedInput) -> Option<usize> {
+    fn schedule(&mut self, dests: &[DestView], input: &SchedInput) -> Option<usize> {
         let total: u64 = dests
             .iter()
             .filter(|d| d.is_available())
@@ -107,7 +108,7 @@ impl Scheduler for TwoChoices {
         }
         let r1 = self.rng.below(total + 1);
         let r2 = self.rng.below(total + 1);
-        Self::pick_with(dests, r1, r2)
+        Self::pick_with(dests, r1, r2, input.worker)
     }
 }
 
@@ -121,7 +122,7 @@ mod tests {
         // weights 2,3: r = 0..=2 -> dest 0 (0-2 <= 0 ... 2-2 = 0), r = 3..=5 -> dest 1.
         let d = dests(&[2, 3]);
         for (r, want) in [(0, 0), (1, 0), (2, 0), (3, 1), (5, 1)] {
-            assert_eq!(TwoChoices::pick_with(&d, r, r), Some(want), "r={r}");
+            assert_eq!(TwoChoices::pick_with(&d, r, r, 0), Some(want), "r={r}");
         }
     }
 
@@ -129,15 +130,15 @@ mod tests {
     fn picks_the_less_loaded_of_two() {
         // Same weights: dest 1 has the smaller overhead (256 < 512) -> dest 1 whichever order.
         let d = dests_counts(&[1, 1], &[(2, 0), (1, 0)]);
-        assert_eq!(TwoChoices::pick_with(&d, 0, 2), Some(1));
-        assert_eq!(TwoChoices::pick_with(&d, 2, 0), Some(1));
+        assert_eq!(TwoChoices::pick_with(&d, 0, 2, 0), Some(1));
+        assert_eq!(TwoChoices::pick_with(&d, 2, 0, 0), Some(1));
         // Equal load per weight: choice 1 stays (strict >).
         let d = dests_counts(&[1, 2], &[(1, 0), (2, 0)]); // 256/1 vs 512/2
-        assert_eq!(TwoChoices::pick_with(&d, 0, 3), Some(0));
-        assert_eq!(TwoChoices::pick_with(&d, 3, 0), Some(1));
+        assert_eq!(TwoChoices::pick_with(&d, 0, 3, 0), Some(0));
+        assert_eq!(TwoChoices::pick_with(&d, 3, 0, 0), Some(1));
         // Weighted: 2*256 > 1*256 -> dest with weight 2 is less loaded per weight.
         let d = dests_counts(&[1, 2], &[(1, 0), (1, 0)]);
-        assert_eq!(TwoChoices::pick_with(&d, 0, 3), Some(1));
+        assert_eq!(TwoChoices::pick_with(&d, 0, 3, 0), Some(1));
     }
 
     #[test]

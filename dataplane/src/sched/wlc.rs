@@ -18,8 +18,8 @@ impl Scheduler for WeightedLeastConnection {
 
     fn update(&mut self, _dests: &[DestView]) {}
 
-    fn schedule(&mut self, dests: &[DestView], _input: &SchedInput) -> Option<usize> {
-        weighted_least(dests, conn_overhead)
+    fn schedule(&mut self, dests: &[DestView], input: &SchedInput) -> Option<usize> {
+        weighted_least(dests, |d| conn_overhead(d, input.worker))
     }
 }
 

@@ -105,7 +105,7 @@ impl fmt::Display for ServiceKey {
     }
 }
 
-/// How packets reach a dest (DESIGN.md section 3).
+/// How packets reach a dest (docs/architecture.md section 2, "Forwarding methods on the wire").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ForwardMethod {
@@ -205,7 +205,7 @@ impl DestConfig {
 }
 
 /// The errno IPVS would have returned; the daemon maps it onto its protocol and ipvsadm renders
-/// it with `ipvs_strerror` (reference/ipvs.md, "Kernel errno mapping").
+/// it with `ipvs_strerror` (docs/ipvsadm-compat.md section 5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Errno {
     /// EEXIST: "Service already exists" / "Destination already exists".

@@ -128,6 +128,13 @@ impl Dest {
     pub fn persistent_conns(&self) -> u64 {
         self.stats.persistent_conns()
     }
+    /// (active, inactive) connections as worker `worker`'s scheduler sees them: its own exactly,
+    /// the other workers' at most a few of its decisions old
+    /// ([`super::stats::DestStats::conns_seen_by`]). Only worker `worker` calls this.
+    #[inline]
+    pub fn conns_seen_by(&self, worker: usize) -> (u64, u64) {
+        self.stats.conns_seen_by(worker)
+    }
     /// `activeconns + inactconns` (templates not counted), IPVS `ip_vs_dest_totalconns`.
     pub fn total_conns(&self) -> u64 {
         self.active_conns().saturating_add(self.inactive_conns())
@@ -160,7 +167,7 @@ impl Dest {
     }
 
     /// Account the end of a connection (IPVS `ip_vs_unbind_dest`), with the flag recorded on the
-    /// connection, then apply the hysteresis of reference/ipvs.md section 1.5:
+    /// connection, then apply the hysteresis of docs/ipvsadm-compat.md section 5.4:
     /// with a lower threshold, OVERLOAD clears when `totalconns < l_threshold`; else with an
     /// upper threshold, when `totalconns * 4 < u_threshold * 3` (below 75 %); else it clears.
     pub fn unbind_conn(&self, worker: usize, inactive: bool) {
@@ -285,8 +292,16 @@ pub struct Snapshot {
     by_fwmark: HashMap<u32, u32, FastBuildHasher>,
     by_id: HashMap<ServiceId, u32, FastBuildHasher>,
     dests: HashMap<DestId, (u32, u32), FastBuildHasher>,
+    /// The same as `dests`, indexed by id, while ids stay below [`DENSE_IDS`] (every packet of
+    /// a connection finds its dest here: an array read instead of a hash lookup).
+    dests_dense: Vec<(u32, u32)>,
     vips: HashSet<Ipv4Addr, FastBuildHasher>,
 }
+
+/// Dest ids up to this are indexed densely (8 bytes each: 2 MiB at most).
+const DENSE_IDS: u32 = 1 << 18;
+/// A dense slot of an id that has no dest.
+const NO_DEST: (u32, u32) = (u32::MAX, u32::MAX);
 
 impl Snapshot {
     /// A snapshot with no services (generation 0), for workers before the first publication.
@@ -318,6 +333,13 @@ impl Snapshot {
             }
             for (di, d) in svc.dests.iter().enumerate() {
                 s.dests.insert(d.id, (si, di as u32));
+            }
+        }
+        let max_id = s.dests.keys().map(|d| d.0).max().unwrap_or(0);
+        if max_id < DENSE_IDS {
+            s.dests_dense = vec![NO_DEST; max_id as usize + 1];
+            for (id, at) in &s.dests {
+                s.dests_dense[id.0 as usize] = *at;
             }
         }
         s.services = services;
@@ -371,8 +393,13 @@ impl Snapshot {
     }
 
     /// The dest with this id and its service.
+    #[inline]
     pub fn dest_with_service(&self, id: DestId) -> Option<(&Service, &Dest)> {
-        let (si, di) = *self.dests.get(&id)?;
+        let (si, di) = if self.dests_dense.is_empty() {
+            *self.dests.get(&id)?
+        } else {
+            *self.dests_dense.get(id.0 as usize)?
+        };
         let svc = self.services.get(si as usize)?;
         Some((svc, svc.dests.get(di as usize)?))
     }
@@ -380,7 +407,7 @@ impl Snapshot {
 
 #[cfg(test)]
 mod tests {
-    //! Threshold cases of reference/ipvs.md section 1.5 that `table.rs`'s hysteresis test does
+    //! Threshold cases of docs/ipvsadm-compat.md section 5.4 that `table.rs`'s hysteresis test does
     //! not reach: no upper threshold, templates outside totalconns, inactive conns counted.
     use super::*;
     use crate::service::{DestConfig, ForwardMethod};

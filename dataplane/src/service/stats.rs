@@ -1,6 +1,6 @@
 //! Per-service and per-dest counters shared between the workers and the control plane.
 //!
-//! Rules (DESIGN.md section 4: no read-modify-write atomics on the packet path):
+//! Rules (docs/architecture.md section 3: no read-modify-write atomics on the packet path):
 //! - One cache-line-aligned [`StatsSlot`] per worker. Only that worker writes the slot's counters,
 //!   with `load(Relaxed)` + `store(Relaxed)` (a single writer needs no RMW; the increment is not
 //!   lost because nobody else stores to that word).
@@ -16,7 +16,7 @@
 //! - The gauges (active, inactive, persistent connections) are not zeroed (IPVS does not zero
 //!   them either). They go up and down through signed deltas stored as wrapping `u64`s; one
 //!   worker's slot can be transiently "negative" only if a connection were unbound on another
-//!   worker than the one that bound it, which the ownership rules of DESIGN.md section 4 forbid;
+//!   worker than the one that bound it, which the ownership rules of docs/architecture.md section 3 forbid;
 //!   the sum is clamped at 0 regardless.
 //! - A worker index outside `0..n_workers` is taken modulo the slot count: never a panic.
 
@@ -46,6 +46,11 @@ pub struct StatsSlot {
     active: AtomicU64,
     inactive: AtomicU64,
     persistent: AtomicU64,
+    /// The other workers' active and inactive connections as this slot's worker last read
+    /// them, and how many views it has taken since (see [`DestStats::conns_seen_by`]).
+    seen_active: AtomicU64,
+    seen_inactive: AtomicU64,
+    seen_views: AtomicU64,
 }
 
 impl StatsSlot {
@@ -147,15 +152,29 @@ pub struct Totals {
     pub persistent: u64,
 }
 
+/// How often a worker re-reads the other workers' connection counts of a dest (in views), see
+/// [`DestStats::conns_seen_by`].
+pub const SEEN_REFRESH: u64 = 16;
+
+/// A gauge sum kept as wrapping `u64`, read as a count (transiently "negative" sums are 0).
+fn clamp(v: u64) -> u64 {
+    u64::try_from(v as i64).unwrap_or(0)
+}
+
 fn new_slots(n_workers: usize) -> Box<[StatsSlot]> {
     (0..n_workers.max(1))
         .map(|_| StatsSlot::default())
         .collect()
 }
 
+#[inline]
 fn slot_of(slots: &[StatsSlot], worker: usize) -> &StatsSlot {
-    // `slots` is never empty (see `new_slots`), so the modulo and the index are in range.
-    &slots[worker % slots.len()]
+    // `slots` is never empty (see `new_slots`), so the modulo and the index are in range. The
+    // modulo (a division) is only paid for an out-of-range worker index.
+    match slots.get(worker) {
+        Some(s) => s,
+        None => &slots[worker % slots.len()],
+    }
 }
 
 fn sum_of(slots: &[StatsSlot]) -> Totals {
@@ -250,6 +269,41 @@ impl DestStats {
         u64::try_from(v as i64).unwrap_or(0)
     }
 
+    /// The dest's (active, inactive) connections as worker `worker`'s scheduler sees them:
+    /// its own slot exactly, the other workers' slots as it last read them, re-read on every
+    /// [`SEEN_REFRESH`]th view. A scheduling decision therefore costs one local cache line per
+    /// dest instead of one line per worker per dest (lines the other workers keep writing); the
+    /// other workers' part is at most `SEEN_REFRESH - 1` of this worker's views old. With one
+    /// worker the view is exact. Only `worker` may call this for its own index (it writes the
+    /// cache in its own slot).
+    pub fn conns_seen_by(&self, worker: usize) -> (u64, u64) {
+        let me = slot_of(&self.slots, worker);
+        let (own_a, own_i) = (me.active.load(Relaxed), me.inactive.load(Relaxed));
+        if self.slots.len() == 1 {
+            return (clamp(own_a), clamp(own_i));
+        }
+        let views = me.seen_views.load(Relaxed);
+        me.seen_views.store(views.wrapping_add(1), Relaxed);
+        let (others_a, others_i) = if views % SEEN_REFRESH == 0 {
+            let mine = worker % self.slots.len();
+            let (mut a, mut i) = (0u64, 0u64);
+            let others = self.slots.iter().enumerate().filter(|(k, _)| *k != mine);
+            for (_, s) in others {
+                a = a.wrapping_add(s.active.load(Relaxed));
+                i = i.wrapping_add(s.inactive.load(Relaxed));
+            }
+            me.seen_active.store(a, Relaxed);
+            me.seen_inactive.store(i, Relaxed);
+            (a, i)
+        } else {
+            (me.seen_active.load(Relaxed), me.seen_inactive.load(Relaxed))
+        };
+        (
+            clamp(own_a.wrapping_add(others_a)),
+            clamp(own_i.wrapping_add(others_i)),
+        )
+    }
+
     /// Persistence templates summed over workers.
     pub fn persistent_conns(&self) -> u64 {
         let v = self
@@ -339,5 +393,32 @@ mod tests {
         writer.join().ok();
         s.zero();
         assert_eq!(s.sum().conns, 0);
+    }
+
+    #[test]
+    fn a_workers_view_is_exact_for_itself_and_bounded_for_the_others() {
+        let d = DestStats::new(2);
+        // Worker 1 binds 5 active connections; worker 0's first view reads them.
+        d.slot(1).add_active(5);
+        assert_eq!(d.conns_seen_by(0), (5, 0));
+        // More on worker 1: not seen by worker 0 until its next refresh...
+        d.slot(1).add_active(3);
+        d.slot(1).add_inactive(2);
+        // ...while its own changes are seen at once.
+        d.slot(0).add_active(1);
+        let mut seen = Vec::new();
+        for _ in 0..SEEN_REFRESH {
+            seen.push(d.conns_seen_by(0));
+        }
+        assert_eq!(seen[0], (6, 0));
+        assert_eq!(seen[(SEEN_REFRESH - 2) as usize], (6, 0));
+        assert_eq!(seen[(SEEN_REFRESH - 1) as usize], (9, 2));
+        assert_eq!((d.active_conns(), d.inactive_conns()), (9, 2));
+        // One worker: always exact.
+        let one = DestStats::new(1);
+        one.slot(0).add_active(2);
+        assert_eq!(one.conns_seen_by(0), (2, 0));
+        one.slot(0).add_active(-1);
+        assert_eq!(one.conns_seen_by(0), (1, 0));
     }
 }

@@ -78,6 +78,7 @@ impl<B: PacketBuf> State<B> {
             vip: key.dst,
             vport: key.dport,
             now,
+            worker: w,
         };
         let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
         let sched = &mut slot.sched;
@@ -199,8 +200,11 @@ impl<B: PacketBuf> State<B> {
         if let Some(t) = self
             .conns
             .on_packet(id, dir, p.tcp_flags, now, &tables.timeouts)
+            && t.old != t.new
         {
-            dest.move_conn(w, t.active_delta, t.inactive_delta);
+            if t.active_delta != 0 || t.inactive_delta != 0 {
+                dest.move_conn(w, t.active_delta, t.inactive_delta);
+            }
             if t.new == ConnState::Tcp(TcpState::Established) {
                 assure_template(tables, &mut self.conns, id, &conn);
             }

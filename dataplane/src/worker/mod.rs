@@ -57,6 +57,7 @@
 
 mod conns;
 pub mod kernel;
+mod nexthop;
 mod rx;
 mod stats;
 mod tables;
@@ -74,9 +75,9 @@ use crate::l3::neigh::{NeighConfig, NeighTable};
 use crate::laddr::LportAlloc;
 use crate::packet::PacketBuf;
 use crate::parse::{Class, Parsed};
-use crate::service::ServiceId;
 use crate::service::snapshot::FastBuildHasher;
-use crate::steer::{Owner, Steering};
+use crate::service::{ForwardMethod, ServiceId};
+use crate::steer::{NicHash, Owner, Steering};
 use crate::time::Instant;
 use crate::wire::MacAddr;
 
@@ -167,6 +168,11 @@ struct State<B> {
     steering: Steering,
     /// Seed of this worker's scheduler PRNGs (`twos`), so workers draw independently.
     sched_seed: u64,
+    /// Route and neighbour of recent destinations ([`nexthop`]).
+    next_hops: nexthop::NextHopCache,
+    /// The parsed frames of the burst being processed, with their tuple hashes (capacity
+    /// [`MAX_BURST`], reused).
+    staged: Vec<(Parsed, u64)>,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -231,6 +237,8 @@ impl<B: PacketBuf> Worker<B> {
             persist_sweep: 0,
             steering: Steering::new(u16::try_from(workers).unwrap_or(u16::MAX)),
             sched_seed: seed.rotate_left(17) ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            next_hops: nexthop::NextHopCache::new(),
+            staged: Vec::with_capacity(MAX_BURST),
         };
         let mut w = Worker {
             tables: tables.clone(),
@@ -245,8 +253,27 @@ impl<B: PacketBuf> Worker<B> {
     /// connection. Static neighbours are (re)installed.
     pub fn set_tables(&mut self, tables: Arc<Tables>) {
         let st = &mut self.st;
+        st.next_hops.invalidate();
         st.scheds
             .retain(|id, _| tables.services.service(*id).is_some());
+        // FULLNAT: every (local address, real server) pool exists before the first connection
+        // needs it, so a new connection never grows the allocator's map.
+        for svc in tables.services.services() {
+            let laddrs = tables.laddrs.of(svc.id());
+            for d in svc
+                .dests()
+                .iter()
+                .filter(|d| d.method() == ForwardMethod::FullNat)
+            {
+                if d.port() == 0 {
+                    continue; // takes the client's port: pools appear as ports are used
+                }
+                for l in laddrs {
+                    st.lports
+                        .prepare(tables.laddrs.n_workers(), l.ip, d.addr(), d.port(), 64);
+                }
+            }
+        }
         let drops = &mut st.drops;
         for n in &tables.static_neighs {
             // Packets waiting for a now-static neighbour are dropped with the rest of their
@@ -342,6 +369,7 @@ impl<B: PacketBuf> Worker<B> {
     /// waiting on them are dropped (`neigh_timeout`). Returns how many entries went.
     pub fn flush_neighs(&mut self, port: Option<PortId>) -> usize {
         let st = &mut self.st;
+        st.next_hops.invalidate();
         let victims: Vec<_> = st
             .neigh
             .iter()
@@ -363,6 +391,7 @@ impl<B: PacketBuf> Worker<B> {
     /// [`Worker::set_tables`]. Returns whether there was one.
     pub fn del_neigh(&mut self, port: PortId, ip: Ipv4Addr) -> bool {
         let st = &mut self.st;
+        st.next_hops.invalidate();
         let drops = &mut st.drops;
         st.neigh
             .remove(port, ip, |_b| drops.count(DropReason::NeighTimeout))
@@ -374,6 +403,12 @@ impl<B: PacketBuf> Worker<B> {
     /// ([`Owner::All`]) to every other worker's [`Worker::learn_arp`].
     pub fn steer(&self, frame: &[u8]) -> Owner {
         self.st.steering.owner(frame, &*self.tables)
+    }
+
+    /// [`Worker::steer`] with the NIC's RSS hash of the frame, where the port hashes one side
+    /// with rvs's key (see [`NicHash`]): the owner of a TCP/UDP frame then costs no hashing.
+    pub fn steer_hashed(&self, frame: &[u8], nic: Option<NicHash>) -> Owner {
+        self.st.steering.owner_hashed(frame, &*self.tables, nic)
     }
 
     /// Whether a TCP/UDP frame belongs to a connection in this worker's table: such a frame is
@@ -423,19 +458,19 @@ impl<B: PacketBuf> Worker<B> {
         let mac = st.port_mac(port);
         while !burst.is_empty() {
             let n = burst.len().min(MAX_BURST);
-            let mut parsed = [const { None::<(Parsed, u64)> }; MAX_BURST];
             // Stage 1: parse and hash every frame, prefetch its index bucket.
-            for (b, slot) in burst[..n].iter().zip(parsed.iter_mut()) {
+            st.staged.clear();
+            for b in &burst[..n] {
                 let p = crate::parse::parse(b.data(), mac, b.rx_checksum());
                 let h = st.conns.hash(&p.key);
                 if p.class == Class::Flow {
                     io.prefetch(st.conns.bucket(h));
                 }
-                *slot = Some((p, h));
+                st.staged.push((p, h));
             }
             // Stage 2: prefetch the record of each first tag match (the bucket is in cache or
             // on its way by now).
-            for (p, h) in parsed[..n].iter().flatten() {
+            for (p, h) in &st.staged {
                 if p.class == Class::Flow
                     && let Some(c) = st.conns.candidate(*h)
                 {
@@ -443,10 +478,9 @@ impl<B: PacketBuf> Worker<B> {
                 }
             }
             // Stage 3: process in order.
-            for (b, slot) in burst.drain(..n).zip(parsed.iter()) {
-                if let Some((p, h)) = slot {
-                    st.process_parsed(tables, now, port, b, p, *h, io);
-                }
+            for (k, b) in burst.drain(..n).enumerate() {
+                let (p, h) = st.staged[k];
+                st.process_parsed(tables, now, port, b, &p, h, io);
             }
         }
     }
@@ -455,6 +489,7 @@ impl<B: PacketBuf> Worker<B> {
     pub fn on_tick<I: Io<B>>(&mut self, now: Instant, io: &mut I) {
         let tables = &*self.tables;
         let st = &mut self.st;
+        st.next_hops.invalidate();
         let drops = &mut st.drops;
         st.neigh.on_tick(now, |_b, reason| drops.count(reason));
         st.send_solicits(tables, io);

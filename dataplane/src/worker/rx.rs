@@ -56,6 +56,7 @@ impl<B: PacketBuf> State<B> {
         // The sender's MAC, for packets the message releases from the neighbour queue (the
         // ARP handler checks the frame; a short one releases nothing).
         let sender = arp_sender(buf);
+        self.next_hops.invalidate();
         let counters = &mut self.counters;
         let verdict = handle_arp(
             now,
@@ -89,6 +90,7 @@ impl<B: PacketBuf> State<B> {
             return;
         };
         let sender = arp_sender(&buf);
+        self.next_hops.invalidate();
         let counters = &mut self.counters;
         crate::l3::arp::learn_only(
             now,

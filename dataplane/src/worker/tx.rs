@@ -16,6 +16,7 @@ use crate::wire::checksum::update_u16;
 use crate::wire::{MacAddr, ipv4};
 use crate::xmit::Fwd;
 
+use super::nexthop::NextHop;
 use super::stats::Counters;
 use super::{Io, State, Tables};
 
@@ -38,7 +39,8 @@ impl<B: PacketBuf> State<B> {
         io.transmit(port, buf);
     }
 
-    /// Route an IPv4 packet: TTL, next hop, neighbour, Ethernet header.
+    /// Route an IPv4 packet: TTL, next hop, neighbour, Ethernet header. A destination seen
+    /// before in this epoch takes its next hop from the cache ([`super::nexthop`]).
     pub(super) fn forward<I: Io<B>>(
         &mut self,
         tables: &Tables,
@@ -47,80 +49,57 @@ impl<B: PacketBuf> State<B> {
         mut buf: B,
         io: &mut I,
     ) {
-        match self.route(tables, how, &mut buf) {
-            Ok((port, next_hop)) => self.send_to_neighbour(tables, now, port, next_hop, buf, io),
-            Err(reason) => self.drops.count(reason),
-        }
-    }
-
-    /// The egress port and next hop of a packet whose IPv4 header the worker has checked (or
-    /// built), after the TTL decrement `how` asks for. The header is read and written at fixed
-    /// offsets: it is not validated again.
-    fn route(
-        &self,
-        tables: &Tables,
-        how: Fwd,
-        buf: &mut B,
-    ) -> Result<(PortId, Ipv4Addr), DropReason> {
-        let ip = buf
-            .data_mut()
-            .get_mut(L3..L3 + ipv4::HEADER_LEN)
-            .ok_or(DropReason::Ipv4Malformed)?;
-        if how.dec_ttl {
-            let ttl = ip[8];
-            if ttl <= 1 {
-                return Err(DropReason::TtlExceeded);
-            }
-            // TTL and protocol share a 16-bit word of the header checksum.
-            let old = u16::from_be_bytes([ttl, ip[9]]);
-            let new = old.wrapping_sub(0x0100);
-            let sum = update_u16(u16::from_be_bytes([ip[10], ip[11]]), old, new);
-            ip[8] = ttl - 1;
-            ip[10..12].copy_from_slice(&sum.to_be_bytes());
-        }
-        let dst = match how.via {
-            Some(a) => a,
-            None => Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+        let (dst, total_len) = match ttl_and_destination(how, &mut buf) {
+            Ok(x) => x,
+            Err(reason) => return self.drops.count(reason),
         };
-        let total_len = u16::from_be_bytes([ip[2], ip[3]]);
-        let nh = tables.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
-        let mtu = self
-            .cfg
-            .ports
-            .get(usize::from(nh.port))
-            .map_or(0, |p| p.mtu);
-        if total_len > mtu {
-            return Err(DropReason::TooBig);
-        }
-        Ok((nh.port, nh.gateway_or_dst))
-    }
-
-    fn send_to_neighbour<I: Io<B>>(
-        &mut self,
-        tables: &Tables,
-        now: Instant,
-        port: PortId,
-        next_hop: Ipv4Addr,
-        buf: B,
-        io: &mut I,
-    ) {
-        let Some(mac) = self.cfg.ports.get(usize::from(port)).map(|p| p.mac) else {
-            self.drops.count(DropReason::NoRoute);
-            return;
-        };
-        match self.neigh.resolve(now, port, next_hop) {
-            Resolve::Known(dst) => {
-                send_resolved(&mut self.counters, io, port, mac, set_dst_mac(buf, dst))
+        if let Some(h) = self.next_hops.get(dst) {
+            if total_len > h.mtu {
+                return self.drops.count(DropReason::TooBig);
             }
-            Resolve::Pending => match self.neigh.queue(now, port, next_hop, buf) {
-                Ok(()) => {}
-                Err((b, QueueError::Resolved(dst))) => {
-                    send_resolved(&mut self.counters, io, port, mac, set_dst_mac(b, dst))
+            return send_resolved(
+                &mut self.counters,
+                io,
+                h.port,
+                h.src_mac,
+                set_dst_mac(buf, h.mac),
+            );
+        }
+        let Some(nh) = tables.routes.lookup(dst) else {
+            return self.drops.count(DropReason::NoRoute);
+        };
+        let Some(setup) = self.cfg.ports.get(usize::from(nh.port)).copied() else {
+            return self.drops.count(DropReason::NoRoute);
+        };
+        if total_len > setup.mtu {
+            return self.drops.count(DropReason::TooBig);
+        }
+        let (port, mac) = (nh.port, setup.mac);
+        match self.neigh.resolve(now, port, nh.gateway_or_dst) {
+            Resolve::Known(dst_mac) => {
+                if !self.neigh.has_solicits() {
+                    let hop = NextHop {
+                        port,
+                        mtu: setup.mtu,
+                        mac: dst_mac,
+                        src_mac: mac,
+                    };
+                    self.next_hops.insert(dst, hop);
                 }
-                Err((_b, e)) => self
-                    .drops
-                    .count(e.drop_reason().unwrap_or(DropReason::NeighQueueFull)),
-            },
+                send_resolved(&mut self.counters, io, port, mac, set_dst_mac(buf, dst_mac))
+            }
+            Resolve::Pending => {
+                self.next_hops.invalidate();
+                match self.neigh.queue(now, port, nh.gateway_or_dst, buf) {
+                    Ok(()) => {}
+                    Err((b, QueueError::Resolved(dst_mac))) => {
+                        send_resolved(&mut self.counters, io, port, mac, set_dst_mac(b, dst_mac))
+                    }
+                    Err((_b, e)) => self
+                        .drops
+                        .count(e.drop_reason().unwrap_or(DropReason::NeighQueueFull)),
+                }
+            }
         }
         self.send_solicits(tables, io);
     }
@@ -189,6 +168,35 @@ impl<B: PacketBuf> State<B> {
             self.forward(tables, now, Fwd::ORIGINATED, out, io);
         }
     }
+}
+
+/// Decrement the TTL when `how` asks for it (with its checksum update) and read where the packet
+/// is routed and its IPv4 total length. The header was checked (or built) by the worker: it is
+/// read and written at fixed offsets, not validated again.
+#[inline]
+fn ttl_and_destination<B: PacketBuf>(how: Fwd, buf: &mut B) -> Result<(Ipv4Addr, u16), DropReason> {
+    let ip: &mut [u8; ipv4::HEADER_LEN] = buf
+        .data_mut()
+        .get_mut(L3..L3 + ipv4::HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(DropReason::Ipv4Malformed)?;
+    if how.dec_ttl {
+        let ttl = ip[8];
+        if ttl <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        // TTL and protocol share a 16-bit word of the header checksum.
+        let old = u16::from_be_bytes([ttl, ip[9]]);
+        let new = old.wrapping_sub(0x0100);
+        let sum = update_u16(u16::from_be_bytes([ip[10], ip[11]]), old, new);
+        ip[8] = ttl - 1;
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    }
+    let dst = match how.via {
+        Some(a) => a,
+        None => Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+    };
+    Ok((dst, u16::from_be_bytes([ip[2], ip[3]])))
 }
 
 /// Write the Ethernet destination into a routed packet (the source is written on send).

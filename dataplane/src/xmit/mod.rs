@@ -23,7 +23,7 @@ use crate::l3::addr::OwnedAddrs;
 use crate::l3::icmp::IcmpError;
 use crate::l3::route::RouteTable;
 use crate::packet::PacketBuf;
-use crate::parse::Parsed;
+use crate::parse::{L3, Parsed};
 use crate::service::ForwardMethod;
 use crate::wire::IpProtocol;
 
@@ -166,6 +166,17 @@ fn tunnel<B: PacketBuf>(
     Ok((Verdict::Forward(Fwd::ORIGINATED), false))
 }
 
+/// Bytes of TCP payload in the frame `p` describes (IPv4 total length minus both headers; no
+/// Ethernet padding), from fixed offsets: the headers were checked when the frame was parsed.
+fn tcp_payload_len(frame: &[u8], p: &Parsed) -> usize {
+    let l4 = usize::from(p.l4);
+    let (Some(len), Some(off)) = (frame.get(L3 + 2..L3 + 4), frame.get(l4 + 12)) else {
+        return 0;
+    };
+    let total = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    (L3 + total).saturating_sub(l4 + usize::from(off >> 4) * 4)
+}
+
 /// FULLNAT TCP: the TOA option on the client's SYN and on its first data segment. Returns true
 /// when it went on the first data segment (no longer pending).
 fn add_toa<B: PacketBuf>(conn: &Conn, p: &Parsed, buf: &mut B) -> Result<bool, DropReason> {
@@ -176,7 +187,11 @@ fn add_toa<B: PacketBuf>(conn: &Conn, p: &Parsed, buf: &mut B) -> Result<bool, D
         toa::insert(buf, i.src, i.sport)?;
         return Ok(false);
     }
-    if conn.flags().contains(ConnFlags::TOA_PENDING) && ack && !syn && !rst && toa::has_payload(buf)
+    if conn.flags().contains(ConnFlags::TOA_PENDING)
+        && ack
+        && !syn
+        && !rst
+        && tcp_payload_len(buf.data(), p) > 0
     {
         toa::insert(buf, i.src, i.sport)?;
         return Ok(true);
