@@ -137,6 +137,7 @@ fn main() {
         laddrs: Arc::new(dataplane::laddr::LaddrTable::new(1)),
         persist: Arc::new(dataplane::persist::PersistTable::new(1024, 1)),
         fwmarks: Arc::new(dataplane::fwmark::Classifier::default()),
+        sloppy_tcp: false,
     });
     let cfg = WorkerConfig {
         id: 0,
