@@ -19,6 +19,7 @@ const SAMPLES: &[(&str, usize, usize, usize, usize)] = &[
     ("conf/fullnat.toml", 2, 4, 1, 2),
     ("conf/demo.toml", 2, 1, 0, 0),
     ("conf/rvsd.toml", 1, 1, 0, 0),
+    ("conf/director-bgp.toml", 1, 1, 0, 0),
 ];
 
 #[test]
