@@ -5,28 +5,33 @@
 use super::*;
 
 const MH_PORT: u16 = 9100;
+/// The same with TUN.
+const MH_TUN_PORT: u16 = 9101;
 
-fn mh_key() -> ServiceKey {
+fn mh_key(vport: u16) -> ServiceKey {
     ServiceKey::Addr {
         protocol: Protocol::Tcp,
         vip: VIP,
-        vport: MH_PORT,
+        vport,
     }
 }
 
-/// The harness with a DR `mh` service on VIP:9100 (RS1, RS2), `sloppy_tcp` as given.
+/// The harness with `mh` services on VIP:9100 (DR) and VIP:9101 (TUN), RS1 and RS2 each,
+/// `sloppy_tcp` as given.
 fn director(sloppy: bool) -> Harness {
     let mut h = Harness::new();
-    h.services
-        .add_service(ServiceConfig::new(mh_key(), "mh"))
-        .unwrap();
-    for rip in [RIP1, RIP2] {
+    for (vport, method) in [
+        (MH_PORT, ForwardMethod::Route),
+        (MH_TUN_PORT, ForwardMethod::Tunnel),
+    ] {
         h.services
-            .add_dest(
-                &mh_key(),
-                DestConfig::new(rip, MH_PORT, ForwardMethod::Route),
-            )
+            .add_service(ServiceConfig::new(mh_key(vport), "mh"))
             .unwrap();
+        for rip in [RIP1, RIP2] {
+            h.services
+                .add_dest(&mh_key(vport), DestConfig::new(rip, vport, method))
+                .unwrap();
+        }
     }
     h.publish();
     set_sloppy(&mut h, sloppy);
@@ -40,10 +45,14 @@ fn set_sloppy(h: &mut Harness, on: bool) {
     h.worker.set_tables(Arc::new(t));
 }
 
-/// The real server a forwarded DR frame went to.
+/// The real server a forwarded DR or TUN frame went to (by its Ethernet destination).
 fn rs_of(out: &[u8]) -> Ipv4Addr {
-    let v = verify_frame(out).unwrap();
-    if v.dst_mac == RS1_MAC { RIP1 } else { RIP2 }
+    if out[0..6] == RS1_MAC.0 {
+        RIP1
+    } else {
+        assert_eq!(out[0..6], RS2_MAC.0);
+        RIP2
+    }
 }
 
 #[test]
@@ -96,6 +105,18 @@ fn a_second_director_continues_the_flows_of_the_first_on_the_same_server() {
         seen[0] > 0 && seen[1] > 0,
         "mh used one server only: {seen:?}"
     );
+    // TUN as well: the mid-flow segment is encapsulated to the same server.
+    for i in 0..20u8 {
+        let (cip, cport) = (Ipv4Addr::new(198, 18, 0, 60 + i), 30000 + u16::from(i));
+        let spec = FrameSpec::new(cip, cport, VIP, MH_TUN_PORT);
+        let (_, out) = a.rx_forwarded(CLIENT_NET, tcp_frame(&spec, SYN, b""));
+        let rs = rs_of(&out);
+        let (_, out) = b.rx_forwarded(CLIENT_NET, tcp_frame(&spec, PSH_ACK, b"more"));
+        assert_eq!(out[23], 4, "IPIP");
+        assert_eq!(rs_of(&out), rs, "client {cip}:{cport}");
+        let inner = tcp_frame(&spec, PSH_ACK, b"more");
+        assert_eq!(&out[34..], &inner[14..], "inner packet unchanged");
+    }
     // Without sloppy_tcp, B would have dropped them.
     let mut c = director(false);
     let f = tcp_frame(&FrameSpec::new(CIP, 20000, VIP, MH_PORT), PSH_ACK, b"");
