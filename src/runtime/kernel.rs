@@ -7,7 +7,8 @@
 //! instead of KNI). Both are made the same way, at start, after the physical port is
 //! configured: [`dpdk_bindings::add_vdev`] with the interface name and the port's MAC, one rx
 //! and one tx queue, then `ip link set dev NAME address MAC up` and `ip addr replace` for each
-//! address of `[port.kernel] addrs` (iproute2's `ip`, run once at start). The interface goes
+//! address of `[port.kernel] addrs` (iproute2's `ip`, run at start and when an owned address
+//! changes, see [`twin_addr`]; [`Announcer`] adds and removes VIPs). The interface goes
 //! away with the device, also when rvsd is killed (the kernel closes the TAP or vhost file).
 //!
 //! Frames, and their bounds:
@@ -15,12 +16,12 @@
 //!   which); the worker batches it into its own SPSC ring to the kernel thread (`rvs_kx_W`,
 //!   [`RING`] mbufs), enqueued once per poll iteration. A full ring frees the frame
 //!   (`ring_full`). That is all the worker ever spends on it.
-//! - kernel thread: a plain thread (not an EAL lcore, not a worker) that drains those rings at
-//!   most `dpdk_bindings::BURST` frames per ring per round, passes each frame through its twin's token
-//!   buckets ([`Bucket`]: `rate` frames/s, `burst` deep; control traffic (ARP, BGP on TCP 179,
-//!   BFD on UDP 3784/3785/4784) has a bucket of its own so a flood of anything else cannot
-//!   starve a routing session) and sends it to the twin (`rate_limit` and `kernel_full` count
-//!   what is dropped).
+//! - kernel thread: a plain thread (not an EAL lcore, not a worker; it inherits the control
+//!   lcore's CPU affinity) that drains those rings at most `dpdk_bindings::BURST` frames per
+//!   ring per round, passes each frame through its twin's token buckets ([`Bucket`]: `rate`
+//!   frames/s, `burst` deep; control traffic (ARP, BGP on TCP 179, BFD on UDP 3784/3785/4784)
+//!   has a bucket of its own so a flood of anything else cannot starve a routing session) and
+//!   sends it to the twin (`rate_limit` and `kernel_full` count what is dropped).
 //! - kernel -> port: the thread polls each twin and puts what the kernel sent into an SPSC ring
 //!   (`rvs_kt_P`) that worker 0 drains into its tx batch of port P, as it drains the tx
 //!   handoff rings (a full ring: `egress_full`). The frames go out unchanged.
