@@ -149,6 +149,14 @@ pub struct KernelSection {
     /// dest with weight > 0), for a routing daemon (bird, FRR) to announce.
     #[serde(default)]
     pub announce: bool,
+    /// With `announce`: on a clean stop, milliseconds rvsd keeps forwarding after taking the
+    /// VIPs off, while the routers move the flows to other directors.
+    #[serde(default = "default_withdraw_wait_ms")]
+    pub withdraw_wait_ms: u32,
+}
+
+fn default_withdraw_wait_ms() -> u32 {
+    1000
 }
 
 fn default_kernel_rate() -> u32 {
@@ -419,6 +427,8 @@ pub struct KernelConf {
     pub burst: u32,
     /// Serviceable VIPs go on this twin as /32 addresses.
     pub announce: bool,
+    /// Forwarding goes on this long after the VIPs are withdrawn at a clean stop.
+    pub withdraw_wait_ms: u32,
     /// `addrs` was not given: the twin carries the port's owned addresses, also those added
     /// and removed at run time (`rvsctl addr add|del`).
     pub follows_owned: bool,
@@ -808,6 +818,7 @@ fn kernel_conf(
         rate: k.rate,
         burst: k.burst,
         announce: k.announce,
+        withdraw_wait_ms: k.withdraw_wait_ms.min(60_000),
         follows_owned: k.addrs.is_none(),
     })
 }
@@ -1075,6 +1086,7 @@ rules = "conf/demo.rules"
         assert_eq!(k.driver, TwinDriver::Tap);
         assert_eq!(k.addrs, vec![parse_prefix("198.18.0.1/24").unwrap()]);
         assert_eq!((k.rate, k.burst, k.announce), (20_000, 2_000, false));
+        assert_eq!(k.withdraw_wait_ms, 1000);
         assert_eq!(v.ports[1].kernel, None);
         let text = format!(
             "{GOOD}\n[port.kernel]\nname = \"k1\"\ndriver = \"virtio_user\"\naddrs = [\"198.18.9.1/24\"]\nrate = 5\nburst = 7\nannounce = true\n"

@@ -286,17 +286,43 @@ fn bgp_ecmp_failover_keeps_connections() {
     );
     assert!(r_ok > 0, "{r_text}");
 
-    // A graceful stop withdraws as well.
+    // A graceful stop takes the VIP off first and keeps forwarding for `withdraw_wait_ms`
+    // (1 s) while the router moves the flows away: short requests meanwhile lose nothing.
+    let requests = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.ns("c"),
+            "python3",
+            script,
+            "requests",
+            VIP,
+        ])
+        .args([PORT.to_string(), "3".to_owned(), REQ_INTERVAL.to_owned()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
     let survivor = (0..3).find(|&i| i != victim).unwrap();
-    let (status, log) = directors[survivor].take().unwrap().stop();
-    assert!(status.success(), "{log}");
+    let stopping = directors[survivor].take().unwrap();
+    let t_stop = Instant::now();
+    let stopper = std::thread::spawn(move || stopping.stop());
     let last: Vec<&str> = (0..3)
         .filter(|&i| i != victim && i != survivor)
         .map(|i| all[i])
         .collect();
-    let withdrawn = wait_hops(&net, &last, Duration::from_secs(10));
+    let withdrawn = wait_hops_since(&net, &last, Duration::from_secs(10), t_stop);
+    let (status, log) = stopper.join().unwrap();
+    assert!(status.success(), "{log}");
+    let r_text = String::from_utf8_lossy(&requests.wait_with_output().unwrap().stdout).into_owned();
+    let (r_ok, r_failed) = summary(&r_text, "requests");
     eprintln!(
-        "graceful stop of d{}: withdrawn in {withdrawn:?}",
-        survivor + 1
+        "graceful stop of d{}: withdrawn in {withdrawn:?}, rvsd exited after {:?}; \
+         short requests meanwhile {r_ok} ok / {r_failed} failed",
+        survivor + 1,
+        t_stop.elapsed()
     );
+    assert!(log.contains("VIPs withdrawn: forwarding"), "{log}");
+    assert_eq!(r_failed, 0, "requests lost at a graceful stop:\n{r_text}");
 }

@@ -581,19 +581,23 @@ pub fn remove(rest: Vec<TwinRest>) {
 /// VIP announcement (`[port.kernel] announce`): each VIP of an address service is put on the
 /// twin as a /32 while it is serviceable (a service on it has a dest with weight > 0) and
 /// taken off when it is not, so a routing daemon exporting the interface's /32 routes (bird's
-/// `protocol direct`, FRR's `redistribute connected`) announces it exactly then. When rvsd
-/// stops, or dies, the twin goes and the VIPs with it.
+/// `protocol direct`, FRR's `redistribute connected`) announces it exactly then. At a clean
+/// stop the VIPs are taken off first (and rvsd forwards on for `withdraw_wait`); when rvsd
+/// dies, the twin goes and the VIPs with it.
 pub struct Announcer {
     ifname: String,
+    /// `[port.kernel] withdraw_wait_ms`.
+    pub withdraw_wait: Duration,
     /// Addresses the twin has of its own (never taken off).
     own: BTreeSet<Ipv4Addr>,
     current: BTreeSet<Ipv4Addr>,
 }
 
 impl Announcer {
-    pub fn new(t: &TwinFacts) -> Announcer {
+    pub fn new(t: &TwinFacts, withdraw_wait_ms: u32) -> Announcer {
         Announcer {
             ifname: t.ifname.clone(),
+            withdraw_wait: Duration::from_millis(u64::from(withdraw_wait_ms)),
             own: t.addrs.iter().map(|a| a.addr).collect(),
             current: BTreeSet::new(),
         }
@@ -609,6 +613,11 @@ impl Announcer {
                 dataplane::service::ServiceKey::Fwmark(_) => None,
             })
             .collect()
+    }
+
+    /// Whether a VIP is announced now.
+    pub fn announces(&self) -> bool {
+        !self.current.is_empty()
     }
 
     /// Make the twin's announced VIPs `wanted` (a change is logged; a failure is logged and

@@ -352,8 +352,12 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         .ports
         .iter()
         .zip(&facts)
-        .filter(|(p, _)| p.kernel.as_ref().is_some_and(|k| k.announce))
-        .filter_map(|(_, f)| f.kernel.as_ref().map(kernel::Announcer::new))
+        .filter_map(|(p, f)| {
+            let k = p.kernel.as_ref().filter(|k| k.announce)?;
+            f.kernel
+                .as_ref()
+                .map(|t| kernel::Announcer::new(t, k.withdraw_wait_ms))
+        })
         .collect();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -372,9 +376,21 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     }
 
     tracing::info!("stopping");
-    // Withdraw the VIPs first, while the dataplane still forwards.
+    // Withdraw the VIPs first, and keep forwarding while the routers move the flows away.
+    let wait = announcers
+        .iter()
+        .filter(|a| a.announces())
+        .map(|a| a.withdraw_wait)
+        .max();
     for a in announcers.iter_mut() {
         a.update(&Default::default());
+    }
+    if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "VIPs withdrawn: forwarding until the routers have moved the flows"
+        );
+        std::thread::sleep(wait);
     }
     let failed_server = server.is_none();
     drop(server);
