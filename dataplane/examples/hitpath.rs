@@ -10,7 +10,8 @@
 //!
 //! NAT, 4 real servers (rr), static neighbours, `CONNS` connections (default 1000) established
 //! through the worker, then `PACKETS` (default 1,000,000) ACKs of random connections in bursts
-//! of 32, client to VIP (`in`, default) or real server to client (`out`). Buffers are recycled,
+//! of 32, client to VIP (`in`, default) or real server to client (`out`); or (`new`) every flow
+//! a fresh SYN, ACK and RST with about `CONNS` connections kept live by the CLOSE timeout. Buffers are recycled,
 //! so the loop allocates nothing: what it costs is the worker's. It prints the packets forwarded
 //! and the drops; divide callgrind's `Ir` of `Worker::process_burst` by the packet count.
 //! `rvs-bench` measures the same path in cycles on DPDK mbufs.
@@ -96,6 +97,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let out = args.get(3).is_some_and(|a| a == "out");
+    let new = args.get(3).is_some_and(|a| a == "new");
 
     let mut services = dataplane::service::ServiceTable::new(1);
     let key = ServiceKey::Addr {
@@ -145,7 +147,7 @@ fn main() {
             .iter()
             .map(|&mac| PortSetup { mac, mtu: 1500 })
             .collect(),
-        conn_capacity: usize::from(conns) + 1,
+        conn_capacity: 2 * usize::from(conns) + 1,
         neigh: NeighConfig::default(),
         workers: 1,
     };
@@ -179,6 +181,9 @@ fn main() {
             }
         })
         .collect();
+    if new {
+        return new_connections(&mut w, &mut io, conns, packets);
+    }
     let port = u16::from(out) as PortId;
     io.sent = 0;
     let mut burst: Vec<HeapBuf> = Vec::with_capacity(32);
@@ -201,6 +206,45 @@ fn main() {
         "{} packets, {} forwarded, drops {:?}",
         done,
         io.sent,
+        w.drops().iter().filter(|(_, n)| *n > 0).collect::<Vec<_>>()
+    );
+}
+
+/// `new` mode: every flow is a SYN, an ACK and a RST from a fresh client port, the clock
+/// advancing per packet so that the CLOSE timeout (10 s) keeps about `live` connections.
+fn new_connections(w: &mut Worker<HeapBuf>, io: &mut Recycle, live: u16, packets: u64) {
+    let ns_per_pkt = 10_000_000_000 / (3 * u64::from(live));
+    let mut t = Instant::from_secs(200);
+    let mut flow = 0u32;
+    let mut burst: Vec<HeapBuf> = Vec::with_capacity(32);
+    let mut done = 0u64;
+    let mut next_tick = t;
+    io.sent = 0;
+    while done < packets {
+        for k in 0..30u32 {
+            let f = flow + k / 3;
+            let src = Ipv4Addr::from(0xC612_0000u32 | ((f >> 16) & 0xff) << 8 | 2);
+            let flags = [0x02, 0x10, 0x04][(k % 3) as usize];
+            let tmpl = frame(PORT_MAC[0], src, (f & 0xffff) as u16 | 1, VIP, 80, flags);
+            let mut b = io.free.pop().unwrap_or_else(|| HeapBuf::from_bytes(&tmpl));
+            b.data_mut().copy_from_slice(&tmpl);
+            burst.push(b);
+        }
+        flow += 10;
+        done += 30;
+        t = t + core::time::Duration::from_nanos(30 * ns_per_pkt);
+        w.process_burst(t, 0, &mut burst, io);
+        if t >= next_tick {
+            w.on_tick(t, io);
+            next_tick = t + core::time::Duration::from_millis(10);
+        }
+    }
+    println!(
+        "{} packets ({} new connections), {} forwarded, {} live, drops {:?}",
+        done,
+        done / 3,
+        io.sent,
+        w.conn_count(),
         w.drops().iter().filter(|(_, n)| *n > 0).collect::<Vec<_>>()
     );
 }
