@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use dataplane::l3::addr::PortId;
-use dataplane::steer::Owner;
 use dataplane::time::Instant;
 use dataplane::worker::{Io, Worker};
 use dpdk_bindings::{
@@ -265,34 +264,6 @@ pub fn process_burst(
     worker.process_burst(now, port, burst, io);
 }
 
-/// Steer a received burst as rvsd's poll loop does (own-first, then `Worker::steer`): frames of
-/// flows another worker owns move to `away` (their port recorded in the mbuf, as rvsd does for
-/// redirected frames), the rest to `own`. Empties `rx`. Two workers: "another" is the other one.
-#[inline]
-pub fn steer_burst(
-    worker: &Worker<Packet>,
-    port: PortId,
-    rx: &mut MbufBatch,
-    own: &mut MbufBatch,
-    away: &mut MbufBatch,
-) {
-    let me = worker.id();
-    for mut m in rx.drain() {
-        // Own-first, as rvsd: a frame of a connection in this worker's table is its own.
-        let to_other = !worker.owns(m.data())
-            && matches!(worker.steer(m.data()), Owner::Worker(w) if usize::from(w) != me);
-        let out = if to_other {
-            m.set_port(port);
-            &mut *away
-        } else {
-            &mut *own
-        };
-        // Both have room for a whole burst: `own` is emptied after every burst, and `away` is
-        // only steered into when empty.
-        let _ = out.push(m);
-    }
-}
-
 /// Run `stage` on `lane` for `cycles` TSC cycles (after `warm` cycles not counted).
 pub fn run_stage(
     lane: &mut Lane,
@@ -305,8 +276,8 @@ pub fn run_stage(
     let mut gen_batch: MbufBatch = MbufBatch::new();
     let mut rx: MbufBatch = MbufBatch::new();
     let mut burst: Vec<Packet> = Vec::with_capacity(dpdk_bindings::BURST);
-    let (mut own, mut away, mut stray): (MbufBatch, MbufBatch, MbufBatch) =
-        (MbufBatch::new(), MbufBatch::new(), MbufBatch::new());
+    let mut handed: Vec<(u16, Packet)> = Vec::with_capacity(dpdk_bindings::BURST);
+    let mut away: MbufBatch = MbufBatch::new();
     let (mut redirected, mut ring_dropped) = (0u64, 0u64);
     let (mut counted_redirected, mut counted_ring_dropped) = (0u64, 0u64);
     let Lane {
@@ -379,21 +350,44 @@ pub fn run_stage(
                         feed.tx_burst(&mut gen_batch);
                         gen_batch.clear();
                         rxq.rx_burst(&mut rx);
-                        steer_burst(worker, *rx_port, &mut rx, &mut own, &mut away);
-                        pkts += own.len() as u64;
-                        process_burst(worker, now, *rx_port, &mut own, &mut burst, &mut io);
+                        // As rvsd's poll loop: own-first steering inside the staged burst.
+                        burst.extend(rx.drain().filter_map(|m| Packet::new(m).ok()));
+                        let before = burst.len();
+                        worker.process_burst_steered(
+                            now,
+                            *rx_port,
+                            &mut burst,
+                            |_| None,
+                            &mut handed,
+                            &mut io,
+                        );
+                        pkts += (before - handed.len()) as u64;
+                        for (_, p) in handed.drain(..) {
+                            let mut m = p.into_mbuf();
+                            m.set_port(*rx_port);
+                            let _ = away.push(m);
+                        }
                         // Handed over once per burst (rvsd: once per poll iteration).
                         redirected += to.enqueue_burst(&mut away) as u64;
                     }
-                    // What the other worker handed over: steered again, then processed.
+                    // What the other worker handed over: steered again inside the staged
+                    // burst, as rvsd does, then processed.
                     from.dequeue_burst(&mut rx);
                     let port = rx.first().map_or(*rx_port, |m| m.port());
-                    steer_burst(worker, port, &mut rx, &mut own, &mut stray);
-                    pkts += own.len() as u64;
-                    process_burst(worker, now, port, &mut own, &mut burst, &mut io);
+                    burst.extend(rx.drain().filter_map(|m| Packet::new(m).ok()));
+                    let before = burst.len();
+                    worker.process_burst_steered(
+                        now,
+                        port,
+                        &mut burst,
+                        |_| None,
+                        &mut handed,
+                        &mut io,
+                    );
+                    pkts += (before - handed.len()) as u64;
                     // Never expected (both workers run the same tables); freed if it happens.
-                    ring_dropped += stray.len() as u64;
-                    stray.clear();
+                    ring_dropped += handed.len() as u64;
+                    handed.clear();
                     io.flush();
                     if now >= next_tick {
                         worker.on_tick(now, &mut io);

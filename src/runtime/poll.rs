@@ -2,17 +2,19 @@
 //! `dataplane::Worker`, tx batches flushed once per iteration, timers, configuration pick-up and
 //! control requests between bursts.
 //!
-//! Flow steering (docs/architecture.md, "Cores and steering"), own-first: a TCP/UDP frame whose
-//! tuple is in this worker's connection table is this worker's ([`Worker::owns`]); only the
-//! others are asked [`Worker::steer`]. With one worker nothing is steered. The frames a worker
-//! keeps are processed as one burst per port ([`Worker::process_burst`]). A frame owned by another worker goes to it through the per-pair SPSC ring
+//! Flow steering (docs/architecture.md, "Cores and steering") happens inside the worker's
+//! staged burst ([`Worker::process_burst_steered`]), own-first: a TCP/UDP frame whose tuple is
+//! in this worker's connection table is this worker's (its bucket and record were prefetched
+//! with the rest of the burst); only the others get an owner computed, from the NIC's RSS hash
+//! where the port hashes the client endpoint with rvs's key, else in software. With one worker
+//! nothing is steered. A frame owned by another worker goes to it through the per-pair SPSC ring
 //! (`Redirect::to`), batched per destination and enqueued once per iteration; a full ring counts
 //! `ring_overflows` and frees the frame. Each iteration drains the rings from every other worker
 //! and steers what they bring again (a worker that just picked up newer tables may disagree
 //! with the sender; the rules converge as soon as both run the same snapshot). ARP frames
-//! ([`Owner::All`]) are handled by the receiving worker, and each other worker gets a copy
-//! (a fresh mbuf) through the same rings: an ARP frame that arrives from a ring is therefore
-//! always such a copy, and is only learnt from ([`Worker::learn_arp`]), never answered.
+//! (`Owner::All`) are handled by the receiving worker, and each other worker gets a copy
+//! (a fresh mbuf, [`Io::share`]) through the same rings: an ARP frame that arrives from a ring is
+//! therefore always such a copy, and is only learnt from ([`Worker::learn_arp`]), never answered.
 //! A redirected mbuf carries its receiving port in its `port` field (ethdev id).
 //!
 //! Transmit: each worker has its own tx queue on every port whose device has enough queues;
@@ -32,7 +34,6 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 use dataplane::l3::addr::PortId;
 use dataplane::l3::neigh::NeighInfo;
-use dataplane::steer::Owner;
 use dataplane::time::Instant;
 use dataplane::worker::{ConnView, Io, Tables, Worker, WorkerConfig, WorkerStats};
 use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
@@ -138,6 +139,10 @@ struct TxSide<'a> {
     pool: &'a Mempool,
     dropped: u64,
     kernel: &'a mut super::kernel::KernelTx,
+    /// Copies of ARP frames for the other workers ([`Io::share`]), handed over after the burst.
+    shared: Vec<(PortId, Mbuf)>,
+    /// Copies that could not be made (pool empty), counted with the ring overflows.
+    share_failed: u64,
 }
 
 impl TxSide<'_> {
@@ -195,6 +200,17 @@ impl Io<Packet> for TxSide<'_> {
     fn to_kernel(&mut self, port: PortId, buf: Packet) {
         self.kernel.push(port, buf.into_mbuf());
     }
+
+    fn share(&mut self, port: PortId, frame: &[u8]) {
+        let copy = self.pool.alloc().and_then(|mut c| {
+            c.extend_from_slice(frame).ok()?;
+            Some(c)
+        });
+        match copy {
+            Some(c) => self.shared.push((port, c)),
+            None => self.share_failed += 1,
+        }
+    }
 }
 
 /// The sending side of steering: per-destination batches and counters.
@@ -243,68 +259,47 @@ fn now(epoch: std::time::Instant) -> Instant {
     Instant::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
 }
 
-/// One frame received on `port` (from the NIC, or from another worker's ring when
-/// `from_ring`): kept for this worker's burst (`mine`), handed on to its owner, or (ARP from a
-/// ring) learnt. Own-first: a frame of a connection in this worker's table is its own without
-/// computing an owner; only misses are steered.
-#[allow(clippy::too_many_arguments)]
-fn dispatch(
-    t: Instant,
+/// Hand over what a steered burst left for other workers (counted as redirects sent when it
+/// came from the NIC: `count`), and the ARP copies it shared.
+fn hand_over(
     port: PortId,
-    p: Packet,
-    from_ring: bool,
-    worker: &mut Worker<Packet>,
-    mine: &mut Vec<Packet>,
+    away: &mut Vec<(u16, Packet)>,
     io: &mut TxSide<'_>,
     steer: &mut Steer<'_>,
-    pool: &Mempool,
+    count: bool,
 ) {
-    if steer.out.len() <= 1 || worker.owns(dataplane::packet::PacketBuf::data(&p)) {
-        mine.push(p);
-        return;
-    }
-    // The NIC's hash describes the frame as received, not one handed over by another worker.
-    let nic = if from_ring {
-        None
-    } else {
-        steer
-            .nic_hash
-            .get(usize::from(port))
-            .copied()
-            .flatten()
-            .zip(p.0.rss_hash())
-            .map(|(side, h)| side(h))
-    };
-    match worker.steer_hashed(dataplane::packet::PacketBuf::data(&p), nic) {
-        Owner::Worker(w) if usize::from(w) != steer.me && usize::from(w) < steer.out.len() => {
-            if !from_ring {
-                steer.sent += 1;
-            }
+    for (w, p) in away.drain(..) {
+        if usize::from(w) < steer.out.len() {
+            steer.sent += u64::from(count);
             steer.push(usize::from(w), port, p.into_mbuf());
         }
-        Owner::All if from_ring => {
-            // Packets before the copy first, in order.
-            worker.process_burst(t, port, mine, io);
-            worker.learn_arp(t, port, p, io)
-        }
-        Owner::All => {
-            let me = steer.me;
-            for w in (0..steer.out.len()).filter(|&w| w != me) {
-                let Some(mut copy) = pool.alloc() else {
-                    steer.overflows += 1;
-                    continue;
-                };
-                if copy
-                    .extend_from_slice(dataplane::packet::PacketBuf::data(&p))
-                    .is_ok()
-                {
-                    steer.arp_copies += 1;
-                    steer.push(w, port, copy);
+    }
+    steer.overflows += std::mem::take(&mut io.share_failed);
+    let me = steer.me;
+    let others = steer.out.len().saturating_sub(1);
+    for (port, copy) in io.shared.drain(..) {
+        // One copy was made; the others are copies of it, the last worker gets it.
+        let mut sent = 0;
+        for w in (0..steer.out.len()).filter(|&w| w != me) {
+            sent += 1;
+            if sent < others {
+                let c = io.pool.alloc().and_then(|mut c| {
+                    c.extend_from_slice(copy.data()).ok()?;
+                    Some(c)
+                });
+                match c {
+                    Some(c) => {
+                        steer.arp_copies += 1;
+                        steer.push(w, port, c);
+                    }
+                    None => steer.overflows += 1,
                 }
+            } else {
+                steer.arp_copies += 1;
+                steer.push(w, port, copy);
+                break;
             }
-            mine.push(p);
         }
-        _ => mine.push(p),
     }
 }
 
@@ -335,6 +330,8 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         pool: &ctx.pool,
         dropped: 0,
         kernel: &mut ctx.kernel,
+        shared: Vec::with_capacity(dpdk_bindings::BURST),
+        share_failed: 0,
     };
     let mut steer = Steer {
         me,
@@ -346,11 +343,11 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         overflows: 0,
         arp_copies: 0,
     };
-    let pool = ctx.pool.clone();
     let mut received = 0u64;
     let mut chained = 0u64;
     let mut rx_batch: MbufBatch = MbufBatch::new();
     let mut mine: Vec<Packet> = Vec::with_capacity(2 * dpdk_bindings::BURST);
+    let mut away: Vec<(u16, Packet)> = Vec::with_capacity(dpdk_bindings::BURST);
     let mut next_tick = now(ctx.epoch);
     let mut polls = 0u64;
     let mut busy = 0u64;
@@ -380,50 +377,41 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
             got += rxq.rx_burst(&mut rx_batch);
             for m in rx_batch.drain() {
                 match Packet::new(m) {
-                    Ok(p) => dispatch(
-                        t,
-                        *port,
-                        p,
-                        false,
-                        &mut worker,
-                        &mut mine,
-                        &mut io,
-                        &mut steer,
-                        &pool,
-                    ),
+                    Ok(p) => mine.push(p),
                     Err(m) => {
                         chained += 1;
                         drop::<Mbuf>(m);
                     }
                 }
             }
-            worker.process_burst(t, *port, &mut mine, &mut io);
+            // The NIC's hash, where it is the client endpoint's (see `NicHashSide`).
+            let side = steer.nic_hash.get(usize::from(*port)).copied().flatten();
+            let nic = |p: &Packet| side.zip(p.0.rss_hash()).map(|(side, h)| side(h));
+            worker.process_burst_steered(t, *port, &mut mine, nic, &mut away, &mut io);
+            hand_over(*port, &mut away, &mut io, &mut steer, true);
         }
         for ring in ctx.redirect.from.iter_mut() {
             let n = ring.dequeue_burst(&mut rx_batch);
             got += n;
             received += n as u64;
+            // Frames another worker handed over, grouped by their port: ARP copies are only
+            // learnt from; the others are steered again inside the staged burst (a worker
+            // that just picked up newer tables may disagree with the sender) and processed.
             let mut burst_port = None;
             for m in rx_batch.drain() {
                 let port = port_of.get(usize::from(m.port())).copied().flatten();
-                if port != burst_port {
+                let arp = m.data().get(12..14) == Some(&[0x08, 0x06]);
+                if port != burst_port || arp {
                     if let Some(bp) = burst_port {
-                        worker.process_burst(t, bp, &mut mine, &mut io);
+                        let nic = |_: &Packet| None;
+                        worker.process_burst_steered(t, bp, &mut mine, nic, &mut away, &mut io);
+                        hand_over(bp, &mut away, &mut io, &mut steer, false);
                     }
                     burst_port = port;
                 }
                 match (port, Packet::new(m)) {
-                    (Some(port), Ok(p)) => dispatch(
-                        t,
-                        port,
-                        p,
-                        true,
-                        &mut worker,
-                        &mut mine,
-                        &mut io,
-                        &mut steer,
-                        &pool,
-                    ),
+                    (Some(port), Ok(p)) if arp => worker.learn_arp(t, port, p, &mut io),
+                    (Some(_), Ok(p)) => mine.push(p),
                     (_, Ok(p)) => drop(p),
                     (_, Err(m)) => {
                         chained += 1;
@@ -432,7 +420,9 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
                 }
             }
             if let Some(bp) = burst_port {
-                worker.process_burst(t, bp, &mut mine, &mut io);
+                let nic = |_: &Packet| None;
+                worker.process_burst_steered(t, bp, &mut mine, nic, &mut away, &mut io);
+                hand_over(bp, &mut away, &mut io, &mut steer, false);
             }
         }
         steer.flush();

@@ -114,6 +114,12 @@ pub trait Io<B> {
     fn to_kernel(&mut self, port: PortId, buf: B) {
         let _ = (port, buf);
     }
+    /// Give every other worker a copy of `frame`, received on `port` (ARP: each worker keeps
+    /// its own neighbour table, see [`Owner::All`]), for [`Worker::learn_arp`]. Called by
+    /// [`Worker::process_burst_steered`] before the frame is processed here. Default: nothing.
+    fn share(&mut self, port: PortId, frame: &[u8]) {
+        let _ = (port, frame);
+    }
 }
 
 /// A port as the worker sees it.
@@ -453,9 +459,42 @@ impl<B: PacketBuf> Worker<B> {
         burst: &mut Vec<B>,
         io: &mut I,
     ) {
+        self.run_burst(now, port, burst, None::<(fn(&B) -> Option<NicHash>, _)>, io);
+    }
+
+    /// [`Worker::process_burst`] for a worker that shares its ports with others: own-first
+    /// steering inside the staged burst. A frame whose tuple is in this worker's table is its
+    /// own by definition (the lookup finds its bucket and record prefetched); only for the
+    /// others is an owner computed ([`Worker::steer_hashed`], with `nic`'s reading of the
+    /// frame's RSS hash). Frames another worker owns are moved to `away` with that worker's
+    /// index, for the runtime to hand over; ARP frames are [`Io::share`]d, then processed here.
+    pub fn process_burst_steered<I: Io<B>>(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        burst: &mut Vec<B>,
+        nic: impl Fn(&B) -> Option<NicHash>,
+        away: &mut Vec<(u16, B)>,
+        io: &mut I,
+    ) {
+        self.run_burst(now, port, burst, Some((nic, away)), io);
+    }
+
+    fn run_burst<I: Io<B>, N: Fn(&B) -> Option<NicHash>>(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        burst: &mut Vec<B>,
+        mut steered: Option<(N, &mut Vec<(u16, B)>)>,
+        io: &mut I,
+    ) {
         let tables = &*self.tables;
         let st = &mut self.st;
         let mac = st.port_mac(port);
+        let me = st.cfg.id;
+        if st.cfg.workers <= 1 {
+            steered = None;
+        }
         while !burst.is_empty() {
             let n = burst.len().min(MAX_BURST);
             // Stage 1: parse and hash every frame, prefetch its index bucket.
@@ -477,9 +516,22 @@ impl<B: PacketBuf> Worker<B> {
                     io.prefetch(c);
                 }
             }
-            // Stage 3: process in order.
+            // Stage 3: steer (own-first) and process in order.
             for (k, b) in burst.drain(..n).enumerate() {
                 let (p, h) = st.staged[k];
+                if let Some((nic, away)) = steered.as_mut() {
+                    let own = p.class == Class::Flow && st.conns.lookup_hashed(&p.key, h).is_some();
+                    if !own {
+                        match st.steering.owner_hashed(b.data(), tables, nic(&b)) {
+                            Owner::Worker(w) if usize::from(w) != me => {
+                                away.push((w, b));
+                                continue;
+                            }
+                            Owner::All => io.share(port, b.data()),
+                            _ => {}
+                        }
+                    }
+                }
                 st.process_parsed(tables, now, port, b, &p, h, io);
             }
         }

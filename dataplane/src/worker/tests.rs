@@ -81,6 +81,8 @@ struct MockIo {
     /// Ports with a kernel twin (`kernel` tests), and the frames handed to it.
     twins: Vec<PortId>,
     kernel: Vec<(PortId, Vec<u8>)>,
+    /// Frames a steered burst shared with the other workers (ARP).
+    shared: Vec<(PortId, Vec<u8>)>,
 }
 
 impl Io<HeapBuf> for MockIo {
@@ -103,6 +105,10 @@ impl Io<HeapBuf> for MockIo {
 
     fn to_kernel(&mut self, port: PortId, buf: HeapBuf) {
         self.kernel.push((port, buf.data().to_vec()));
+    }
+
+    fn share(&mut self, port: PortId, frame: &[u8]) {
+        self.shared.push((port, frame.to_vec()));
     }
 }
 

@@ -15,6 +15,9 @@ struct Cluster {
     /// Picks the receiving worker of each frame (a fixed pseudo-random sequence).
     rng: u64,
     redirects: u64,
+    /// Receive as rvsd's poll loop does: the receiver's staged, steered burst
+    /// ([`Worker::process_burst_steered`]), frames for other workers handed to them.
+    staged: bool,
 }
 
 impl Cluster {
@@ -63,6 +66,7 @@ impl Cluster {
             now: Instant::from_secs(1_000),
             rng: 0x1234_5678,
             redirects: 0,
+            staged: false,
         }
     }
 
@@ -77,6 +81,36 @@ impl Cluster {
     fn rx(&mut self, port: PortId, frame: Vec<u8>) -> Vec<(PortId, Vec<u8>)> {
         let r = self.receiver();
         let buf = HeapBuf::from_bytes(&frame);
+        if self.staged {
+            let mut burst = vec![buf];
+            let mut away = Vec::new();
+            self.workers[r].process_burst_steered(
+                self.now,
+                port,
+                &mut burst,
+                |_| None,
+                &mut away,
+                &mut self.io,
+            );
+            for (port2, copy) in std::mem::take(&mut self.io.shared) {
+                for w in (0..self.workers.len()).filter(|&w| w != r) {
+                    let b = HeapBuf::from_bytes(&copy);
+                    self.workers[w].learn_arp(self.now, port2, b, &mut self.io);
+                }
+            }
+            for (w, b) in away {
+                self.redirects += 1;
+                let w = usize::from(w);
+                assert_ne!(w, r);
+                // The owner's own steering agrees: it keeps the frame.
+                assert!(matches!(
+                    self.workers[w].steer(b.data()),
+                    Owner::Worker(x) if usize::from(x) == w
+                ));
+                self.workers[w].process(self.now, port, b, &mut self.io);
+            }
+            return std::mem::take(&mut self.io.sent);
+        }
         match self.workers[r].steer(&frame) {
             Owner::Worker(w) => {
                 let w = usize::from(w);
@@ -151,8 +185,12 @@ fn answer(proto: u8, to_rs: &Verified, flags: TcpFlags) -> Vec<u8> {
 
 #[test]
 fn every_packet_reaches_the_worker_holding_its_connection() {
-    for n in [1usize, 2, 3, 4] {
+    for (n, staged) in [1usize, 2, 3, 4]
+        .into_iter()
+        .flat_map(|n| [(n, false), (n, true)])
+    {
         let mut c = Cluster::new(n);
+        c.staged = staged;
         c.learn_all();
         let steering = Steering::new(n as u16);
         // (proto, vport, replies pass the director)
@@ -208,7 +246,11 @@ fn every_packet_reaches_the_worker_holding_its_connection() {
                 }
             }
         }
-        assert!(c.drops().is_empty(), "n={n}: {:?}", c.drops());
+        assert!(
+            c.drops().is_empty(),
+            "n={n} staged={staged}: {:?}",
+            c.drops()
+        );
         let total: usize = c.workers.iter().map(Worker::conn_count).sum();
         assert_eq!(total, conns);
         if n > 1 {
