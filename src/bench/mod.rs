@@ -316,7 +316,8 @@ fn run_inner(opts: &Options, progress: bool) -> Result<Report> {
         report.print_progress();
     }
     report.notes.push(format!(
-        "redirect: 2 workers configured as rvsd's (Worker::steer on every received frame); each \
+        "redirect: 2 workers steered as rvsd steers them (own-first inside the staged burst, \
+         Worker::process_burst_steered); each \
          owns its flows; in the 50% run each worker receives half of its packets for flows the \
          other owns and hands them over through an SPSC ring of {} mbufs, as rvsd does (the \
          receiver steers them again, then processes them); Mpps counts packets processed (own \

@@ -984,6 +984,27 @@ fn weight_change_mid_stream_keeps_existing_connections() {
 // ---- 6. Anything at all ---------------------------------------------------------------------
 
 /// Valid frames of every kind the worker handles, to be mutated.
+/// Template `template` with the bytes at `flips` XORed and cut to `keep`, on its own port (or
+/// on port 2, which has no setup, when `port` is 3).
+fn mutated(
+    templates: &[(PortId, Vec<u8>)],
+    port: u16,
+    template: usize,
+    flips: &[(usize, u8)],
+    keep: Option<usize>,
+) -> (PortId, Vec<u8>) {
+    let (p, mut f) = templates[template].clone();
+    for &(at, x) in flips {
+        if let Some(b) = f.get_mut(at) {
+            *b ^= x;
+        }
+    }
+    if let Some(n) = keep {
+        f.truncate(n);
+    }
+    (if port == 3 { 2 } else { p }, f)
+}
+
 fn templates() -> Vec<(PortId, Vec<u8>)> {
     let to_rs = |rip| FrameSpec::new(rip, 80, CIP, 1).macs(rs_mac(rip), PORT1_MAC);
     vec![
@@ -1091,16 +1112,7 @@ proptest! {
             let frame = match i {
                 Input::Random(port, bytes) => Some((port, bytes)),
                 Input::Mutated { port, template, flips, keep } => {
-                    let (p, mut f) = templates[template].clone();
-                    for (at, x) in flips {
-                        if let Some(b) = f.get_mut(at) {
-                            *b ^= x;
-                        }
-                    }
-                    if let Some(n) = keep {
-                        f.truncate(n);
-                    }
-                    Some((if port == 3 { 2 } else { p }, f))
+                    Some(mutated(&templates, port, template, &flips, keep))
                 }
                 Input::Tick(secs) => {
                     h.advance(u64::from(secs));
@@ -1173,16 +1185,7 @@ proptest! {
             let frame = match i {
                 Input::Random(port, bytes) => Some((port, bytes)),
                 Input::Mutated { port, template, flips, keep } => {
-                    let (p, mut f) = templates[template].clone();
-                    for (at, x) in flips {
-                        if let Some(b) = f.get_mut(at) {
-                            *b ^= x;
-                        }
-                    }
-                    if let Some(n) = keep {
-                        f.truncate(n);
-                    }
-                    Some((if port == 3 { 2 } else { p }, f))
+                    Some(mutated(&templates, port, template, &flips, keep))
                 }
                 Input::Tick(secs) => {
                     flush(&mut many, &mut burst, burst_port, &mut out_many)?;
