@@ -190,35 +190,6 @@ fn header_sum(h: &[u8; ipv4::HEADER_LEN]) -> u16 {
     acc as u16
 }
 
-/// The TCP/UDP tuple of an untagged IPv4 frame, read with bounds checks but without the
-/// validation [`parse`] does: for decisions that only need a likely tuple (own-first steering
-/// asks whether the tuple is in the worker's table; the frame is parsed properly afterwards).
-pub fn quick_tuple(f: &[u8]) -> Option<ConnKey> {
-    if f.get(12..14)? != [0x08, 0x00] {
-        return None;
-    }
-    let ihl = usize::from(f.get(14)? & 0x0f) * 4;
-    let proto = *f.get(23)?;
-    if proto != IpProtocol::TCP.0 && proto != IpProtocol::UDP.0 {
-        return None;
-    }
-    let addr = |at: usize| -> Option<Ipv4Addr> {
-        let b: [u8; 4] = f.get(at..at + 4)?.try_into().ok()?;
-        Some(Ipv4Addr::from(b))
-    };
-    let port = |at: usize| -> Option<u16> {
-        Some(u16::from_be_bytes(f.get(at..at + 2)?.try_into().ok()?))
-    };
-    let l4 = L3 + ihl;
-    Some(ConnKey::new(
-        proto,
-        addr(26)?,
-        port(l4)?,
-        addr(30)?,
-        port(l4 + 2)?,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +341,14 @@ mod tests {
             let p = parse(&f, MAC, RxChecksum::default());
             prop_assert_eq!(p.class, reference(&f));
             if p.class == Class::Flow {
-                prop_assert_eq!(Some(p.key), quick_tuple(&f));
+                let ip = ipv4::Packet::new_checked(&f[L3..]).unwrap();
+                prop_assert_eq!((p.key.src, p.key.dst), (ip.src_addr(), ip.dst_addr()));
+                let l4 = &f[usize::from(p.l4)..];
+                let ports = (
+                    u16::from_be_bytes([l4[0], l4[1]]),
+                    u16::from_be_bytes([l4[2], l4[3]]),
+                );
+                prop_assert_eq!((p.key.sport, p.key.dport), ports);
             }
         }
 

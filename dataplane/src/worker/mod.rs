@@ -417,16 +417,6 @@ impl<B: PacketBuf> Worker<B> {
         self.st.steering.owner_hashed(frame, &*self.tables, nic)
     }
 
-    /// Whether a TCP/UDP frame belongs to a connection in this worker's table: such a frame is
-    /// this worker's by definition, whatever [`Worker::steer`] would compute (own-first
-    /// steering: the owner is computed only for misses).
-    pub fn owns(&self, frame: &[u8]) -> bool {
-        let Some(k) = crate::parse::quick_tuple(frame) else {
-            return false;
-        };
-        self.st.conns.lookup(&k).is_some()
-    }
-
     /// The worker's index (0..workers).
     pub fn id(&self) -> usize {
         self.st.cfg.id

@@ -1289,29 +1289,3 @@ mod methods;
 mod multi;
 mod persist;
 mod sloppy;
-
-/// The quick tuple (own-first steering) is exactly the tuple `process` looks up, and nothing
-/// from frames it cannot read.
-#[test]
-fn quick_tuple_is_the_lookup_tuple() {
-    use crate::conn::ConnKey;
-    use crate::parse::quick_tuple;
-    let spec = crate::testutil::FrameSpec::tcp("198.18.0.2", 40000, "198.18.0.100", 80);
-    let f = crate::testutil::tcp_frame(&spec, TcpFlags::SYN, b"");
-    let key = ConnKey {
-        proto: 6,
-        src: "198.18.0.2".parse().unwrap(),
-        sport: 40000,
-        dst: "198.18.0.100".parse().unwrap(),
-        dport: 80,
-    };
-    assert_eq!(quick_tuple(&f), Some(key));
-    let u = crate::testutil::udp_frame(&spec, b"x");
-    assert_eq!(quick_tuple(&u), Some(ConnKey { proto: 17, ..key }));
-    for cut in 0..f.len().min(38) {
-        assert_eq!(quick_tuple(&f[..cut]), None, "cut at {cut}");
-    }
-    let mut arp = f.clone();
-    arp[12..14].copy_from_slice(&[0x08, 0x06]);
-    assert_eq!(quick_tuple(&arp), None);
-}
