@@ -3,7 +3,7 @@
 //!
 //! - [`hash_32`]: `include/linux/hash.h`, multiply by `GOLDEN_RATIO_32` (0x61C88647) and keep the
 //!   top `bits` bits (dh, sh, lblc/lblcr bucket keys).
-//! - [`hsiphash`]: `lib/siphash.c`'s `hsiphash` of one `u32`. On 64-bit kernels "HalfSipHash-1-3"
+//! - `hsiphash`: `lib/siphash.c`'s `hsiphash` of one `u32`. On 64-bit kernels "HalfSipHash-1-3"
 //!   is really SipHash-1-3 with 64-bit key words, truncated to 32 bits; the `u32` is hashed as its
 //!   4 native (little-endian) bytes. Used by mh with IPVS's fixed keys.
 

@@ -4,7 +4,7 @@
 //! A pick looks the daddr up (refreshing its `lastuse`). The cached dest is reused if it is still
 //! in the service, available, and not "overloaded" in lblc's sense ([`lbl_overloaded`]: `A > W`
 //! while some dest of the service has `2*A < W`). Otherwise the WLC pick
-//! ([`super::weighted_least`]) is taken and cached for the daddr.
+//! (`weighted_least` in `sched`) is taken and cached for the daddr.
 //!
 //! Expiry, as IPVS's `ip_vs_lblc_check_expire` timer, run from `schedule` once `now` passes the
 //! next 60 s tick ([`LblCacheClock`]): every 30th tick a full sweep drops entries unused for

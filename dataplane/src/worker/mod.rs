@@ -7,16 +7,20 @@
 //! of every tuple is prefetched; then the connection record of every first tag match; then each
 //! packet is processed in order, finding its lines in cache. Each frame ends transmitted
 //! (possibly after waiting for ARP), consumed (an ARP reply we asked for), handed to the
-//! port's kernel twin ([`kernel`]), or dropped with
-//! exactly one [`DropReason`] counted. [`Worker::process`] is a burst of one.
-//! [`Worker::on_tick`] drives timers: connection expiry, neighbour retransmits and timeouts.
-//! Nothing here reads a clock, allocates per packet or touches DPDK; the runtime provides [`Io`]
-//! (transmit, allocate, prefetch).
+//! port's kernel twin ([`kernel`]), handed to the worker that owns its flow (with several
+//! workers, [`Worker::process_burst_steered`]: own-first, the owner computed only for frames
+//! not in this worker's table), or dropped with exactly one [`DropReason`] counted.
+//! [`Worker::process`] is a burst of one. [`Worker::on_tick`] drives timers: connection expiry,
+//! neighbour retransmits and timeouts. Nothing here reads a clock, allocates per packet or
+//! touches DPDK; the runtime provides [`Io`] (transmit, allocate, prefetch, copies for the other
+//! workers, the kernel twin).
 //!
 //! Layout, one file per concern:
 //! - `rx`: receive and classify (ARP, ICMP, the connection path, what is dropped and why);
 //! - `conns`: connections: scheduling a new one, accounting a packet of a known one;
 //! - `tx`: routing, TTL, neighbour resolution, the Ethernet header, ICMP errors we originate;
+//! - `nexthop`: the route and neighbour of recent destinations, kept per epoch;
+//! - `kernel`: which frames go to the port's kernel twin;
 //! - `tables`: what the worker reads but does not own ([`Tables`]);
 //! - `stats`: its counters and their published copy ([`WorkerStats`]).
 //!
