@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install what rvs needs on a fresh Debian 12 machine: DPDK 22.11 headers and PMDs, libclang for
 # bindgen, pkg-config, the tools the namespace tests and the demo use, and what `make deb` and its
-# test use (dpkg-dev for dpkg-shlibdeps, man-db for man -w). Idempotent: when every
-# package is already there it does nothing (no apt-get update).
+# test use (dpkg-dev for dpkg-shlibdeps, man-db for man -w), and bird2 for the BGP/ECMP failover
+# test (its system service is not wanted: the test runs its own birds in its namespaces).
+# Idempotent: when every package is already there it does nothing (no apt-get update); otherwise
+# one apt-get update, then one install of everything missing.
 #   install-deps.sh        what the build, the demo and the tests need
-#   install-deps.sh bgp    bird2 only: the routing daemon of the BGP/ECMP failover test, installed
-#                          when that test runs and does not find it (its system service is not
-#                          wanted: the test runs its own bird in its namespaces)
+#   install-deps.sh bgp    bird2 only (what the BGP test runs when it does not find bird)
 set -euo pipefail
-PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump dpkg-dev man-db"
+PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump dpkg-dev man-db bird2"
 if [ "${1:-}" = bgp ]; then
     PKGS="bird2"
 fi
@@ -24,7 +24,7 @@ if [ -n "$missing" ]; then
     echo "install-deps: installing$missing"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
-    if [ "${1:-}" = bgp ] && command -v systemctl >/dev/null 2>&1; then
+    if [[ " $missing " == *" bird2 "* ]] && command -v systemctl >/dev/null 2>&1; then
         # The package enables bird.service where systemd runs; the test starts its own birds.
         systemctl disable --now bird >/dev/null 2>&1 || true
     fi
