@@ -180,16 +180,9 @@ fn bgp_ecmp_failover_keeps_connections() {
     // Failover under load.
     let script = common::repo().join("scripts/testnet-stream.py");
     let script = script.to_str().unwrap();
-    let transfers = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.ns("c"),
-            "python3",
-            script,
-            "client",
-            VIP,
-        ])
+    let transfers = net
+        .command("c")
+        .args(["python3", script, "client", VIP])
         .args([PORT, TRANSFERS as u16].map(|n| n.to_string()))
         .args([SIZE, RATE].map(|n| n.to_string()))
         .stdout(Stdio::piped())
@@ -197,16 +190,9 @@ fn bgp_ecmp_failover_keeps_connections() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    let requests = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.ns("c"),
-            "python3",
-            script,
-            "requests",
-            VIP,
-        ])
+    let requests = net
+        .command("c")
+        .args(["python3", script, "requests", VIP])
         .args([
             PORT.to_string(),
             REQ_SECONDS.to_string(),
@@ -288,16 +274,9 @@ fn bgp_ecmp_failover_keeps_connections() {
 
     // A graceful stop takes the VIP off first and keeps forwarding for `withdraw_wait_ms`
     // (1 s) while the router moves the flows away: short requests meanwhile lose nothing.
-    let requests = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.ns("c"),
-            "python3",
-            script,
-            "requests",
-            VIP,
-        ])
+    let requests = net
+        .command("c")
+        .args(["python3", script, "requests", VIP])
         .args([PORT.to_string(), "3".to_owned(), REQ_INTERVAL.to_owned()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

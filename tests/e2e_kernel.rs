@@ -135,15 +135,9 @@ fn twins(workers: usize, prefix: &str) {
     let www = net.state_dir().join("www-director");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), "director\n").unwrap();
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.ns("d"),
-            "python3",
-            "-m",
-            "http.server",
-        ])
+    let mut server = net
+        .command("d")
+        .args(["python3", "-m", "http.server"])
         .args(["8080", "--bind", "0.0.0.0", "--directory"])
         .arg(&www)
         .stdout(std::process::Stdio::null())
@@ -219,8 +213,9 @@ fn twins(workers: usize, prefix: &str) {
     // A flood to the director's address: rate-limited and counted; BFD-port datagrams among it
     // (control traffic, a bucket of its own) all reach the kernel.
     let count_file = net.state_dir().join("bfd-count");
-    let mut bfd = Command::new("ip")
-        .args(["netns", "exec", &net.ns("d"), "python3", "-c"])
+    let mut bfd = net
+        .command("d")
+        .args(["python3", "-c"])
         .arg(format!(
             "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
              s.bind(('198.18.0.1',3784))\nn=0\nwhile True:\n    s.recv(2048)\n    n+=1\n    \

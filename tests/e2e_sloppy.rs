@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Rvsd, TestNet};
@@ -35,8 +35,9 @@ fn a_replacement_director_continues_dr_transfers_with_sloppy_tcp() {
     let script = script.to_str().unwrap();
     let mut servers = Vec::new();
     for (i, r) in ["r1", "r2"].iter().enumerate() {
-        let server = Command::new("ip")
-            .args(["netns", "exec", &net.ns(r), "python3", script, "server"])
+        let server = net
+            .command(r)
+            .args(["python3", script, "server"])
             .args([format!("rs{}", i + 1), PORT.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -62,16 +63,9 @@ fn a_replacement_director_continues_dr_transfers_with_sloppy_tcp() {
     let first = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
     configure(&first);
 
-    let client = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.ns("c"),
-            "python3",
-            script,
-            "client",
-            VIP,
-        ])
+    let client = net
+        .command("c")
+        .args(["python3", script, "client", VIP])
         .args([PORT, TRANSFERS as u16].map(|n| n.to_string()))
         .args([SIZE, RATE].map(|n| n.to_string()))
         .stdout(Stdio::piped())

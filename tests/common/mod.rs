@@ -108,13 +108,17 @@ impl TestNet {
         PathBuf::from(format!("/tmp/rvs-testnet/{}", self.id))
     }
 
-    /// Run a command inside namespace `which` (`c`, `d`, `r1` ...).
+    /// A command to run inside namespace `which` (`c`, `d`, `r1` ...): `ip netns exec NS`, the
+    /// program and its arguments to be added (for processes the test spawns and keeps).
+    pub fn command(&self, which: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns(which)]);
+        c
+    }
+
+    /// Run a command inside namespace `which` and wait for it.
     pub fn exec(&self, which: &str, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns(which)])
-            .args(args)
-            .output()
-            .unwrap()
+        self.command(which).args(args).output().unwrap()
     }
 }
 

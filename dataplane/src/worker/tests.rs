@@ -355,6 +355,18 @@ fn tables_n(services: &mut ServiceTable, timeouts: Timeouts, workers: usize) -> 
     })
 }
 
+/// The client's broadcast ARP request for `target`.
+fn client_arp_request(target: Ipv4Addr) -> Vec<u8> {
+    arp_frame(
+        MacAddr::BROADCAST,
+        ARP_REQUEST,
+        CLIENT_MAC,
+        CIP,
+        MacAddr::ZERO,
+        target,
+    )
+}
+
 fn client_syn(cport: u16) -> Vec<u8> {
     tcp_frame(&FrameSpec::new(CIP, cport, VIP, 80), SYN, b"")
 }
@@ -365,14 +377,7 @@ fn client_syn(cport: u16) -> Vec<u8> {
 fn arp_requests_for_dip_and_vip_are_answered() {
     let mut h = Harness::new();
     for target in [DIP0, VIP] {
-        let req = arp_frame(
-            MacAddr::BROADCAST,
-            ARP_REQUEST,
-            CLIENT_MAC,
-            CIP,
-            MacAddr::ZERO,
-            target,
-        );
+        let req = client_arp_request(target);
         let out = h.rx(CLIENT_NET, req);
         assert_eq!(out.len(), 1, "no reply for {target}");
         assert_eq!(out[0].0, CLIENT_NET);
@@ -412,14 +417,7 @@ fn arp_requests_for_dip_and_vip_are_answered() {
 fn arp_for_addresses_we_do_not_own_is_dropped() {
     let mut h = Harness::new();
     let other = Ipv4Addr::new(198, 18, 0, 77);
-    let req = arp_frame(
-        MacAddr::BROADCAST,
-        ARP_REQUEST,
-        CLIENT_MAC,
-        CIP,
-        MacAddr::ZERO,
-        other,
-    );
+    let req = client_arp_request(other);
     h.expect_drop(CLIENT_NET, req, DropReason::ArpNotForUs);
     // The VIP is answered only on the port whose network holds it, the DIPs only on their own.
     for (port, target) in [(SERVER_NET, VIP), (SERVER_NET, DIP0), (CLIENT_NET, DIP1)] {
@@ -1028,17 +1026,7 @@ fn templates() -> Vec<(PortId, Vec<u8>)> {
             CLIENT_NET,
             icmp_echo_frame(&FrameSpec::new(CIP, 0, VIP, 0), 8, 1, 1, b"p"),
         ),
-        (
-            CLIENT_NET,
-            arp_frame(
-                MacAddr::BROADCAST,
-                ARP_REQUEST,
-                CLIENT_MAC,
-                CIP,
-                MacAddr::ZERO,
-                VIP,
-            ),
-        ),
+        (CLIENT_NET, client_arp_request(VIP)),
         (
             SERVER_NET,
             arp_frame(PORT1_MAC, ARP_REPLY, RS1_MAC, RIP1, PORT1_MAC, DIP1),

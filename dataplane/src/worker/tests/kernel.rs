@@ -92,14 +92,7 @@ fn what_rvs_takes_or_drops_stays_with_it() {
     let f = tcp_frame(&FrameSpec::new(CIP, 9, VIP, 80), ACK, b"");
     h.expect_drop(CLIENT_NET, f, DropReason::TcpNoConnection);
     // ARP requests for our addresses are answered by rvs, never shown to the kernel.
-    let req = arp_frame(
-        MacAddr::BROADCAST,
-        ARP_REQUEST,
-        CLIENT_MAC,
-        CIP,
-        MacAddr::ZERO,
-        DIP0,
-    );
+    let req = client_arp_request(DIP0);
     let out = h.rx(CLIENT_NET, req);
     assert_eq!(out.len(), 1);
     assert_eq!(parse_arp(&out[0].1).unwrap().op, ARP_REPLY);

@@ -305,14 +305,7 @@ fn fullnat_translates_both_ends_carries_toa_and_releases_the_lport() {
         );
         let out = h.rx(SERVER_NET, req);
         assert_eq!(parse_arp(&out[0].1).unwrap().spa, lip);
-        let req = arp_frame(
-            MacAddr::BROADCAST,
-            ARP_REQUEST,
-            CLIENT_MAC,
-            CIP,
-            MacAddr::ZERO,
-            lip,
-        );
+        let req = client_arp_request(lip);
         h.expect_drop(CLIENT_NET, req, DropReason::ArpNotForUs);
     }
 

@@ -265,14 +265,7 @@ fn every_packet_reaches_the_worker_holding_its_connection() {
 fn an_arp_reply_received_by_one_worker_releases_packets_waiting_on_another() {
     let mut c = Cluster::new(4);
     // Only the client is known: a SYN opens a connection and waits for RS resolution.
-    let req = arp_frame(
-        MacAddr::BROADCAST,
-        ARP_REQUEST,
-        CLIENT_MAC,
-        CIP,
-        MacAddr::ZERO,
-        DIP0,
-    );
+    let req = client_arp_request(DIP0);
     c.rx(CLIENT_NET, req);
     let mut waiting = 0;
     for cport in 30_000..30_016u16 {

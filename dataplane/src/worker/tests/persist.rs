@@ -283,14 +283,7 @@ fn fwmark_services_group_ports_and_persist_across_them() {
     fwmark_service(&mut h, &mut shared, Some(60));
     learn_clients(&mut h);
     // ARP for the rule's single address is answered like a VIP's.
-    let req = arp_frame(
-        MacAddr::BROADCAST,
-        ARP_REQUEST,
-        CLIENT_MAC,
-        CIP,
-        MacAddr::ZERO,
-        VIP_FWM,
-    );
+    let req = client_arp_request(VIP_FWM);
     assert_eq!(h.rx(CLIENT_NET, req).len(), 1);
     let (rs, rport) = syn_from(&mut h, CIP, 1000, VIP_FWM, 80);
     assert_eq!(rport, 80);
