@@ -11,39 +11,31 @@
 
 use std::net::Ipv4Addr;
 
-use crate::drop::DropReason;
-use crate::packet::PacketBuf;
-use crate::wire::{ethernet, ipv4};
+use super::Fwd;
 
-/// Check that `buf` is an IPv4 frame fit to be sent as is and return the address whose
-/// neighbour must receive it: the real server's `rip`.
-pub fn to_dest<B: PacketBuf>(buf: &B, rip: Ipv4Addr) -> Result<Ipv4Addr, DropReason> {
-    let l3 = buf
-        .data()
-        .get(ethernet::HEADER_LEN..)
-        .ok_or(DropReason::EthTruncated)?;
-    ipv4::Packet::new_checked(l3).map_err(|_| DropReason::Ipv4Malformed)?;
-    Ok(rip)
+/// Where a request goes: to the neighbour `rip` (the real server), the packet untouched (its
+/// headers were checked when it was parsed) and its TTL left alone.
+#[inline]
+pub const fn to_dest(rip: Ipv4Addr) -> Fwd {
+    Fwd {
+        via: Some(rip),
+        dec_ttl: false,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::HeapBuf;
-    use crate::testutil::{FrameSpec, tcp_frame};
 
     #[test]
-    fn leaves_the_packet_alone() {
-        let f = tcp_frame(
-            &FrameSpec::tcp("198.18.0.2", 40000, "198.18.0.100", 80),
-            crate::wire::tcp::TcpFlags::SYN,
-            b"",
-        );
-        let b = HeapBuf::from_bytes(&f);
+    fn routes_to_the_real_server_without_touching_the_ttl() {
         let rip = Ipv4Addr::new(198, 18, 0, 11);
-        assert_eq!(to_dest(&b, rip), Ok(rip));
-        assert_eq!(b.data(), &f[..]);
-        let short = HeapBuf::from_bytes(&f[..20]);
-        assert!(to_dest(&short, rip).is_err());
+        assert_eq!(
+            to_dest(rip),
+            Fwd {
+                via: Some(rip),
+                dec_ttl: false
+            }
+        );
     }
 }

@@ -14,39 +14,41 @@
 use std::net::Ipv4Addr;
 
 use crate::drop::DropReason;
-use crate::packet::PacketBuf;
+use crate::parse::Parsed;
 
 use super::nat;
 
-/// Rewrite a request: source to `lip:lport`, destination to `rip:rport`.
-pub fn to_dest<B: PacketBuf>(
-    buf: &mut B,
+/// Rewrite a request `p` describes: source to `lip:lport`, destination to `rip:rport`.
+#[inline]
+pub fn to_dest(
+    frame: &mut [u8],
+    p: &Parsed,
     lip: Ipv4Addr,
     lport: u16,
     rip: Ipv4Addr,
     rport: u16,
 ) -> Result<(), DropReason> {
-    nat::set_src(buf, lip, lport)?;
-    nat::set_dst(buf, rip, rport)
+    nat::rewrite_parsed(frame, p, Some((lip, lport)), Some((rip, rport)))
 }
 
-/// Rewrite a reply: source to `vip:vport`, destination to `cip:cport`.
-pub fn to_client<B: PacketBuf>(
-    buf: &mut B,
+/// Rewrite a reply `p` describes: source to `vip:vport`, destination to `cip:cport`.
+#[inline]
+pub fn to_client(
+    frame: &mut [u8],
+    p: &Parsed,
     vip: Ipv4Addr,
     vport: u16,
     cip: Ipv4Addr,
     cport: u16,
 ) -> Result<(), DropReason> {
-    nat::set_src(buf, vip, vport)?;
-    nat::set_dst(buf, cip, cport)
+    nat::rewrite_parsed(frame, p, Some((vip, vport)), Some((cip, cport)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::HeapBuf;
-    use crate::testutil::{FrameSpec, tcp_frame, udp_frame, verify_frame};
+    use crate::parse::{RxChecksum, parse};
+    use crate::testutil::{FrameSpec, PORT0_MAC, tcp_frame, udp_frame, verify_frame};
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
@@ -61,16 +63,18 @@ mod tests {
             } else {
                 tcp_frame(&spec, crate::wire::tcp::TcpFlags::SYN, b"")
             };
-            let mut b = HeapBuf::from_bytes(&f);
-            to_dest(&mut b, ip("198.18.1.1"), 5000, ip("198.18.1.11"), 8080).unwrap();
-            let v = verify_frame(b.data()).unwrap();
+            let mut b = f.clone();
+            let p = parse(&b, PORT0_MAC, RxChecksum::default());
+            to_dest(&mut b, &p, ip("198.18.1.1"), 5000, ip("198.18.1.11"), 8080).unwrap();
+            let v = verify_frame(&b).unwrap();
             assert_eq!(
                 (v.src, v.sport, v.dst, v.dport),
                 (ip("198.18.1.1"), 5000, ip("198.18.1.11"), 8080)
             );
-            to_client(&mut b, ip("198.18.0.100"), 80, ip("198.18.0.2"), 40000).unwrap();
+            let p = parse(&b, PORT0_MAC, RxChecksum::default());
+            to_client(&mut b, &p, ip("198.18.0.100"), 80, ip("198.18.0.2"), 40000).unwrap();
             // Swapped ends, same checksums: the reply rewrite is the request's inverse.
-            let v = verify_frame(b.data()).unwrap();
+            let v = verify_frame(&b).unwrap();
             assert_eq!(
                 (v.src, v.sport, v.dst, v.dport),
                 (ip("198.18.0.100"), 80, ip("198.18.0.2"), 40000)

@@ -96,28 +96,15 @@ pub fn apply<B: PacketBuf>(
             nat::rewrite_parsed(buf.data_mut(), p, Some((i.dst, i.dport)), None)?;
             forward(Fwd::routed_to(p.key.dst))
         }
-        (ForwardMethod::Route, Dir::Original) => forward(Fwd {
-            via: Some(dr::to_dest(buf, o.src)?),
-            dec_ttl: false,
-        }),
+        (ForwardMethod::Route, Dir::Original) => forward(dr::to_dest(o.src)),
         (ForwardMethod::Tunnel, Dir::Original) => tunnel(o.src, buf, env),
         (ForwardMethod::FullNat, Dir::Original) => {
-            nat::rewrite_parsed(
-                buf.data_mut(),
-                p,
-                Some((o.dst, o.dport)),
-                Some((o.src, o.sport)),
-            )?;
+            fullnat::to_dest(buf.data_mut(), p, o.dst, o.dport, o.src, o.sport)?;
             let toa = i.proto == IpProtocol::TCP.0 && add_toa(conn, p, buf)?;
             Ok((Verdict::Forward(Fwd::routed_to(o.src)), toa))
         }
         (ForwardMethod::FullNat, Dir::Reply) => {
-            nat::rewrite_parsed(
-                buf.data_mut(),
-                p,
-                Some((i.dst, i.dport)),
-                Some((i.src, i.sport)),
-            )?;
+            fullnat::to_client(buf.data_mut(), p, i.dst, i.dport, i.src, i.sport)?;
             if i.proto == IpProtocol::TCP.0 && p.tcp_flags & 0x12 == 0x12 {
                 toa::reduce_mss(buf, toa::LEN as u16)?;
             }
@@ -138,7 +125,7 @@ fn tunnel<B: PacketBuf>(
 ) -> Result<(Verdict, bool), DropReason> {
     let nh = env.routes.lookup(rip).ok_or(DropReason::NoRoute)?;
     let mtu = (env.mtu)(nh.port);
-    let (inner, df) = tun::inner_len_df(buf)?;
+    let (inner, df) = tun::inner_len_df(buf.data())?;
     if inner + tun::OVERHEAD > mtu {
         if !df {
             return Err(DropReason::TooBig);

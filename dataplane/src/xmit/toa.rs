@@ -87,17 +87,6 @@ pub fn insert<B: PacketBuf>(buf: &mut B, cip: Ipv4Addr, cport: u16) -> Result<bo
     Ok(true)
 }
 
-/// Whether the TCP segment in `buf` carries data (ignoring Ethernet padding).
-pub fn has_payload<B: PacketBuf>(buf: &B) -> bool {
-    let Some(l3) = buf.data().get(ethernet::HEADER_LEN..) else {
-        return false;
-    };
-    let Ok(ip) = ipv4::Packet::new_checked(l3) else {
-        return false;
-    };
-    tcp::Packet::new_checked(ip.payload()).is_ok_and(|t| !t.payload().is_empty())
-}
-
 /// Reduce the MSS option of the TCP segment in `buf` by `by` bytes (SYN-ACKs of FULLNAT
 /// connections). `Ok(false)` when the segment has no MSS option.
 pub fn reduce_mss<B: PacketBuf>(buf: &mut B, by: u16) -> Result<bool, DropReason> {

@@ -28,14 +28,16 @@ pub struct Outer {
     pub ident: u16,
 }
 
-/// The inner packet's length and DF bit, to check against the egress MTU before encapsulating.
-pub fn inner_len_df<B: PacketBuf>(buf: &B) -> Result<(usize, bool), DropReason> {
-    let l3 = buf
-        .data()
-        .get(ethernet::HEADER_LEN..)
-        .ok_or(DropReason::EthTruncated)?;
-    let ip = ipv4::Packet::new_checked(l3).map_err(|_| DropReason::Ipv4Malformed)?;
-    Ok((usize::from(ip.total_len()), ip.dont_frag()))
+/// The inner packet's length and DF bit, to check against the egress MTU before encapsulating,
+/// read from a frame whose IPv4 header was checked when it was parsed.
+pub fn inner_len_df(frame: &[u8]) -> Result<(usize, bool), DropReason> {
+    let h = frame
+        .get(ethernet::HEADER_LEN..ethernet::HEADER_LEN + ipv4::HEADER_LEN)
+        .ok_or(DropReason::Ipv4Malformed)?;
+    Ok((
+        usize::from(u16::from_be_bytes([h[2], h[3]])),
+        h[6] & 0x40 != 0,
+    ))
 }
 
 /// Encapsulate the IPv4 packet in `buf` (an Ethernet frame; any Ethernet padding is dropped).
