@@ -267,6 +267,33 @@ pub struct DataplaneSection {
     /// applications usually do; a few tens of microseconds spare a shared machine).
     #[serde(default)]
     pub idle_sleep_us: u32,
+    /// `[dataplane.neigh]`: each worker's neighbour table.
+    #[serde(default)]
+    pub neigh: NeighParamsSection,
+}
+
+/// `[dataplane.neigh]`: sizes and timers of each worker's neighbour (ARP) table, named after
+/// Linux's `net.ipv4.neigh.*` settings; every key is optional and defaults to Linux's value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighParamsSection {
+    /// How long a confirmed entry is trusted (Linux `base_reachable_time_ms`).
+    pub base_reachable_time_ms: Option<u64>,
+    /// How long a used stale entry waits for a confirmation before it is probed.
+    pub delay_first_probe_time_ms: Option<u64>,
+    /// Interval between requests (Linux `retrans_time_ms`).
+    pub retrans_time_ms: Option<u64>,
+    /// Unused stale entries go after this long (Linux `gc_stale_time`, here in ms).
+    pub gc_stale_time_ms: Option<u64>,
+    /// Requests per resolution or re-probe before the neighbour fails (`mcast_solicit` /
+    /// `ucast_solicit`).
+    pub probes: Option<u8>,
+    /// Frame bytes that may wait for one unresolved neighbour (Linux `unres_qlen_bytes`).
+    pub unres_qlen_bytes: Option<u32>,
+    /// Packets that may wait for resolution in one worker, over all neighbours.
+    pub queued_packets: Option<u32>,
+    /// Entries per worker.
+    pub entries: Option<u32>,
 }
 
 fn default_conn_capacity() -> u32 {
@@ -278,6 +305,7 @@ impl Default for DataplaneSection {
         DataplaneSection {
             conn_capacity: default_conn_capacity(),
             idle_sleep_us: 0,
+            neigh: NeighParamsSection::default(),
         }
     }
 }
@@ -512,6 +540,8 @@ pub struct Validated {
     pub timeouts: dataplane::conn::Timeouts,
     pub conn_capacity: u32,
     pub idle_sleep_us: u32,
+    /// `[dataplane.neigh]`, with Linux's defaults for what it leaves out.
+    pub neigh: dataplane::l3::NeighConfig,
     /// `[ipvs] sloppy_tcp`.
     pub sloppy_tcp: bool,
 }
@@ -716,6 +746,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
             "at least 1024 connections",
         ));
     }
+    let neigh = neigh_params(file, &raw.dataplane.neigh)?;
     // A twin without `addrs` carries the port's owned addresses.
     for (i, p) in raw.ports.iter().enumerate() {
         if let (Some(k), Some(conf)) = (&p.kernel, ports[i].kernel.as_mut())
@@ -745,8 +776,60 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         timeouts,
         conn_capacity: raw.dataplane.conn_capacity,
         idle_sleep_us: raw.dataplane.idle_sleep_us,
+        neigh,
         sloppy_tcp: raw.ipvs.sloppy_tcp,
     })
+}
+
+/// `[dataplane.neigh]` -> the neighbour table's configuration; every value must be positive.
+fn neigh_params(
+    file: &Path,
+    n: &NeighParamsSection,
+) -> Result<dataplane::l3::NeighConfig, ConfigError> {
+    use std::time::Duration;
+    let mut c = dataplane::l3::NeighConfig::default();
+    let positive = |key: &str, v: u64| {
+        if v == 0 {
+            Err(invalid(
+                file,
+                format!("dataplane.neigh.{key}"),
+                "must be positive",
+            ))
+        } else {
+            Ok(v)
+        }
+    };
+    let ms = |key: &str, v: Option<u64>, d: &mut Duration| -> Result<(), ConfigError> {
+        if let Some(v) = v {
+            *d = Duration::from_millis(positive(key, v)?);
+        }
+        Ok(())
+    };
+    ms(
+        "base_reachable_time_ms",
+        n.base_reachable_time_ms,
+        &mut c.reachable_time,
+    )?;
+    ms(
+        "delay_first_probe_time_ms",
+        n.delay_first_probe_time_ms,
+        &mut c.delay_first_probe,
+    )?;
+    ms("retrans_time_ms", n.retrans_time_ms, &mut c.retrans_time)?;
+    ms("gc_stale_time_ms", n.gc_stale_time_ms, &mut c.gc_stale_time)?;
+    if let Some(v) = n.probes {
+        c.max_probes = positive("probes", u64::from(v))? as u8;
+    }
+    if let Some(v) = n.unres_qlen_bytes {
+        c.queue_bytes = positive("unres_qlen_bytes", u64::from(v))? as usize;
+    }
+    if let Some(v) = n.queued_packets {
+        c.queue_total = v as usize;
+    }
+    if let Some(v) = n.entries {
+        c.max_entries = positive("entries", u64::from(v))? as usize;
+    }
+    Ok(c)
 }
 
 /// Validate `port[i].kernel`.
@@ -1072,6 +1155,30 @@ rules = "conf/demo.rules"
         assert!(parse(Path::new("t.toml"), &text).unwrap().sloppy_tcp);
         let e = err(&GOOD.replace("[ipvs]\n", "[ipvs]\nsloppy_tcp = 1\n"));
         assert!(e.starts_with("t.toml: ipvs.sloppy_tcp: "), "{e}");
+    }
+
+    #[test]
+    fn neighbour_parameters() {
+        let d = parse(Path::new("t.toml"), GOOD).unwrap().neigh;
+        assert_eq!(d, dataplane::l3::NeighConfig::default());
+        let text = format!(
+            "{GOOD}\n[dataplane.neigh]\nbase_reachable_time_ms = 2000\nprobes = 5\n\
+             unres_qlen_bytes = 65536\nqueued_packets = 4096\n"
+        );
+        let n = parse(Path::new("t.toml"), &text).unwrap().neigh;
+        assert_eq!(n.reachable_time, std::time::Duration::from_secs(2));
+        assert_eq!(
+            (n.max_probes, n.queue_bytes, n.queue_total),
+            (5, 65536, 4096)
+        );
+        assert_eq!(n.delay_first_probe, d.delay_first_probe);
+        let e = err(&format!("{GOOD}\n[dataplane.neigh]\nretrans_time_ms = 0\n"));
+        assert_eq!(
+            e,
+            "t.toml: dataplane.neigh.retrans_time_ms: must be positive"
+        );
+        let e = err(&format!("{GOOD}\n[dataplane.neigh]\nunres_qlen = 3\n"));
+        assert!(e.contains("unres_qlen"), "{e}");
     }
 
     #[test]

@@ -59,6 +59,7 @@
 //! that the offsets are the fields. The plugin directory follows the ABI version
 //! (`pmds-23.0` for 22.11, `pmds-24.0` for 23.11, `pmds-25.0` for 24.11).
 
+mod afpacket;
 mod batch;
 mod eal;
 mod error;

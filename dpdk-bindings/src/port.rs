@@ -26,6 +26,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::afpacket::KernelRings;
 use crate::batch::MbufBatch;
 use crate::eal::{self, EalToken, SOCKET_ID_ANY};
 use crate::error::DpdkError;
@@ -99,6 +100,8 @@ pub struct PortInfo {
     pub min_mtu: u16,
     /// Largest MTU accepted.
     pub max_mtu: u16,
+    /// The kernel interface behind the device, where there is one (af_packet, tap); 0 if none.
+    pub if_index: u32,
 }
 
 /// Device capabilities of `port_id` (before or after configuring it).
@@ -135,6 +138,7 @@ impl PortInfo {
             hash_key_size: raw.hash_key_size,
             min_mtu: raw.min_mtu,
             max_mtu: raw.max_mtu,
+            if_index: raw.if_index,
         }
     }
 }
@@ -201,7 +205,9 @@ pub struct PortStats {
     pub ibytes: u64,
     /// Bytes sent.
     pub obytes: u64,
-    /// Packets dropped by the device because no rx descriptor was free (queues too slow).
+    /// Packets dropped by the device because no rx descriptor was free (queues too slow). For
+    /// an af_packet port this includes the drops of the PMD's kernel rings (the sockets'
+    /// `PACKET_STATISTICS`), which DPDK 22.11's PMD does not report.
     pub imissed: u64,
     /// Erroneous received packets.
     pub ierrors: u64,
@@ -223,6 +229,8 @@ struct Shared {
     socket: i32,
     /// Started and not stopped since (so drop does not stop twice).
     started: AtomicBool,
+    /// The kernel receive rings of an af_packet port, whose drops count as `imissed`.
+    kernel_rings: Option<KernelRings>,
     /// Keeps the rx mbufs' pool alive while the device may hold mbufs from it.
     _pool: Mempool,
     _token: Arc<EalToken>,
@@ -372,6 +380,24 @@ impl Port {
         }
 
         let taken = |n: u16| (0..n).map(|_| AtomicBool::new(false)).collect();
+        let kernel_rings = if PortInfo::from_raw(&info).driver_name == "net_af_packet" {
+            let rings = KernelRings::find(info.if_index);
+            match &rings {
+                Some(r) => tracing::debug!(
+                    port = port_id,
+                    sockets = r.sockets(),
+                    "af_packet: counting kernel ring drops as rx missed"
+                ),
+                None => tracing::warn!(
+                    port = port_id,
+                    "af_packet: the PMD's packet sockets were not found; kernel ring drops \
+                     cannot be counted"
+                ),
+            }
+            rings
+        } else {
+            None
+        };
         let shared = Shared {
             id: port_id,
             rx_taken: taken(config.rx_queues),
@@ -381,6 +407,7 @@ impl Port {
             tx_desc,
             socket,
             started: AtomicBool::new(false),
+            kernel_rings,
             _pool: pool.clone(),
             _token: token,
         };
@@ -512,7 +539,12 @@ impl Port {
             opackets: s.opackets,
             ibytes: s.ibytes,
             obytes: s.obytes,
-            imissed: s.imissed,
+            imissed: s.imissed
+                + self
+                    .shared
+                    .kernel_rings
+                    .as_ref()
+                    .map_or(0, KernelRings::drops),
             ierrors: s.ierrors,
             oerrors: s.oerrors,
             rx_nombuf: s.rx_nombuf,

@@ -161,6 +161,8 @@ struct Families {
     worker_ring_overflows: IntCounterVec,
     worker_tx_dropped: IntCounterVec,
     worker_rx_chained: IntCounterVec,
+    worker_conn_reuses: IntCounterVec,
+    worker_ipv4_options: IntCounterVec,
     worker_conns: IntGaugeVec,
     worker_conn_capacity: IntGaugeVec,
     drops: IntCounterVec,
@@ -388,6 +390,17 @@ impl Families {
                 "Chained (multi-segment) mbufs dropped before the dataplane.",
                 WORKER,
             ),
+            worker_conn_reuses: counter(
+                "rvs_worker_conn_reuses_total",
+                "Closing connections (TIME_WAIT, CLOSE) ended early because their client opened \
+                 a new one on the same port; the new SYN was scheduled anew (conn_reuse_mode).",
+                WORKER,
+            ),
+            worker_ipv4_options: counter(
+                "rvs_worker_ipv4_options_total",
+                "Received IPv4 packets with options (forwarded untouched).",
+                WORKER,
+            ),
             worker_conns: gauge(
                 "rvs_worker_connections",
                 "Connections in the worker's table.",
@@ -502,6 +515,8 @@ impl Families {
             &self.worker_ring_overflows,
             &self.worker_tx_dropped,
             &self.worker_rx_chained,
+            &self.worker_conn_reuses,
+            &self.worker_ipv4_options,
             &self.worker_conns,
             &self.worker_conn_capacity,
             &self.drops,
@@ -568,6 +583,8 @@ impl Families {
             worker_ring_overflows,
             worker_tx_dropped,
             worker_rx_chained,
+            worker_conn_reuses,
+            worker_ipv4_options,
             worker_conns,
             worker_conn_capacity,
             drops,
@@ -738,6 +755,12 @@ impl Families {
             self.worker_rx_chained
                 .with_label_values(&l)
                 .inc_by(load(&h.loop_stats.rx_chained));
+            self.worker_conn_reuses
+                .with_label_values(&l)
+                .inc_by(load(&s.conn_reuses));
+            self.worker_ipv4_options
+                .with_label_values(&l)
+                .inc_by(load(&s.ipv4_options));
             self.worker_conns
                 .with_label_values(&l)
                 .set(gauge_value(load(&s.conns)));

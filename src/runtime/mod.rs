@@ -281,7 +281,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
                 id: w,
                 ports: port_setup.clone(),
                 conn_capacity: (conf.conn_capacity as usize).div_ceil(n_workers),
-                neigh: Default::default(),
+                neigh: conf.neigh,
                 workers: n_workers,
             },
             rx,

@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn reply_to_our_request_releases_queue() {
         let mut n = NeighTable::<u32>::new(NeighConfig::default());
-        n.queue(Instant::ZERO, 0, ip("198.18.0.2"), 42).unwrap();
+        n.queue(Instant::ZERO, 0, ip("198.18.0.2"), 42, 60).unwrap();
         let mut sol = Vec::new();
         n.drain_solicits(|s| sol.push(s));
         // Our request, then the peer's answer built by turning it around.

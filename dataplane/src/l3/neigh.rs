@@ -1,19 +1,30 @@
-//! The ARP neighbour table of one worker, generic over the packet type waiting for resolution.
+//! The neighbour table of one worker: IPv4 ARP today, written over an address type
+//! ([`NeighAddr`]) so that IPv6 Neighbour Discovery uses the same machine, and generic over the
+//! packet type waiting for resolution.
 //!
-//! States and defaults (chosen after Linux's `net.ipv4.neigh.*`, documented here because an
-//! operator will compare):
-//! - `Incomplete`: an ARP request is out. Up to `queue_per_entry` packets (default 3, like a
-//!   small `unres_qlen`) wait, and at most `queue_total` (default 1024) across the table. Requests
-//!   are retransmitted every `retrans_time` (1 s) up to `max_probes` (3) in all; after that the
-//!   entry fails, its queued packets are handed back with `DropReason::NeighTimeout`, and it is
-//!   removed (the next packet starts a fresh resolution).
+//! States and defaults follow Linux's neighbour machine (`net.ipv4.neigh.*`; documented here
+//! because an operator will compare):
+//! - `Incomplete`: a broadcast request is out. Packets wait, in arrival order, up to
+//!   `queue_bytes` of frames per entry (default 212992, Linux's `unres_qlen_bytes`; one packet
+//!   is always accepted into an empty queue) and `queue_total` packets across the table (default
+//!   1024: the bound on packet buffers held). Requests are retransmitted every `retrans_time`
+//!   (1 s) up to `max_probes` (3) in all; after that the entry fails, its queued packets are
+//!   handed back with `DropReason::NeighTimeout`, and it is removed (the next packet starts a
+//!   fresh resolution).
 //! - `Reachable`: confirmed by an ARP message within `reachable_time` (30 s, Linux's
 //!   `base_reachable_time`).
-//! - `Stale`: confirmation older than that. Still used to send. The first use of a stale entry
-//!   moves it to `Probe`, which unicasts up to `max_probes` requests to the known MAC while still
-//!   sending to it; no answer removes the entry. Stale entries unused for `gc_stale_time` (60 s,
-//!   Linux's `gc_stale_time`) are removed by [`NeighTable::on_tick`].
-//! - `Permanent`: a static entry from the control plane; never expires, never overwritten by ARP.
+//! - `Stale`: confirmation older than that. Still used to send.
+//! - `Delay`: a stale entry that was used. Traffic keeps going to the known address; if nothing
+//!   confirms the neighbour within `delay_first_probe` (5 s, Linux's
+//!   `delay_first_probe_time`), the entry moves to `Probe`.
+//! - `Probe`: up to `max_probes` requests unicast to the known address, one per `retrans_time`,
+//!   while traffic still goes there; any answer makes it `Reachable`, none removes the entry.
+//!   Re-confirmation therefore never holds a packet back: only a neighbour that stopped
+//!   answering loses traffic, after `delay_first_probe + max_probes * retrans_time`.
+//! - `Permanent`: a static entry from the control plane; never expires, never overwritten.
+//!
+//! Stale entries unused for `gc_stale_time` (60 s, Linux's `gc_stale_time`) are removed by
+//! [`NeighTable::on_tick`].
 //!
 //! Learning: a request addressed to one of our addresses, or any reply addressed to us, creates
 //! or confirms the sender's entry ([`Learn::Create`]); other traffic (gratuitous announcements,
@@ -27,7 +38,7 @@
 //! allocates afterwards. When the table is full, resolving a new neighbour evicts the least
 //! recently used non-permanent entry that has no waiting packets; learning never evicts.
 //!
-//! Outputs: ARP requests to send are collected and handed out by [`NeighTable::drain_solicits`]
+//! Outputs: requests to send are collected and handed out by [`NeighTable::drain_solicits`]
 //! (call it after each burst and each tick); released packets go to the closure given to
 //! [`NeighTable::learn`]; failed ones to the closure given to [`NeighTable::on_tick`].
 
@@ -35,25 +46,54 @@ use super::addr::PortId;
 use crate::drop::DropReason;
 use crate::time::Instant;
 use crate::wire::MacAddr;
+use core::fmt::{Debug, Display};
 use core::time::Duration;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// Largest per-entry wait queue accepted by [`NeighConfig`].
-pub const MAX_QUEUE_PER_ENTRY: usize = 64;
+/// An address the neighbour table resolves: IPv4 (ARP) or IPv6 (Neighbour Discovery).
+pub trait NeighAddr: Copy + Eq + Debug + Display {
+    /// The address as a number, hashed by the table's index.
+    fn hash_input(&self) -> u128;
+    /// Whether a neighbour can have this address (not unspecified, broadcast or multicast):
+    /// others are never learnt.
+    fn is_neighbour(&self) -> bool;
+}
+
+impl NeighAddr for Ipv4Addr {
+    #[inline]
+    fn hash_input(&self) -> u128 {
+        u128::from(u32::from(*self))
+    }
+    fn is_neighbour(&self) -> bool {
+        !(self.is_unspecified() || self.is_broadcast() || self.is_multicast())
+    }
+}
+
+impl NeighAddr for Ipv6Addr {
+    #[inline]
+    fn hash_input(&self) -> u128 {
+        u128::from(*self)
+    }
+    fn is_neighbour(&self) -> bool {
+        !(self.is_unspecified() || self.is_multicast())
+    }
+}
 
 /// Sizes and timers of a [`NeighTable`]. See the module doc for the defaults' origins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighConfig {
     /// Entries the table holds (at least 1).
     pub max_entries: usize,
-    /// Packets that may wait on one unresolved neighbour (1..=[`MAX_QUEUE_PER_ENTRY`]).
-    pub queue_per_entry: usize,
+    /// Frame bytes that may wait on one unresolved neighbour (Linux's `unres_qlen_bytes`).
+    pub queue_bytes: usize,
     /// Packets that may wait in the whole table.
     pub queue_total: usize,
     pub reachable_time: Duration,
+    /// How long a used stale entry waits for a confirmation before it is probed.
+    pub delay_first_probe: Duration,
     pub gc_stale_time: Duration,
     pub retrans_time: Duration,
-    /// ARP requests sent per resolution (or re-probe) before giving up (at least 1).
+    /// Requests sent per resolution (or re-probe) before giving up (at least 1).
     pub max_probes: u8,
     /// Seed of the index hash (the daemon may randomise it per start).
     pub hash_seed: u64,
@@ -63,9 +103,10 @@ impl Default for NeighConfig {
     fn default() -> Self {
         NeighConfig {
             max_entries: 4096,
-            queue_per_entry: 3,
+            queue_bytes: 212_992,
             queue_total: 1024,
             reachable_time: Duration::from_secs(30),
+            delay_first_probe: Duration::from_secs(5),
             gc_stale_time: Duration::from_secs(60),
             retrans_time: Duration::from_secs(1),
             max_probes: 3,
@@ -80,6 +121,7 @@ pub enum NeighState {
     Incomplete,
     Reachable,
     Stale,
+    Delay,
     Probe,
     Permanent,
 }
@@ -123,20 +165,20 @@ impl QueueError {
     }
 }
 
-/// An ARP request the worker should send out of `port` for `ip`: broadcast, or unicast to the
-/// MAC being re-probed.
+/// A request the worker should send out of `port` for `ip`: broadcast (or, for IPv6, to the
+/// solicited-node group), or unicast to the MAC being re-probed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Solicit {
+pub struct Solicit<A = Ipv4Addr> {
     pub port: PortId,
-    pub ip: Ipv4Addr,
+    pub ip: A,
     pub unicast: Option<MacAddr>,
 }
 
 /// A neighbour entry as the control plane lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NeighInfo {
+pub struct NeighInfo<A = Ipv4Addr> {
     pub port: PortId,
-    pub ip: Ipv4Addr,
+    pub ip: A,
     /// `None` while incomplete.
     pub mac: Option<MacAddr>,
     pub state: NeighState,
@@ -146,19 +188,19 @@ pub struct NeighInfo {
 
 /// Why a control-plane change was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum NeighError {
+pub enum NeighError<A: NeighAddr = Ipv4Addr> {
     #[error("neighbour table full ({0} entries); raise its size or delete entries")]
     TableFull(usize),
     #[error("no neighbour entry for {1} on port {0}")]
-    NotFound(PortId, Ipv4Addr),
+    NotFound(PortId, A),
 }
 
 const NIL: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
-struct Entry {
+struct Entry<A> {
     port: PortId,
-    ip: Ipv4Addr,
+    ip: A,
     mac: MacAddr,
     state: NeighState,
     confirmed: Instant,
@@ -167,14 +209,16 @@ struct Entry {
     probes: u8,
     qhead: u32,
     qtail: u32,
-    qlen: u16,
+    qlen: u32,
+    /// Frame bytes waiting.
+    qbytes: u32,
 }
 
 /// The neighbour table (module doc).
 #[derive(Debug)]
-pub struct NeighTable<B> {
+pub struct NeighTable<B, A = Ipv4Addr> {
     cfg: NeighConfig,
-    slots: Vec<Option<Entry>>,
+    slots: Vec<Option<Entry<A>>>,
     free_slots: Vec<u32>,
     /// Open addressing over slot numbers; `NIL` is empty. Power-of-two size >= 2 * max_entries.
     index: Vec<u32>,
@@ -183,16 +227,16 @@ pub struct NeighTable<B> {
     qnext: Vec<u32>,
     qfree: u32,
     queued: usize,
-    solicits: Vec<Solicit>,
+    solicits: Vec<Solicit<A>>,
 }
 
-impl<B> NeighTable<B> {
+impl<B, A: NeighAddr> NeighTable<B, A> {
     /// A table with everything preallocated. Out-of-range config values are clamped
-    /// (`max_entries >= 1`, `queue_per_entry` in 1..=64, `max_probes >= 1`).
+    /// (`max_entries >= 1`, `queue_bytes` below 4 GiB, `max_probes >= 1`).
     pub fn new(cfg: NeighConfig) -> Self {
         let mut cfg = cfg;
         cfg.max_entries = cfg.max_entries.clamp(1, (u32::MAX / 4) as usize);
-        cfg.queue_per_entry = cfg.queue_per_entry.clamp(1, MAX_QUEUE_PER_ENTRY);
+        cfg.queue_bytes = cfg.queue_bytes.min(u32::MAX as usize);
         cfg.queue_total = cfg.queue_total.min((u32::MAX - 1) as usize);
         cfg.max_probes = cfg.max_probes.max(1);
         let n = cfg.max_entries;
@@ -238,14 +282,16 @@ impl<B> NeighTable<B> {
 
     // ---- index -------------------------------------------------------------------------
 
-    fn hash(&self, port: PortId, ip: Ipv4Addr) -> usize {
-        let k = (u64::from(u32::from(ip)) << 16 | u64::from(port)) ^ self.cfg.hash_seed;
+    fn hash(&self, port: PortId, ip: A) -> usize {
+        let a = ip.hash_input();
+        let folded = (a as u64) ^ ((a >> 64) as u64).rotate_left(23);
+        let k = (folded << 16 | u64::from(port)) ^ self.cfg.hash_seed;
         let h = k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         (h ^ (h >> 29)) as usize & (self.index.len() - 1)
     }
 
     /// Index position of (port, ip), if present.
-    fn find(&self, port: PortId, ip: Ipv4Addr) -> Option<usize> {
+    fn find(&self, port: PortId, ip: A) -> Option<usize> {
         let mask = self.index.len() - 1;
         let mut i = self.hash(port, ip);
         loop {
@@ -263,12 +309,12 @@ impl<B> NeighTable<B> {
         }
     }
 
-    fn slot_of(&self, port: PortId, ip: Ipv4Addr) -> Option<usize> {
+    fn slot_of(&self, port: PortId, ip: A) -> Option<usize> {
         self.find(port, ip).map(|i| self.index[i] as usize)
     }
 
     /// Insert a new entry; the caller has checked it is absent and a slot is free.
-    fn insert(&mut self, e: Entry) -> Option<usize> {
+    fn insert(&mut self, e: Entry<A>) -> Option<usize> {
         let slot = self.free_slots.pop()?;
         let mask = self.index.len() - 1;
         let mut i = self.hash(e.port, e.ip);
@@ -312,11 +358,13 @@ impl<B> NeighTable<B> {
 
     // ---- wait queues -------------------------------------------------------------------
 
-    fn push_queue(&mut self, slot: usize, buf: B) -> Result<(), B> {
+    fn push_queue(&mut self, slot: usize, buf: B, bytes: usize) -> Result<(), B> {
         let Some(e) = self.slots[slot].as_mut() else {
             return Err(buf);
         };
-        if usize::from(e.qlen) >= self.cfg.queue_per_entry || self.qfree == NIL {
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let fits = e.qlen == 0 || e.qbytes as usize + bytes as usize <= self.cfg.queue_bytes;
+        if !fits || self.qfree == NIL {
             return Err(buf);
         }
         let q = self.qfree as usize;
@@ -330,6 +378,7 @@ impl<B> NeighTable<B> {
         }
         e.qtail = q as u32;
         e.qlen += 1;
+        e.qbytes = e.qbytes.saturating_add(bytes);
         self.queued += 1;
         Ok(())
     }
@@ -342,6 +391,7 @@ impl<B> NeighTable<B> {
         e.qhead = NIL;
         e.qtail = NIL;
         e.qlen = 0;
+        e.qbytes = 0;
         let mut n = 0;
         while q != NIL {
             let i = q as usize;
@@ -357,7 +407,7 @@ impl<B> NeighTable<B> {
         n
     }
 
-    fn solicit(&mut self, s: Solicit) {
+    fn solicit(&mut self, s: Solicit<A>) {
         // Bounded by construction (one per entry per retransmit); if the worker never drains,
         // drop the request rather than grow: the next retransmit will ask again.
         if self.solicits.len() < self.solicits.capacity() {
@@ -367,13 +417,13 @@ impl<B> NeighTable<B> {
 
     // ---- the data path -----------------------------------------------------------------
 
-    /// Where to send a packet for `ip` on `port`. Marks the entry used; a stale entry starts a
-    /// unicast re-probe (module doc) but is still returned as known.
-    pub fn resolve(&mut self, now: Instant, port: PortId, ip: Ipv4Addr) -> Resolve {
+    /// Where to send a packet for `ip` on `port`. Marks the entry used; a stale entry moves to
+    /// `Delay` (module doc) and is still returned as known.
+    pub fn resolve(&mut self, now: Instant, port: PortId, ip: A) -> Resolve {
         let Some(slot) = self.slot_of(port, ip) else {
             return Resolve::Pending;
         };
-        let (reachable, retrans) = (self.cfg.reachable_time, self.cfg.retrans_time);
+        let (reachable, delay) = (self.cfg.reachable_time, self.cfg.delay_first_probe);
         let Some(e) = self.slots[slot].as_mut() else {
             return Resolve::Pending;
         };
@@ -384,32 +434,27 @@ impl<B> NeighTable<B> {
         match e.state {
             NeighState::Incomplete => Resolve::Pending,
             NeighState::Stale => {
-                e.state = NeighState::Probe;
-                e.probes = 1;
-                e.next_probe = now + retrans;
-                let s = Solicit {
-                    port,
-                    ip,
-                    unicast: Some(e.mac),
-                };
-                let mac = e.mac;
-                self.solicit(s);
-                Resolve::Known(mac)
-            }
-            NeighState::Reachable | NeighState::Probe | NeighState::Permanent => {
+                e.state = NeighState::Delay;
+                e.next_probe = now + delay;
                 Resolve::Known(e.mac)
             }
+            NeighState::Reachable
+            | NeighState::Delay
+            | NeighState::Probe
+            | NeighState::Permanent => Resolve::Known(e.mac),
         }
     }
 
-    /// Park `buf` until `ip` on `port` resolves, starting resolution (an entry and a broadcast
-    /// request) if none is under way. Gives the packet back when it cannot wait.
+    /// Park `buf` (a frame of `bytes` bytes) until `ip` on `port` resolves, starting resolution
+    /// (an entry and a broadcast request) if none is under way. Gives the packet back when it
+    /// cannot wait.
     pub fn queue(
         &mut self,
         now: Instant,
         port: PortId,
-        ip: Ipv4Addr,
+        ip: A,
         buf: B,
+        bytes: usize,
     ) -> Result<(), (B, QueueError)> {
         let slot = match self.slot_of(port, ip) {
             Some(s) => s,
@@ -429,6 +474,7 @@ impl<B> NeighTable<B> {
                     qhead: NIL,
                     qtail: NIL,
                     qlen: 0,
+                    qbytes: 0,
                 };
                 let Some(s) = self.insert(e) else {
                     return Err((buf, QueueError::TableFull));
@@ -446,7 +492,7 @@ impl<B> NeighTable<B> {
         {
             return Err((buf, QueueError::Resolved(e.mac)));
         }
-        self.push_queue(slot, buf)
+        self.push_queue(slot, buf, bytes)
             .map_err(|b| (b, QueueError::QueueFull))
     }
 
@@ -477,12 +523,12 @@ impl<B> NeighTable<B> {
         &mut self,
         now: Instant,
         port: PortId,
-        ip: Ipv4Addr,
+        ip: A,
         mac: MacAddr,
         how: Learn,
         mut release: impl FnMut(B),
     ) -> usize {
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || !mac.is_unicast() {
+        if !ip.is_neighbour() || !mac.is_unicast() {
             return 0;
         }
         let slot = match self.slot_of(port, ip) {
@@ -500,6 +546,7 @@ impl<B> NeighTable<B> {
                     qhead: NIL,
                     qtail: NIL,
                     qlen: 0,
+                    qbytes: 0,
                 };
                 self.insert(e);
                 return 0;
@@ -520,8 +567,9 @@ impl<B> NeighTable<B> {
     }
 
     /// Drive timers: retransmit requests, fail resolutions that ran out of probes (their
-    /// packets go to `failed` with [`DropReason::NeighTimeout`]), age reachable entries to stale
-    /// and remove stale ones unused for `gc_stale_time`. Call every 100 ms to 1 s; O(entries).
+    /// packets go to `failed` with [`DropReason::NeighTimeout`]), start probing delayed entries,
+    /// age reachable entries to stale and remove stale ones unused for `gc_stale_time`. Call
+    /// every 100 ms to 1 s; O(entries).
     pub fn on_tick(&mut self, now: Instant, mut failed: impl FnMut(B, DropReason)) {
         let c = self.cfg;
         for slot in 0..self.slots.len() {
@@ -547,6 +595,20 @@ impl<B> NeighTable<B> {
                         self.remove_slot(slot, |b| failed(b, DropReason::NeighTimeout));
                     }
                 }
+                NeighState::Delay => {
+                    if now < e.next_probe {
+                        continue;
+                    }
+                    e.state = NeighState::Probe;
+                    e.probes = 1;
+                    e.next_probe = now + c.retrans_time;
+                    let s = Solicit {
+                        port: e.port,
+                        ip: e.ip,
+                        unicast: Some(e.mac),
+                    };
+                    self.solicit(s);
+                }
                 NeighState::Reachable => {
                     if now >= e.confirmed + c.reachable_time {
                         e.state = NeighState::Stale;
@@ -562,14 +624,14 @@ impl<B> NeighTable<B> {
         }
     }
 
-    /// Hand out the ARP requests to send, oldest first, and forget them.
-    /// Whether ARP requests are waiting to be sent ([`NeighTable::drain_solicits`]).
+    /// Whether requests are waiting to be sent ([`NeighTable::drain_solicits`]).
     #[inline]
     pub fn has_solicits(&self) -> bool {
         !self.solicits.is_empty()
     }
 
-    pub fn drain_solicits(&mut self, mut f: impl FnMut(Solicit)) {
+    /// Hand out the requests to send, oldest first, and forget them.
+    pub fn drain_solicits(&mut self, mut f: impl FnMut(Solicit<A>)) {
         for s in self.solicits.drain(..) {
             f(s);
         }
@@ -582,10 +644,10 @@ impl<B> NeighTable<B> {
         &mut self,
         now: Instant,
         port: PortId,
-        ip: Ipv4Addr,
+        ip: A,
         mac: MacAddr,
         release: impl FnMut(B),
-    ) -> Result<usize, NeighError> {
+    ) -> Result<usize, NeighError<A>> {
         if self.slot_of(port, ip).is_none() && self.free_slots.is_empty() && !self.evict_one() {
             return Err(NeighError::TableFull(self.cfg.max_entries));
         }
@@ -611,6 +673,7 @@ impl<B> NeighTable<B> {
             qhead: NIL,
             qtail: NIL,
             qlen: 0,
+            qbytes: 0,
         };
         self.insert(e)
             .map(|_| 0)
@@ -621,9 +684,9 @@ impl<B> NeighTable<B> {
     pub fn remove(
         &mut self,
         port: PortId,
-        ip: Ipv4Addr,
+        ip: A,
         dropped: impl FnMut(B),
-    ) -> Result<(), NeighError> {
+    ) -> Result<(), NeighError<A>> {
         let slot = self
             .slot_of(port, ip)
             .ok_or(NeighError::NotFound(port, ip))?;
@@ -632,25 +695,25 @@ impl<B> NeighTable<B> {
     }
 
     /// One entry.
-    pub fn get(&self, port: PortId, ip: Ipv4Addr) -> Option<NeighInfo> {
+    pub fn get(&self, port: PortId, ip: A) -> Option<NeighInfo<A>> {
         self.slot_of(port, ip)
             .and_then(|s| self.slots[s].as_ref())
             .map(info)
     }
 
     /// Every entry, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = NeighInfo> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = NeighInfo<A>> + '_ {
         self.slots.iter().filter_map(|e| e.as_ref().map(info))
     }
 }
 
-fn info(e: &Entry) -> NeighInfo {
+fn info<A: NeighAddr>(e: &Entry<A>) -> NeighInfo<A> {
     NeighInfo {
         port: e.port,
         ip: e.ip,
         mac: (e.state != NeighState::Incomplete).then_some(e.mac),
         state: e.state,
-        queued: usize::from(e.qlen),
+        queued: e.qlen as usize,
     }
 }
 
@@ -682,14 +745,18 @@ mod tests {
 
     #[test]
     fn queue_then_reply_releases_in_order() {
-        let mut t = NeighTable::<u32>::new(NeighConfig::default());
+        let cfg = NeighConfig {
+            queue_bytes: 180,
+            ..NeighConfig::default()
+        };
+        let mut t = NeighTable::<u32>::new(cfg);
         assert_eq!(t.resolve(secs(0), 0, ip(2)), Resolve::Pending);
-        t.queue(secs(0), 0, ip(2), 1).unwrap();
-        t.queue(secs(0), 0, ip(2), 2).unwrap();
-        t.queue(secs(0), 0, ip(2), 3).unwrap();
-        // Per-entry bound: the fourth comes back.
+        t.queue(secs(0), 0, ip(2), 1, 60).unwrap();
+        t.queue(secs(0), 0, ip(2), 2, 60).unwrap();
+        t.queue(secs(0), 0, ip(2), 3, 60).unwrap();
+        // Per-entry bound (180 bytes of 60-byte frames): the fourth comes back.
         assert_eq!(
-            t.queue(secs(0), 0, ip(2), 4),
+            t.queue(secs(0), 0, ip(2), 4, 60),
             Err((4, QueueError::QueueFull))
         );
         assert_eq!(
@@ -712,7 +779,7 @@ mod tests {
         assert_eq!(t.queued(), 0);
         assert_eq!(t.resolve(ms(400), 0, ip(2)), Resolve::Known(MAC));
         assert_eq!(
-            t.queue(ms(400), 0, ip(2), 5),
+            t.queue(ms(400), 0, ip(2), 5, 60),
             Err((5, QueueError::Resolved(MAC)))
         );
         // Same IP on another port is another neighbour.
@@ -727,15 +794,15 @@ mod tests {
         };
         let mut t = NeighTable::<u32>::new(cfg);
         for i in 0..4 {
-            t.queue(secs(0), 0, ip(10 + i as u8), i).unwrap();
+            t.queue(secs(0), 0, ip(10 + i as u8), i, 60).unwrap();
         }
         assert_eq!(
-            t.queue(secs(0), 0, ip(20), 9),
+            t.queue(secs(0), 0, ip(20), 9, 60),
             Err((9, QueueError::QueueFull))
         );
         // Freed slots are reused after a release.
         t.learn(secs(0), 0, ip(10), MAC, Learn::UpdateOnly, |_| {});
-        t.queue(secs(0), 0, ip(20), 9).unwrap();
+        t.queue(secs(0), 0, ip(20), 9, 60).unwrap();
         assert_eq!(t.queued(), 4);
     }
 
@@ -743,7 +810,7 @@ mod tests {
     fn retransmit_then_timeout() {
         let mut t = NeighTable::<u32>::new(NeighConfig::default());
         let mut failed = Vec::new();
-        t.queue(secs(0), 0, ip(2), 7).unwrap();
+        t.queue(secs(0), 0, ip(2), 7, 60).unwrap();
         assert_eq!(solicits(&mut t).len(), 1);
         // Not before a second has passed.
         t.on_tick(ms(999), |b, r| failed.push((b, r)));
@@ -764,6 +831,37 @@ mod tests {
     }
 
     #[test]
+    fn an_oversized_frame_still_waits_alone() {
+        let cfg = NeighConfig {
+            queue_bytes: 100,
+            ..NeighConfig::default()
+        };
+        let mut t = NeighTable::<u32>::new(cfg);
+        t.queue(secs(0), 0, ip(2), 1, 1500).unwrap();
+        assert_eq!(
+            t.queue(secs(0), 0, ip(2), 2, 60),
+            Err((2, QueueError::QueueFull))
+        );
+    }
+
+    /// A burst of new connections to a neighbour nobody has resolved yet (a real server just
+    /// added): with Linux's default byte budget, 500 SYN-sized frames all wait and leave in
+    /// arrival order once the reply comes.
+    #[test]
+    fn a_burst_to_a_new_neighbour_is_held_and_released_in_order() {
+        let mut t = NeighTable::<u32>::new(NeighConfig::default());
+        for i in 0..500 {
+            t.queue(ms(u64::from(i)), 0, ip(2), i, 74).unwrap();
+        }
+        assert_eq!(t.queued(), 500);
+        assert_eq!(solicits(&mut t).len(), 1);
+        let mut out = Vec::new();
+        t.learn(ms(600), 0, ip(2), MAC, Learn::Create, |b| out.push(b));
+        assert_eq!(out, (0..500).collect::<Vec<_>>());
+        assert_eq!(t.queued(), 0);
+    }
+
+    #[test]
     fn reachable_stale_probe_and_gc() {
         let mut t = NeighTable::<u32>::new(NeighConfig::default());
         t.learn(secs(0), 0, ip(2), MAC, Learn::Create, |_| {});
@@ -772,8 +870,15 @@ mod tests {
         assert_eq!(t.get(0, ip(2)).unwrap().state, NeighState::Reachable);
         t.on_tick(secs(30), |_, _| {});
         assert_eq!(t.get(0, ip(2)).unwrap().state, NeighState::Stale);
-        // Used while stale: still sent to, and a unicast probe goes out.
+        // Used while stale: still sent to; it waits (Delay) before probing.
         assert_eq!(t.resolve(secs(31), 0, ip(2)), Resolve::Known(MAC));
+        assert_eq!(t.get(0, ip(2)).unwrap().state, NeighState::Delay);
+        t.on_tick(ms(35_999), |_, _| {});
+        assert!(solicits(&mut t).is_empty());
+        // No confirmation within delay_first_probe (5 s): a unicast probe goes out.
+        t.on_tick(secs(36), |_, _| {});
+        assert_eq!(t.get(0, ip(2)).unwrap().state, NeighState::Probe);
+        assert_eq!(t.resolve(secs(36), 0, ip(2)), Resolve::Known(MAC));
         assert_eq!(
             solicits(&mut t),
             [Solicit {
@@ -783,15 +888,44 @@ mod tests {
             }]
         );
         // A reply confirms it.
-        t.learn(ms(31_200), 0, ip(2), MAC, Learn::UpdateOnly, |_| {});
+        t.learn(ms(36_200), 0, ip(2), MAC, Learn::UpdateOnly, |_| {});
         assert_eq!(t.get(0, ip(2)).unwrap().state, NeighState::Reachable);
         // Unused stale entries go after gc_stale_time.
-        t.on_tick(ms(61_200), |_, _| {});
+        t.on_tick(ms(66_200), |_, _| {});
         assert_eq!(t.get(0, ip(2)).unwrap().state, NeighState::Stale);
-        t.on_tick(ms(91_199), |_, _| {});
+        t.on_tick(ms(96_199), |_, _| {});
         assert!(t.get(0, ip(2)).is_some());
-        t.on_tick(ms(91_200), |_, _| {});
+        t.on_tick(ms(96_200), |_, _| {});
         assert!(t.get(0, ip(2)).is_none());
+    }
+
+    /// Re-confirming a stale entry holds nothing back: every packet during Delay and Probe goes
+    /// to the known MAC, and an answer to the first probe keeps the entry.
+    #[test]
+    fn reconfirmation_never_holds_traffic() {
+        let mut t = NeighTable::<u32>::new(NeighConfig::default());
+        t.learn(secs(0), 0, ip(2), MAC, Learn::Create, |_| {});
+        for m in (30_000..35_500).step_by(10) {
+            t.on_tick(ms(m), |_, _| panic!("nothing fails"));
+            assert_eq!(t.resolve(ms(m), 0, ip(2)), Resolve::Known(MAC));
+        }
+        assert_eq!(solicits(&mut t).len(), 1);
+        t.learn(ms(35_500), 0, ip(2), MAC, Learn::UpdateOnly, |_| {});
+        assert_eq!(t.get(0, ip(2)).unwrap().state, NeighState::Reachable);
+        assert_eq!(t.queued(), 0);
+    }
+
+    /// A confirmation while the entry waits in Delay (the neighbour's own ARP request to us, a
+    /// gratuitous announcement) makes it reachable without any probe.
+    #[test]
+    fn confirmed_during_delay_needs_no_probe() {
+        let mut t = NeighTable::<u32>::new(NeighConfig::default());
+        t.learn(secs(0), 0, ip(2), MAC, Learn::Create, |_| {});
+        assert_eq!(t.resolve(secs(31), 0, ip(2)), Resolve::Known(MAC));
+        t.learn(secs(33), 0, ip(2), MAC, Learn::UpdateOnly, |_| {});
+        t.on_tick(secs(40), |_, _| {});
+        assert_eq!(t.get(0, ip(2)).unwrap().state, NeighState::Reachable);
+        assert!(solicits(&mut t).is_empty());
     }
 
     #[test]
@@ -799,12 +933,32 @@ mod tests {
         let mut t = NeighTable::<u32>::new(NeighConfig::default());
         t.learn(secs(0), 0, ip(2), MAC, Learn::Create, |_| {});
         assert_eq!(t.resolve(secs(40), 0, ip(2)), Resolve::Known(MAC));
-        for s in [41, 42, 43] {
+        // Delay until 45 s, then probes at 45, 46, 47; no answer: gone at 48 s.
+        for s in [45, 46, 47] {
             t.on_tick(secs(s), |_, _| {});
+            assert_eq!(t.resolve(secs(s), 0, ip(2)), Resolve::Known(MAC));
         }
         assert_eq!(solicits(&mut t).len(), 3);
+        t.on_tick(secs(48), |_, _| {});
         assert!(t.get(0, ip(2)).is_none());
-        assert_eq!(t.resolve(secs(43), 0, ip(2)), Resolve::Pending);
+        assert_eq!(t.resolve(secs(48), 0, ip(2)), Resolve::Pending);
+    }
+
+    /// The same machine over IPv6 addresses (Neighbour Discovery uses it).
+    #[test]
+    fn ipv6_neighbours() {
+        let a: Ipv6Addr = "2001:2::11".parse().unwrap();
+        let mut t = NeighTable::<u32, Ipv6Addr>::new(NeighConfig::default());
+        t.queue(secs(0), 0, a, 1, 86).unwrap();
+        let mut out = Vec::new();
+        t.learn(secs(0), 0, a, MAC, Learn::Create, |b| out.push(b));
+        assert_eq!(out, [1]);
+        assert_eq!(t.resolve(secs(1), 0, a), Resolve::Known(MAC));
+        // Multicast and unspecified senders are never learnt.
+        for junk in [Ipv6Addr::UNSPECIFIED, "ff02::1".parse().unwrap()] {
+            t.learn(secs(1), 0, junk, MAC, Learn::Create, |_| {});
+            assert!(t.get(0, junk).is_none());
+        }
     }
 
     #[test]
@@ -834,13 +988,13 @@ mod tests {
         t.learn(secs(2), 0, ip(4), MAC, Learn::Create, |_| {});
         assert!(t.get(0, ip(4)).is_none());
         // Resolution evicts the least recently used resolved entry (ip 2).
-        t.queue(secs(3), 0, ip(4), 1).unwrap();
+        t.queue(secs(3), 0, ip(4), 1, 60).unwrap();
         assert!(t.get(0, ip(2)).is_none());
         assert!(t.get(0, ip(3)).is_some());
-        t.queue(secs(3), 0, ip(5), 2).unwrap(); // evicts ip 3
+        t.queue(secs(3), 0, ip(5), 2, 60).unwrap(); // evicts ip 3
         // Now both entries have waiting packets: nothing to evict.
         assert_eq!(
-            t.queue(secs(3), 0, ip(6), 3),
+            t.queue(secs(3), 0, ip(6), 3, 60),
             Err((3, QueueError::TableFull))
         );
         assert_eq!(t.len(), 2);
@@ -849,7 +1003,7 @@ mod tests {
     #[test]
     fn static_entries() {
         let mut t = NeighTable::<u32>::new(NeighConfig::default());
-        t.queue(secs(0), 0, ip(2), 1).unwrap();
+        t.queue(secs(0), 0, ip(2), 1, 60).unwrap();
         let mut out = Vec::new();
         assert_eq!(t.add_static(secs(0), 0, ip(2), MAC, |b| out.push(b)), Ok(1));
         assert_eq!(out, [1]);

@@ -132,6 +132,7 @@ impl<B: PacketBuf> State<B> {
             }
             // A new connection on a client port whose old one is closing: expire it and
             // schedule anew (IPVS conn_reuse_mode).
+            self.counters.conn_reuses += 1;
             self.remove_conn(tables, id, true);
         }
         // The service is looked up once per new connection; everything after borrows it.

@@ -20,6 +20,10 @@ pub struct WorkerStats {
     pub tx_packets: AtomicU64,
     pub tx_bytes: AtomicU64,
     pub ipv4_options: AtomicU64,
+    /// Connections ended early because their client opened a new one on the same port while
+    /// they were closing (TIME_WAIT or CLOSE; IPVS's `conn_reuse_mode`); the SYN was scheduled
+    /// anew.
+    pub conn_reuses: AtomicU64,
     pub conns: AtomicU64,
     pub conn_capacity: AtomicU64,
     pub neigh_entries: AtomicU64,
@@ -36,6 +40,7 @@ impl Default for WorkerStats {
             tx_packets: AtomicU64::new(0),
             tx_bytes: AtomicU64::new(0),
             ipv4_options: AtomicU64::new(0),
+            conn_reuses: AtomicU64::new(0),
             conns: AtomicU64::new(0),
             conn_capacity: AtomicU64::new(0),
             neigh_entries: AtomicU64::new(0),
@@ -66,6 +71,7 @@ pub(super) struct Counters {
     pub(super) tx_packets: u64,
     pub(super) tx_bytes: u64,
     pub(super) ipv4_options: u64,
+    pub(super) conn_reuses: u64,
 }
 
 /// A connection as listings show it (`ipvsadm -Lc`).

@@ -126,9 +126,18 @@ impl Harness {
         Harness::build(1024, Timeouts::default())
     }
 
+    /// As [`Harness::new`], with this neighbour-table configuration.
+    fn with_neigh(neigh: NeighConfig) -> Harness {
+        Harness::build_with(1024, Timeouts::default(), neigh)
+    }
+
     /// TCP VIP:80 wrr (RS1 weight 3, RS2 weight 1), UDP VIP:53 rr (RS1, RS2), and TCP
     /// VIP:8080 with one direct-routing dest (no data path yet).
     fn build(conn_capacity: usize, timeouts: Timeouts) -> Harness {
+        Harness::build_with(conn_capacity, timeouts, NeighConfig::default())
+    }
+
+    fn build_with(conn_capacity: usize, timeouts: Timeouts, neigh: NeighConfig) -> Harness {
         let mut services = ServiceTable::new(1);
         let add =
             |s: &mut ServiceTable, key, sched, dests: &[(Ipv4Addr, u16, ForwardMethod, u32)]| {
@@ -173,7 +182,7 @@ impl Harness {
                 },
             ],
             conn_capacity,
-            neigh: NeighConfig::default(),
+            neigh,
             workers: 1,
         };
         let stats = Arc::new(WorkerStats::default());
@@ -909,7 +918,12 @@ fn packets_of_a_deleted_dest_are_dropped_and_the_connection_forgotten() {
 
 #[test]
 fn neighbour_queue_overflow_timeout_and_alloc_failure_are_counted() {
-    let mut h = Harness::new();
+    // Room for three SYN frames per unresolved neighbour.
+    let syn_len = client_syn(1).len();
+    let mut h = Harness::with_neigh(NeighConfig {
+        queue_bytes: 3 * syn_len,
+        ..NeighConfig::default()
+    });
     h.learn(CLIENT_NET, CIP, CLIENT_MAC);
     // The real servers never answer. wrr 3:1 picks RS1, RS1, RS2, RS1, RS1: one ARP request per
     // server, three SYNs wait for RS1 and one for RS2, the fifth overflows RS1's queue.
@@ -935,6 +949,43 @@ fn neighbour_queue_overflow_timeout_and_alloc_failure_are_counted() {
     }
     assert_eq!(h.drops(DropReason::NeighTimeout), 4);
     assert_eq!(h.drops(DropReason::NoBuffer), 2);
+}
+
+/// A burst of new connections to real servers nobody has resolved yet (just added): every SYN
+/// waits (Linux's byte budget per neighbour), and each server's share leaves in arrival order
+/// when its ARP reply comes; nothing is dropped.
+#[test]
+fn a_syn_burst_to_unresolved_servers_waits_and_leaves_in_order() {
+    let mut h = Harness::new();
+    h.learn(CLIENT_NET, CIP, CLIENT_MAC);
+    let mut asked = Vec::new();
+    for cport in 1..=400 {
+        for (_, f) in h.rx(CLIENT_NET, client_syn(cport)) {
+            asked.push(parse_arp(&f).unwrap().tpa);
+        }
+    }
+    assert_eq!(asked, [RIP1, RIP2]);
+    let mut released = Vec::new();
+    for (rip, mac) in [(RIP1, RS1_MAC), (RIP2, RS2_MAC)] {
+        let reply = arp_frame(PORT1_MAC, ARP_REPLY, mac, rip, PORT1_MAC, DIP1);
+        for (port, f) in h.rx(SERVER_NET, reply) {
+            assert_eq!(port, SERVER_NET);
+            let v = verify_frame(&f).unwrap();
+            assert_eq!((v.dst, v.dst_mac), (rip, mac));
+            released.push((rip, v.sport));
+        }
+    }
+    assert_eq!(released.len(), 400);
+    for rip in [RIP1, RIP2] {
+        let ports: Vec<u16> = released
+            .iter()
+            .filter(|r| r.0 == rip)
+            .map(|r| r.1)
+            .collect();
+        assert!(ports.windows(2).all(|w| w[0] < w[1]), "{rip}: out of order");
+    }
+    h.worker.publish_stats();
+    assert_eq!(h.stats.drops().map(|(_, n)| n).sum::<u64>(), 0);
 }
 
 // ---- 7. Snapshot swap ---------------------------------------------------------------------

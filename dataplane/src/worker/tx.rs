@@ -90,7 +90,8 @@ impl<B: PacketBuf> State<B> {
             }
             Resolve::Pending => {
                 self.next_hops.invalidate();
-                match self.neigh.queue(now, port, nh.gateway_or_dst, buf) {
+                let bytes = buf.len();
+                match self.neigh.queue(now, port, nh.gateway_or_dst, buf, bytes) {
                     Ok(()) => {}
                     Err((b, QueueError::Resolved(dst_mac))) => {
                         send_resolved(&mut self.counters, io, port, mac, set_dst_mac(b, dst_mac))

@@ -32,6 +32,7 @@ fn nud_name(s: NeighState) -> &'static str {
         NeighState::Incomplete => "INCOMPLETE",
         NeighState::Reachable => "REACHABLE",
         NeighState::Stale => "STALE",
+        NeighState::Delay => "DELAY",
         NeighState::Probe => "PROBE",
         NeighState::Permanent => "PERMANENT",
     }

@@ -573,6 +573,41 @@ fn a_client_port_reused_after_time_wait_opens_a_fresh_connection() {
     let v = h.client_to_rs(701, SYN, b"");
     assert_eq!(v.dst, rip);
     assert_eq!(h.worker.conn_count(), 2);
+    // A connection reset (CLOSE) is reused the same way.
+    h.client_to_rs(701, TcpFlags::RST, b"");
+    assert_eq!(h.state(701), "CLOSE");
+    h.client_to_rs(701, SYN, b"");
+    assert_eq!(h.state(701), "SYN_RECV");
+    h.worker.publish_stats();
+    assert_eq!(h.stats.conn_reuses.load(Ordering::Relaxed), 2);
+}
+
+/// FULLNAT: a client port reused while its old connection is in TIME_WAIT gets a fresh
+/// connection with another local port (the freed one goes to the back of the pool), so the real
+/// server, which may still hold the old (LIP, lport) in TIME_WAIT, sees a new 4-tuple.
+#[test]
+fn fullnat_port_reuse_takes_a_fresh_local_port() {
+    let mut h = Harness::new();
+    h.learn_all();
+    let (_, lip, lport, rip) = fnat_in(&mut h, 800, SYN, &[], b"");
+    fnat_out(&mut h, rip, lip, lport, 800, SYN_ACK, &[]);
+    fnat_in(&mut h, 800, ACK, &[], b"");
+    fnat_in(&mut h, 800, FIN_ACK, &[], b"");
+    fnat_out(&mut h, rip, lip, lport, 800, FIN_ACK, &[]);
+    fnat_in(&mut h, 800, ACK, &[], b"");
+    let (_, lip2, lport2, rip2) = fnat_in(&mut h, 800, SYN, &[], b"");
+    assert_ne!((lip2, lport2, rip2), (lip, lport, rip));
+    assert_eq!(h.worker.conn_count(), 1);
+    // The new connection answers on its own local port; the old one is gone.
+    fnat_out(&mut h, rip2, lip2, lport2, 800, SYN_ACK, &[]);
+    let stale = tcp_frame(
+        &FrameSpec::new(rip, 80, lip, lport).macs(rs_mac(rip), PORT1_MAC),
+        ACK,
+        b"",
+    );
+    h.expect_drop(SERVER_NET, stale, DropReason::LocalNotService);
+    h.worker.publish_stats();
+    assert_eq!(h.stats.conn_reuses.load(Ordering::Relaxed), 1);
 }
 
 #[test]
