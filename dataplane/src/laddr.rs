@@ -13,10 +13,15 @@
 //!   names its owning worker by `lport % n`, which is what flow steering (docs/architecture.md section 3,
 //!   issue 6) relies on to send it to the worker holding the connection.
 //! - One pool per `(LIP, RIP, rport)`: the same lport is reused towards different real servers,
-//!   since the out-tuple `RIP:rport -> LIP:lport` stays unique. A pool is a FIFO of released ports
-//!   plus a cursor over never-used ones: allocation and release are O(1), memory grows only with
-//!   ports actually used, and a released port goes to the back of the queue, so the real server's
-//!   TIME_WAIT on it has the longest time to pass before it is used again.
+//!   since the out-tuple `RIP:rport -> LIP:lport` stays unique. A pool is a cursor over
+//!   never-used ports plus a FIFO of released ones: allocation and release are O(1), memory grows
+//!   only with ports actually used. Never-used ports go first, and a released port goes to the
+//!   back of the queue: the real server may still hold the old connection on `LIP:lport` in
+//!   TIME_WAIT (it usually closes first), and a SYN from another client's connection on that
+//!   tuple, with unrelated sequence numbers and timestamps, is answered with an ACK for the old
+//!   one instead of a SYN-ACK (the client then resets and retries a second later). So a port is
+//!   reused as late as possible: after every port of the pool has been used once, and then
+//!   oldest release first.
 //! - A port is handed out to at most one live connection; on exhaustion the new connection is
 //!   refused (`lport_exhausted`), never given a port in use.
 
@@ -224,12 +229,11 @@ impl LportAlloc {
             pool.fresh = Self::first_port(worker, n);
             pool.n = n as u32;
         }
-        if let Some(p) = pool.released.pop_front() {
+        if let Ok(p) = u16::try_from(pool.fresh) {
+            pool.fresh += n as u32;
             return Some(p);
         }
-        let p = u16::try_from(pool.fresh).ok()?;
-        pool.fresh += n as u32;
-        Some(p)
+        pool.released.pop_front()
     }
 
     /// Give back an lport allocated by [`LportAlloc::alloc`].
@@ -314,8 +318,20 @@ mod tests {
         assert_ne!(p1, p3);
         a.release(LIP, RIP1, 80, p1);
         a.release(LIP, RIP1, 80, p3);
-        // Released ports come back oldest first.
-        assert_eq!(a.alloc(1, LIP, RIP1, 80), Some(p1));
+        // Never-used ports first: a released one may still be in TIME_WAIT at the server.
+        let fresh = a.alloc(1, LIP, RIP1, 80).unwrap();
+        assert!(![p1, p3].contains(&fresh));
+        // Use up the pool: then released ports come back, oldest first.
+        let mut last = fresh;
+        while let Some(p) = a.alloc(1, LIP, RIP1, 80) {
+            if p == p1 {
+                break;
+            }
+            assert!(p > last, "fresh ports in order");
+            last = p;
+        }
+        assert_eq!(last, 65535);
         assert_eq!(a.alloc(1, LIP, RIP1, 80), Some(p3));
+        assert_eq!(a.alloc(1, LIP, RIP1, 80), None);
     }
 }

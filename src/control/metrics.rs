@@ -171,6 +171,7 @@ struct Families {
     mempool_size: IntGaugeVec,
     neigh_entries: IntGaugeVec,
     neigh_unresolved_drops: IntCounterVec,
+    neigh_solicits: IntCounterVec,
     laddr_used: IntGaugeVec,
     laddr_misses: IntCounterVec,
     laddr_ports: IntGaugeVec,
@@ -429,6 +430,12 @@ impl Families {
                 "Packets dropped waiting for ARP (queue full or resolution timed out).",
                 WORKER,
             ),
+            neigh_solicits: counter(
+                "rvs_neighbour_solicits_total",
+                "ARP requests sent: kind=\"request\" (broadcast, resolving) or \"probe\" \
+                 (unicast, re-confirming a known neighbour).",
+                &["worker", "kind"],
+            ),
             laddr_used: gauge(
                 "rvs_laddr_used_ports",
                 "FULLNAT local ports in use on a local address (one per connection).",
@@ -525,6 +532,7 @@ impl Families {
             &self.mempool_size,
             &self.neigh_entries,
             &self.neigh_unresolved_drops,
+            &self.neigh_solicits,
             &self.laddr_used,
             &self.laddr_misses,
             &self.laddr_ports,
@@ -593,6 +601,7 @@ impl Families {
             mempool_size,
             neigh_entries,
             neigh_unresolved_drops,
+            neigh_solicits,
             exc_to_packets,
             exc_to_bytes,
             exc_from_packets,
@@ -774,6 +783,11 @@ impl Families {
                 self.drops
                     .with_label_values(&[id.as_str(), reason.label()])
                     .inc_by(n);
+            }
+            for (kind, c) in [("request", &s.neigh_requests), ("probe", &s.neigh_probes)] {
+                self.neigh_solicits
+                    .with_label_values(&[id.as_str(), kind])
+                    .inc_by(load(c));
             }
             self.neigh_unresolved_drops.with_label_values(&l).inc_by(
                 s.drop_count(DropReason::NeighQueueFull) + s.drop_count(DropReason::NeighTimeout),

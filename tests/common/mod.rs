@@ -294,9 +294,12 @@ pub fn cores_for(workers: usize) -> String {
 }
 
 /// An af_packet device on `iface` with one queue pair per worker (the kernel's fanout hash
-/// spreads flows over them, so packets arrive on workers that do not own them).
-pub fn af_packet(index: usize, iface: &str, workers: usize) -> String {
-    format!("net_af_packet{index},iface={iface},qpairs={workers}")
+/// spreads flows over them, so packets arrive on workers that do not own them), and kernel rings
+/// of `frames` frames (DPDK's default is 512): a test machine shares its cores with the clients
+/// and servers, and a worker that is descheduled for a few milliseconds must not overflow them
+/// (docs/operations.md, "af_packet ports").
+pub fn af_packet(index: usize, iface: &str, workers: usize, frames: u32) -> String {
+    format!("net_af_packet{index},iface={iface},qpairs={workers},framecnt={frames}")
 }
 
 /// Redirect counters summed over the workers' exit summary lines: (sent, received, ring
@@ -369,6 +372,8 @@ pub struct DirectorConf<'a> {
     pub idle_sleep_us: u32,
     /// `kernel = { ... }` on every port (a kernel twin; the text goes between the braces).
     pub kernel: Option<&'a str>,
+    /// Frames in each af_packet kernel ring.
+    pub ring_frames: u32,
     pub extra: &'a str,
 }
 
@@ -385,6 +390,7 @@ impl<'a> DirectorConf<'a> {
             conn_capacity: 4096,
             idle_sleep_us: 50,
             kernel: None,
+            ring_frames: 4096,
             extra: "",
         }
     }
@@ -410,7 +416,7 @@ impl<'a> DirectorConf<'a> {
         for (i, iface, ip, faces) in ports {
             c.push_str(&format!(
                 "\n[[port]]\nname = \"dp{i}\"\ndevice = \"{}\"\n",
-                af_packet(*i, iface, self.queues)
+                af_packet(*i, iface, self.queues, self.ring_frames)
             ));
             if self.faces {
                 c.push_str(&format!("faces = \"{faces}\"\n"));

@@ -330,6 +330,8 @@ impl<B: PacketBuf> Worker<B> {
         s.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
         s.ipv4_options.store(c.ipv4_options, Ordering::Relaxed);
         s.conn_reuses.store(c.conn_reuses, Ordering::Relaxed);
+        s.neigh_requests.store(c.neigh_requests, Ordering::Relaxed);
+        s.neigh_probes.store(c.neigh_probes, Ordering::Relaxed);
         s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
         s.neigh_entries
             .store(st.neigh.len() as u64, Ordering::Relaxed);

@@ -24,6 +24,10 @@ pub struct WorkerStats {
     /// they were closing (TIME_WAIT or CLOSE; IPVS's `conn_reuse_mode`); the SYN was scheduled
     /// anew.
     pub conn_reuses: AtomicU64,
+    /// Broadcast ARP requests sent to resolve a neighbour.
+    pub neigh_requests: AtomicU64,
+    /// Unicast ARP requests sent to re-confirm a known neighbour (`Probe` state).
+    pub neigh_probes: AtomicU64,
     pub conns: AtomicU64,
     pub conn_capacity: AtomicU64,
     pub neigh_entries: AtomicU64,
@@ -41,6 +45,8 @@ impl Default for WorkerStats {
             tx_bytes: AtomicU64::new(0),
             ipv4_options: AtomicU64::new(0),
             conn_reuses: AtomicU64::new(0),
+            neigh_requests: AtomicU64::new(0),
+            neigh_probes: AtomicU64::new(0),
             conns: AtomicU64::new(0),
             conn_capacity: AtomicU64::new(0),
             neigh_entries: AtomicU64::new(0),
@@ -72,6 +78,8 @@ pub(super) struct Counters {
     pub(super) tx_bytes: u64,
     pub(super) ipv4_options: u64,
     pub(super) conn_reuses: u64,
+    pub(super) neigh_requests: u64,
+    pub(super) neigh_probes: u64,
 }
 
 /// A connection as listings show it (`ipvsadm -Lc`).

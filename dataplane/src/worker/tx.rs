@@ -135,6 +135,11 @@ impl<B: PacketBuf> State<B> {
             }
             counters.tx_packets += 1;
             counters.tx_bytes += b.len() as u64;
+            if s.unicast.is_some() {
+                counters.neigh_probes += 1;
+            } else {
+                counters.neigh_requests += 1;
+            }
             io.transmit(s.port, b);
         });
     }
