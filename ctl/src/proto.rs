@@ -613,6 +613,16 @@ pub struct WorkerInfo {
     pub redirects_received: u64,
     pub conns: u64,
     pub conn_capacity: u64,
+    /// Packets the tx queue would not take after retries.
+    pub tx_dropped: u64,
+    /// Packets freed because the redirect ring to their owner was full.
+    pub ring_overflows: u64,
+    /// Multi-segment mbufs dropped before the dataplane.
+    pub rx_chained: u64,
+    /// Packets dropped by the dataplane, every reason (by reason: `/metrics`).
+    pub drops: u64,
+    /// Closing connections ended by a new SYN on the same client port.
+    pub conn_reuses: u64,
 }
 
 /// A FULLNAT local address as given to `--add-laddr`/`--del-laddr`.

@@ -338,6 +338,11 @@ pub fn workers(workers: &[WorkerInfo]) -> String {
             w.redirects_sent,
             w.redirects_received
         );
+        let _ = writeln!(
+            out,
+            "    drops {} tx full {} redirect ring full {} chained {} conn reuses {}",
+            w.drops, w.tx_dropped, w.ring_overflows, w.rx_chained, w.conn_reuses
+        );
     }
     out
 }
@@ -361,6 +366,11 @@ pub fn workers_json(workers: &[WorkerInfo]) -> Value {
                     "redirects_received": w.redirects_received,
                     "conns": w.conns,
                     "conn_capacity": w.conn_capacity,
+                    "drops": w.drops,
+                    "tx_dropped": w.tx_dropped,
+                    "ring_overflows": w.ring_overflows,
+                    "rx_chained": w.rx_chained,
+                    "conn_reuses": w.conn_reuses,
                 })
             })
             .collect(),

@@ -161,6 +161,11 @@ fn table(r: &Request) -> Reply {
             redirects_received: 0,
             conns: 40,
             conn_capacity: 1048576,
+            tx_dropped: 1,
+            ring_overflows: 2,
+            rx_chained: 3,
+            drops: 4,
+            conn_reuses: 5,
         }]),
         _ => Reply::Ok,
     }
@@ -475,12 +480,14 @@ fn worker_show() {
         "\
 worker 0: lcore 1 queue 0 ports 2 busy 12.5% conns 40/1048576
     rx packets 100 bytes 6400 tx packets 99 bytes 6336 redirects sent 0 received 0
+    drops 4 tx full 1 redirect ring full 2 chained 3 conn reuses 5
 "
     );
     let (_, out, _, _) = run_with("-j worker", table);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["busy_ratio"], 0.125);
     assert_eq!(v[0]["redirects_sent"], 0);
+    assert_eq!(v[0]["ring_overflows"], 2);
 }
 
 #[test]

@@ -445,9 +445,8 @@ impl ControlPlane {
         )
     }
 
-    /// Per-worker load. The busy ratio is measured over [`BUSY_WINDOW`] (the loop publishes its
-    /// poll counts every 10 ms tick). Redirect counters are 0 until flow steering lands; they
-    /// will be read from the workers' stats.
+    /// Per-worker load and losses. The busy ratio is measured over [`BUSY_WINDOW`] (the loop
+    /// publishes its poll counts every 10 ms tick).
     fn list_workers(&self) -> Reply {
         let handles = lock(&self.workers).clone();
         let ports = u16::try_from(lock(&self.ports).len()).unwrap_or(u16::MAX);
@@ -481,10 +480,15 @@ impl ControlPlane {
                         tx_bytes: s.tx_bytes.load(Ordering::Relaxed),
                         busy_permille: u32::try_from((db * 1000).checked_div(dp).unwrap_or(0))
                             .unwrap_or(1000),
-                        redirects_sent: 0,
-                        redirects_received: 0,
+                        redirects_sent: h.loop_stats.redirects_sent.load(Ordering::Relaxed),
+                        redirects_received: h.loop_stats.redirects_received.load(Ordering::Relaxed),
                         conns: s.conns.load(Ordering::Relaxed),
                         conn_capacity: s.conn_capacity.load(Ordering::Relaxed),
+                        tx_dropped: h.loop_stats.tx_dropped.load(Ordering::Relaxed),
+                        ring_overflows: h.loop_stats.ring_overflows.load(Ordering::Relaxed),
+                        rx_chained: h.loop_stats.rx_chained.load(Ordering::Relaxed),
+                        drops: s.drops().map(|(_, n)| n).sum(),
+                        conn_reuses: s.conn_reuses.load(Ordering::Relaxed),
                     }
                 })
                 .collect(),
