@@ -118,6 +118,8 @@ fn operations_guide_lists_every_drop_reason() {
         .split_once("## Troubleshooting by drop reason")
         .expect("docs/operations.md has a \"Troubleshooting by drop reason\" section")
         .1;
+    // Up to the next section.
+    let section = section.split("\n## ").next().unwrap_or(section);
     let documented: BTreeSet<&str> = section
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
