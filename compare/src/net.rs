@@ -23,6 +23,8 @@ pub struct Net {
     pub mode: &'static str,
     repo: PathBuf,
     procs: Vec<(String, Child)>,
+    /// Client addresses handed out so far (see [`Net::fresh_client_address`]).
+    clients: u8,
 }
 
 /// Run `cmd`, require success, return stdout.
@@ -85,6 +87,7 @@ impl Net {
             mode,
             repo: repo.to_owned(),
             procs: Vec::new(),
+            clients: 0,
         })
     }
 
@@ -207,6 +210,31 @@ impl Net {
             self.wait_tcp_listen(&r, HTTP_PORT, &format!("nginx-{r}"))?;
         }
         Ok(())
+    }
+
+    /// Give the client a new source address (198.18.0.30, .31, ...) for what it sends to the
+    /// VIP and, on the routed network, to the servers. Each director gets its own: the servers
+    /// keep closed connections in TIME_WAIT for a minute, and a SYN from the same address and
+    /// port through another director (other TCP timestamps) would hit one of them and wait a
+    /// second for its retransmission.
+    pub fn fresh_client_address(&mut self) -> Result<String> {
+        anyhow::ensure!(self.clients < 200, "out of client addresses");
+        let a = format!("198.18.0.{}", 30 + u32::from(self.clients));
+        self.clients += 1;
+        self.sh("c", "ip", &["addr", "add", &format!("{a}/24"), "dev", "c0"])?;
+        self.sh(
+            "c",
+            "ip",
+            &["route", "replace", &format!("{VIP}/32"), "dev", "c0", "src", &a],
+        )?;
+        if self.mode == "nat" {
+            self.sh(
+                "c",
+                "ip",
+                &["route", "replace", "default", "via", "198.18.0.1", "src", &a],
+            )?;
+        }
+        Ok(a)
     }
 
     /// Forget the namespaces' neighbour caches (a director change moves who answers ARP).

@@ -239,6 +239,8 @@ fn director(
         }
     };
     let running = up.with_context(|| format!("set up {name}"))?;
+    let client = net.fresh_client_address()?;
+    eprintln!("   client address {client}");
     let outcome = loads(o, net, &running, results, skipped);
     // Take the director down whatever happened, then report the loads' error.
     if let Some(p) = &running.proc_name {
@@ -533,7 +535,7 @@ fn ipvs(net: &Net, name: &str, ipvsadm: &Path) -> Result<Running> {
 /// HAProxy's configuration: `mode tcp`, round robin over the two servers, `threads` threads.
 pub fn haproxy_conf(threads: u32, rips: [&str; 2]) -> String {
     format!(
-        "global\n    maxconn 100000\n    nbthread {threads}\n\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+        "global\n    maxconn 8000\n    nbthread {threads}\n\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
          frontend vip\n    bind {VIP}:{HTTP_PORT}\n    default_backend servers\n\n\
          backend servers\n    balance roundrobin\n    server rs1 {}:{HTTP_PORT}\n    server rs2 {}:{HTTP_PORT}\n",
         rips[0], rips[1]
