@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run the comparison on a namespace test network (root).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Draw the plots again from JSON reports.
     Plot {
         /// A comparison's compare.json.
@@ -137,13 +137,22 @@ fn beside(exe: &Path, name: &str) -> PathBuf {
     exe.with_file_name(name)
 }
 
-fn build(label: Option<&str>, rvsd: PathBuf, ipvsadm: Option<&PathBuf>, exe: &Path) -> Result<RvsBuild> {
+fn build(
+    label: Option<&str>,
+    rvsd: PathBuf,
+    ipvsadm: Option<&PathBuf>,
+    exe: &Path,
+) -> Result<RvsBuild> {
     let rvsd = std::fs::canonicalize(&rvsd).with_context(|| format!("rvsd {}", rvsd.display()))?;
     let ipvsadm = match ipvsadm {
         Some(p) => p.clone(),
         None => {
             let next = beside(&rvsd, "ipvsadm");
-            if next.exists() { next } else { beside(exe, "ipvsadm") }
+            if next.exists() {
+                next
+            } else {
+                beside(exe, "ipvsadm")
+            }
         }
     };
     anyhow::ensure!(
@@ -206,8 +215,8 @@ fn main() -> Result<()> {
             );
             std::fs::create_dir_all(&out)?;
             if let Some(c) = compare {
-                let text = std::fs::read_to_string(&c)
-                    .with_context(|| format!("read {}", c.display()))?;
+                let text =
+                    std::fs::read_to_string(&c).with_context(|| format!("read {}", c.display()))?;
                 let cmp: Comparison = serde_json::from_str(&text)
                     .with_context(|| format!("{}: not a compare.json", c.display()))?;
                 for f in plot::comparison(&cmp, &out)? {

@@ -82,6 +82,7 @@ impl Net {
     pub fn up(repo: &Path, id: &str, mode: &'static str) -> Result<Net> {
         run(Command::new(repo.join("scripts/testnet.sh")).args(["up", id, mode]))
             .with_context(|| format!("make the test network {id} ({mode})"))?;
+        eprintln!("network {id} ({mode}): namespaces {id}-*");
         Ok(Net {
             id: id.to_owned(),
             mode,
@@ -157,10 +158,14 @@ impl Net {
     /// Wait until something listens on TCP `port` in namespace `which`.
     pub fn wait_tcp_listen(&mut self, which: &str, port: u16, who: &str) -> Result<()> {
         let pat = format!(":{port} ");
-        wait_until(Duration::from_secs(15), &format!("{who} on port {port}"), || {
-            self.check_alive(who)?;
-            Ok(self.sh(which, "ss", &["-ltnH"])?.contains(&pat))
-        })
+        wait_until(
+            Duration::from_secs(15),
+            &format!("{who} on port {port}"),
+            || {
+                self.check_alive(who)?;
+                Ok(self.sh(which, "ss", &["-ltnH"])?.contains(&pat))
+            },
+        )
     }
 
     /// nginx (one worker, no access log) serving `rsN` on port [`HTTP_PORT`] in each real
@@ -225,13 +230,29 @@ impl Net {
         self.sh(
             "c",
             "ip",
-            &["route", "replace", &format!("{VIP}/32"), "dev", "c0", "src", &a],
+            &[
+                "route",
+                "replace",
+                &format!("{VIP}/32"),
+                "dev",
+                "c0",
+                "src",
+                &a,
+            ],
         )?;
         if self.mode == "nat" {
             self.sh(
                 "c",
                 "ip",
-                &["route", "replace", "default", "via", "198.18.0.1", "src", &a],
+                &[
+                    "route",
+                    "replace",
+                    "default",
+                    "via",
+                    "198.18.0.1",
+                    "src",
+                    &a,
+                ],
             )?;
         }
         Ok(a)
@@ -280,7 +301,10 @@ mod tests {
         assert!(c.contains("listen 8080"), "{c}");
         assert!(c.contains("root /tmp/x/nginx-r1/www;"), "{c}");
         assert!(c.contains("access_log off;"));
-        for line in c.lines().filter(|l| l.contains("_path") || l.contains("pid ")) {
+        for line in c
+            .lines()
+            .filter(|l| l.contains("_path") || l.contains("pid "))
+        {
             assert!(line.contains("/tmp/x/nginx-r1/"), "{line}");
         }
     }

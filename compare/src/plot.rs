@@ -57,6 +57,13 @@ fn grouped_bars(
         .disable_x_mesh()
         .x_labels(0)
         .x_label_formatter(&|_| String::new())
+        .y_label_formatter(&|v| {
+            if top >= 10.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        })
         .y_desc(y_desc)
         .label_style(("sans-serif", 12))
         .draw()
@@ -88,7 +95,8 @@ fn grouped_bars(
         .draw()
         .map_err(err)?;
     // Category names under their group, in the drawing area's pixels.
-    let style = TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    let style =
+        TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
     for (ci, name) in categories.iter().enumerate() {
         let (px, py) = chart.backend_coord(&(ci as f64 + 0.5, 0.0));
         let (ox, oy) = area.get_base_pixel();
@@ -204,8 +212,7 @@ pub fn comparison(c: &Comparison, dir: &Path) -> Result<Vec<PathBuf>> {
     let path = dir.join("compare-latency.svg");
     {
         let ls = loads(&c.results);
-        let root =
-            SVGBackend::new(&path, (w, 300 * ls.len().max(1) as u32)).into_drawing_area();
+        let root = SVGBackend::new(&path, (w, 300 * ls.len().max(1) as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let parts = root.split_evenly((ls.len().max(1), 1));
         for (part, load) in parts.iter().zip(&ls) {
@@ -339,10 +346,17 @@ pub fn bench(report: &BenchReport, path: &Path) -> Result<()> {
     }
     for (gi, g) in groups.iter().enumerate() {
         let color = PALETTE[gi % PALETTE.len()];
-        let bars = cases.iter().enumerate().filter(|(_, r)| r.group == *g).map(|(i, r)| {
-            let y = (n - 1 - i) as f64;
-            Rectangle::new([(lo, y + 0.15), (r.mpps_per_core, y + 0.85)], color.filled())
-        });
+        let bars = cases
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.group == *g)
+            .map(|(i, r)| {
+                let y = (n - 1 - i) as f64;
+                Rectangle::new(
+                    [(lo, y + 0.15), (r.mpps_per_core, y + 0.85)],
+                    color.filled(),
+                )
+            });
         chart
             .draw_series(bars)
             .map_err(err)?

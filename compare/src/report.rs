@@ -209,10 +209,7 @@ impl Comparison {
         }
         for k in &self.skipped {
             let what = k.load.map_or("all loads", Load::name);
-            s.push_str(&format!(
-                "skipped: {} ({what}): {}\n",
-                k.director, k.reason
-            ));
+            s.push_str(&format!("skipped: {} ({what}): {}\n", k.director, k.reason));
         }
         s.push_str(
             "\ndir us/r: CPU microseconds of the director's process per request (/proc/PID/stat utime+stime); \

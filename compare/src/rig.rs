@@ -234,9 +234,13 @@ fn director(
             None => ipvs(net, &name, &o.kernel_ipvsadm),
         },
         Kind::Haproxy => haproxy(net, &name, o.haproxy_threads),
-        Kind::RvsNat | Kind::RvsFullnat | Kind::RvsDr => {
-            rvs(o, net, k, &name, build.context("rvs director without a build")?)
-        }
+        Kind::RvsNat | Kind::RvsFullnat | Kind::RvsDr => rvs(
+            o,
+            net,
+            k,
+            &name,
+            build.context("rvs director without a build")?,
+        ),
     };
     let running = up.with_context(|| format!("set up {name}"))?;
     let client = net.fresh_client_address()?;
@@ -331,23 +335,31 @@ fn warm_up(o: &Options, net: &mut Net, d: &Running, load: Load) -> Result<()> {
         Load::HttpKeepalive | Load::HttpClose => {
             for t in &d.http_targets {
                 let url = format!("http://{t}:{HTTP_PORT}/");
-                net::wait_until(Duration::from_secs(15), &format!("{} to answer {url}", d.name), || {
-                    if let Some(p) = &d.proc_name {
-                        net.check_alive(p)?;
-                    }
-                    Ok(net
-                        .command("c", "curl")
-                        .args(["-s", "-o", "/dev/null", "--max-time", "1", &url])
-                        .status()?
-                        .success())
-                })?;
+                net::wait_until(
+                    Duration::from_secs(15),
+                    &format!("{} to answer {url}", d.name),
+                    || {
+                        if let Some(p) = &d.proc_name {
+                            net.check_alive(p)?;
+                        }
+                        Ok(net
+                            .command("c", "curl")
+                            .args(["-s", "-o", "/dev/null", "--max-time", "1", &url])
+                            .status()?
+                            .success())
+                    },
+                )?;
             }
         }
         Load::Udp => {
-            net::wait_until(Duration::from_secs(15), &format!("{} to answer UDP", d.name), || {
-                let r = udp_load(o, net, &d.udp_targets, 0.2, d.udp_targets.len() as u32)?;
-                Ok(r.lost == 0 && r.answered > 0)
-            })?;
+            net::wait_until(
+                Duration::from_secs(15),
+                &format!("{} to answer UDP", d.name),
+                || {
+                    let r = udp_load(o, net, &d.udp_targets, 0.2, d.udp_targets.len() as u32)?;
+                    Ok(r.lost == 0 && r.answered > 0)
+                },
+            )?;
         }
     }
     Ok(())
@@ -429,7 +441,11 @@ fn kernel_mode(net: &Net, vip: bool) -> Result<()> {
     net.sh("d", "ip", &["addr", "add", "198.18.0.1/24", "dev", "d0"])?;
     net.sh("d", "ip", &["addr", "add", "198.18.1.1/24", "dev", "d1"])?;
     if vip {
-        net.sh("d", "ip", &["addr", "add", &format!("{VIP}/32"), "dev", "d0"])?;
+        net.sh(
+            "d",
+            "ip",
+            &["addr", "add", &format!("{VIP}/32"), "dev", "d0"],
+        )?;
     }
     net.sh(
         "d",
@@ -526,7 +542,11 @@ fn ipvs(net: &Net, name: &str, ipvsadm: &Path) -> Result<Running> {
         let vs = format!("{VIP}:{port}");
         net.sh("d", &adm, &["-A", flag, &vs, "-s", "rr"])?;
         for r in RIPS_NAT {
-            net.sh("d", &adm, &["-a", flag, &vs, "-r", &format!("{r}:{port}"), "-m"])?;
+            net.sh(
+                "d",
+                &adm,
+                &["-a", flag, &vs, "-r", &format!("{r}:{port}"), "-m"],
+            )?;
         }
     }
     Ok(behind_vip(name, vec![], None))
@@ -615,7 +635,12 @@ fn rvs(o: &Options, net: &mut Net, k: Kind, name: &str, b: &RvsBuild) -> Result<
         "d",
         "rvsd",
         &b.rvsd,
-        &["--config", &conf.display().to_string(), "--log-level", "info"],
+        &[
+            "--config",
+            &conf.display().to_string(),
+            "--log-level",
+            "info",
+        ],
     )?;
     let adm = |args: &[&str]| -> Result<String> {
         net::run(
@@ -670,7 +695,12 @@ mod tests {
     #[test]
     fn nft_rules_dnat_both_protocols_to_both_servers() {
         let r = nft_ruleset(RIPS_NAT);
-        assert!(r.contains("tcp dport 8080 dnat to numgen inc mod 2 map { 0 : 198.18.1.11, 1 : 198.18.1.12 }"), "{r}");
+        assert!(
+            r.contains(
+                "tcp dport 8080 dnat to numgen inc mod 2 map { 0 : 198.18.1.11, 1 : 198.18.1.12 }"
+            ),
+            "{r}"
+        );
         assert!(r.contains("udp dport 5300"), "{r}");
     }
 

@@ -47,7 +47,8 @@ pub fn parse_duration_us(s: &str) -> Result<f64> {
     let v: f64 = num
         .parse()
         .with_context(|| format!("wrk duration {s:?}: not a number"))?;
-    Ok(v * mult)
+    // wrk prints two decimals: round away the float error of the unit's multiplication.
+    Ok((v * mult * 1e3).round() / 1e3)
 }
 
 /// Parse wrk's report. Fails when the request total or the latency distribution (`--latency`)

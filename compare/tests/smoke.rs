@@ -1,0 +1,171 @@
+//! The whole rig, short: every director with every load for a second, on its own namespace
+//! networks, through the rvsd and ipvsadm of this build. Asserts that every director served
+//! every request it was sent (no socket error, no bad response, no unanswered UDP request),
+//! not how fast; that what cannot run here is skipped with a reason; and that the outputs are
+//! written. Needs root and the peers `scripts/install-deps.sh` installs (wrk, nginx, haproxy,
+//! nft); skips with a printed reason without them, except in CI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rvs_compare::report::{Comparison, Load, ROUTING};
+
+fn unavailable() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not running as root".into());
+    }
+    for p in ["wrk", "nginx", "haproxy", "nft", "curl", "ethtool"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !found {
+            return Some(format!("{p} not installed (scripts/install-deps.sh)"));
+        }
+    }
+    None
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn every_director_serves_every_request() {
+    if let Some(why) = unavailable() {
+        if std::env::var_os("CI").is_some() {
+            panic!("the comparison smoke run cannot run in CI: {why}");
+        }
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_rvs-compare"));
+    let rvsd = exe.with_file_name("rvsd");
+    assert!(
+        rvsd.exists() && exe.with_file_name("ipvsadm").exists(),
+        "rvsd and ipvsadm not built next to {}: run `cargo build --workspace` first",
+        exe.display()
+    );
+    let out = std::env::temp_dir().join(format!("rvs-compare-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(&exe)
+        .args([
+            "run",
+            "--seconds",
+            "1",
+            "--connections",
+            "4",
+            "--wrk-threads",
+            "1",
+        ])
+        .args(["--udp-flows", "2", "--id", "cmpsmk"])
+        .arg("--repo")
+        .arg(repo())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "rvs-compare run failed:\n{stdout}\n{stderr}"
+    );
+    eprintln!("{stdout}");
+
+    let c: Comparison =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    let directors = [
+        ROUTING,
+        "nftables DNAT",
+        "HAProxy tcp",
+        "rvs NAT",
+        "rvs FULLNAT",
+        "rvs DR",
+    ];
+    for d in directors {
+        for load in Load::ALL {
+            if d == "HAProxy tcp" && load == Load::Udp {
+                assert!(
+                    c.skipped
+                        .iter()
+                        .any(|s| s.director == d && s.load == Some(load) && !s.reason.is_empty()),
+                    "HAProxy's UDP not skipped with a reason:\n{stdout}"
+                );
+                continue;
+            }
+            let m = c
+                .results
+                .iter()
+                .find(|m| m.director == d && m.load == load)
+                .unwrap_or_else(|| panic!("{d} {} not measured:\n{stdout}", load.name()));
+            assert!(
+                m.requests > 0,
+                "{d} {}: nothing served:\n{stdout}",
+                load.name()
+            );
+            assert_eq!(
+                m.errors,
+                0,
+                "{d} {}: requests failed:\n{stdout}",
+                load.name()
+            );
+            assert!(
+                m.ratio_to_routing.is_some(),
+                "{d} {}: no ratio",
+                load.name()
+            );
+            if d.starts_with("rvs") || d.starts_with("HAProxy") {
+                assert!(m.director_cpu_seconds.is_some(), "{d}: no process CPU");
+            }
+            if load == Load::Udp && d != ROUTING {
+                // Both real servers answered through the director.
+                assert_eq!(m.per_server.len(), 2, "{d} udp: {:?}", m.per_server);
+            }
+        }
+    }
+    // IPVS: measured where ip_vs loads, else skipped with the reason.
+    let ipvs_measured = c.results.iter().any(|m| m.director == "IPVS NAT");
+    let ipvs_skipped = c
+        .skipped
+        .iter()
+        .any(|s| s.director == "IPVS NAT" && s.load.is_none() && !s.reason.is_empty());
+    assert!(
+        ipvs_measured != ipvs_skipped,
+        "IPVS neither measured nor skipped:\n{stdout}"
+    );
+    for f in [
+        "compare.txt",
+        "compare-requests.svg",
+        "compare-cpu.svg",
+        "compare-latency.svg",
+    ] {
+        let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{f} not written");
+    }
+    // Nothing left behind: the networks' namespaces are gone.
+    let ids: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("network "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "two networks (routed, one segment):\n{stderr}"
+    );
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let ns = String::from_utf8_lossy(&ns.stdout);
+    for id in ids {
+        assert!(
+            !ns.lines().any(|l| l.starts_with(&format!("{id}-"))),
+            "namespaces {id}-* left behind:\n{ns}"
+        );
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
