@@ -160,10 +160,12 @@ fn build(
         "rvs's ipvsadm not found at {} (build the workspace, or pass --ipvsadm)",
         ipvsadm.display()
     );
+    let rvsctl = Some(ipvsadm.with_file_name("rvsctl")).filter(|p| p.exists());
     Ok(RvsBuild {
         label: label.map(str::to_owned),
         rvsd,
         ipvsadm,
+        rvsctl,
     })
 }
 
@@ -262,7 +264,8 @@ fn main() -> Result<()> {
                 rvs_workers: a.rvs_workers,
                 idle_sleep_us: a.idle_sleep_us,
                 haproxy_threads: a.haproxy_threads,
-                kernel_ipvsadm: a.kernel_ipvsadm,
+                kernel_ipvsadm: a.kernel_ipvsadm.clone(),
+                logs: a.out.join("logs"),
             };
             let c = rig::run(&opts)?;
             print!("{}", c.table());

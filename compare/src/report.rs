@@ -87,6 +87,14 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// What a director's own counters said after its loads (rvs: `rvsctl -s link show` and the
+/// workers' exit summaries), for reading a result that looks wrong.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Diagnostic {
+    pub director: String,
+    pub text: Vec<String>,
+}
+
 /// How the run was made (what the JSON needs to be read without the command line).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Settings {
@@ -107,6 +115,8 @@ pub struct Comparison {
     pub settings: Settings,
     pub results: Vec<Measurement>,
     pub skipped: Vec<Skipped>,
+    #[serde(default)]
+    pub diagnostics: Vec<Diagnostic>,
     pub notes: Vec<String>,
 }
 
@@ -217,6 +227,14 @@ impl Comparison {
         );
         for n in &self.notes {
             s.push_str(&format!("note: {n}\n"));
+        }
+        for d in &self.diagnostics {
+            s.push_str(&format!("\n{} counters:\n", d.director));
+            for t in &d.text {
+                for l in t.lines() {
+                    s.push_str(&format!("  {l}\n"));
+                }
+            }
         }
         s
     }

@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use crate::cpu::{self, MachineCpu};
 use crate::machine::Machine;
 use crate::net::{self, HTTP_PORT, Net, UDP_PORT, VIP};
-use crate::report::{self, Comparison, Load, Measurement, ROUTING, Settings, Skipped};
+use crate::report::{self, Comparison, Diagnostic, Load, Measurement, ROUTING, Settings, Skipped};
 use crate::udp::UdpReport;
 use crate::wrk;
 
@@ -81,6 +81,8 @@ pub struct RvsBuild {
     pub label: Option<String>,
     pub rvsd: PathBuf,
     pub ipvsadm: PathBuf,
+    /// rvsctl, for the ports' counters after the loads (skipped when absent).
+    pub rvsctl: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +104,8 @@ pub struct Options {
     pub haproxy_threads: u32,
     /// The kernel's ipvsadm (Debian package `ipvsadm`), for the IPVS director.
     pub kernel_ipvsadm: PathBuf,
+    /// Where the processes' logs are copied (one directory per network) before it goes.
+    pub logs: PathBuf,
 }
 
 /// What a director needs to stay up: a process to measure and stop, or nothing (the kernel).
@@ -115,6 +119,8 @@ struct Running {
     udp_targets: Vec<String>,
     /// Loads this director cannot carry, with the reason.
     cannot: Vec<(Load, String)>,
+    /// rvs: the control socket and rvsctl, to read the ports' counters after the loads.
+    rvs: Option<(PathBuf, Option<PathBuf>)>,
 }
 
 /// Run the whole comparison.
@@ -133,6 +139,7 @@ pub fn run(o: &Options) -> Result<Comparison> {
     eprint!("{}", machine.text());
     let mut results = Vec::new();
     let mut skipped = Vec::new();
+    let mut diagnostics = Vec::new();
     let pid = std::process::id();
 
     let routed: Vec<Kind> = o
@@ -146,7 +153,17 @@ pub fn run(o: &Options) -> Result<Comparison> {
         net.start_servers(&o.self_exe, "0.0.0.0")?;
         for k in Kind::ALL.into_iter().filter(|k| routed.contains(k)) {
             for b in builds_for(k, o) {
-                director(o, &mut net, k, b, &mut results, &mut skipped)?;
+                let r = director(
+                    o,
+                    &mut net,
+                    k,
+                    b,
+                    &mut results,
+                    &mut skipped,
+                    &mut diagnostics,
+                );
+                keep_logs(&net, &o.logs);
+                r?;
             }
         }
     }
@@ -154,7 +171,17 @@ pub fn run(o: &Options) -> Result<Comparison> {
         let mut net = Net::up(&o.repo, &format!("{}b{pid}", o.id), "dr")?;
         net.start_servers(&o.self_exe, VIP)?;
         for b in builds_for(Kind::RvsDr, o) {
-            director(o, &mut net, Kind::RvsDr, b, &mut results, &mut skipped)?;
+            let r = director(
+                o,
+                &mut net,
+                Kind::RvsDr,
+                b,
+                &mut results,
+                &mut skipped,
+                &mut diagnostics,
+            );
+            keep_logs(&net, &o.logs);
+            r?;
         }
     }
     report::set_ratios(&mut results);
@@ -185,8 +212,30 @@ pub fn run(o: &Options) -> Result<Comparison> {
         },
         results,
         skipped,
+        diagnostics,
         notes,
     })
+}
+
+/// Copy the network's logs (`*.log`, nginx's error logs) into `logs/ID/`, before the network
+/// and its state directory go.
+fn keep_logs(net: &Net, logs: &Path) {
+    let dest = logs.join(&net.id);
+    if std::fs::create_dir_all(&dest).is_err() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(net.state()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".log") {
+            let _ = std::fs::copy(&p, dest.join(&name));
+        } else if name.starts_with("nginx-") {
+            let _ = std::fs::copy(p.join("error.log"), dest.join(format!("{name}-error.log")));
+        }
+    }
 }
 
 fn builds_for(k: Kind, o: &Options) -> Vec<Option<&RvsBuild>> {
@@ -205,6 +254,7 @@ fn director(
     build: Option<&RvsBuild>,
     results: &mut Vec<Measurement>,
     skipped: &mut Vec<Skipped>,
+    diagnostics: &mut Vec<Diagnostic>,
 ) -> Result<()> {
     let mut name = k.name().to_owned();
     if let Some(l) = build.and_then(|b| b.label.as_ref()) {
@@ -219,6 +269,7 @@ fn director(
             http_targets: RIPS_NAT.iter().map(|r| r.to_string()).collect(),
             udp_targets: RIPS_NAT.iter().map(|r| r.to_string()).collect(),
             cannot: vec![],
+            rvs: None,
         }),
         Kind::Nftables => nftables(net, &name),
         Kind::Ipvs => match ipvs_unavailable(&o.kernel_ipvsadm) {
@@ -247,8 +298,32 @@ fn director(
     eprintln!("   client address {client}");
     let outcome = loads(o, net, &running, results, skipped);
     // Take the director down whatever happened, then report the loads' error.
+    let mut counters = Vec::new();
+    if let Some((socket, Some(rvsctl))) = &running.rvs {
+        let out = Command::new(rvsctl)
+            .args(["-s", "link", "show"])
+            .env("RVS_SOCKET", socket)
+            .output();
+        if let Ok(out) = out {
+            counters.push(String::from_utf8_lossy(&out.stdout).trim_end().to_owned());
+        }
+    }
     if let Some(p) = &running.proc_name {
         net.stop_proc(p);
+        if k.is_rvs() {
+            counters.extend(
+                net.log(p)
+                    .lines()
+                    .filter(|l| l.contains("worker summary"))
+                    .map(|l| l.trim().to_owned()),
+            );
+        }
+    }
+    if !counters.is_empty() {
+        diagnostics.push(Diagnostic {
+            director: name.clone(),
+            text: counters,
+        });
     }
     if !k.is_rvs() {
         let _ = net.sh("d", "nft", &["flush", "ruleset"]);
@@ -493,6 +568,7 @@ fn behind_vip(name: &str, cannot: Vec<(Load, String)>, proc: Option<(&str, u32)>
         http_targets: vec![VIP.to_owned()],
         udp_targets: vec![VIP.to_owned()],
         cannot,
+        rvs: None,
     }
 }
 
@@ -631,9 +707,21 @@ fn rvs(o: &Options, net: &mut Net, k: Kind, name: &str, b: &RvsBuild) -> Result<
         &conf,
         rvsd_conf(&socket, k == Kind::RvsDr, o.rvs_workers, o.idle_sleep_us),
     )?;
+    let proc_name = format!(
+        "rvsd-{}{}",
+        match k {
+            Kind::RvsNat => "nat",
+            Kind::RvsFullnat => "fullnat",
+            _ => "dr",
+        },
+        b.label
+            .as_ref()
+            .map(|l| format!("-{l}"))
+            .unwrap_or_default()
+    );
     let pid = net.spawn(
         "d",
-        "rvsd",
+        &proc_name,
         &b.rvsd,
         &[
             "--config",
@@ -650,7 +738,7 @@ fn rvs(o: &Options, net: &mut Net, k: Kind, name: &str, b: &RvsBuild) -> Result<
         )
     };
     net::wait_until(Duration::from_secs(30), "rvsd's control socket", || {
-        net.check_alive("rvsd")?;
+        net.check_alive(&proc_name)?;
         Ok(Command::new(&b.ipvsadm)
             .arg("-Ln")
             .env("RVS_SOCKET", &socket)
@@ -675,7 +763,9 @@ fn rvs(o: &Options, net: &mut Net, k: Kind, name: &str, b: &RvsBuild) -> Result<
             }
         }
     }
-    Ok(behind_vip(name, vec![], Some(("rvsd", pid))))
+    let mut running = behind_vip(name, vec![], Some((&proc_name, pid)));
+    running.rvs = Some((socket, b.rvsctl.clone()));
+    Ok(running)
 }
 
 /// Parse `--target`-style `ADDR:PORT` lists.
