@@ -319,7 +319,7 @@ pub fn bench(report: &BenchReport, path: &Path) -> Result<()> {
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "rvs-bench: Mpps per core per case - {} ({} CPUs), DPDK {}",
+                "rvs-bench: Mpps per core per case - {} ({} CPUs), {}",
                 report.machine.cpu, report.machine.cpus, report.machine.dpdk
             ),
             ("sans-serif", 16),

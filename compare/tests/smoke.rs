@@ -35,15 +35,22 @@ fn repo() -> PathBuf {
         .to_owned()
 }
 
-#[test]
-fn every_director_serves_every_request() {
-    if let Some(why) = unavailable() {
-        if std::env::var_os("CI").is_some() {
-            panic!("the comparison smoke run cannot run in CI: {why}");
+/// Skip (return early from) a test without root or the peers, printing why; fail in CI.
+macro_rules! require_rig {
+    () => {
+        if let Some(why) = unavailable() {
+            if std::env::var_os("CI").is_some() {
+                panic!("the comparison smoke run cannot run in CI: {why}");
+            }
+            eprintln!("SKIPPED: {why}");
+            return;
         }
-        eprintln!("SKIPPED: {why}");
-        return;
-    }
+    };
+}
+
+/// `rvs-compare run` with short runs and `extra` arguments into a scratch directory: the
+/// directory, the parsed compare.json, stdout and stderr. Panics when the run fails.
+fn run_rig(tag: &str, extra: &[&str]) -> (PathBuf, Comparison, String, String) {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_rvs-compare"));
     let rvsd = exe.with_file_name("rvsd");
     assert!(
@@ -51,7 +58,7 @@ fn every_director_serves_every_request() {
         "rvsd and ipvsadm not built next to {}: run `cargo build --workspace` first",
         exe.display()
     );
-    let out = std::env::temp_dir().join(format!("rvs-compare-smoke-{}", std::process::id()));
+    let out = std::env::temp_dir().join(format!("rvs-compare-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run = Command::new(&exe)
         .args([
@@ -63,23 +70,30 @@ fn every_director_serves_every_request() {
             "--wrk-threads",
             "1",
         ])
-        .args(["--udp-flows", "2", "--id", "cmpsmk"])
+        .args(["--udp-flows", "2", "--id", tag])
+        .args(extra)
         .arg("--repo")
         .arg(repo())
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(
         run.status.success(),
         "rvs-compare run failed:\n{stdout}\n{stderr}"
     );
     eprintln!("{stdout}");
-
     let c: Comparison =
         serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    (out, c, stdout, stderr)
+}
+
+#[test]
+fn every_director_serves_every_request() {
+    require_rig!();
+    let (out, c, stdout, stderr) = run_rig("cmpsmk", &[]);
     let directors = [
         ROUTING,
         "nftables DNAT",
@@ -167,5 +181,43 @@ fn every_director_serves_every_request() {
             "namespaces {id}-* left behind:\n{ns}"
         );
     }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A/B: two builds of rvs (here the same binary twice) each get their own director runs, named
+/// `[a]` and `[b]`, and the table gives b over a.
+#[test]
+fn a_b_runs_both_builds() {
+    require_rig!();
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_rvs-compare"));
+    let rvsd = exe.with_file_name("rvsd").display().to_string();
+    let (out, c, stdout, _) = run_rig(
+        "cmpab",
+        &[
+            "--rvs-a",
+            &rvsd,
+            "--rvs-b",
+            &rvsd,
+            "--directors",
+            "rvs-nat",
+            "--loads",
+            "udp",
+        ],
+    );
+    for d in ["rvs NAT [a]", "rvs NAT [b]"] {
+        let m = c
+            .results
+            .iter()
+            .find(|m| m.director == d && m.load == Load::Udp)
+            .unwrap_or_else(|| panic!("{d} not measured:\n{stdout}"));
+        assert!(m.requests > 0 && m.errors == 0, "{d}: {m:?}");
+    }
+    assert_eq!(c.results.len(), 2, "only the two rvs NAT runs:\n{stdout}");
+    assert!(stdout.contains("A/B (requests/s of b over a):"), "{stdout}");
+    assert!(
+        c.notes.iter().any(|n| n.starts_with("A/B: [a] = ")),
+        "{:?}",
+        c.notes
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
