@@ -51,6 +51,9 @@ macro_rules! require_rig {
 /// `rvs-compare run` with short runs and `extra` arguments into a scratch directory: the
 /// directory, the parsed compare.json, stdout and stderr. Panics when the run fails.
 fn run_rig(tag: &str, extra: &[&str]) -> (PathBuf, Comparison, String, String) {
+    // One rig at a time: each runs rvsd, nginx and wrk on a machine that may have two CPUs.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_rvs-compare"));
     let rvsd = exe.with_file_name("rvsd");
     assert!(
