@@ -31,7 +31,7 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
 }
 
 /// A bar chart: `categories` along x, one bar per series inside each (a `None` value draws no
-/// bar), values on a linear y axis from 0.
+/// bar), values on a linear y axis from 0 with room above the bars for the legend.
 fn grouped_bars(
     area: &Area,
     title: &str,
@@ -43,7 +43,7 @@ fn grouped_bars(
         .iter()
         .flat_map(|(_, v)| v.iter().flatten())
         .fold(0.0f64, |a, &b| a.max(b));
-    let top = if max > 0.0 { max * 1.15 } else { 1.0 };
+    let top = if max > 0.0 { max * 1.4 } else { 1.0 };
     let n = categories.len().max(1) as f64;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
