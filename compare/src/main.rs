@@ -68,14 +68,15 @@ enum Cmd {
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     /// Seconds per load and director (whole seconds: wrk's -d).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
     seconds: u32,
-    /// wrk connections (split between the servers for plain routing).
-    #[arg(long, default_value_t = 32)]
+    /// wrk connections (split between the servers for plain routing; wrk's threads are capped
+    /// at the connections).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(2..=10000))]
     connections: u32,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     wrk_threads: u32,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     udp_flows: u32,
     /// Loads, comma separated (default all).
     #[arg(long, value_delimiter = ',', value_parser = Load::parse)]
@@ -95,12 +96,12 @@ struct RunArgs {
     /// rvs's ipvsadm (default: next to rvsd, else next to this program).
     #[arg(long)]
     ipvsadm: Option<PathBuf>,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     rvs_workers: u32,
     /// rvsd's `[dataplane] idle_sleep_us` (the machine is shared: 0 would spin a core).
     #[arg(long, default_value_t = 50)]
     idle_sleep_us: u32,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     haproxy_threads: u32,
     /// The kernel's ipvsadm, for the IPVS director where ip_vs loads.
     #[arg(long, default_value = "/usr/sbin/ipvsadm")]
@@ -269,7 +270,17 @@ fn main() -> Result<()> {
             };
             let c = rig::run(&opts)?;
             print!("{}", c.table());
-            write_outputs(&c, &a.out, a.bench.as_deref())
+            write_outputs(&c, &a.out, a.bench.as_deref())?;
+            if !c.failures.is_empty() {
+                let names: Vec<&str> = c.failures.iter().map(|f| f.director.as_str()).collect();
+                anyhow::bail!(
+                    "{} director(s) failed: {} (errors above and in {})",
+                    names.len(),
+                    names.join(", "),
+                    a.out.join("compare.txt").display()
+                );
+            }
+            Ok(())
         }
     }
 }

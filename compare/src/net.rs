@@ -22,7 +22,8 @@ pub struct Net {
     pub id: String,
     pub mode: &'static str,
     repo: PathBuf,
-    procs: Vec<(String, Child)>,
+    /// (name, namespace, process) of everything started with [`Net::spawn`].
+    procs: Vec<(String, String, Child)>,
     /// Client addresses handed out so far (see [`Net::fresh_client_address`]).
     clients: u8,
 }
@@ -127,14 +128,14 @@ impl Net {
             .spawn()
             .with_context(|| format!("start {} in {}", prog.display(), self.ns(which)))?;
         let pid = child.id();
-        self.procs.push((name.to_owned(), child));
+        self.procs.push((name.to_owned(), which.to_owned(), child));
         Ok(pid)
     }
 
     /// Fail with the process's log if `name` has exited.
     pub fn check_alive(&mut self, name: &str) -> Result<()> {
         let log = self.log(name);
-        let Some((_, c)) = self.procs.iter_mut().find(|(n, _)| n == name) else {
+        let Some((_, _, c)) = self.procs.iter_mut().find(|(n, _, _)| n == name) else {
             return Ok(());
         };
         match c.try_wait()? {
@@ -149,9 +150,22 @@ impl Net {
 
     /// SIGTERM the process started as `name` and wait for it (bounded).
     pub fn stop_proc(&mut self, name: &str) {
-        if let Some(i) = self.procs.iter().position(|(n, _)| n == name) {
-            let (_, mut c) = self.procs.remove(i);
+        if let Some(i) = self.procs.iter().position(|(n, _, _)| n == name) {
+            let (_, _, mut c) = self.procs.remove(i);
             stop(&mut c, Duration::from_secs(15));
+        }
+    }
+
+    /// SIGTERM every process started in namespace `which` and wait for them (bounded).
+    pub fn stop_procs_in(&mut self, which: &str) {
+        let names: Vec<String> = self
+            .procs
+            .iter()
+            .filter(|(_, w, _)| w == which)
+            .map(|(n, _, _)| n.clone())
+            .collect();
+        for n in names {
+            self.stop_proc(&n);
         }
     }
 
@@ -268,7 +282,7 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for (_, c) in &mut self.procs {
+        for (_, _, c) in &mut self.procs {
             stop(c, Duration::from_secs(10));
         }
         let _ = Command::new(self.repo.join("scripts/testnet.sh"))

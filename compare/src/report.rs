@@ -115,6 +115,9 @@ pub struct Comparison {
     pub settings: Settings,
     pub results: Vec<Measurement>,
     pub skipped: Vec<Skipped>,
+    /// Directors whose set-up or loads failed, with the error (the run went on without them).
+    #[serde(default)]
+    pub failures: Vec<Skipped>,
     #[serde(default)]
     pub diagnostics: Vec<Diagnostic>,
     pub notes: Vec<String>,
@@ -216,6 +219,9 @@ impl Comparison {
             for (method, load, r) in ab {
                 s.push_str(&format!("  {method:<18} {:<15} {r:.3}\n", load.name()));
             }
+        }
+        for f in &self.failures {
+            s.push_str(&format!("FAILED: {}: {}\n", f.director, f.reason));
         }
         for k in &self.skipped {
             let what = k.load.map_or("all loads", Load::name);

@@ -140,6 +140,7 @@ pub fn run(o: &Options) -> Result<Comparison> {
     let mut results = Vec::new();
     let mut skipped = Vec::new();
     let mut diagnostics = Vec::new();
+    let mut failures = Vec::new();
     let pid = std::process::id();
 
     let routed: Vec<Kind> = o
@@ -163,7 +164,7 @@ pub fn run(o: &Options) -> Result<Comparison> {
                     &mut diagnostics,
                 );
                 keep_logs(&net, &o.logs);
-                r?;
+                failed(r, k, b, &mut failures);
             }
         }
     }
@@ -181,7 +182,7 @@ pub fn run(o: &Options) -> Result<Comparison> {
                 &mut diagnostics,
             );
             keep_logs(&net, &o.logs);
-            r?;
+            failed(r, Kind::RvsDr, b, &mut failures);
         }
     }
     report::set_ratios(&mut results);
@@ -212,9 +213,24 @@ pub fn run(o: &Options) -> Result<Comparison> {
         },
         results,
         skipped,
+        failures,
         diagnostics,
         notes,
     })
+}
+
+/// A director that failed is recorded and the run goes on with the next one (what was measured
+/// is kept; the command fails at the end).
+fn failed(r: Result<()>, k: Kind, b: Option<&RvsBuild>, failures: &mut Vec<Skipped>) {
+    if let Err(e) = r {
+        let director = display_name(k, b);
+        eprintln!("   FAILED: {e:#}");
+        failures.push(Skipped {
+            director,
+            load: None,
+            reason: format!("{e:#}"),
+        });
+    }
 }
 
 /// Copy the network's logs (`*.log`, nginx's error logs) into `logs/ID/`, before the network
@@ -256,10 +272,7 @@ fn director(
     skipped: &mut Vec<Skipped>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Result<()> {
-    let mut name = k.name().to_owned();
-    if let Some(l) = build.and_then(|b| b.label.as_ref()) {
-        name = format!("{name} [{l}]");
-    }
+    let name = display_name(k, build);
     eprintln!("== {name}");
     let up = match k {
         Kind::Routing => kernel_mode(net, false).map(|()| Running {
@@ -293,10 +306,17 @@ fn director(
             build.context("rvs director without a build")?,
         ),
     };
-    let running = up.with_context(|| format!("set up {name}"))?;
-    let client = net.fresh_client_address()?;
-    eprintln!("   client address {client}");
-    let outcome = loads(o, net, &running, results, skipped);
+    let running = match up {
+        Ok(r) => r,
+        Err(e) => {
+            teardown(o, net, k);
+            return Err(e.context(format!("set up {name}")));
+        }
+    };
+    let outcome = net.fresh_client_address().and_then(|client| {
+        eprintln!("   client address {client}");
+        loads(o, net, &running, results, skipped)
+    });
     // Take the director down whatever happened, then report the loads' error.
     let mut counters = Vec::new();
     if let Some((socket, Some(rvsctl))) = &running.rvs {
@@ -325,6 +345,22 @@ fn director(
             text: counters,
         });
     }
+    teardown(o, net, k);
+    outcome.with_context(|| format!("loads through {name}"))
+}
+
+/// A director's name in the results: the kind's, with `[label]` for A/B builds.
+fn display_name(k: Kind, build: Option<&RvsBuild>) -> String {
+    match build.and_then(|b| b.label.as_ref()) {
+        Some(l) => format!("{} [{l}]", k.name()),
+        None => k.name().to_owned(),
+    }
+}
+
+/// Leave the director namespace as the test network made it, whatever state a director left it
+/// in: its processes stopped, no nftables rules or IPVS services, no kernel addresses.
+fn teardown(o: &Options, net: &mut Net, k: Kind) {
+    net.stop_procs_in("d");
     if !k.is_rvs() {
         let _ = net.sh("d", "nft", &["flush", "ruleset"]);
         if k == Kind::Ipvs {
@@ -333,7 +369,6 @@ fn director(
         let _ = dpdk_mode(net);
     }
     net.flush_neighbours();
-    outcome.with_context(|| format!("loads through {name}"))
 }
 
 fn loads(

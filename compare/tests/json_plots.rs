@@ -72,6 +72,7 @@ fn comparison() -> Comparison {
             load: Some(Load::Udp),
             reason: "TCP only".into(),
         }],
+        failures: vec![],
         diagnostics: vec![],
         notes: vec!["a note".into()],
     }

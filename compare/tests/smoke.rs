@@ -51,9 +51,6 @@ macro_rules! require_rig {
 /// `rvs-compare run` with short runs and `extra` arguments into a scratch directory: the
 /// directory, the parsed compare.json, stdout and stderr. Panics when the run fails.
 fn run_rig(tag: &str, extra: &[&str]) -> (PathBuf, Comparison, String, String) {
-    // One rig at a time: each runs rvsd, nginx and wrk on a machine that may have two CPUs.
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_rvs-compare"));
     let rvsd = exe.with_file_name("rvsd");
     assert!(
@@ -61,6 +58,26 @@ fn run_rig(tag: &str, extra: &[&str]) -> (PathBuf, Comparison, String, String) {
         "rvsd and ipvsadm not built next to {}: run `cargo build --workspace` first",
         exe.display()
     );
+    let (out, run) = rig_output(tag, extra);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(
+        run.status.success(),
+        "rvs-compare run failed:\n{stdout}\n{stderr}"
+    );
+    eprintln!("{stdout}");
+    let c: Comparison =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    (out, c, stdout, stderr)
+}
+
+/// `rvs-compare run` (short runs, `extra` arguments), whatever its outcome: the output
+/// directory and the process's output.
+fn rig_output(tag: &str, extra: &[&str]) -> (PathBuf, std::process::Output) {
+    // One rig at a time: each runs rvsd, nginx and wrk on a machine that may have two CPUs.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_rvs-compare"));
     let out = std::env::temp_dir().join(format!("rvs-compare-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run = Command::new(&exe)
@@ -81,16 +98,7 @@ fn run_rig(tag: &str, extra: &[&str]) -> (PathBuf, Comparison, String, String) {
         .arg(&out)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
-    assert!(
-        run.status.success(),
-        "rvs-compare run failed:\n{stdout}\n{stderr}"
-    );
-    eprintln!("{stdout}");
-    let c: Comparison =
-        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
-    (out, c, stdout, stderr)
+    (out, run)
 }
 
 #[test]
@@ -222,5 +230,47 @@ fn a_b_runs_both_builds() {
         "{:?}",
         c.notes
     );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A director that fails (here an "rvsd" that exits at once) is reported with its error, the
+/// others are still measured and written, and the command exits non-zero.
+#[test]
+fn a_failing_director_loses_nothing_else() {
+    require_rig!();
+    let (out, run) = rig_output(
+        "cmpfail",
+        &[
+            "--rvsd",
+            "/bin/false",
+            "--directors",
+            "routing,rvs-nat",
+            "--loads",
+            "udp",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success(),
+        "a failed director must fail the run:\n{stderr}"
+    );
+    assert!(stderr.contains("1 director(s) failed: rvs NAT"), "{stderr}");
+    let c: Comparison =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    let routing = c
+        .results
+        .iter()
+        .find(|m| m.director == ROUTING && m.load == Load::Udp)
+        .expect("routing measured before the failure");
+    assert!(routing.requests > 0 && routing.errors == 0, "{routing:?}");
+    assert_eq!(c.failures.len(), 1, "{:?}", c.failures);
+    assert_eq!(c.failures[0].director, "rvs NAT");
+    assert!(
+        c.failures[0].reason.contains("exited"),
+        "{}",
+        c.failures[0].reason
+    );
+    let table = std::fs::read_to_string(out.join("compare.txt")).unwrap();
+    assert!(table.contains("FAILED: rvs NAT: "), "{table}");
     std::fs::remove_dir_all(&out).unwrap();
 }
