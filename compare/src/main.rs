@@ -234,6 +234,11 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Run(a) => {
+            let uid = std::process::Command::new("id").arg("-u").output()?;
+            anyhow::ensure!(
+                String::from_utf8_lossy(&uid.stdout).trim() == "0",
+                "rvs-compare run needs root: it makes network namespaces and runs rvsd on DPDK (sudo)"
+            );
             let exe = std::env::current_exe()?;
             let builds = match (&a.rvs_a, &a.rvs_b) {
                 (Some(x), Some(y)) => vec![
