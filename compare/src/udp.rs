@@ -204,24 +204,6 @@ mod tests {
         assert_eq!(percentiles(&mut one).p99, 7.0);
     }
 
-    #[test]
-    fn load_against_local_echo_servers() {
-        // Two echo servers on loopback ports the OS picks; every request answered.
-        let mut addrs = Vec::new();
-        for name in ["a", "b"] {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let addr = s.local_addr().unwrap();
-            drop(s);
-            let n = name.to_owned();
-            std::thread::spawn(move || echo(addr, &n, 3.0));
-            addrs.push(addr);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        let r = load(&addrs, 4, 0.3, Duration::from_millis(500)).unwrap();
-        assert!(r.answered > 0, "{r:?}");
-        assert_eq!(r.sent, r.answered + r.lost);
-        assert_eq!(r.lost, 0, "{r:?}");
-        assert_eq!(r.per_server.keys().collect::<Vec<_>>(), ["a", "b"]);
-        assert!(r.latency_us.p50 <= r.latency_us.p99);
-    }
+    // The load and the echo server run end to end in the smoke runs (compare/tests/smoke.rs),
+    // inside the rig's namespaces on 198.18.0.0/15: test traffic never leaves them.
 }
