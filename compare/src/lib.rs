@@ -4,11 +4,13 @@
 //! against real servers (nginx). Results as a table, JSON and SVG plots; the same plots for an
 //! `rvs-bench` JSON report.
 //!
-//! Modules: [`rig`] runs the comparison over [`net`] (namespaces and processes); [`wrk`] and
-//! [`udp`] are the loads; [`cpu`] reads /proc; [`machine`] describes the machine; [`report`]
-//! holds results, ratios, the table and the JSON shape; [`plot`] draws.
+//! Modules: [`rig`] runs the comparison over [`net`] (namespaces and processes) and the
+//! directors' set-up (`directors.rs`); [`wrk`] and [`udp`] are the loads; [`cpu`] reads /proc;
+//! [`machine`] describes the machine; [`report`] holds results, ratios, the table and the JSON
+//! shape; [`plot`] draws.
 
 pub mod cpu;
+mod directors;
 pub mod machine;
 pub mod net;
 pub mod plot;
