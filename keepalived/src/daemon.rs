@@ -160,7 +160,7 @@ impl Runtime {
                 }
                 let reason: Vec<String> = (0..r.checkers.len())
                     .filter_map(|i| self.checks.get(&(key.clone(), i)))
-                    .filter(|c| c.up != st.up || st.up)
+                    .filter(|c| c.up == st.up)
                     .map(|c| format!("{}: {}", c.spec.type_name(), c.reason))
                     .collect();
                 let reason = if reason.is_empty() {
@@ -175,10 +175,18 @@ impl Runtime {
                 drop(m);
                 match (before, st.up) {
                     (None, true) => {
-                        tracing::info!("virtual server {}: real server {} starts up", vs.name, r.endpoint())
+                        tracing::info!(
+                            "virtual server {}: real server {} starts up",
+                            vs.name,
+                            r.endpoint()
+                        )
                     }
                     (None, false) => {
-                        tracing::info!("virtual server {}: real server {} starts down", vs.name, r.endpoint())
+                        tracing::info!(
+                            "virtual server {}: real server {} starts down",
+                            vs.name,
+                            r.endpoint()
+                        )
                     }
                     (Some(_), true) => {
                         tracing::warn!(
@@ -222,7 +230,11 @@ impl Runtime {
             if before != Some(quorum) {
                 self.quorum.insert(id.clone(), quorum);
                 if before.is_some() || !quorum {
-                    let script = if quorum { &vs.quorum_up } else { &vs.quorum_down };
+                    let script = if quorum {
+                        &vs.quorum_up
+                    } else {
+                        &vs.quorum_down
+                    };
                     if quorum {
                         tracing::warn!("virtual server {}: quorum {} regained", vs.name, vs.quorum);
                     } else {
@@ -230,7 +242,11 @@ impl Runtime {
                             "virtual server {}: quorum {} lost{}",
                             vs.name,
                             vs.quorum,
-                            if vs.sorry_server.is_some() { ", sorry server in" } else { "" }
+                            if vs.sorry_server.is_some() {
+                                ", sorry server in"
+                            } else {
+                                ""
+                            }
                         );
                     }
                     if let Some(s) = script {
@@ -299,7 +315,10 @@ impl Runtime {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("reload refused, the running configuration stays: {e}");
-                self.metrics.lock().unwrap_or_else(|e| e.into_inner()).reloads_refused += 1;
+                self.metrics
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .reloads_refused += 1;
                 return false;
             }
         };
@@ -338,7 +357,10 @@ impl Runtime {
         self.config = cfg;
         self.note_transitions();
         self.program(ctl);
-        self.metrics.lock().unwrap_or_else(|e| e.into_inner()).reloads += 1;
+        self.metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reloads += 1;
         tracing::info!(
             "reloaded {}: checkers kept {kept}, started {started}, stopped {stopped}",
             path.display()

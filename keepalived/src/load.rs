@@ -67,7 +67,9 @@ pub fn from_tree(tree: &[Node]) -> Res<Config> {
     for n in tree {
         let kw = n.keyword();
         match kw {
-            "virtual_server_group" | "local_address_group" | "deny_address_group"
+            "virtual_server_group"
+            | "local_address_group"
+            | "deny_address_group"
             | "allow_address_group" => {
                 let name = one_arg(n)?;
                 let block = block_of(n)?;
@@ -94,8 +96,11 @@ pub fn from_tree(tree: &[Node]) -> Res<Config> {
                     cfg.virtual_servers.push(vs);
                 }
             }
-            "virtual_server_group" | "local_address_group" | "deny_address_group"
-            | "allow_address_group" | "global_defs" => {}
+            "virtual_server_group"
+            | "local_address_group"
+            | "deny_address_group"
+            | "allow_address_group"
+            | "global_defs" => {}
             k if k.starts_with("vrrp_") || NOT_HANDLED.contains(&k) => {
                 if !not_handled.iter().any(|s| s == k) {
                     not_handled.push(k.to_owned());
@@ -184,7 +189,8 @@ fn addr(loc: &Loc, s: &str, what: &str) -> Res<IpAddr> {
 }
 
 fn port(loc: &Loc, s: &str) -> Res<u16> {
-    s.parse().or_else(|_| err(loc, format!("invalid port '{s}'")))
+    s.parse()
+        .or_else(|_| err(loc, format!("invalid port '{s}'")))
 }
 
 fn script(n: &Node) -> Res<Script> {
@@ -368,7 +374,12 @@ fn virtual_server(
             }
             "smtp_alert" | "ha_suspend" => {}
             "real_server" => real_nodes.push(s),
-            other => return err(&s.loc, format!("unknown keyword '{other}' in virtual_server")),
+            other => {
+                return err(
+                    &s.loc,
+                    format!("unknown keyword '{other}' in virtual_server"),
+                );
+            }
         }
     }
     let protocol = protocol.unwrap_or_else(|| {
@@ -421,9 +432,15 @@ fn virtual_server(
         }
         None => Vec::new(),
     };
-    let is_v6 = keys
-        .iter()
-        .any(|k| matches!(k, ServiceKey::Inet { addr: IpAddr::V6(_), .. }));
+    let is_v6 = keys.iter().any(|k| {
+        matches!(
+            k,
+            ServiceKey::Inet {
+                addr: IpAddr::V6(_),
+                ..
+            }
+        )
+    });
     let persistence_granularity = granularity.unwrap_or(if is_v6 { 128 } else { 0xffff_ffff });
     let mut reals = Vec::new();
     for r in real_nodes {
@@ -599,7 +616,10 @@ fn real_server(n: &Node, vs: &CheckDefaults, vs_inhibit: bool) -> Res<RealServer
                 checker_nodes.push(s)
             }
             kw @ ("SMTP_CHECK" | "BFD_CHECK" | "FILE_CHECK" | "PING_CHECK" | "UDP_CHECK") => {
-                return err(&s.loc, format!("checker {kw} is not supported by rvs-keepalived"));
+                return err(
+                    &s.loc,
+                    format!("checker {kw} is not supported by rvs-keepalived"),
+                );
             }
             other => return err(&s.loc, format!("unknown keyword '{other}' in real_server")),
         }
@@ -695,9 +715,7 @@ fn checker(n: &Node, rs_addr: IpAddr, rs_port: u16, d: &CheckDefaults) -> Res<Ch
         }
         match (kw, k) {
             ("HTTP_GET" | "SSL_GET", "url") => urls.push(url(s)?),
-            ("HTTP_GET" | "SSL_GET", "virtualhost") => {
-                virtualhost = Some(one_arg(s)?.to_owned())
-            }
+            ("HTTP_GET" | "SSL_GET", "virtualhost") => virtualhost = Some(one_arg(s)?.to_owned()),
             ("HTTP_GET" | "SSL_GET", "http_protocol" | "enable_sni" | "fast_recovery") => {}
             ("MISC_CHECK", "misc_path") => misc_path = Some(script(s)?),
             ("MISC_CHECK", "misc_timeout") => misc_timeout = Some(nonzero_seconds(s)?),
@@ -727,7 +745,10 @@ fn checker(n: &Node, rs_addr: IpAddr, rs_port: u16, d: &CheckDefaults) -> Res<Ch
         "TCP_CHECK" => CheckKind::Tcp,
         "HTTP_GET" | "SSL_GET" => {
             if urls.is_empty() {
-                return err(&n.loc, format!("{kw} needs at least one url {{ path ... }}"));
+                return err(
+                    &n.loc,
+                    format!("{kw} needs at least one url {{ path ... }}"),
+                );
             }
             CheckKind::Http {
                 tls: kw == "SSL_GET",
@@ -736,8 +757,7 @@ fn checker(n: &Node, rs_addr: IpAddr, rs_port: u16, d: &CheckDefaults) -> Res<Ch
             }
         }
         "MISC_CHECK" => CheckKind::Misc {
-            script: misc_path
-                .map_or_else(|| err(&n.loc, "MISC_CHECK needs misc_path"), Ok)?,
+            script: misc_path.map_or_else(|| err(&n.loc, "MISC_CHECK needs misc_path"), Ok)?,
             timeout: misc_timeout.unwrap_or(delay_loop),
             dynamic: misc_dynamic,
         },
@@ -776,7 +796,10 @@ fn url(n: &Node) -> Res<Url> {
             "digest" => {
                 let d = one_arg(s)?.to_ascii_lowercase();
                 if d.len() != 32 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return err(&s.loc, format!("digest '{d}' is not an MD5 in hex (32 digits)"));
+                    return err(
+                        &s.loc,
+                        format!("digest '{d}' is not an MD5 in hex (32 digits)"),
+                    );
                 }
                 digest = Some(d);
             }
@@ -785,7 +808,9 @@ fn url(n: &Node) -> Res<Url> {
                     for part in a.split(',') {
                         let (lo, hi) = part.split_once('-').unwrap_or((part, part));
                         match (lo.parse::<u16>(), hi.parse::<u16>()) {
-                            (Ok(lo), Ok(hi)) if (100..=599).contains(&lo) && lo <= hi && hi <= 599 => {
+                            (Ok(lo), Ok(hi))
+                                if (100..=599).contains(&lo) && lo <= hi && hi <= 599 =>
+                            {
                                 status.push((lo, hi))
                             }
                             _ => return err(&s.loc, format!("invalid status_code '{part}'")),
@@ -799,7 +824,10 @@ fn url(n: &Node) -> Res<Url> {
             "virtualhost" => virtualhost = Some(one_arg(s)?.to_owned()),
             "regex" | "regex_no_match" | "regex_options" | "regex_stack" | "regex_min_offset"
             | "regex_max_offset" => {
-                return err(&s.loc, format!("'{}' is not supported by rvs-keepalived", s.keyword()));
+                return err(
+                    &s.loc,
+                    format!("'{}' is not supported by rvs-keepalived", s.keyword()),
+                );
             }
             other => return err(&s.loc, format!("unknown keyword '{other}' in url")),
         }

@@ -14,7 +14,11 @@ use rvs_keepalived::program::Socket;
 #[command(name = "rvs-keepalived", version)]
 struct Cli {
     /// Configuration file (keepalived's syntax).
-    #[arg(short = 'f', long = "use-file", default_value = "/etc/keepalived/keepalived.conf")]
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
     file: PathBuf,
     /// Stay in the foreground (rvs-keepalived never forks; accepted for keepalived's scripts).
     #[arg(short = 'n', long = "dont-fork")]
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let _ = (cli.dont_fork, cli.log_console, cli.check_only);
     if cli.config_test {

@@ -50,7 +50,14 @@ pub struct Metrics {
 
 impl Metrics {
     /// A dest's state; `transition` counts it as a change (not at start).
-    pub fn set_dest(&mut self, key: &ServiceKey, addr: IpAddr, port: u16, up: bool, transition: bool) {
+    pub fn set_dest(
+        &mut self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        up: bool,
+        transition: bool,
+    ) {
         let d = self
             .dests
             .entry((service_label(key), SocketAddr::new(addr, port).to_string()))
@@ -75,7 +82,10 @@ impl Metrics {
         for vs in &cfg.virtual_servers {
             for k in &vs.keys {
                 for r in &vs.reals {
-                    keep.insert((service_label(k), SocketAddr::new(r.addr, r.port).to_string()));
+                    keep.insert((
+                        service_label(k),
+                        SocketAddr::new(r.addr, r.port).to_string(),
+                    ));
                 }
             }
         }
@@ -87,7 +97,11 @@ impl Metrics {
         let mut s = String::new();
         s.push_str("# HELP rvs_dest_up Whether the dest passes its health checks (1) or not (0).\n# TYPE rvs_dest_up gauge\n");
         for ((svc, dest), d) in &self.dests {
-            let _ = writeln!(s, "rvs_dest_up{{service=\"{svc}\",dest=\"{dest}\"}} {}", u8::from(d.up));
+            let _ = writeln!(
+                s,
+                "rvs_dest_up{{service=\"{svc}\",dest=\"{dest}\"}} {}",
+                u8::from(d.up)
+            );
         }
         s.push_str("# HELP rvs_dest_transitions_total Health state changes of the dest, by the state entered.\n# TYPE rvs_dest_transitions_total counter\n");
         for ((svc, dest), d) in &self.dests {
@@ -101,7 +115,10 @@ impl Metrics {
         s.push_str("# HELP rvs_keepalived_checks_total Check attempts, by checker type and result.\n# TYPE rvs_keepalived_checks_total counter\n");
         for ((kind, ok), n) in &self.checks {
             let result = if *ok { "success" } else { "failure" };
-            let _ = writeln!(s, "rvs_keepalived_checks_total{{checker=\"{kind}\",result=\"{result}\"}} {n}");
+            let _ = writeln!(
+                s,
+                "rvs_keepalived_checks_total{{checker=\"{kind}\",result=\"{result}\"}} {n}"
+            );
         }
         let _ = write!(
             s,

@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ctl::client::{Client, ClientError};
-use ctl::proto::{
-    DestSpec, Errno, ErrorReply, LaddrSpec, Reply, Request, ServiceKey, ServiceSpec,
-};
+use ctl::proto::{DestSpec, Errno, ErrorReply, LaddrSpec, Reply, Request, ServiceKey, ServiceSpec};
 
 use crate::model::VirtualServer;
 
@@ -196,7 +194,13 @@ impl Programmer {
         }
         for l in have.laddrs.clone() {
             if !w.laddrs.contains(&l) {
-                match expect_ok(ctl, Request::DelLaddr { service: key, laddr: l.clone() }) {
+                match expect_ok(
+                    ctl,
+                    Request::DelLaddr {
+                        service: key,
+                        laddr: l.clone(),
+                    },
+                ) {
                     Ok(()) | Err((Some(Errno::Enoent), _)) => have.laddrs.retain(|x| *x != l),
                     Err((_, e)) => return Err(e),
                 }
@@ -204,7 +208,13 @@ impl Programmer {
         }
         for l in &w.laddrs {
             if !have.laddrs.contains(l) {
-                match expect_ok(ctl, Request::AddLaddr { service: key, laddr: l.clone() }) {
+                match expect_ok(
+                    ctl,
+                    Request::AddLaddr {
+                        service: key,
+                        laddr: l.clone(),
+                    },
+                ) {
                     Ok(()) | Err((Some(Errno::Eexist), _)) => have.laddrs.push(l.clone()),
                     Err((_, e)) => return Err(e),
                 }

@@ -123,7 +123,13 @@ pub fn desired_dests(
     }
     for (i, r) in vs.reals.iter().enumerate() {
         if reals[i].up {
-            out.push(dest(r.addr, r.port, weight_of(i), r.u_threshold, r.l_threshold));
+            out.push(dest(
+                r.addr,
+                r.port,
+                weight_of(i),
+                r.u_threshold,
+                r.l_threshold,
+            ));
         } else if r.inhibit_on_failure {
             out.push(dest(r.addr, r.port, 0, r.u_threshold, r.l_threshold));
         }
@@ -195,7 +201,10 @@ mod tests {
         let (d, _) = desired_dests(&v, &[down, down], Some(true));
         // rs1 is removed; rs2 inhibits (weight 0).
         assert_eq!(d.len(), 1);
-        assert_eq!((d[0].addr.to_string(), d[0].weight), ("198.18.1.12".into(), 0));
+        assert_eq!(
+            (d[0].addr.to_string(), d[0].weight),
+            ("198.18.1.12".into(), 0)
+        );
         let dynamic = RealState {
             up: true,
             dynamic_weight: Some(7),

@@ -99,7 +99,10 @@ fn read_into(
         if from.line == 0 {
             ConfigError::new(from, format!("cannot read: {e}"))
         } else {
-            ConfigError::new(from, format!("cannot read included {}: {e}", path.display()))
+            ConfigError::new(
+                from,
+                format!("cannot read included {}: {e}", path.display()),
+            )
         }
     })?;
     lex_into(path, &text, depth, toks)
@@ -121,12 +124,19 @@ fn lex_into(
         if matches!(words.first(), Some(Tok::Word(w)) if w == "include") {
             let pattern = match words.get(1) {
                 Some(Tok::Word(p)) if words.len() == 2 => p.clone(),
-                _ => return Err(ConfigError::new(&loc, "include takes one file name or pattern")),
+                _ => {
+                    return Err(ConfigError::new(
+                        &loc,
+                        "include takes one file name or pattern",
+                    ));
+                }
             };
             if depth >= MAX_INCLUDE_DEPTH {
                 return Err(ConfigError::new(
                     &loc,
-                    format!("includes nested deeper than {MAX_INCLUDE_DEPTH} (does a file include itself?)"),
+                    format!(
+                        "includes nested deeper than {MAX_INCLUDE_DEPTH} (does a file include itself?)"
+                    ),
                 ));
             }
             for f in expand_include(path, &pattern, &loc)? {
@@ -226,7 +236,10 @@ fn block(
     loop {
         let Some((tok, loc)) = toks.get(*pos) else {
             return match opened {
-                Some(o) => Err(ConfigError::new(o, "block opened here is never closed (missing '}')")),
+                Some(o) => Err(ConfigError::new(
+                    o,
+                    "block opened here is never closed (missing '}')",
+                )),
                 None => Ok(nodes),
             };
         };
@@ -292,7 +305,10 @@ mod tests {
         assert_eq!(b[0].words, ["notify_up", "/bin/echo up now"]);
         assert_eq!(b[1].keyword(), "TCP_CHECK");
         assert_eq!(b[1].loc.line, 4);
-        assert_eq!(b[1].block.as_ref().unwrap()[0].words, ["connect_timeout", "3"]);
+        assert_eq!(
+            b[1].block.as_ref().unwrap()[0].words,
+            ["connect_timeout", "3"]
+        );
     }
 
     #[test]
@@ -309,6 +325,9 @@ mod tests {
         let e = parse("a {\n}\n}\n").unwrap_err();
         assert_eq!((e.loc.line, e.reason.contains("extra '}'")), (3, true));
         let e = parse("x \"open\n").unwrap_err();
-        assert!(e.to_string().starts_with("/etc/keepalived/k.conf:1: unterminated"));
+        assert!(
+            e.to_string()
+                .starts_with("/etc/keepalived/k.conf:1: unterminated")
+        );
     }
 }

@@ -19,7 +19,11 @@ fn unavailable() -> Option<String> {
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Some("not root (keepalived -t runs in a namespace)".into());
     }
-    if Command::new("keepalived").arg("--version").output().is_err() {
+    if Command::new("keepalived")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         return Some("keepalived not installed (scripts/install-deps.sh installs it)".into());
     }
     None
@@ -32,11 +36,16 @@ impl OracleNs {
     fn new() -> OracleNs {
         let name = format!("rvska-oracle-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
         assert!(ok.success());
         let ns = OracleNs(name);
         let ok = Command::new("ip")
-            .args(["-n", &ns.0, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"])
+            .args([
+                "-n", &ns.0, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+            ])
             .status()
             .unwrap();
         assert!(ok.success());
@@ -122,24 +131,42 @@ fn samples_agree_with_keepalived() {
     let good = files(&dir);
     assert!(good.len() >= 4, "{good:?}");
     for f in &good {
-        let cfg = load_file(f).unwrap_or_else(|e| panic!("rvs-keepalived refuses {}: {e}", f.display()));
+        let cfg =
+            load_file(f).unwrap_or_else(|e| panic!("rvs-keepalived refuses {}: {e}", f.display()));
         assert!(!cfg.virtual_servers.is_empty(), "{}", f.display());
         let (code, text) = ns.keepalived_test(f);
-        let dpvs = f.file_name().unwrap().to_string_lossy().starts_with("dpvs-");
+        let dpvs = f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("dpvs-");
         if !dpvs {
             assert_eq!(code, 0, "keepalived -t {}:\n{text}", f.display());
             continue;
         }
         // Stock keepalived refuses exactly the DPVS keywords ...
-        assert_ne!(code, 0, "keepalived accepted DPVS's keywords in {}", f.display());
-        assert!(text.contains("local_address_group") && text.contains("FNAT"), "{text}");
+        assert_ne!(
+            code,
+            0,
+            "keepalived accepted DPVS's keywords in {}",
+            f.display()
+        );
+        assert!(
+            text.contains("local_address_group") && text.contains("FNAT"),
+            "{text}"
+        );
         // ... and accepts the file without them, which rvs-keepalived reads the same way.
         let plain = without_dpvs_keywords(&std::fs::read_to_string(f).unwrap());
         let tmp = std::env::temp_dir().join(format!("rvska-plain-{}.conf", std::process::id()));
         std::fs::write(&tmp, &plain).unwrap();
         let (code, text) = ns.keepalived_test(&tmp);
         std::fs::remove_file(&tmp).unwrap();
-        assert_eq!(code, 0, "keepalived -t on {} without DPVS keywords:\n{text}\n{plain}", f.display());
+        assert_eq!(
+            code,
+            0,
+            "keepalived -t on {} without DPVS keywords:\n{text}\n{plain}",
+            f.display()
+        );
         let cfg = load_str(&tmp, &plain).unwrap();
         assert!(cfg.virtual_servers.iter().all(|v| v.laddrs.is_empty()));
     }
@@ -151,7 +178,12 @@ fn samples_agree_with_keepalived() {
         let (code, text) = ns.keepalived_test(f);
         assert_ne!(code, 0, "keepalived accepted {}", f.display());
         if let Some(line) = keepalived_line(&text) {
-            assert_eq!(e.loc.line, line, "{}: rvs says {e}; keepalived:\n{text}", f.display());
+            assert_eq!(
+                e.loc.line,
+                line,
+                "{}: rvs says {e}; keepalived:\n{text}",
+                f.display()
+            );
         }
     }
 }
@@ -160,12 +192,24 @@ fn samples_agree_with_keepalived() {
 fn config_test_flag() {
     let bin = env!("CARGO_BIN_EXE_rvs-keepalived");
     let good = conf_dir().join("lvs-dr.conf");
-    let out = Command::new(bin).arg("-t").arg("-f").arg(&good).output().unwrap();
+    let out = Command::new(bin)
+        .arg("-t")
+        .arg("-f")
+        .arg(&good)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 virtual servers, 6 real servers: OK"));
     let bad = conf_dir().join("rejected/bad-weight.conf");
-    let out = Command::new(bin).args(["--config-test", "--use-file"]).arg(&bad).output().unwrap();
+    let out = Command::new(bin)
+        .args(["--config-test", "--use-file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(5));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("rejected/bad-weight.conf:6: 'weight': invalid number 'abc'"), "{err}");
+    assert!(
+        err.contains("rejected/bad-weight.conf:6: 'weight': invalid number 'abc'"),
+        "{err}"
+    );
 }

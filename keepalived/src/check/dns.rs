@@ -11,8 +11,8 @@ use crate::model::Checker;
 
 pub(super) fn check(c: &Checker, qtype: u16, name: &str) -> Outcome {
     match query(c, qtype, name) {
-        Ok(()) => Outcome::ok(format!("DNS_CHECK {} answered", target(c))),
-        Err(why) => Outcome::failed(format!("DNS_CHECK {}: {why}", target(c))),
+        Ok(()) => Outcome::ok(format!("{} answered", target(c))),
+        Err(why) => Outcome::failed(format!("{}: {why}", target(c))),
     }
 }
 
@@ -23,9 +23,10 @@ fn query(c: &Checker, qtype: u16, name: &str) -> Result<(), String> {
         .map_err(|e| format!("connect: {e}"))?;
     sock.set_read_timeout(Some(c.connect_timeout))
         .map_err(|e| e.to_string())?;
-    let id = (std::process::id() as u16) ^ (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u16));
+    let id = (std::process::id() as u16)
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u16));
     let q = build_query(id, qtype, name)?;
     sock.send(&q).map_err(|e| format!("send: {e}"))?;
     let mut buf = [0u8; 1500];
@@ -43,7 +44,11 @@ pub fn build_query(id: u16, qtype: u16, name: &str) -> Result<Vec<u8>, String> {
     let mut q = Vec::with_capacity(32 + name.len());
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         if label.len() > 63 {
             return Err(format!("label {label:?} longer than 63 bytes"));
         }
@@ -79,8 +84,8 @@ mod tests {
         assert_eq!(
             q,
             [
-                0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2, b'r', b's', 7, b'e', b'x', b'a',
-                b'm', b'p', b'l', b'e', 0, 0, 1, 0, 1
+                0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2, b'r', b's', 7, b'e', b'x', b'a', b'm',
+                b'p', b'l', b'e', 0, 0, 1, 0, 1
             ]
         );
         assert_eq!(build_query(1, 6, ".").unwrap()[12..], [0, 0, 6, 0, 1]);

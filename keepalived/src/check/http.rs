@@ -18,10 +18,10 @@ pub(super) fn check(c: &Checker, tls: bool, urls: &[Url], vhost: Option<&str>) -
     }
     for u in urls {
         if let Err(why) = get(c, u, vhost) {
-            return Outcome::failed(format!("HTTP_GET http://{}{}: {why}", target(c), u.path));
+            return Outcome::failed(format!("http://{}{}: {why}", target(c), u.path));
         }
     }
-    Outcome::ok(format!("HTTP_GET {} passed", target(c)))
+    Outcome::ok(format!("{} passed", target(c)))
 }
 
 fn get(c: &Checker, u: &Url, vhost: Option<&str>) -> Result<(), String> {

@@ -18,7 +18,7 @@ pub(super) fn check(script: &Script, timeout: Duration, dynamic: bool) -> Outcom
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => return Outcome::failed(format!("MISC_CHECK cannot run {name:?}: {e}")),
+        Err(e) => return Outcome::failed(format!("cannot run {name:?}: {e}")),
     };
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -28,11 +28,11 @@ pub(super) fn check(script: &Script, timeout: Duration, dynamic: bool) -> Outcom
                 let _ = child.kill();
                 let _ = child.wait();
                 return Outcome::failed(format!(
-                    "MISC_CHECK {name:?} still running after {timeout:?}: killed"
+                    "{name:?} still running after {timeout:?}: killed"
                 ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Outcome::failed(format!("MISC_CHECK {name:?}: {e}")),
+            Err(e) => return Outcome::failed(format!("{name:?}: {e}")),
         }
     };
     match status.code() {
@@ -42,8 +42,8 @@ pub(super) fn check(script: &Script, timeout: Duration, dynamic: bool) -> Outcom
             reason: format!("{name:?} exited {code}: weight {}", code - 2),
             dynamic_weight: Some(code as u32 - 2),
         },
-        Some(code) => Outcome::failed(format!("MISC_CHECK {name:?} exited {code}")),
-        None => Outcome::failed(format!("MISC_CHECK {name:?} killed by a signal")),
+        Some(code) => Outcome::failed(format!("{name:?} exited {code}")),
+        None => Outcome::failed(format!("{name:?} killed by a signal")),
     }
 }
 

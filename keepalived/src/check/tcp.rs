@@ -6,6 +6,6 @@ use crate::model::Checker;
 pub(super) fn check(c: &Checker) -> Outcome {
     match connect(c) {
         Ok(_) => Outcome::ok(format!("connected to {}", target(c))),
-        Err(e) => Outcome::failed(format!("TCP connect to {}: {e}", target(c))),
+        Err(e) => Outcome::failed(format!("connect to {}: {e}", target(c))),
     }
 }

@@ -61,15 +61,24 @@ fn nat_service_with_every_common_keyword() {
     assert_eq!(vs.persistence_timeout, Some(300));
     assert_eq!(vs.persistence_granularity, 0xffff_ff00);
     assert_eq!((vs.quorum, vs.hysteresis), (2, 1));
-    assert_eq!(vs.sorry_server, Some(("198.18.1.20".parse().unwrap(), 8080)));
+    assert_eq!(
+        vs.sorry_server,
+        Some(("198.18.1.20".parse().unwrap(), 8080))
+    );
     assert_eq!(vs.delay_loop, Duration::from_secs(2));
     let r = &vs.reals[0];
-    assert_eq!((r.weight, r.inhibit_on_failure, r.u_threshold, r.l_threshold), (3, true, 100, 10));
+    assert_eq!(
+        (r.weight, r.inhibit_on_failure, r.u_threshold, r.l_threshold),
+        (3, true, 100, 10)
+    );
     let c = &r.checkers[0];
     assert_eq!(c.addr.to_string(), "198.18.4.11");
     assert_eq!(c.port, 8081);
     assert_eq!(c.bind_addr.unwrap().to_string(), "198.18.4.1");
-    assert_eq!((c.retry, c.delay_before_retry), (3, Duration::from_millis(1500)));
+    assert_eq!(
+        (c.retry, c.delay_before_retry),
+        (3, Duration::from_millis(1500))
+    );
     assert_eq!(c.connect_timeout, Duration::from_secs(2));
     assert_eq!(c.delay_loop, Duration::from_secs(2));
     let CheckKind::Http { urls, tls, .. } = &c.kind else {
@@ -77,12 +86,18 @@ fn nat_service_with_every_common_keyword() {
     };
     assert!(!tls);
     assert_eq!(urls[0].status, [(200, 204)]);
-    assert_eq!(urls[0].digest.as_deref(), Some("900150983cd24fb0d6963f7d28e17f72"));
+    assert_eq!(
+        urls[0].digest.as_deref(),
+        Some("900150983cd24fb0d6963f7d28e17f72")
+    );
     // Defaults: weight 1, the real server's own address and port, retry 1, 5 s connect timeout.
     let r = &vs.reals[1];
     assert_eq!(r.weight, 1);
     let c = &r.checkers[0];
-    assert_eq!((c.addr.to_string(), c.port, c.retry), ("198.18.1.12".into(), 80, 1));
+    assert_eq!(
+        (c.addr.to_string(), c.port, c.retry),
+        ("198.18.1.12".into(), 80, 1)
+    );
     assert_eq!(c.connect_timeout, Duration::from_secs(1));
 }
 
@@ -114,7 +129,11 @@ virtual_server 198.18.0.100 443 {
     assert_eq!(vs.sched_flags, ["mh-port"]);
     assert!(vs.alpha && vs.omega);
     assert!(vs.reals[0].checkers[0].starts_down);
-    let l: Vec<String> = vs.laddrs.iter().map(|l| format!("{} {}", l.addr, l.ifname)).collect();
+    let l: Vec<String> = vs
+        .laddrs
+        .iter()
+        .map(|l| format!("{} {}", l.addr, l.ifname))
+        .collect();
     assert_eq!(l, ["198.18.1.5 dp1", "198.18.1.6 dp1", "198.18.1.7 dp1"]);
 }
 
@@ -151,16 +170,35 @@ virtual_server 198.18.0.100 53 {
 ",
     )
     .unwrap();
-    let [g, f, u] = &cfg.virtual_servers[..] else { panic!() };
+    let [g, f, u] = &cfg.virtual_servers[..] else {
+        panic!()
+    };
     assert_eq!(g.keys.len(), 3);
     assert_eq!(g.method, Forward::Route);
-    assert_eq!(f.keys, [ServiceKey::Fwmark { mark: 7, ipv6: false }]);
-    let CheckKind::Misc { script, dynamic, .. } = &f.reals[0].checkers[0].kind else { panic!() };
+    assert_eq!(
+        f.keys,
+        [ServiceKey::Fwmark {
+            mark: 7,
+            ipv6: false
+        }]
+    );
+    let CheckKind::Misc {
+        script, dynamic, ..
+    } = &f.reals[0].checkers[0].kind
+    else {
+        panic!()
+    };
     assert_eq!(script.argv, ["/usr/bin/test", "-e", "/tmp"]);
     assert!(dynamic);
     assert!(u.ops);
     let c = &u.reals[0].checkers[0];
-    assert_eq!(c.kind, CheckKind::Dns { qtype: 1, name: "rs.example".into() });
+    assert_eq!(
+        c.kind,
+        CheckKind::Dns {
+            qtype: 1,
+            name: "rs.example".into()
+        }
+    );
     assert_eq!(c.port, 53);
 }
 
@@ -181,17 +219,27 @@ vrrp_instance VI_2 { state BACKUP }
     .unwrap();
     assert!(cfg.virtual_servers.is_empty());
     assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
-    assert!(cfg.warnings[0].contains("vrrp_script, vrrp_instance"), "{:?}", cfg.warnings);
+    assert!(
+        cfg.warnings[0].contains("vrrp_script, vrrp_instance"),
+        "{:?}",
+        cfg.warnings
+    );
 }
 
 #[test]
 fn keepalived_defaults_are_warnings() {
-    let cfg = load("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 { }\n}\n").unwrap();
+    let cfg =
+        load("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 { }\n}\n").unwrap();
     let vs = &cfg.virtual_servers[0];
-    assert_eq!((vs.protocol, vs.scheduler.as_str(), vs.method), (Protocol::Udp, "wlc", Forward::Masq));
+    assert_eq!(
+        (vs.protocol, vs.scheduler.as_str(), vs.method),
+        (Protocol::Udp, "wlc", Forward::Masq)
+    );
     assert_eq!(cfg.warnings.len(), 3, "{:?}", cfg.warnings);
     assert!(cfg.warnings[0].starts_with("/etc/keepalived/keepalived.conf:1: "));
-    let cfg = load("virtual_server 198.18.0.100 80 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n}\n").unwrap();
+    let cfg =
+        load("virtual_server 198.18.0.100 80 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n}\n")
+            .unwrap();
     assert!(cfg.virtual_servers.is_empty());
     assert!(cfg.warnings[0].contains("no real servers"));
 }
@@ -200,28 +248,81 @@ fn keepalived_defaults_are_warnings() {
 #[test]
 fn errors_name_file_and_line() {
     let cases: &[(&str, usize, &str)] = &[
-        ("virtual_server 198.18.0.300 80 {\n}\n", 1, "invalid virtual server address"),
-        ("virtual_server 198.18.0.100 80 {\n protocol TCP\n lb_algo nosuch\n}\n", 3, "unknown scheduler 'nosuch'"),
-        ("virtual_server 198.18.0.100 80 {\n lb_kind FULLNAT\n}\n", 2, "unknown forwarding method"),
-        ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  weight abc\n }\n}\n", 3, "invalid number 'abc'"),
-        ("virtual_server 198.18.0.100 80 {\n bogus_keyword 3\n}\n", 2, "unknown keyword 'bogus_keyword'"),
-        ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  HTTP_GET {\n   connect_timeout 1\n  }\n }\n}\n", 3, "needs at least one url"),
-        ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  HTTP_GET {\n   url {\n    path /\n    status_code 999\n   }\n  }\n }\n}\n", 6, "invalid status_code"),
-        ("virtual_server 198.18.0.100 80 {\n delay_loop 0\n}\n", 2, "more than 0"),
-        ("virtual_server 198.18.0.100 80 {\n laddr_group_name g\n lb_kind FNAT\n}\n", 2, "local_address_group g is not defined"),
-        ("virtual_server 198.18.0.100 80 {\n lb_kind FNAT\n daddr_group_name deny1\n}\n", 3, "not supported"),
-        ("virtual_server group nope {\n}\n", 1, "virtual_server_group nope is not defined"),
-        ("virtual_server 198.18.0.100 80 {\n protocol TCP\n", 1, "never closed"),
+        (
+            "virtual_server 198.18.0.300 80 {\n}\n",
+            1,
+            "invalid virtual server address",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n protocol TCP\n lb_algo nosuch\n}\n",
+            3,
+            "unknown scheduler 'nosuch'",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n lb_kind FULLNAT\n}\n",
+            2,
+            "unknown forwarding method",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  weight abc\n }\n}\n",
+            3,
+            "invalid number 'abc'",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n bogus_keyword 3\n}\n",
+            2,
+            "unknown keyword 'bogus_keyword'",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  HTTP_GET {\n   connect_timeout 1\n  }\n }\n}\n",
+            3,
+            "needs at least one url",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  HTTP_GET {\n   url {\n    path /\n    status_code 999\n   }\n  }\n }\n}\n",
+            6,
+            "invalid status_code",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n delay_loop 0\n}\n",
+            2,
+            "more than 0",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n laddr_group_name g\n lb_kind FNAT\n}\n",
+            2,
+            "local_address_group g is not defined",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n lb_kind FNAT\n daddr_group_name deny1\n}\n",
+            3,
+            "not supported",
+        ),
+        (
+            "virtual_server group nope {\n}\n",
+            1,
+            "virtual_server_group nope is not defined",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n protocol TCP\n",
+            1,
+            "never closed",
+        ),
         ("}\n", 1, "extra '}'"),
         ("something_else 1\n", 1, "unknown keyword 'something_else'"),
-        ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  MISC_CHECK { misc_timeout 3 }\n }\n}\n", 3, "needs misc_path"),
+        (
+            "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  MISC_CHECK { misc_timeout 3 }\n }\n}\n",
+            3,
+            "needs misc_path",
+        ),
     ];
     for (text, line, reason) in cases {
         let e = load(text).unwrap_err();
         assert_eq!(e.loc.line, *line, "{text}: {e}");
         assert!(e.reason.contains(reason), "{text}: {e}");
         assert!(
-            e.to_string().starts_with(&format!("/etc/keepalived/keepalived.conf:{line}: ")),
+            e.to_string()
+                .starts_with(&format!("/etc/keepalived/keepalived.conf:{line}: ")),
             "{e}"
         );
     }
@@ -246,9 +347,17 @@ fn includes_with_globs_and_errors_in_included_files() {
     std::fs::write(conf_d.join("a.conf"), vs(80)).unwrap();
     std::fs::write(conf_d.join("ignored.txt"), "garbage {").unwrap();
     let cfg = load_file(&dir.join("keepalived.conf")).unwrap();
-    let names: Vec<&str> = cfg.virtual_servers.iter().map(|v| v.name.as_str()).collect();
+    let names: Vec<&str> = cfg
+        .virtual_servers
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
     assert_eq!(names, ["198.18.0.100:80", "198.18.0.100:443"]);
-    std::fs::write(conf_d.join("c.conf"), "virtual_server 198.18.0.100 81 {\n lb_algo xx\n}\n").unwrap();
+    std::fs::write(
+        conf_d.join("c.conf"),
+        "virtual_server 198.18.0.100 81 {\n lb_algo xx\n}\n",
+    )
+    .unwrap();
     let e = load_file(&dir.join("keepalived.conf")).unwrap_err();
     assert_eq!(*e.loc.file, conf_d.join("c.conf"));
     assert_eq!(e.loc.line, 2);

@@ -10,7 +10,12 @@ struct FakeRvsd {
 
 impl Control for FakeRvsd {
     fn call(&mut self, request: Request) -> Result<Reply, String> {
-        let err = |errno| Ok(Reply::Error(ErrorReply { errno, message: String::new() }));
+        let err = |errno| {
+            Ok(Reply::Error(ErrorReply {
+                errno,
+                message: String::new(),
+            }))
+        };
         if !request.name().starts_with("list") {
             self.log.push(request.name().to_owned());
         }
@@ -60,7 +65,9 @@ impl Control for FakeRvsd {
                 None => err(Errno::Esrch),
             },
             Request::AddDest { service, dest } | Request::EditDest { service, dest } => {
-                let Some(i) = find(self, &service) else { return err(Errno::Esrch) };
+                let Some(i) = find(self, &service) else {
+                    return err(Errno::Esrch);
+                };
                 let ds = &mut self.services[i].1;
                 match ds.iter().position(|d| same_dest(d, &dest)) {
                     Some(j) => ds[j] = dest,
@@ -68,9 +75,17 @@ impl Control for FakeRvsd {
                 }
                 Ok(Reply::Ok)
             }
-            Request::DelDest { service, addr, port } => {
-                let Some(i) = find(self, &service) else { return err(Errno::Esrch) };
-                self.services[i].1.retain(|d| (d.addr, d.port) != (addr, port));
+            Request::DelDest {
+                service,
+                addr,
+                port,
+            } => {
+                let Some(i) = find(self, &service) else {
+                    return err(Errno::Esrch);
+                };
+                self.services[i]
+                    .1
+                    .retain(|d| (d.addr, d.port) != (addr, port));
                 Ok(Reply::Ok)
             }
             other => Err(format!("unexpected {other:?}")),
@@ -79,7 +94,11 @@ impl Control for FakeRvsd {
 }
 
 fn key() -> ServiceKey {
-    ServiceKey::Inet { protocol: Protocol::Tcp, addr: "198.18.0.100".parse().unwrap(), port: 80 }
+    ServiceKey::Inet {
+        protocol: Protocol::Tcp,
+        addr: "198.18.0.100".parse().unwrap(),
+        port: 80,
+    }
 }
 
 fn spec(sched: &str) -> ServiceSpec {
@@ -110,13 +129,28 @@ fn dest(last: u8, weight: u32) -> DestSpec {
 fn differences_only_and_weights_edited_in_place() {
     let mut rvsd = FakeRvsd::default();
     let mut p = Programmer::default();
-    let w = |sched: &str, dests: Vec<DestSpec>| vec![Wanted { spec: spec(sched), laddrs: vec![], dests }];
-    assert!(p.apply(&mut rvsd, &w("rr", vec![dest(11, 1), dest(12, 1)])).is_empty());
+    let w = |sched: &str, dests: Vec<DestSpec>| {
+        vec![Wanted {
+            spec: spec(sched),
+            laddrs: vec![],
+            dests,
+        }]
+    };
+    assert!(
+        p.apply(&mut rvsd, &w("rr", vec![dest(11, 1), dest(12, 1)]))
+            .is_empty()
+    );
     assert_eq!(rvsd.log, ["add_service", "add_dest", "add_dest"]);
     rvsd.log.clear();
-    assert!(p.apply(&mut rvsd, &w("rr", vec![dest(11, 1), dest(12, 1)])).is_empty());
+    assert!(
+        p.apply(&mut rvsd, &w("rr", vec![dest(11, 1), dest(12, 1)]))
+            .is_empty()
+    );
     assert!(rvsd.log.is_empty(), "{:?}", rvsd.log);
-    assert!(p.apply(&mut rvsd, &w("wrr", vec![dest(11, 0), dest(12, 1)])).is_empty());
+    assert!(
+        p.apply(&mut rvsd, &w("wrr", vec![dest(11, 0), dest(12, 1)]))
+            .is_empty()
+    );
     assert_eq!(rvsd.log, ["edit_service", "edit_dest"]);
     rvsd.log.clear();
     assert!(p.apply(&mut rvsd, &w("wrr", vec![dest(12, 1)])).is_empty());
@@ -137,7 +171,11 @@ fn adopts_what_an_earlier_run_left() {
     let found = p.adopt(&mut rvsd, &[key()]).unwrap();
     assert_eq!(found[&key()].len(), 3);
     assert!(p.dest_live(&key(), "198.18.1.11".parse().unwrap(), 80));
-    let w = vec![Wanted { spec: spec("rr"), laddrs: vec![], dests: vec![dest(11, 1), dest(12, 2)] }];
+    let w = vec![Wanted {
+        spec: spec("rr"),
+        laddrs: vec![],
+        dests: vec![dest(11, 1), dest(12, 2)],
+    }];
     assert!(p.apply(&mut rvsd, &w).is_empty());
     // No add: the service and dests 11 and 12 stay (their connections with them).
     assert_eq!(rvsd.log, ["del_dest", "edit_dest"]);

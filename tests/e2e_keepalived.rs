@@ -1,0 +1,703 @@
+//! rvs-keepalived end to end (issue 13): rvsd on DPDK in the director namespace, programmed by
+//! rvs-keepalived from a keepalived file; the checks run from the director's kernel over a
+//! management network (veth `m0` 198.18.4.1/24 on the servers' bridge; the real servers also
+//! hold 198.18.4.11/.12), with `connect_ip` and `bindto`. Real servers are the test's own HTTP
+//! servers, so one can be stopped and started again.
+//!
+//! - `failover_nat_fullnat_quorum`: NAT (HTTP_GET with digests) and FULLNAT (TCP_CHECK,
+//!   inhibit_on_failure) services and a quorum service with a sorry server; one server's HTTP
+//!   process stops: out within `delay_loop * retry` + 1 s, 40 requests all succeed on the other;
+//!   it starts again: back.
+//! - `reload_and_restart_keep_connections`: SIGHUP with a changed weight, a removed and an added
+//!   service while long-lived transfers run through the service; a file with an error is refused
+//!   whole; rvs-keepalived stopped and started again; the transfers survive all of it.
+//!
+//! Needs root; skips with a printed reason without it (CI runs it for real).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Rvsd, TestNet};
+
+const VIP: &str = "198.18.0.100";
+const METRICS: &str = "127.0.0.1:9476";
+
+/// The lab: the test network with a management path, rvsd, the test's own servers.
+struct Lab {
+    net: TestNet,
+    rvsd: Rvsd,
+    servers: BTreeMap<String, Child>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in self.servers.values_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Lab {
+    fn up(prefix: &str) -> Lab {
+        let net = TestNet::up(prefix);
+        let (d, s) = (net.ns("d"), net.ns("s"));
+        // The management network: the director's kernel on the servers' bridge, its own subnet.
+        run_ok(Command::new("ip").args([
+            "link", "add", "m0", "netns", &d, "type", "veth", "peer", "name", "sw-m", "netns", &s,
+        ]));
+        run_ok(Command::new("ip").args(["-n", &s, "link", "set", "sw-m", "master", "br0", "up"]));
+        run_ok(Command::new("ip").args(["-n", &d, "addr", "add", "198.18.4.1/24", "dev", "m0"]));
+        run_ok(Command::new("ip").args(["-n", &d, "link", "set", "m0", "up"]));
+        for (i, r) in ["r1", "r2"].iter().enumerate() {
+            let ip = format!("198.18.4.1{}/24", i + 1);
+            run_ok(Command::new("ip").args(["-n", &net.ns(r), "addr", "add", &ip, "dev", "eth0"]));
+        }
+        // The test network's HTTP servers listen on the service address only: replace them by
+        // the test's own, on every address (the checks come to 198.18.4.1x).
+        for r in ["r1", "r2"] {
+            for pid in listeners(&net, r, 80) {
+                run_ok(Command::new("kill").arg(pid.to_string()));
+            }
+        }
+        let (conf, socket) = common::DirectorConf::new(1).render(&net);
+        let rvsd = Rvsd::start(Some(&d), &conf, &socket, &net.state_dir());
+        let mut lab = Lab {
+            net,
+            rvsd,
+            servers: BTreeMap::new(),
+        };
+        lab.start_http("r1", 80, "www-r1");
+        lab.start_http("r2", 80, "www-r2");
+        lab
+    }
+
+    /// An HTTP server in namespace `r` on every address, serving `STATE/dir`.
+    fn start_http(&mut self, r: &str, port: u16, dir: &str) {
+        let www = self.net.state_dir().join(dir);
+        let child = self
+            .net
+            .command(r)
+            .args([
+                "python3",
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "0.0.0.0",
+            ])
+            .arg("--directory")
+            .arg(&www)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.servers.insert(format!("{r}:{port}"), child);
+        wait_for(Duration::from_secs(10), || {
+            !listeners(&self.net, r, port).is_empty()
+        })
+        .unwrap_or_else(|| panic!("http server {r}:{port} did not start"));
+    }
+
+    fn stop_server(&mut self, r: &str, port: u16) {
+        let mut c = self.servers.remove(&format!("{r}:{port}")).unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+        wait_for(Duration::from_secs(5), || {
+            listeners(&self.net, r, port).is_empty()
+        })
+        .unwrap();
+    }
+
+    fn curl(&self, port: u16) -> Result<String, String> {
+        let url = format!("http://{VIP}:{port}/");
+        let o = self.net.exec("c", &["curl", "-s", "--max-time", "3", &url]);
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        } else {
+            Err(format!("curl {url}: {}", o.status))
+        }
+    }
+
+    /// `n` requests to `port`: every answer, counted.
+    fn requests(&self, port: u16, n: usize) -> BTreeMap<String, usize> {
+        let mut hits = BTreeMap::new();
+        for i in 0..n {
+            let body = self
+                .curl(port)
+                .unwrap_or_else(|e| panic!("request {i}: {e}\n{}", self.rvsd.ipvsadm_ok(&["-Ln"])));
+            *hits.entry(body).or_default() += 1;
+        }
+        hits
+    }
+
+    fn metrics(&self) -> String {
+        let o = self.net.exec(
+            "d",
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "3",
+                &format!("http://{METRICS}/metrics"),
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+/// Pids of the processes listening on TCP `port` in namespace `r`.
+fn listeners(net: &TestNet, r: &str, port: u16) -> Vec<u32> {
+    let o = net.exec(r, &["ss", "-ltnpH", &format!("sport = :{port}")]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.split("pid=")
+        .skip(1)
+        .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .collect()
+}
+
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// A running rvs-keepalived; SIGTERM and reaped on drop.
+struct Keepalived {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Keepalived {
+    fn start(lab: &Lab, conf: &Path, log_name: &str) -> Keepalived {
+        let log = lab.net.state_dir().join(log_name);
+        let f = std::fs::File::create(&log).unwrap();
+        let child = lab
+            .net
+            .command("d")
+            .arg(common::bin("rvs-keepalived"))
+            .args(["-n", "-l", "-D", "-f"])
+            .arg(conf)
+            .arg("--socket")
+            .arg(&lab.rvsd.socket)
+            .args(["--metrics", METRICS])
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        Keepalived {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        run_ok(Command::new("kill").args([sig, &pid]));
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, wait (bounded); the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let mut c = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                return c.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// The dest lines of one service in `ipvsadm -Ln`: (`ADDR:PORT`, weight).
+fn dests(listing: &str, service: &str) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for l in listing.lines() {
+        if l.starts_with("TCP") || l.starts_with("UDP") {
+            inside = l.split_whitespace().nth(1) == Some(service);
+            continue;
+        }
+        if inside && let Some(rest) = l.trim_start().strip_prefix("-> ") {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if f.len() >= 3 && f[0] != "RemoteAddress:Port" {
+                out.push((f[0].to_owned(), f[2].parse().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn md5_of(text: &str) -> String {
+    rvs_md5(text.as_bytes())
+}
+
+/// The digest the HTTP check compares (its own implementation is tested against RFC 1321).
+fn rvs_md5(data: &[u8]) -> String {
+    let out = Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A checker block reaching real server `n` (1 or 2) over the management network.
+fn tcp_check(n: u8, port: u16) -> String {
+    format!(
+        "TCP_CHECK {{\n            connect_ip 198.18.4.1{n}\n            connect_port {port}\n            bindto 198.18.4.1\n            connect_timeout 1\n            retry 2\n            delay_before_retry 1\n        }}"
+    )
+}
+
+fn failover_conf(lab: &Lab) -> String {
+    let http = |n: u8| {
+        let body =
+            std::fs::read_to_string(lab.net.state_dir().join(format!("www-r{n}/index.html")))
+                .unwrap();
+        format!(
+            "HTTP_GET {{\n            url {{\n                path /index.html\n                status_code 200\n                digest {}\n            }}\n            connect_ip 198.18.4.1{n}\n            bindto 198.18.4.1\n            connect_timeout 1\n            retry 2\n            delay_before_retry 1\n        }}",
+            md5_of(&body)
+        )
+    };
+    format!(
+        "! failover test: NAT with HTTP_GET, FULLNAT with TCP_CHECK, quorum with a sorry server
+global_defs {{
+    router_id RVS_E2E
+}}
+vrrp_instance VI_1 {{
+    state MASTER
+    interface m0
+    virtual_router_id 51
+    virtual_ipaddress {{
+        {VIP}
+    }}
+}}
+local_address_group lg1 {{
+    198.18.1.5 dp1
+}}
+virtual_server {VIP} 80 {{
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 198.18.1.11 80 {{
+        weight 1
+        {}
+    }}
+    real_server 198.18.1.12 80 {{
+        weight 1
+        {}
+    }}
+}}
+virtual_server {VIP} 8080 {{
+    delay_loop 1
+    lb_algo rr
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name lg1
+    inhibit_on_failure
+    real_server 198.18.1.11 80 {{
+        weight 2
+        {}
+    }}
+    real_server 198.18.1.12 80 {{
+        weight 2
+        {}
+    }}
+}}
+virtual_server {VIP} 81 {{
+    delay_loop 1
+    lvs_sched rr
+    lvs_method NAT
+    protocol TCP
+    quorum 2
+    sorry_server 198.18.1.12 8000
+    real_server 198.18.1.11 80 {{
+        weight 1
+        {}
+    }}
+    real_server 198.18.1.12 80 {{
+        weight 1
+        {}
+    }}
+}}
+",
+        http(1),
+        http(2),
+        tcp_check(1, 80),
+        tcp_check(2, 80),
+        tcp_check(1, 80),
+        tcp_check(2, 80),
+    )
+}
+
+#[test]
+fn failover_nat_fullnat_quorum() {
+    require_netns!();
+    let _serial = common::serial();
+    let mut lab = Lab::up("rvska");
+    // The sorry server: a third HTTP server, on rs2's port 8000.
+    let sorry = lab.net.state_dir().join("www-sorry");
+    std::fs::create_dir_all(&sorry).unwrap();
+    std::fs::write(sorry.join("index.html"), "sorry\n").unwrap();
+    lab.start_http("r2", 8000, "www-sorry");
+    let conf = lab.net.state_dir().join("keepalived.conf");
+    std::fs::write(&conf, failover_conf(&lab)).unwrap();
+    let mut ka = Keepalived::start(&lab, &conf, "keepalived.log");
+
+    let all_up = |l: &str| {
+        dests(l, &format!("{VIP}:80"))
+            == [("198.18.1.11:80".into(), 1), ("198.18.1.12:80".into(), 1)]
+            && dests(l, &format!("{VIP}:8080")).iter().all(|d| d.1 == 2)
+            && dests(l, &format!("{VIP}:8080")).len() == 2
+            && dests(l, &format!("{VIP}:81")).len() == 2
+    };
+    let programmed = wait_for(Duration::from_secs(10), || {
+        all_up(&lab.rvsd.ipvsadm_ok(&["-Ln"]))
+    });
+    assert!(
+        programmed.is_some(),
+        "services not programmed:\n{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"]),
+        ka.log_text()
+    );
+    eprintln!(
+        "programmed in {programmed:?}:\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"])
+    );
+    let saved = lab.rvsd.ipvsadm_ok(&["-S", "-n"]);
+    for line in [
+        "-A -t 198.18.0.100:80 -s rr",
+        "-a -t 198.18.0.100:80 -r 198.18.1.11:80 -m -w 1",
+        "-A -t 198.18.0.100:8080 -s rr",
+        "-P -t 198.18.0.100:8080 -z 198.18.1.5 -F dp1",
+    ] {
+        assert!(saved.contains(line), "{line} not in ipvsadm -S:\n{saved}");
+    }
+    for port in [80, 8080, 81] {
+        let hits = lab.requests(port, 20);
+        assert_eq!(hits.len(), 2, "port {port}: {hits:?}");
+    }
+
+    // rs1's HTTP process stops: out within delay_loop * retry + 1 s = 3 s.
+    lab.stop_server("r1", 80);
+    let stopped = Instant::now();
+    let out = |l: &str| {
+        dests(l, &format!("{VIP}:80")) == [("198.18.1.12:80".into(), 1)]
+            && dests(l, &format!("{VIP}:8080"))
+                == [("198.18.1.11:80".into(), 0), ("198.18.1.12:80".into(), 2)]
+            && dests(l, &format!("{VIP}:81")) == [("198.18.1.12:8000".into(), 1)]
+    };
+    let gone = wait_for(Duration::from_secs(10), || {
+        out(&lab.rvsd.ipvsadm_ok(&["-Ln"]))
+    });
+    let listing = lab.rvsd.ipvsadm_ok(&["-Ln"]);
+    let took = stopped.elapsed();
+    assert!(
+        gone.is_some(),
+        "rs1 not taken out:\n{listing}\n{}",
+        ka.log_text()
+    );
+    eprintln!("rs1 out of all three services {took:?} after its HTTP server stopped:\n{listing}");
+    assert!(
+        took <= Duration::from_secs(3),
+        "took {took:?}:\n{}",
+        ka.log_text()
+    );
+    // NAT: removed; FULLNAT (inhibit_on_failure): weight 0; quorum lost: the sorry server alone.
+    assert_eq!(
+        lab.requests(80, 40),
+        BTreeMap::from([("rs2".to_owned(), 40)])
+    );
+    assert_eq!(
+        lab.requests(8080, 40),
+        BTreeMap::from([("rs2".to_owned(), 40)])
+    );
+    assert_eq!(
+        lab.requests(81, 10),
+        BTreeMap::from([("sorry".to_owned(), 10)])
+    );
+    let log = ka.log_text();
+    assert!(
+        log.contains("real server 198.18.1.11:80 is DOWN, removed (HTTP_GET: http://198.18.4.11:80/index.html: connect: Connection refused"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "is DOWN, weight 0 (inhibit_on_failure) (TCP_CHECK: connect to 198.18.4.11:80"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("virtual server 198.18.0.100:81: quorum 2 lost, sorry server in"),
+        "{log}"
+    );
+    let m = lab.metrics();
+    assert!(
+        m.contains("rvs_dest_up{service=\"tcp/198.18.0.100:80\",dest=\"198.18.1.11:80\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("rvs_dest_up{service=\"tcp/198.18.0.100:80\",dest=\"198.18.1.12:80\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("rvs_dest_transitions_total{service=\"tcp/198.18.0.100:8080\",dest=\"198.18.1.11:80\",to=\"down\"} 1"),
+        "{m}"
+    );
+
+    // It starts again: back on the first successful check (within delay_loop + 1 s).
+    lab.start_http("r1", 80, "www-r1");
+    let started = Instant::now();
+    let back = wait_for(Duration::from_secs(10), || {
+        all_up(&lab.rvsd.ipvsadm_ok(&["-Ln"]))
+    });
+    let took = started.elapsed();
+    assert!(
+        back.is_some(),
+        "rs1 not back:\n{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"]),
+        ka.log_text()
+    );
+    eprintln!("rs1 back {took:?} after its HTTP server started");
+    assert!(took <= Duration::from_secs(3), "took {took:?}");
+    let hits = lab.requests(81, 10);
+    assert!(!hits.contains_key("sorry"), "{hits:?}");
+    assert!(ka.log_text().contains("quorum 2 regained"));
+    let m = lab.metrics();
+    assert!(
+        m.contains("rvs_dest_transitions_total{service=\"tcp/198.18.0.100:80\",dest=\"198.18.1.11:80\",to=\"up\"} 1"),
+        "{m}"
+    );
+    assert!(ka.alive());
+    assert!(ka.stop().success());
+    // Stopping rvs-keepalived leaves the services in rvsd.
+    assert!(all_up(&lab.rvsd.ipvsadm_ok(&["-Ln"])));
+}
+
+/// A file with the stream service (weight `w1` for rs1) and, optionally, the web services.
+fn reload_conf(w1: u32, web: u16) -> String {
+    format!(
+        "virtual_server {VIP} 9000 {{
+    delay_loop 1
+    lb_algo wrr
+    lb_kind NAT
+    protocol TCP
+    real_server 198.18.1.11 9000 {{
+        weight {w1}
+        {}
+    }}
+    real_server 198.18.1.12 9000 {{
+        weight 1
+        {}
+    }}
+}}
+virtual_server {VIP} {web} {{
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 198.18.1.11 80 {{
+        {}
+    }}
+}}
+",
+        tcp_check(1, 9000),
+        tcp_check(2, 9000),
+        tcp_check(1, 80),
+    )
+}
+
+/// Long-lived transfers through VIP:9000 from the client: (child, what to run).
+fn transfers(lab: &Lab, count: u32, size: u32, rate: u32) -> Child {
+    let script = common::repo().join("scripts/testnet-stream.py");
+    lab.net
+        .command("c")
+        .arg("python3")
+        .arg(script)
+        .args(["client", VIP, "9000"])
+        .args([count, size, rate].map(|n| n.to_string()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn transfers_done(child: Child, count: u32) -> String {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains(&format!("transfers {count} 0")),
+        "transfers broke: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn reload_and_restart_keep_connections() {
+    require_netns!();
+    let _serial = common::serial();
+    let mut lab = Lab::up("rvskr");
+    let script = common::repo().join("scripts/testnet-stream.py");
+    for (r, name) in [("r1", "rs1"), ("r2", "rs2")] {
+        let child = lab
+            .net
+            .command(r)
+            .arg("python3")
+            .arg(&script)
+            .args(["server", name, "9000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        lab.servers.insert(format!("{r}:9000"), child);
+        wait_for(Duration::from_secs(10), || {
+            !listeners(&lab.net, r, 9000).is_empty()
+        })
+        .unwrap();
+    }
+    let conf = lab.net.state_dir().join("keepalived.conf");
+    std::fs::write(&conf, reload_conf(1, 80)).unwrap();
+    let mut ka = Keepalived::start(&lab, &conf, "keepalived.log");
+    let stream = format!("{VIP}:9000");
+    let ready = wait_for(Duration::from_secs(10), || {
+        let l = lab.rvsd.ipvsadm_ok(&["-Ln"]);
+        dests(&l, &stream).len() == 2 && dests(&l, &format!("{VIP}:80")).len() == 1
+    });
+    assert!(
+        ready.is_some(),
+        "{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"]),
+        ka.log_text()
+    );
+
+    // SIGHUP while 4 transfers of 6 s run: rs1's weight 1 -> 3, service :80 removed, :82 added.
+    let t = transfers(&lab, 4, 300_000, 50_000);
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = lab.rvsd.ipvsadm_ok(&["-Lnc"]);
+    let established = before.lines().filter(|l| l.contains("ESTABLISHED")).count();
+    assert_eq!(established, 4, "{before}");
+    std::fs::write(&conf, reload_conf(3, 82)).unwrap();
+    ka.signal("-HUP");
+    let reloaded = wait_for(Duration::from_secs(10), || {
+        let l = lab.rvsd.ipvsadm_ok(&["-Ln"]);
+        dests(&l, &stream).contains(&("198.18.1.11:9000".into(), 3))
+            && !l.contains(&format!("{VIP}:80 "))
+            && dests(&l, &format!("{VIP}:82")) == [("198.18.1.11:80".into(), 1)]
+    });
+    assert!(
+        reloaded.is_some(),
+        "{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"]),
+        ka.log_text()
+    );
+    eprintln!("reload applied in {reloaded:?}");
+    let text = transfers_done(t, 4);
+    eprintln!(
+        "transfers across the reload: {}",
+        text.lines().last().unwrap_or("")
+    );
+    // The stream service's two checkers kept running with their state; :80's stopped, :82's
+    // started.
+    let log = ka.log_text();
+    assert!(
+        log.contains("checkers kept 2, started 1, stopped 1"),
+        "{log}"
+    );
+    let saved = lab.rvsd.ipvsadm_ok(&["-S", "-n"]);
+    assert!(
+        saved.contains("-a -t 198.18.0.100:9000 -r 198.18.1.11:9000 -m -w 3"),
+        "{saved}"
+    );
+    assert!(saved.contains("-A -t 198.18.0.100:9000 -s wrr"), "{saved}");
+
+    // A file with an error is refused whole; the running state stays.
+    let good = reload_conf(3, 82);
+    let bad = good.replacen("weight 3", "weight 3\n        weight x", 1);
+    let bad_line = bad.lines().position(|l| l.contains("weight x")).unwrap() + 1;
+    std::fs::write(&conf, &bad).unwrap();
+    ka.signal("-HUP");
+    let want = format!(
+        "reload refused, the running configuration stays: {}:{bad_line}: 'weight': invalid number 'x'",
+        conf.display()
+    );
+    let refused = wait_for(Duration::from_secs(5), || ka.log_text().contains(&want));
+    assert!(refused.is_some(), "{want} not in:\n{}", ka.log_text());
+    assert_eq!(lab.rvsd.ipvsadm_ok(&["-S", "-n"]), saved);
+    assert!(ka.alive());
+    std::fs::write(&conf, &good).unwrap();
+
+    // rvs-keepalived stops and starts again while transfers run: rvsd keeps the services, the
+    // new process takes them over as they are.
+    let t = transfers(&lab, 4, 300_000, 50_000);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(ka.stop().success(), "{}", ka.log_text());
+    assert_eq!(lab.rvsd.ipvsadm_ok(&["-S", "-n"]), saved);
+    let ka2 = Keepalived::start(&lab, &conf, "keepalived-2.log");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        lab.rvsd.ipvsadm_ok(&["-S", "-n"]),
+        saved,
+        "{}",
+        ka2.log_text()
+    );
+    let text = transfers_done(t, 4);
+    eprintln!(
+        "transfers across the restart: {}",
+        text.lines().last().unwrap_or("")
+    );
+    assert!(
+        !ka2.log_text().contains("rvsd refused"),
+        "{}",
+        ka2.log_text()
+    );
+}
