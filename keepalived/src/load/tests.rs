@@ -315,6 +315,11 @@ fn errors_name_file_and_line() {
             3,
             "needs misc_path",
         ),
+        (
+            "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  SSL_GET {\n  }\n }\n}\n",
+            3,
+            "SSL_GET is not supported",
+        ),
     ];
     for (text, line, reason) in cases {
         let e = load(text).unwrap_err();
