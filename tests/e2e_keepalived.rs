@@ -12,6 +12,10 @@
 //!   service while long-lived transfers run through the service; a file with an error is refused
 //!   whole; rvs-keepalived stopped and started again; the transfers survive all of it.
 //!
+//! - `failover_through_kernel_twin`: no management network; the checks go from the director's
+//!   kernel through the DPDK ports' kernel twins (`[port.kernel]`) to the real servers' own
+//!   addresses; one server stops and starts again as above.
+//!
 //! Needs root; skips with a printed reason without it (CI runs it for real).
 
 mod common;
@@ -51,29 +55,38 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
+/// How the director's kernel reaches the real servers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// `m0` on the servers' bridge, 198.18.4.0/24.
+    Management,
+    /// The DPDK ports' kernel twins (`[port.kernel]`): through rvsd.
+    KernelTwin,
+}
+
 impl Lab {
     fn up(prefix: &str) -> Lab {
+        Self::up_with(prefix, Reach::Management)
+    }
+
+    fn up_with(prefix: &str, reach: Reach) -> Lab {
         let net = TestNet::up(prefix);
         let (d, s) = (net.ns("d"), net.ns("s"));
-        // The management network: the director's kernel on the servers' bridge, its own subnet.
-        run_ok(Command::new("ip").args([
-            "link", "add", "m0", "netns", &d, "type", "veth", "peer", "name", "sw-m", "netns", &s,
-        ]));
-        run_ok(Command::new("ip").args(["-n", &s, "link", "set", "sw-m", "master", "br0", "up"]));
-        run_ok(Command::new("ip").args(["-n", &d, "addr", "add", "198.18.4.1/24", "dev", "m0"]));
-        run_ok(Command::new("ip").args(["-n", &d, "link", "set", "m0", "up"]));
-        for (i, r) in ["r1", "r2"].iter().enumerate() {
-            let ip = format!("198.18.4.1{}/24", i + 1);
-            run_ok(Command::new("ip").args(["-n", &net.ns(r), "addr", "add", &ip, "dev", "eth0"]));
+        if reach == Reach::Management {
+            Self::management(&net, &d, &s);
         }
         // The test network's HTTP servers listen on the service address only: replace them by
-        // the test's own, on every address (the checks come to 198.18.4.1x).
+        // the test's own, on every address (the checks may come to 198.18.4.1x).
         for r in ["r1", "r2"] {
             for pid in listeners(&net, r, 80) {
                 run_ok(Command::new("kill").arg(pid.to_string()));
             }
         }
-        let (conf, socket) = common::DirectorConf::new(1).render(&net);
+        let conf = common::DirectorConf {
+            kernel: (reach == Reach::KernelTwin).then_some("rate = 5000, burst = 1000"),
+            ..common::DirectorConf::new(1)
+        };
+        let (conf, socket) = conf.render(&net);
         let rvsd = Rvsd::start(Some(&d), &conf, &socket, &net.state_dir());
         let mut lab = Lab {
             net,
@@ -83,6 +96,20 @@ impl Lab {
         lab.start_http("r1", 80, "www-r1");
         lab.start_http("r2", 80, "www-r2");
         lab
+    }
+
+    /// The management network: the director's kernel on the servers' bridge, its own subnet.
+    fn management(net: &TestNet, d: &str, s: &str) {
+        run_ok(Command::new("ip").args([
+            "link", "add", "m0", "netns", d, "type", "veth", "peer", "name", "sw-m", "netns", s,
+        ]));
+        run_ok(Command::new("ip").args(["-n", s, "link", "set", "sw-m", "master", "br0", "up"]));
+        run_ok(Command::new("ip").args(["-n", d, "addr", "add", "198.18.4.1/24", "dev", "m0"]));
+        run_ok(Command::new("ip").args(["-n", d, "link", "set", "m0", "up"]));
+        for (i, r) in ["r1", "r2"].iter().enumerate() {
+            let ip = format!("198.18.4.1{}/24", i + 1);
+            run_ok(Command::new("ip").args(["-n", &net.ns(r), "addr", "add", &ip, "dev", "eth0"]));
+        }
     }
 
     /// An HTTP server in namespace `r` on every address, serving `STATE/dir`.
@@ -700,4 +727,125 @@ fn reload_and_restart_keep_connections() {
         "{}",
         ka2.log_text()
     );
+}
+
+#[test]
+fn failover_through_kernel_twin() {
+    require_netns!();
+    let _serial = common::serial();
+    let mut lab = Lab::up_with("rvskt", Reach::KernelTwin);
+    // Two checkers per real server, to the real server's own address: only rvsd's ports (and
+    // their twins) lead there.
+    let rs = |n: u8| {
+        format!(
+            "    real_server 198.18.1.1{n} 80 {{
+        weight 1
+        TCP_CHECK {{
+            connect_timeout 1
+            retry 2
+            delay_before_retry 1
+        }}
+        HTTP_GET {{
+            url {{
+                path /index.html
+            }}
+            connect_timeout 1
+            retry 2
+            delay_before_retry 1
+        }}
+    }}
+"
+        )
+    };
+    let text = format!(
+        "virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n{}{}}}\n",
+        rs(1),
+        rs(2)
+    );
+    let conf = lab.net.state_dir().join("keepalived.conf");
+    std::fs::write(&conf, text).unwrap();
+    let ka = Keepalived::start(&lab, &conf, "keepalived.log");
+    let svc = format!("{VIP}:80");
+    let both = [
+        ("198.18.1.11:80".to_owned(), 1),
+        ("198.18.1.12:80".to_owned(), 1),
+    ];
+    let up = wait_for(Duration::from_secs(10), || {
+        dests(&lab.rvsd.ipvsadm_ok(&["-Ln"]), &svc) == both
+    });
+    assert!(
+        up.is_some(),
+        "{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"]),
+        ka.log_text()
+    );
+    assert_eq!(lab.requests(80, 20).len(), 2);
+
+    lab.stop_server("r1", 80);
+    let stopped = Instant::now();
+    let gone = wait_for(Duration::from_secs(10), || {
+        dests(&lab.rvsd.ipvsadm_ok(&["-Ln"]), &svc) == [("198.18.1.12:80".to_owned(), 1)]
+    });
+    let took = stopped.elapsed();
+    assert!(
+        gone.is_some(),
+        "{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"]),
+        ka.log_text()
+    );
+    eprintln!("through the kernel twin: rs1 out {took:?} after its HTTP server stopped");
+    assert!(
+        took <= Duration::from_secs(3),
+        "took {took:?}:\n{}",
+        ka.log_text()
+    );
+    assert_eq!(
+        lab.requests(80, 40),
+        BTreeMap::from([("rs2".to_owned(), 40)])
+    );
+    let log = ka.log_text();
+    assert!(
+        log.contains("real server 198.18.1.11:80 is DOWN, removed (TCP_CHECK: connect to 198.18.1.11:80: Connection refused"),
+        "{log}"
+    );
+    assert!(
+        log.contains("HTTP_GET tcp/198.18.0.100:80: http://198.18.1.11:80/index.html: connect: Connection refused"),
+        "{log}"
+    );
+
+    lab.start_http("r1", 80, "www-r1");
+    let started = Instant::now();
+    let back = wait_for(Duration::from_secs(10), || {
+        dests(&lab.rvsd.ipvsadm_ok(&["-Ln"]), &svc) == both
+    });
+    let took = started.elapsed();
+    assert!(
+        back.is_some(),
+        "{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"]),
+        ka.log_text()
+    );
+    eprintln!("through the kernel twin: rs1 back {took:?} after its HTTP server started");
+    assert!(took <= Duration::from_secs(3), "took {took:?}");
+    // The checks went through rvsd: its twins counted the frames the kernel sent.
+    let links = Command::new(common::bin("rvsctl"))
+        .args(["-s", "link", "show"])
+        .env("RVS_SOCKET", &lab.rvsd.socket)
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    let lines: Vec<&str> = links.lines().collect();
+    let twin = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("kernel dp1 "))
+        .unwrap_or_else(|| panic!("no twin of dp1:\n{links}"));
+    let counts: Vec<u64> = lines[twin + 2]
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    eprintln!(
+        "dp1's twin: to kernel {} packets, from kernel {} packets",
+        counts[1], counts[3]
+    );
+    assert!(counts[1] > 0 && counts[3] > 0, "{links}");
 }
