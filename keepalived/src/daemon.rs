@@ -280,6 +280,21 @@ impl Runtime {
         }
     }
 
+    /// Compare the record with rvsd and program what differs (see [`Programmer::reconcile`]).
+    pub fn reconcile(&mut self, ctl: &mut dyn Control) {
+        match self.programmer.reconcile(ctl) {
+            Ok(()) => self.program(ctl),
+            Err(e) => {
+                if !self.last_errors.iter().any(|x| *x == e) {
+                    tracing::error!(
+                        "cannot read rvsd's services: {e} (tried again every few seconds)"
+                    );
+                    self.last_errors = vec![e];
+                }
+            }
+        }
+    }
+
     pub fn pending_errors(&self) -> bool {
         !self.last_errors.is_empty()
     }
@@ -440,6 +455,9 @@ fn checker_loop(
     }
 }
 
+/// How often rvsd's services are compared with what was programmed.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
 /// How the daemon was asked to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -485,6 +503,7 @@ pub fn run(opts: &Options, ctl: &mut dyn Control) -> anyhow::Result<()> {
         opts.control.display()
     );
     let mut last_program = Instant::now();
+    let mut last_reconcile = Instant::now();
     loop {
         let mut changed = false;
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -514,6 +533,13 @@ pub fn run(opts: &Options, ctl: &mut dyn Control) -> anyhow::Result<()> {
         if changed || retry {
             rt.program(ctl);
             last_program = Instant::now();
+        }
+        // Every few seconds, check that rvsd still has what was programmed (it may have
+        // restarted, or someone used ipvsadm on these services).
+        if last_reconcile.elapsed() > RECONCILE_EVERY {
+            rt.reconcile(ctl);
+            last_reconcile = Instant::now();
+            last_program = last_reconcile;
         }
     }
     tracing::info!("stopping: checks end, rvsd's services stay as they are");

@@ -86,6 +86,7 @@ fn refused(e: &ErrorReply) -> String {
 
 fn expect_ok(ctl: &mut dyn Control, request: Request) -> Result<(), (Option<Errno>, String)> {
     let name = request.name();
+    tracing::debug!("to rvsd: {request:?}");
     match ctl.call(request) {
         Ok(Reply::Ok) => Ok(()),
         Ok(Reply::Error(e)) => Err((Some(e.errno), format!("{name}: {}", refused(&e)))),
@@ -272,6 +273,27 @@ impl Programmer {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Look at what rvsd has now and correct the record: a service rvsd lost (it restarted) is
+    /// forgotten, and the dests of the others are taken as rvsd lists them (someone may have
+    /// changed them with ipvsadm). The next [`Programmer::apply`] then puts back what is wanted.
+    pub fn reconcile(&mut self, ctl: &mut dyn Control) -> Result<(), String> {
+        let services = match ctl.call(Request::ListServices { service: None })? {
+            Reply::Services(s) => s,
+            other => return Err(format!("list_services: unexpected reply {other:?}")),
+        };
+        self.programmed.retain(
+            |key, have| match services.iter().find(|s| s.spec.key == *key) {
+                Some(s) => {
+                    have.spec = s.spec.clone();
+                    have.dests = s.dests.iter().map(|d| d.spec.clone()).collect();
+                    true
+                }
+                None => false,
+            },
+        );
         Ok(())
     }
 

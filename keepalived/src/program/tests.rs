@@ -180,3 +180,28 @@ fn adopts_what_an_earlier_run_left() {
     // No add: the service and dests 11 and 12 stay (their connections with them).
     assert_eq!(rvsd.log, ["del_dest", "edit_dest"]);
 }
+
+#[test]
+fn reconcile_puts_back_what_rvsd_lost_or_someone_changed() {
+    let mut rvsd = FakeRvsd::default();
+    let mut p = Programmer::default();
+    let w = vec![Wanted {
+        spec: spec("rr"),
+        laddrs: vec![],
+        dests: vec![dest(11, 1), dest(12, 1)],
+    }];
+    assert!(p.apply(&mut rvsd, &w).is_empty());
+    // Someone sets a weight by hand: put back.
+    rvsd.services[0].1[0].weight = 9;
+    p.reconcile(&mut rvsd).unwrap();
+    rvsd.log.clear();
+    assert!(p.apply(&mut rvsd, &w).is_empty());
+    assert_eq!(rvsd.log, ["edit_dest"]);
+    assert_eq!(rvsd.services[0].1[0].weight, 1);
+    // rvsd restarted empty: everything is added again.
+    rvsd.services.clear();
+    rvsd.log.clear();
+    p.reconcile(&mut rvsd).unwrap();
+    assert!(p.apply(&mut rvsd, &w).is_empty());
+    assert_eq!(rvsd.log, ["add_service", "add_dest", "add_dest"]);
+}
