@@ -285,7 +285,7 @@ impl Runtime {
         match self.programmer.reconcile(ctl) {
             Ok(()) => self.program(ctl),
             Err(e) => {
-                if !self.last_errors.iter().any(|x| *x == e) {
+                if !self.last_errors.contains(&e) {
                     tracing::error!(
                         "cannot read rvsd's services: {e} (tried again every few seconds)"
                     );
