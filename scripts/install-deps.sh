@@ -4,13 +4,13 @@
 # test use (dpkg-dev for dpkg-shlibdeps, man-db for man -w), and bird2 for the BGP/ECMP failover
 # test (its system service is not wanted: the test runs its own birds in its namespaces), and
 # keepalived, whose `keepalived -t` is the oracle of rvs-keepalived's parser tests (its service is
-# not wanted either: rvs-keepalived does its job).
+# not wanted either: rvs-keepalived does its job); openssl makes the HTTPS test servers' keys.
 # Idempotent: when every package is already there it does nothing (no apt-get update); otherwise
 # one apt-get update, then one install of everything missing.
 #   install-deps.sh        what the build, the demo and the tests need
 #   install-deps.sh bgp    bird2 only (what the BGP test runs when it does not find bird)
 set -euo pipefail
-PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump dpkg-dev man-db bird2 keepalived"
+PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump dpkg-dev man-db bird2 keepalived openssl"
 if [ "${1:-}" = bgp ]; then
     PKGS="bird2"
 fi

@@ -396,6 +396,38 @@ virtual_server {VIP} 81 {{
         {}
     }}
 }}
+virtual_server {VIP} 443 {{
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 198.18.1.11 443 {{
+        weight 1
+        SSL_GET {{
+            url {{
+                path /index.html
+                digest {}
+            }}
+            virtualhost rs1.example.invalid
+            connect_ip 198.18.4.11
+            connect_timeout 1
+            retry 2
+            delay_before_retry 1
+        }}
+    }}
+    real_server 198.18.1.12 443 {{
+        weight 1
+        SSL_GET {{
+            url {{
+                path /missing.html
+            }}
+            connect_ip 198.18.4.12
+            connect_timeout 1
+            retry 2
+            delay_before_retry 1
+        }}
+    }}
+}}
 ",
         http(1),
         http(2),
@@ -403,7 +435,51 @@ virtual_server {VIP} 81 {{
         tcp_check(2, 80),
         tcp_check(1, 80),
         tcp_check(2, 80),
+        md5_of("rs1\n"),
     )
+}
+
+/// An HTTPS server in namespace `r` on port 443 serving `STATE/www-r`, with a self-signed key
+/// made for the test.
+fn start_https(lab: &mut Lab, r: &str) {
+    let dir = lab.net.state_dir();
+    let (cert, key) = (dir.join("https.crt"), dir.join("https.key"));
+    if !cert.exists() {
+        run_ok(
+            Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args(["-subj", "/CN=rs.example.invalid", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert),
+        );
+    }
+    let server = "import functools, http.server, ssl, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+httpd = http.server.HTTPServer(('0.0.0.0', 443), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+httpd.serve_forever()
+";
+    let child = lab
+        .net
+        .command(r)
+        .args(["python3", "-c", server])
+        .arg(dir.join(format!("www-{r}")))
+        .arg(&cert)
+        .arg(&key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    lab.servers.insert(format!("{r}:443"), child);
+    wait_for(Duration::from_secs(10), || {
+        !listeners(&lab.net, r, 443).is_empty()
+    })
+    .unwrap_or_else(|| panic!("https server {r}:443 did not start"));
 }
 
 #[test]
@@ -416,6 +492,8 @@ fn failover_nat_fullnat_quorum() {
     std::fs::create_dir_all(&sorry).unwrap();
     std::fs::write(sorry.join("index.html"), "sorry\n").unwrap();
     lab.start_http("r2", 8000, "www-sorry");
+    start_https(&mut lab, "r1");
+    start_https(&mut lab, "r2");
     let conf = lab.net.state_dir().join("keepalived.conf");
     std::fs::write(&conf, failover_conf(&lab)).unwrap();
     let mut ka = Keepalived::start(&lab, &conf, "keepalived.log");
@@ -453,6 +531,34 @@ fn failover_nat_fullnat_quorum() {
         let hits = lab.requests(port, 20);
         assert_eq!(hits.len(), 2, "port {port}: {hits:?}");
     }
+    // SSL_GET: rs1 passes (status and digest over TLS); rs2 answers 404 and is taken out.
+    let https = format!("{VIP}:443");
+    let tls = wait_for(Duration::from_secs(10), || {
+        dests(&lab.rvsd.ipvsadm_ok(&["-Ln"]), &https) == [("198.18.1.11:443".into(), 1)]
+    });
+    assert!(
+        tls.is_some(),
+        "{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"]),
+        ka.log_text()
+    );
+    let log = ka.log_text();
+    assert!(
+        log.contains("real server 198.18.1.12:443 is DOWN, removed (SSL_GET: https://198.18.4.12:443/missing.html: status 404 not accepted)"),
+        "{log}"
+    );
+    assert!(!log.contains("198.18.1.11:443 is DOWN"), "{log}");
+    let o = lab.net.exec(
+        "c",
+        &[
+            "curl",
+            "-sk",
+            "--max-time",
+            "3",
+            &format!("https://{https}/"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "rs1", "{o:?}");
 
     // rs1's HTTP process stops: out within delay_loop * retry + 1 s = 3 s.
     lab.stop_server("r1", 80);

@@ -647,12 +647,6 @@ fn real_server(n: &Node, vs: &CheckDefaults, vs_inhibit: bool) -> Res<RealServer
 
 fn checker(n: &Node, rs_addr: IpAddr, rs_port: u16, d: &CheckDefaults) -> Res<Checker> {
     let kw = n.keyword();
-    if kw == "SSL_GET" {
-        return err(
-            &n.loc,
-            "SSL_GET is not supported by rvs-keepalived yet (HTTP_GET, TCP_CHECK, MISC_CHECK and DNS_CHECK are)",
-        );
-    }
     if !n.args().is_empty() {
         return err(&n.loc, format!("{kw} takes no value before its block"));
     }

@@ -1,10 +1,19 @@
-//! `HTTP_GET`: for every `url`, an HTTP/1.0 GET of its path (Host: the `virtualhost`, else the
-//! address and port checked); the real server passes when every answer's status is accepted
-//! (keepalived's default: 200-299) and, where a `digest` is given, the MD5 of the body matches.
+//! `HTTP_GET` and `SSL_GET`: for every `url`, an HTTP/1.0 GET of its path (Host: the
+//! `virtualhost`, else the address and port checked); the real server passes when every answer's
+//! status is accepted (keepalived's default: 200-299) and, where a `digest` is given, the MD5 of
+//! the body matches. `SSL_GET` does the same over TLS (rustls): as keepalived without a CA, the
+//! server's certificate is not verified (a health check asks "does it answer", not "is it who it
+//! says"), but the handshake's signatures are; the `virtualhost` is sent as SNI.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, OnceLock};
 
 use md5::{Digest, Md5};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 
 use super::{Outcome, connect, target};
 use crate::model::{Checker, Url};
@@ -13,25 +22,35 @@ use crate::model::{Checker, Url};
 const MAX_RESPONSE: usize = 4 << 20;
 
 pub(super) fn check(c: &Checker, tls: bool, urls: &[Url], vhost: Option<&str>) -> Outcome {
-    // The loader refuses SSL_GET until it is built; never report a TLS check as passed.
-    if tls {
-        return Outcome::failed("SSL_GET is not supported");
-    }
+    let scheme = if tls { "https" } else { "http" };
     for u in urls {
-        if let Err(why) = get(c, u, vhost) {
-            return Outcome::failed(format!("http://{}{}: {why}", target(c), u.path));
+        if let Err(why) = get(c, tls, u, vhost) {
+            return Outcome::failed(format!("{scheme}://{}{}: {why}", target(c), u.path));
         }
     }
     Outcome::ok(format!("{} passed", target(c)))
 }
 
-fn get(c: &Checker, u: &Url, vhost: Option<&str>) -> Result<(), String> {
-    let (mut stream, _) = connect(c).map_err(|e| format!("connect: {e}"))?;
-    let host = u
-        .virtualhost
-        .clone()
-        .or(vhost.map(str::to_owned))
-        .unwrap_or_else(|| target(c));
+fn get(c: &Checker, tls: bool, u: &Url, vhost: Option<&str>) -> Result<(), String> {
+    let (tcp, _) = connect(c).map_err(|e| format!("connect: {e}"))?;
+    let vhost = u.virtualhost.as_deref().or(vhost);
+    let host = vhost.map_or_else(|| target(c), str::to_owned);
+    if tls {
+        let name = match vhost {
+            Some(h) => ServerName::try_from(h.to_owned())
+                .map_err(|e| format!("virtualhost {h:?} is not a server name: {e}"))?,
+            None => ServerName::IpAddress(c.addr.into()),
+        };
+        let conn = ClientConnection::new(tls_config(), name).map_err(|e| format!("TLS: {e}"))?;
+        let mut stream = StreamOwned::new(conn, tcp);
+        exchange(&mut stream, u, &host)
+    } else {
+        let mut stream: TcpStream = tcp;
+        exchange(&mut stream, u, &host)
+    }
+}
+
+fn exchange(stream: &mut impl ReadWrite, u: &Url, host: &str) -> Result<(), String> {
     let request = format!(
         "GET {} HTTP/1.0\r\nUser-Agent: rvs-keepalived\r\nHost: {host}\r\nConnection: close\r\n\r\n",
         u.path
@@ -50,6 +69,8 @@ fn get(c: &Checker, u: &Url, vhost: Option<&str>) -> Result<(), String> {
                     return Err(format!("answer larger than {MAX_RESPONSE} bytes"));
                 }
             }
+            // A TLS server that closes without close_notify: the answer is what came.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !response.is_empty() => break,
             Err(e) => return Err(format!("receive: {e}")),
         }
     }
@@ -64,6 +85,77 @@ fn get(c: &Checker, u: &Url, vhost: Option<&str>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// One client configuration for every SSL_GET: ring's algorithms, TLS 1.2 and 1.3, any
+/// certificate (see the module doc).
+fn tls_config() -> Arc<ClientConfig> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports TLS 1.2 and 1.3")
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// Accepts the server's certificate whatever it is, as keepalived's SSL_GET does without a CA;
+/// the handshake signatures are still checked with the certificate's key.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// The status code and the body of an HTTP/1.x answer.

@@ -318,7 +318,7 @@ fn errors_name_file_and_line() {
         (
             "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  SSL_GET {\n  }\n }\n}\n",
             3,
-            "SSL_GET is not supported",
+            "SSL_GET needs at least one url",
         ),
     ];
     for (text, line, reason) in cases {
