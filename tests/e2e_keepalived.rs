@@ -362,6 +362,7 @@ fn tcp_check(n: u8, port: u16) -> String {
 }
 
 fn failover_conf(lab: &Lab) -> String {
+    let st = lab.net.state_dir().display().to_string();
     let http = |n: u8| {
         let body =
             std::fs::read_to_string(lab.net.state_dir().join(format!("www-r{n}/index.html")))
@@ -394,6 +395,8 @@ virtual_server {VIP} 80 {{
     protocol TCP
     real_server 198.18.1.11 80 {{
         weight 1
+        notify_up \"/usr/bin/touch {st}/notify-up-rs1\"
+        notify_down \"/usr/bin/touch {st}/notify-down-rs1\"
         {}
     }}
     real_server 198.18.1.12 80 {{
@@ -424,6 +427,9 @@ virtual_server {VIP} 81 {{
     protocol TCP
     quorum 2
     sorry_server 198.18.1.12 8000
+    quorum_up \"/usr/bin/touch {st}/quorum-up\"
+    quorum_down \"/usr/bin/touch {st}/quorum-down\"
+    omega
     real_server 198.18.1.11 80 {{
         weight 1
         {}
@@ -632,6 +638,12 @@ fn failover_nat_fullnat_quorum() {
          seen in ipvsadm -Ln {took:?} after it stopped listening:\n{listing}"
     );
     assert!(decided <= 3.0, "DOWN {decided:.3} s after the kill:\n{log}");
+    // notify_down and quorum_down ran (and not their opposites).
+    let st = lab.net.state_dir();
+    let ran = |f: &str| wait_for(Duration::from_secs(5), || st.join(f).exists()).is_some();
+    assert!(ran("notify-down-rs1") && ran("quorum-down"), "{log}");
+    assert!(!st.join("notify-up-rs1").exists() && !st.join("quorum-up").exists());
+    std::fs::remove_file(st.join("quorum-down")).unwrap();
     // NAT: removed; FULLNAT (inhibit_on_failure): weight 0; quorum lost: the sorry server alone.
     assert_eq!(
         lab.requests(80, 40),
@@ -705,6 +717,7 @@ fn failover_nat_fullnat_quorum() {
     );
     // delay_loop (1 s) after it listens, plus Python's start-up on a busy machine.
     assert!(decided <= 5.0, "UP {decided:.3} s after the start:\n{log}");
+    assert!(ran("notify-up-rs1") && ran("quorum-up"), "{log}");
     let hits = lab.requests(81, 10);
     assert!(!hits.contains_key("sorry"), "{hits:?}");
     assert!(ka.log_text().contains("quorum 2 regained"));
@@ -714,7 +727,10 @@ fn failover_nat_fullnat_quorum() {
         "{m}"
     );
     assert!(ka.alive());
+    assert!(!st.join("quorum-down").exists());
     assert!(ka.stop().success());
+    // omega on :81: stopping runs quorum_down (its quorum was held).
+    assert!(ran("quorum-down"), "{}", ka.log_text());
     // Stopping rvs-keepalived leaves the services in rvsd.
     assert!(all_up(&lab.rvsd.ipvsadm_ok(&["-Ln"])));
 }

@@ -218,6 +218,28 @@ impl Runtime {
         }
     }
 
+    /// `omega`: a virtual server going away (removed by a reload, or at stop) runs the down
+    /// notifiers that apply, as keepalived does: `notify_down` of its up real servers and
+    /// `quorum_down` when its quorum was held.
+    fn omega(&self, vs: &VirtualServer) {
+        if !vs.omega {
+            return;
+        }
+        let id = vs_id(vs);
+        for r in &vs.reals {
+            if self.real_up.get(&(id.clone(), r.addr, r.port)) == Some(&true)
+                && let Some(s) = &r.notify_down
+            {
+                run_script(s);
+            }
+        }
+        if self.quorum.get(&id) == Some(&true)
+            && let Some(s) = &vs.quorum_down
+        {
+            run_script(s);
+        }
+    }
+
     /// What rvsd should have now.
     fn wanted(&mut self) -> Vec<Wanted> {
         let mut out = Vec::new();
@@ -359,6 +381,16 @@ impl Runtime {
         let stopped = old.len();
         drop(old);
         let ids: Vec<String> = cfg.virtual_servers.iter().map(vs_id).collect();
+        let removed: Vec<VirtualServer> = self
+            .config
+            .virtual_servers
+            .iter()
+            .filter(|v| !ids.contains(&vs_id(v)))
+            .cloned()
+            .collect();
+        for vs in &removed {
+            self.omega(vs);
+        }
         self.real_up.retain(|k, _| {
             cfg.virtual_servers
                 .iter()
@@ -543,5 +575,12 @@ pub fn run(opts: &Options, ctl: &mut dyn Control) -> anyhow::Result<()> {
         }
     }
     tracing::info!("stopping: checks end, rvsd's services stay as they are");
+    for vs in &rt.config.virtual_servers {
+        rt.omega(vs);
+    }
+    // Give the notifiers started just now a moment to be started before the process ends.
+    if rt.config.virtual_servers.iter().any(|v| v.omega) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     Ok(())
 }
