@@ -29,8 +29,9 @@ pub type CheckId = (RealKey, usize);
 
 /// The id of a virtual server across reloads: `tcp/198.18.0.100:80`, `fwmark/5`, `group/G`.
 pub fn vs_id(vs: &VirtualServer) -> String {
-    if vs.name.starts_with("group ") {
-        return format!("{:?}/{}", vs.protocol, vs.name).to_lowercase();
+    if let Some(group) = vs.name.strip_prefix("group ") {
+        let proto = format!("{:?}", vs.protocol).to_lowercase();
+        return format!("{proto}/group/{group}");
     }
     match vs.keys.first() {
         Some(k) => service_label(k),
