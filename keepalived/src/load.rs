@@ -66,26 +66,21 @@ pub fn from_tree(tree: &[Node]) -> Res<Config> {
     let mut not_handled: Vec<String> = Vec::new();
     for n in tree {
         let kw = n.keyword();
-        match kw {
-            "virtual_server_group"
-            | "local_address_group"
-            | "deny_address_group"
-            | "allow_address_group" => {
-                let name = one_arg(n)?;
-                let block = block_of(n)?;
-                let _ = block;
-                let map = if kw == "virtual_server_group" {
-                    &mut groups.vs
-                } else if kw == "local_address_group" {
-                    &mut groups.laddr
-                } else {
-                    continue;
-                };
-                if map.insert(name.to_owned(), n).is_some() {
-                    return err(&n.loc, format!("{kw} {name} is defined twice"));
-                }
+        let map = match kw {
+            "virtual_server_group" => &mut groups.vs,
+            "local_address_group" => &mut groups.laddr,
+            // DPVS's deny/allow lists: checked for shape; a virtual server using one is refused.
+            "deny_address_group" | "allow_address_group" => {
+                one_arg(n)?;
+                block_of(n)?;
+                continue;
             }
-            _ => {}
+            _ => continue,
+        };
+        let name = one_arg(n)?;
+        block_of(n)?;
+        if map.insert(name.to_owned(), n).is_some() {
+            return err(&n.loc, format!("{kw} {name} is defined twice"));
         }
     }
     for n in tree {
