@@ -439,6 +439,20 @@ virtual_server {VIP} 81 {{
         {}
     }}
 }}
+virtual_server {VIP} 83 {{
+    delay_loop 1
+    lb_algo wrr
+    lb_kind NAT
+    protocol TCP
+    real_server 198.18.1.12 80 {{
+        weight 1
+        MISC_CHECK {{
+            misc_path \"/bin/sh {st}/weight.sh\"
+            misc_timeout 2
+            misc_dynamic
+        }}
+    }}
+}}
 virtual_server {VIP} 443 {{
     delay_loop 1
     lb_algo rr
@@ -537,6 +551,9 @@ fn failover_nat_fullnat_quorum() {
     lab.start_http("r2", 8000, "www-sorry");
     start_https(&mut lab, "r1");
     start_https(&mut lab, "r2");
+    // MISC_CHECK with misc_dynamic: the program's exit code - 2 is the weight.
+    let weight_sh = lab.net.state_dir().join("weight.sh");
+    std::fs::write(&weight_sh, "exit 7\n").unwrap();
     let conf = lab.net.state_dir().join("keepalived.conf");
     std::fs::write(&conf, failover_conf(&lab)).unwrap();
     let mut ka = Keepalived::start(&lab, &conf, "keepalived.log");
@@ -573,6 +590,30 @@ fn failover_nat_fullnat_quorum() {
     for port in [80, 8080, 81] {
         let hits = lab.requests(port, 20);
         assert_eq!(hits.len(), 2, "port {port}: {hits:?}");
+    }
+    // MISC_CHECK: exit 7 gives weight 5, exit 4 weight 2, exit 0 leaves it, exit 1 takes the
+    // server out, exit 0 brings it back with the weight it had.
+    let misc = format!("{VIP}:83");
+    let rs2 = |w: u32| vec![("198.18.1.12:80".to_owned(), w)];
+    for (code, want) in [
+        (7, rs2(5)),
+        (4, rs2(2)),
+        (0, rs2(2)),
+        (1, vec![]),
+        (0, rs2(2)),
+    ] {
+        std::fs::write(&weight_sh, format!("exit {code}\n")).unwrap();
+        // Two check rounds, so that "unchanged" is seen to hold.
+        std::thread::sleep(Duration::from_millis(2100));
+        let seen = wait_for(Duration::from_secs(10), || {
+            dests(&lab.rvsd.ipvsadm_ok(&["-Ln"]), &misc) == want
+        });
+        assert!(
+            seen.is_some(),
+            "exit {code}: {}\n{}",
+            lab.rvsd.ipvsadm_ok(&["-Ln"]),
+            ka.log_text()
+        );
     }
     // SSL_GET: rs1 passes (status and digest over TLS); rs2 answers 404 and is taken out.
     let https = format!("{VIP}:443");

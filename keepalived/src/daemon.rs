@@ -425,7 +425,10 @@ impl Runtime {
         }
         run.up = ev.up;
         run.reason = ev.outcome.reason.clone();
-        run.dynamic_weight = ev.outcome.dynamic_weight;
+        // misc_dynamic: exit 0 leaves the weight as it was (keepalived's "unchanged").
+        if ev.outcome.dynamic_weight.is_some() {
+            run.dynamic_weight = ev.outcome.dynamic_weight;
+        }
         let kind = run.spec.type_name();
         self.metrics
             .lock()
