@@ -7,7 +7,8 @@
 //! - `failover_nat_fullnat_quorum`: NAT (HTTP_GET with digests) and FULLNAT (TCP_CHECK,
 //!   inhibit_on_failure) services and a quorum service with a sorry server; one server's HTTP
 //!   process stops: out within `delay_loop * retry` + 1 s, 40 requests all succeed on the other;
-//!   it starts again: back.
+//!   it starts again: back. Beside them SSL_GET, DNS_CHECK and MISC_CHECK (misc_dynamic)
+//!   services, and the notify/quorum/omega scripts.
 //! - `reload_and_restart_keep_connections`: SIGHUP with a changed weight, a removed and an added
 //!   service while long-lived transfers run through the service; a file with an error is refused
 //!   whole; rvs-keepalived stopped and started again; the transfers survive all of it.
@@ -453,6 +454,29 @@ virtual_server {VIP} 83 {{
         }}
     }}
 }}
+virtual_server {VIP} 53 {{
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol UDP
+    ops
+    real_server 198.18.1.11 53 {{
+        DNS_CHECK {{
+            type A
+            name rs1.example.invalid
+            connect_ip 198.18.4.11
+            connect_port 5353
+            connect_timeout 1
+        }}
+    }}
+    real_server 198.18.1.12 53 {{
+        DNS_CHECK {{
+            connect_ip 198.18.4.12
+            connect_port 5353
+            connect_timeout 1
+        }}
+    }}
+}}
 virtual_server {VIP} 443 {{
     delay_loop 1
     lb_algo rr
@@ -494,6 +518,34 @@ virtual_server {VIP} 443 {{
         tcp_check(2, 80),
         md5_of("rs1\n"),
     )
+}
+
+/// A DNS responder in namespace `r` on UDP 5353 answering every query with `rcode` and no
+/// records.
+fn start_dns(lab: &mut Lab, r: &str, rcode: u8) {
+    let server = "import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 5353))
+rcode = int(sys.argv[1])
+while True:
+    q, peer = s.recvfrom(512)
+    if len(q) >= 12:
+        s.sendto(q[:2] + bytes([0x81, 0x80 | rcode]) + q[4:6] + bytes(6) + q[12:], peer)
+";
+    let child = lab
+        .net
+        .command(r)
+        .args(["python3", "-c", server, &rcode.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    lab.servers.insert(format!("{r}:5353"), child);
+    wait_for(Duration::from_secs(10), || {
+        let o = lab.net.exec(r, &["ss", "-lunH", "sport = :5353"]);
+        !o.stdout.is_empty()
+    })
+    .unwrap_or_else(|| panic!("dns responder {r}:5353 did not start"));
 }
 
 /// An HTTPS server in namespace `r` on port 443 serving `STATE/www-r`, with a self-signed key
@@ -551,6 +603,9 @@ fn failover_nat_fullnat_quorum() {
     lab.start_http("r2", 8000, "www-sorry");
     start_https(&mut lab, "r1");
     start_https(&mut lab, "r2");
+    // DNS_CHECK: rs1's responder says NXDOMAIN, rs2's answers.
+    start_dns(&mut lab, "r1", 3);
+    start_dns(&mut lab, "r2", 0);
     // MISC_CHECK with misc_dynamic: the program's exit code - 2 is the weight.
     let weight_sh = lab.net.state_dir().join("weight.sh");
     std::fs::write(&weight_sh, "exit 7\n").unwrap();
@@ -615,6 +670,23 @@ fn failover_nat_fullnat_quorum() {
             ka.log_text()
         );
     }
+    // DNS_CHECK: rs1 (NXDOMAIN) is taken out of the UDP service, rs2 (an answer) stays.
+    let dns = wait_for(Duration::from_secs(10), || {
+        let l = lab.rvsd.ipvsadm_ok(&["-Ln"]);
+        l.contains(&format!("UDP  {VIP}:53 rr ops"))
+            && dests(&l, &format!("{VIP}:53")) == [("198.18.1.12:53".to_owned(), 1)]
+    });
+    assert!(
+        dns.is_some(),
+        "{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-Ln"]),
+        ka.log_text()
+    );
+    assert!(
+        ka.log_text().contains("real server 198.18.1.11:53 is DOWN, removed (DNS_CHECK: 198.18.4.11:5353: answer with error code 3)"),
+        "{}",
+        ka.log_text()
+    );
     // SSL_GET: rs1 passes (status and digest over TLS); rs2 answers 404 and is taken out.
     let https = format!("{VIP}:443");
     let tls = wait_for(Duration::from_secs(10), || {
