@@ -243,4 +243,46 @@ mod tests {
         assert!(!desired_dests(&v, &st(true, false), Some(false)).1);
         assert!(desired_dests(&v, &st(true, true), Some(false)).1);
     }
+
+    #[test]
+    fn thresholds_and_sorry_server_inhibit() {
+        let text = "virtual_server 198.18.0.100 80 {\n protocol TCP\n lb_algo wlc\n lb_kind DR\n sorry_server 198.18.0.20 80\n sorry_server_inhibit\n real_server 198.18.0.11 80 {\n  weight 4\n  uthreshold 100\n  lthreshold 50\n }\n}\n";
+        let v = load_str(Path::new("t.conf"), text)
+            .unwrap()
+            .virtual_servers
+            .remove(0);
+        let up = [RealState {
+            up: true,
+            dynamic_weight: None,
+        }];
+        let (d, q) = desired_dests(&v, &up, None);
+        assert!(q);
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            (
+                d[0].weight,
+                d[0].u_threshold,
+                d[0].l_threshold,
+                d[0].forward
+            ),
+            (4, 100, 50, ctl::proto::Forward::Route)
+        );
+        // The sorry server waits at weight 0 while the quorum holds ...
+        assert_eq!(
+            (d[1].addr.to_string(), d[1].weight),
+            ("198.18.0.20".into(), 0)
+        );
+        // ... and takes over at weight 1 when it is lost.
+        let down = [RealState {
+            up: false,
+            dynamic_weight: None,
+        }];
+        let (d, q) = desired_dests(&v, &down, Some(true));
+        assert!(!q);
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            (d[0].addr.to_string(), d[0].weight),
+            ("198.18.0.20".into(), 1)
+        );
+    }
 }
