@@ -35,6 +35,8 @@ const METRICS: &str = "127.0.0.1:9476";
 struct Lab {
     net: TestNet,
     rvsd: Rvsd,
+    /// rvsd's configuration text, to start it again.
+    rvsd_conf: String,
     servers: BTreeMap<String, Child>,
 }
 
@@ -92,6 +94,7 @@ impl Lab {
         let mut lab = Lab {
             net,
             rvsd,
+            rvsd_conf: conf,
             servers: BTreeMap::new(),
         };
         lab.start_http("r1", 80, "www-r1");
@@ -1032,6 +1035,28 @@ fn reload_and_restart_keep_connections() {
     assert!(
         !log2.contains("to rvsd:") && !log2.contains("rvsd refused"),
         "{log2}"
+    );
+
+    // rvsd dies and starts again empty: rvs-keepalived notices (it compares every 5 s) and
+    // programs everything again.
+    lab.rvsd.sigkill();
+    std::thread::sleep(Duration::from_millis(500));
+    let socket = lab.rvsd.socket.clone();
+    let d = lab.net.ns("d");
+    lab.rvsd = Rvsd::start(Some(&d), &lab.rvsd_conf, &socket, &lab.net.state_dir());
+    let restarted = Instant::now();
+    let back = wait_for(Duration::from_secs(20), || {
+        lab.rvsd.ipvsadm_ok(&["-S", "-n"]) == saved
+    });
+    assert!(
+        back.is_some(),
+        "{}\n{}",
+        lab.rvsd.ipvsadm_ok(&["-S", "-n"]),
+        ka2.log_text()
+    );
+    eprintln!(
+        "services back in a restarted rvsd {:?} after it answered",
+        restarted.elapsed()
     );
 }
 
