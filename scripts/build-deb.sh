@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the rvs Debian package from binaries cargo has already built.
 #   scripts/build-deb.sh [BIN_DIR] [OUT_DIR]     (defaults: target/release, target/debian)
-# BIN_DIR must hold rvsd, ipvsadm, rvsctl and examples/man (`make deb` builds them in release;
+# BIN_DIR must hold rvsd, ipvsadm, rvsctl, rvs-keepalived and examples/man (`make deb` builds them in release;
 # the package test uses the debug build `make test` has just made). Prints the .deb's path.
 #
 # Why dpkg-deb and not cargo-deb: dpkg-deb is part of dpkg, on every Debian machine already,
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-target/release}")
 OUT=$(realpath -m "${2:-target/debian}")
-for b in rvsd ipvsadm rvsctl examples/man; do
+for b in rvsd ipvsadm rvsctl rvs-keepalived examples/man; do
     [ -x "$BIN/$b" ] || { echo "build-deb: $BIN/$b is missing (cargo build --workspace --bins --examples)" >&2; exit 1; }
 done
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
@@ -24,7 +24,7 @@ rm -rf "$STAGE" "$DEB"
 mkdir -p "$STAGE/DEBIAN"
 
 # Programs. ipvsadm is rvs's drop-in at the path Debian's ipvsadm package uses (see Conflicts).
-for b in rvsd ipvsadm rvsctl; do
+for b in rvsd ipvsadm rvsctl rvs-keepalived; do
     install -D -m 0755 "$BIN/$b" "$STAGE/usr/sbin/$b"
     strip --strip-unneeded "$STAGE/usr/sbin/$b"
 done
@@ -32,6 +32,7 @@ install -m 0755 ctl/scripts/ipvsadm-save ctl/scripts/ipvsadm-restore "$STAGE/usr
 
 # Service, configuration (a conffile: dpkg keeps the operator's edits on upgrade and removal).
 install -D -m 0644 packaging/rvsd.service "$STAGE/lib/systemd/system/rvsd.service"
+install -D -m 0644 packaging/rvs-keepalived.service "$STAGE/lib/systemd/system/rvs-keepalived.service"
 install -D -m 0644 conf/rvsd.toml "$STAGE/etc/rvs/rvsd.toml"
 
 # Manual pages: rvsd(8) generated from rvsd's clap definition, the others written by hand.
@@ -39,7 +40,7 @@ MAN="$STAGE/usr/share/man"
 mkdir -p "$MAN/man5" "$MAN/man8"
 "$BIN/examples/man" "$MAN/man8" >/dev/null
 cp docs/man/rvsd.toml.5 "$MAN/man5/"
-cp docs/man/ipvsadm.8 docs/man/rvsctl.8 "$MAN/man8/"
+cp docs/man/ipvsadm.8 docs/man/rvsctl.8 docs/man/rvs-keepalived.8 "$MAN/man8/"
 for alias in ipvsadm-save ipvsadm-restore; do
     echo ".so man8/ipvsadm.8" > "$MAN/man8/$alias.8"
 done
@@ -56,6 +57,10 @@ for m in nat dr tun fullnat; do
     install -m 0644 "conf/$m.rules" "$DOC/examples/"
 done
 install -m 0644 conf/grafana-rvs.json "$DOC/examples/"
+# keepalived files rvs-keepalived reads (the include tree keeps its conf.d/).
+mkdir -p "$DOC/examples/keepalived/conf.d"
+install -m 0644 conf/keepalived/*.conf "$DOC/examples/keepalived/"
+install -m 0644 conf/keepalived/conf.d/*.conf "$DOC/examples/keepalived/conf.d/"
 printf 'rvs (%s) unstable; urgency=medium\n\n  * Built from the rvs repository (%s).\n\n -- rvs developers <rvs@example.invalid>  %s\n' \
     "$VERSION" "$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" "$(date -R)" \
     | gzip -9n > "$DOC/changelog.Debian.gz"
@@ -70,7 +75,7 @@ SHL=$(mktemp -d)
 mkdir -p "$SHL/debian"
 printf 'Source: rvs\n\nPackage: rvs\nArchitecture: any\n' > "$SHL/debian/control"
 SHLIBS=$(cd "$SHL" && dpkg-shlibdeps -O -e"$STAGE/usr/sbin/rvsd" -e"$STAGE/usr/sbin/ipvsadm" \
-    -e"$STAGE/usr/sbin/rvsctl" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+    -e"$STAGE/usr/sbin/rvsctl" -e"$STAGE/usr/sbin/rvs-keepalived" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 rm -rf "$SHL"
 [ -n "$SHLIBS" ] || { echo "build-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 # DPDK's Debian packages carry its ABI version in their names (librte-eal23 for 22.11,
@@ -105,7 +110,9 @@ Description: kernel-bypass Layer-4 load balancer (LVS director) on DPDK
  and persistence, on NICs driven by DPDK.
  .
  The package contains the daemon rvsd with its systemd unit and default
- configuration (/etc/rvs/rvsd.toml), rvsctl for the DPDK ports, and an
+ configuration (/etc/rvs/rvsd.toml), rvsctl for the DPDK ports,
+ rvs-keepalived (keepalived's virtual_server health checks, from the
+ operator's /etc/keepalived/keepalived.conf, applied to rvsd), and an
  ipvsadm (with ipvsadm-save and ipvsadm-restore) that speaks ipvsadm 1.31's
  command line and output to rvsd. It replaces Debian's ipvsadm package,
  which administers the kernel's IPVS: a director runs one of the two.

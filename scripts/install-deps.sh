@@ -2,16 +2,18 @@
 # Install what rvs needs on a fresh Debian 12 machine: DPDK 22.11 headers and PMDs, libclang for
 # bindgen, pkg-config, the tools the namespace tests and the demo use, and what `make deb` and its
 # test use (dpkg-dev for dpkg-shlibdeps, man-db for man -w), bird2 for the BGP/ECMP failover
-# test, and the peers of the comparison rig (rvs-compare: wrk, nginx, haproxy, nftables, kmod for
-# modprobe). Their system services are not wanted: the tests and the rig start their own birds,
-# nginxes and haproxies inside their namespaces, so the services are stopped and disabled.
+# test, keepalived (its `keepalived -t` is the oracle of rvs-keepalived's parser tests; openssl
+# makes the HTTPS test servers' keys), and the peers of the comparison rig and the load test
+# (wrk, nginx, haproxy, nftables, kmod for modprobe). Their system services are not wanted: the
+# tests and the rig start their own birds, nginxes and haproxies inside their namespaces, and
+# keepalived must not program anything on this host, so the services are stopped and disabled.
 # Idempotent: when every package is already there it does nothing (no apt-get update); otherwise
 # one apt-get update, then one install of everything missing.
 #   install-deps.sh        what the build, the demo and the tests need
 #   install-deps.sh bgp    bird2 only (what the BGP test runs when it does not find bird)
 #   install-deps.sh compare  the comparison rig's peers only
 set -euo pipefail
-PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump dpkg-dev man-db bird2"
+PKGS="libdpdk-dev libclang-dev pkg-config iproute2 ethtool curl python3 procps iputils-ping tcpdump dpkg-dev man-db bird2 keepalived openssl"
 COMPARE_PKGS="wrk nginx-light haproxy nftables kmod"
 PKGS="$PKGS $COMPARE_PKGS"
 if [ "${1:-}" = bgp ]; then
@@ -33,7 +35,7 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
     # The packages enable and start their services (systemd, or the init script where systemd
     # does not run); the tests and the rig start their own instances in their namespaces.
-    for pair in bird2:bird nginx-light:nginx haproxy:haproxy; do
+    for pair in bird2:bird nginx-light:nginx haproxy:haproxy keepalived:keepalived; do
         [[ " $missing " == *" ${pair%%:*} "* ]] || continue
         svc=${pair#*:}
         if [ -d /run/systemd/system ]; then

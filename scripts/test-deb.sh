@@ -64,7 +64,11 @@ check "installed: ipvsadm -h (via PATH)" bash -c 'PATH=/usr/sbin:/usr/bin:/sbin:
 check "installed: ipvsadm-save finds the daemon missing cleanly" bash -c '
     RVS_SOCKET=/nonexistent/rvsd.sock /usr/sbin/ipvsadm-save -n; [ $? = 2 ]'
 check "installed: rvsctl answers" bash -c '/usr/sbin/rvsctl help 2>&1 | grep -qi "link"'
-for page in rvsd ipvsadm rvsctl; do
+check "installed: rvs-keepalived -t on the installed samples" bash -c '
+    for f in lvs-nat lvs-dr dpvs-fullnat keepalived; do
+        /usr/sbin/rvs-keepalived -t -f /usr/share/doc/rvs/examples/keepalived/$f.conf || exit 1
+    done'
+for page in rvsd ipvsadm rvsctl rvs-keepalived; do
     check "man -w $page" bash -c "[ \"\$(man -w $page)\" = /usr/share/man/man8/$page.8.gz ]"
 done
 # ipvsadm-save(8) and ipvsadm-restore(8) are .so links to ipvsadm(8), which man -w follows.
@@ -76,11 +80,15 @@ for m in nat dr tun fullnat; do
     check "installed sample $m.toml is valid" /usr/sbin/rvsd --check-config /usr/share/doc/rvs/examples/$m.toml
 done
 check "unit installed" test -f /lib/systemd/system/rvsd.service
+check "rvs-keepalived unit installed, reload is SIGHUP" grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' /lib/systemd/system/rvs-keepalived.service
 if command -v systemd-analyze >/dev/null 2>&1; then
     # verify loads the unit offline; it must not report anything about rvsd.service.
     check "systemd-analyze verify rvsd.service" bash -c '
         out=$(systemd-analyze verify /lib/systemd/system/rvsd.service 2>&1); rc=$?
         if grep -i "rvsd" <<<"$out"; then exit 1; fi; exit $rc'
+    check "systemd-analyze verify rvs-keepalived.service" bash -c '
+        out=$(systemd-analyze verify /lib/systemd/system/rvs-keepalived.service 2>&1); rc=$?
+        if grep -i "rvs-keepalived" <<<"$out"; then exit 1; fi; exit $rc'
 else
     echo "SKIPPED: systemd-analyze verify (systemd-analyze not installed)"
 fi
@@ -89,7 +97,7 @@ fi
 echo "# edited" >> /etc/rvs/rvsd.toml
 check "dpkg -r" dpkg -r rvs
 check "removal keeps the edited conffile" grep -qx "# edited" /etc/rvs/rvsd.toml
-check "removal removes the programs" bash -c '! test -e /usr/sbin/rvsd && ! test -e /usr/sbin/ipvsadm'
+check "removal removes the programs" bash -c '! test -e /usr/sbin/rvsd && ! test -e /usr/sbin/ipvsadm && ! test -e /usr/sbin/rvs-keepalived'
 check "dpkg --purge" dpkg --purge rvs
 installed=""
 check "purge leaves nothing" bash -c '! test -e /etc/rvs && ! test -e /usr/share/doc/rvs && ! test -e /lib/systemd/system/rvsd.service && ! dpkg-query -W rvs 2>/dev/null | grep -q .'
