@@ -1276,4 +1276,5 @@ mod kernel;
 mod methods;
 mod multi;
 mod persist;
+mod restore;
 mod sloppy;
