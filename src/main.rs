@@ -58,7 +58,10 @@ fn main() -> ExitCode {
     init_logging(cli.log_level.as_deref());
     // Under systemd (Type=notify): READY=1 once the control socket accepts connections.
     let _ready = rvs::systemd::notify_ready_when_listening(conf.socket.clone());
-    match runtime::run(conf) {
+    let opts = runtime::RunOptions {
+        state_file: cli.state_file.clone(),
+    };
+    match runtime::run(conf, opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

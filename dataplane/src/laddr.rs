@@ -325,7 +325,10 @@ mod tests {
         while let Some(p) = a.alloc(n, LIP, RIP1, 80) {
             assert!(got.insert(p), "port {p} handed out twice");
         }
-        assert!(!got.contains(&1031) && !got.contains(&1025), "reserved port handed out");
+        assert!(
+            !got.contains(&1031) && !got.contains(&1025),
+            "reserved port handed out"
+        );
         assert!(got.contains(&1027) && got.contains(&1029) && got.contains(&1033));
         assert_eq!(got.len(), (65536 - 1024) / 2 - 2);
         // Released after the connection ends: handed out again.

@@ -37,6 +37,12 @@ use crate::runtime::{PortFacts, WorkerHandle};
 
 /// rvsctl's requests (links, addresses, routes, neighbours, workers).
 mod ops;
+/// A reload's table changes.
+mod reload;
+/// Restart with state: the state file's tables.
+mod state;
+pub use reload::ReloadOutcome;
+pub use state::RestoreSummary;
 
 /// IPVS version rvs reports (`IP Virtual Server version 1.2.1`).
 const IPVS_VERSION_CODE: u32 = 0x010201;

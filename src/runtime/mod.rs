@@ -13,10 +13,13 @@
 //! workers has an SPSC redirect ring of [`REDIRECT_RING`] mbufs.
 
 mod eal_args;
+pub mod hup;
+pub mod idle;
 pub mod kernel;
 pub mod mbuf;
 pub mod poll;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -64,18 +67,37 @@ pub struct WorkerHandle {
     pub loop_stats: Arc<LoopStats>,
 }
 
-/// Run rvsd until SIGINT/SIGTERM.
-pub fn run(conf: Validated) -> anyhow::Result<()> {
+/// How rvsd runs, beyond its configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--state-file`: loaded at start (if present), written by a stop with state.
+    pub state_file: Option<PathBuf>,
+}
+
+/// Run rvsd until SIGINT/SIGTERM (stop), or SIGUSR2 (stop with state). SIGHUP reloads the
+/// configuration file.
+pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    let save = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGUSR2] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
+    signal_hook::flag::register(SIGUSR2, save.clone()).context("installing signal handlers")?;
+    signal_hook::flag::register(SIGHUP, hup.clone()).context("installing signal handlers")?;
 
     let args = eal_args::eal_args(&conf);
     tracing::info!(args = %args.join(" "), "starting EAL");
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let eal =
-        Eal::init(&arg_refs).context("EAL initialisation failed (see the EAL messages above)")?;
+    let eal = Eal::init(&arg_refs).with_context(|| {
+        format!(
+            "{}: dpdk.args, dpdk.cores or a port[].device: EAL initialisation failed with \
+             `{}`",
+            conf.file.display(),
+            args.join(" ")
+        )
+    })?;
     let workers = conf.worker_lcores().to_vec();
     let enabled = eal.worker_lcores();
     for w in &workers {
@@ -184,12 +206,16 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             .replay_rules(rules)
             .with_context(|| format!("{}: ipvs.rules", conf.file.display()))?;
     }
+    let restored = load_state(&opts, &control, n_workers);
     let tables: Arc<ArcSwap<_>> = control.tables();
+    let mut restore_parts = restored.conns.into_iter();
+    let (export_tx, export_rx) = crossbeam_channel::unbounded();
 
     // Workers.
     let epoch = std::time::Instant::now();
     let seed = random_seed();
     let worker_stop = Arc::new(AtomicBool::new(false));
+    let idle = Arc::new(idle::IdleShared::new(conf.idle));
     let mut launched = Vec::new();
     let mut handles = Vec::new();
     let socket = eal.socket_id();
@@ -296,12 +322,18 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             requests: req_rx,
             stats: stats.clone(),
             loop_stats: loop_stats.clone(),
-            idle_sleep: Duration::from_micros(u64::from(conf.idle_sleep_us)),
+            idle: idle.clone(),
             epoch,
             seed: seed ^ (w as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             kernel: kernel_tx
                 .next()
                 .unwrap_or_else(|| kernel::KernelTx::none(ports.len())),
+            restore: poll::Restore {
+                conns: restore_parts.next().unwrap_or_default(),
+                elapsed: restored.elapsed,
+            },
+            save: save.clone(),
+            export: export_tx.clone(),
         };
         handles.push(WorkerHandle {
             lcore,
@@ -314,9 +346,18 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
                 .with_context(|| format!("launching worker on lcore {lcore}"))?,
         );
     }
+    drop(export_tx);
     for (port, f) in ports.iter_mut().zip(&facts) {
         port.start()
             .with_context(|| format!("starting port {} ({})", f.name, f.device))?;
+    }
+    if let Some(saved_ms) = restored.saved_unix_ms {
+        // The forwarding gap of a restart: from the old process's last poll to these ports
+        // being up (TCP retransmission covers it).
+        tracing::info!(
+            gap_ms = crate::state::unix_ms().saturating_sub(saved_ms),
+            "ports up after a restart with state"
+        );
     }
     let kernel_handle = if kernel_thread.is_empty() {
         None
@@ -332,8 +373,16 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     control.attach(handles, facts.clone());
     let samples = control.samples();
     sample_runtime(&ports, &facts, &pool, &samples);
-    let metrics_server = start_metrics(&conf, &control, &samples);
+    let metrics_server = conf
+        .metrics
+        .and_then(|addr| serve_metrics(addr, &control, &samples));
     log_startup(&conf, &workers, &facts, &pool, metrics_server.as_ref());
+    let mut running = hup::Running {
+        conf: conf.clone(),
+        rules: crate::reload::read_rules(conf.rules.as_deref()).unwrap_or_default(),
+        idle: idle.clone(),
+        metrics: metrics_server,
+    };
 
     let server = ControlServer::start(&conf.socket, control.clone());
     let server = match server {
@@ -361,6 +410,9 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         .collect();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if hup.swap(false, Ordering::Relaxed) {
+            running.reload(&control, &samples);
+        }
         control.housekeeping();
         if !announcers.is_empty() {
             let wanted = kernel::Announcer::serviceable(&control.tables().load().services);
@@ -394,7 +446,11 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     }
     let failed_server = server.is_none();
     drop(server);
-    drop(metrics_server);
+    drop(running.metrics.take());
+    let save = save.load(Ordering::Relaxed);
+    if save && opts.state_file.is_none() {
+        tracing::warn!("SIGUSR2: stopping without state (rvsd was started without --state-file)");
+    }
     worker_stop.store(true, Ordering::Relaxed);
     for h in launched {
         let lcore = h.lcore();
@@ -411,6 +467,9 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     }
     let handles = control.detach();
     log_summary(&handles, &facts);
+    if let (true, Some(path)) = (save, &opts.state_file) {
+        save_state(path, &control, export_rx, n_workers);
+    }
     kernel::remove(twin_rest);
     for (mut port, f) in ports.into_iter().zip(&facts) {
         if let Err(e) = port.stop() {
@@ -519,13 +578,12 @@ fn sample_runtime(ports: &[Port], facts: &[PortFacts], pool: &Mempool, samples: 
     });
 }
 
-/// Serve `/metrics` if configured. A failure to listen is logged and rvsd runs on without it.
-fn start_metrics(
-    conf: &Validated,
+/// Serve `/metrics` on `addr`. A failure to listen is logged and rvsd runs on without it.
+fn serve_metrics(
+    addr: std::net::SocketAddr,
     control: &Arc<ControlPlane>,
     samples: &Arc<RuntimeSamples>,
 ) -> Option<MetricsServer> {
-    let addr = conf.metrics?;
     let registry = metrics::registry(control.clone(), samples.clone());
     match MetricsServer::start(addr, registry) {
         Ok(s) => Some(s),
@@ -610,5 +668,119 @@ fn random_seed() -> u64 {
         Err(_) => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x5eed, |d| d.as_nanos() as u64),
+    }
+}
+
+/// The connections of a state file, split by the worker that owns them.
+#[derive(Debug, Default)]
+struct Restored {
+    conns: Vec<Vec<dataplane::conn::ConnRecord>>,
+    /// Time since the file was written.
+    elapsed: Duration,
+    /// When the file was written (for the gap measurement), when one was loaded.
+    saved_unix_ms: Option<u64>,
+}
+
+/// Load `--state-file` if there is one: the control plane takes its tables back, the
+/// connections are split by owner worker (the steering function: the client endpoint's hash;
+/// a FULLNAT connection whose local port lies in another worker's partition, possible only when
+/// the worker count changed, cannot be served by one worker and is left out). A file that
+/// cannot be used is set aside as `FILE.bad` with the reason logged, and rvsd starts empty; a
+/// loaded file is removed, so a later crash does not bring back stale connections.
+fn load_state(opts: &RunOptions, control: &ControlPlane, n_workers: usize) -> Restored {
+    let mut out = Restored {
+        conns: (0..n_workers).map(|_| Vec::new()).collect(),
+        ..Restored::default()
+    };
+    let Some(path) = &opts.state_file else {
+        return out;
+    };
+    if !path.exists() {
+        tracing::info!(file = %path.display(), "no state file: starting with empty tables");
+        return out;
+    }
+    let saved = match crate::state::read(path) {
+        Ok(s) => s,
+        Err(e) => {
+            let mut bad = path.as_os_str().to_owned();
+            bad.push(".bad");
+            let moved = std::fs::rename(path, &bad).is_ok();
+            tracing::error!(
+                "state file refused, starting with empty tables: {e}{}",
+                if moved {
+                    format!(" (moved to {})", PathBuf::from(bad).display())
+                } else {
+                    String::new()
+                }
+            );
+            return out;
+        }
+    };
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(file = %path.display(), "cannot remove the loaded state file: {e}");
+    }
+    let h = &saved.header;
+    let now_ms = crate::state::unix_ms();
+    out.elapsed = Duration::from_millis(now_ms.saturating_sub(h.saved_unix_ms));
+    out.saved_unix_ms = Some(h.saved_unix_ms);
+    let summary = control.restore(h);
+    for r in &summary.refused {
+        tracing::warn!("state file: not restored: {r}");
+    }
+    let steering = dataplane::steer::Steering::new(u16::try_from(n_workers).unwrap_or(u16::MAX));
+    let mut split_fullnat = 0usize;
+    for c in saved.conns {
+        let owner = usize::from(steering.client_owner(c.in_key.src, c.in_key.sport));
+        if c.method == dataplane::service::ForwardMethod::FullNat
+            && usize::from(steering.lport_owner(c.out_key.dport)) != owner
+        {
+            split_fullnat += 1;
+            continue;
+        }
+        if let Some(v) = out.conns.get_mut(owner) {
+            v.push(c);
+        }
+    }
+    let total: usize = out.conns.iter().map(Vec::len).sum();
+    tracing::info!(file = %path.display(), writer = %h.writer, age_ms = out.elapsed.as_millis() as u64,
+        services = h.services.len(), conns = total, tables_applied = summary.applied,
+        counters_carried = summary.carried, fullnat_other_partition = split_fullnat,
+        old_workers = h.workers, "state file loaded");
+    out
+}
+
+/// Write the state file of a stop with state: the control plane's tables and every worker's
+/// exported connections.
+fn save_state(
+    path: &std::path::Path,
+    control: &ControlPlane,
+    exports: crossbeam_channel::Receiver<(usize, Vec<dataplane::conn::ConnRecord>)>,
+    n_workers: usize,
+) {
+    let started = std::time::Instant::now();
+    let mut header = control.state_header();
+    header.writer = crate::cli::version().to_owned();
+    header.workers = n_workers;
+    header.saved_unix_ms = crate::state::unix_ms();
+    let mut conns = Vec::new();
+    let mut from = 0;
+    for (_, part) in exports.try_iter() {
+        conns.extend(part);
+        from += 1;
+    }
+    if from < n_workers {
+        tracing::warn!(
+            exported = from,
+            workers = n_workers,
+            "not every worker exported its connections"
+        );
+    }
+    let n = conns.len();
+    let saved = crate::state::Saved { header, conns };
+    match crate::state::write(path, &saved) {
+        Ok(()) => tracing::info!(file = %path.display(), conns = n,
+            services = saved.header.services.len(),
+            ms = started.elapsed().as_millis() as u64, "state saved"),
+        Err(e) => tracing::error!(file = %path.display(), "cannot write the state file: {e}"),
     }
 }

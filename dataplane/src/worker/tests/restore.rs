@@ -56,7 +56,10 @@ fn exported_connections_carry_on_in_a_new_worker() {
     after.sort_by_key(|c| c.client.1);
     assert_eq!(after.len(), 3);
     for (x, y) in before.iter().zip(&after) {
-        assert_eq!((x.client, x.virt, x.dest, x.state), (y.client, y.virt, y.dest, y.state));
+        assert_eq!(
+            (x.client, x.virt, x.dest, x.state),
+            (y.client, y.virt, y.dest, y.state)
+        );
         // Still counting down: the 3 s gap is gone from what is left.
         assert!(
             y.expires_in + 3 <= x.expires_in && y.expires_in + 4 >= x.expires_in,
@@ -86,7 +89,11 @@ fn exported_connections_carry_on_in_a_new_worker() {
     // New FULLNAT connections never get the restored (LIP, lport) towards the same RS.
     for cport in 41000..41040 {
         let got = fnat_syn(&mut b, cport);
-        assert_ne!(got, (lip, lport, frip), "restored local port handed out again");
+        assert_ne!(
+            got,
+            (lip, lport, frip),
+            "restored local port handed out again"
+        );
     }
     let t = b.worker.tables().clone();
     assert_eq!(t.laddrs.stats(lip).unwrap().conns(), 1 + 40 / 2);
