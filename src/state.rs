@@ -2,7 +2,8 @@
 //! leaves for the next rvsd, so that a restart or an upgrade carries on every connection.
 //!
 //! Contents: the service table as the control plane lists it (services, dests, their counters),
-//! the FULLNAT local addresses, the fwmark rules and the `--set` timeouts, as a JSON header;
+//! the FULLNAT local addresses, the fwmark rules, the `--set` timeouts and the persistence
+//! templates (each with the time it had left), as a JSON header;
 //! then every worker's connections as fixed-size [`ConnRecord`]s, each with the time it had
 //! left when its worker stopped.
 //!
@@ -49,6 +50,26 @@ pub struct Header {
     pub laddrs: Vec<proto::ServiceLaddrs>,
     pub fwmarks: Vec<proto::FwmarkRule>,
     pub timeouts: proto::Timeouts,
+    /// Persistence templates, with the time each had left when the workers stopped.
+    #[serde(default)]
+    pub templates: Vec<SavedTemplate>,
+}
+
+/// A persistence template in the state file (`dataplane::persist::TemplateRecord`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedTemplate {
+    /// IP protocol of the template's key (0 for fwmark services).
+    pub proto: u8,
+    /// Client address & netmask.
+    pub client: std::net::Ipv4Addr,
+    /// The VIP, or the fwmark as an address.
+    pub vaddr: std::net::Ipv4Addr,
+    pub vport: u16,
+    pub service: proto::ServiceKey,
+    pub dest: (std::net::Ipv4Addr, u16),
+    pub remaining_ms: u64,
+    pub timeout_secs: u64,
+    pub assured: bool,
 }
 
 /// A whole state file.
@@ -241,6 +262,7 @@ mod tests {
             state: ConnState::Tcp(TcpState::Established),
             toa_pending: false,
             assured: false,
+            controlled: false,
             remaining_ms: 900_000 - i as u64,
         };
         Saved {

@@ -4,7 +4,8 @@
 //! (an upgrade). Every transfer must complete byte for byte (scripts/testnet-stream.py checks),
 //! `ipvsadm -Lnc` must list the same connections with the same real servers after each
 //! restart, the idle connection's timeout must go on counting down (not start over, not
-//! vanish), the counters of `--stats` must carry over, and with FULLNAT no local port may be
+//! vanish), the persistence template (NAT is `-p`) must be back with its real server, the
+//! counters of `--stats` must carry over, and with FULLNAT no local port may be
 //! handed out twice (no local-address conflict, no tuple-in-use drop, and the short requests
 //! opened after the restart all work). Needs root; skips with a printed reason without it.
 
@@ -31,6 +32,8 @@ struct Case {
     flag: &'static str,
     rips: [&'static str; 2],
     workers: usize,
+    /// `-p 120`: a persistence template per client, carried over too.
+    persistent: bool,
 }
 
 fn script() -> String {
@@ -92,7 +95,11 @@ fn conns_counted(rvsd: &Rvsd) -> u64 {
 
 fn configure(rvsd: &Rvsd, c: &Case) {
     let vs = format!("{VIP}:{PORT}");
-    rvsd.ipvsadm_ok(&["-A", "-t", &vs, "-s", "rr"]);
+    if c.persistent {
+        rvsd.ipvsadm_ok(&["-A", "-t", &vs, "-s", "rr", "-p", "120"]);
+    } else {
+        rvsd.ipvsadm_ok(&["-A", "-t", &vs, "-s", "rr"]);
+    }
     for rip in c.rips {
         rvsd.ipvsadm_ok(&["-a", "-t", &vs, "-r", &format!("{rip}:{PORT}"), c.flag]);
     }
@@ -162,6 +169,11 @@ fn restart(
                 "idle connection: {secs} s left before, {now} s after"
             );
         }
+    }
+    // Persistence templates (client port 0) are back, to the same real server.
+    for (client, (_, _, dest)) in before.iter().filter(|(c, _)| c.ends_with(":0")) {
+        let got = after.get(client).map(|(_, _, d)| d);
+        assert_eq!(got, Some(dest), "template of {client}: {after:#?}");
     }
     assert!(
         conns_counted(&next) >= counted,
@@ -330,6 +342,7 @@ fn nat_transfers_survive_restart_and_upgrade() {
         flag: "-m",
         rips: ["198.18.1.11", "198.18.1.12"],
         workers: 1,
+        persistent: true,
     });
 }
 
@@ -342,6 +355,7 @@ fn fullnat_transfers_survive_restart_and_upgrade_2_workers() {
         flag: "--fullnat",
         rips: ["198.18.1.11", "198.18.1.12"],
         workers: 2,
+        persistent: false,
     });
 }
 
@@ -354,5 +368,6 @@ fn dr_transfers_survive_restart_and_upgrade() {
         flag: "-g",
         rips: ["198.18.0.11", "198.18.0.12"],
         workers: 1,
+        persistent: false,
     });
 }

@@ -91,8 +91,7 @@ fn sighup_applies_what_changed_and_refuses_bad_files_whole() {
 
     // Every kind of reloadable change at once.
     let metrics_port = 20000 + (std::process::id() % 20000) as u16;
-    let extra = format!(
-        r#"
+    let extra = r#"
 polling = "busy"
 [[addr]]
 port = "dp0"
@@ -113,10 +112,9 @@ ports = "443"
 [ipvs.timeouts]
 established = 500
 [control2]
-"#
-    );
+"#;
     // (`[control2]` is a typo: first a bad file, refused whole.)
-    let text = config(&socket, &rules, "0-1", &extra);
+    let text = config(&socket, &rules, "0-1", extra);
     std::fs::write(&conf_path, &text).unwrap();
     rvsd.signal("-HUP");
     let log = log_lines(&rvsd, "reload refused", 1);

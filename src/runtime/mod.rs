@@ -206,13 +206,14 @@ pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
             .replay_rules(rules)
             .with_context(|| format!("{}: ipvs.rules", conf.file.display()))?;
     }
-    let restored = load_state(&opts, &control, n_workers);
+    // The workers' clock (`dataplane::time::Instant` counts from here).
+    let epoch = std::time::Instant::now();
+    let restored = load_state(&opts, &control, n_workers, epoch);
     let tables: Arc<ArcSwap<_>> = control.tables();
     let mut restore_parts = restored.conns.into_iter();
     let (export_tx, export_rx) = crossbeam_channel::unbounded();
 
     // Workers.
-    let epoch = std::time::Instant::now();
     let seed = random_seed();
     let worker_stop = Arc::new(AtomicBool::new(false));
     let idle = Arc::new(idle::IdleShared::new(conf.idle));
@@ -468,7 +469,7 @@ pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
     let handles = control.detach();
     log_summary(&handles, &facts);
     if let (true, Some(path)) = (save, &opts.state_file) {
-        save_state(path, &control, export_rx, n_workers);
+        save_state(path, &control, export_rx, n_workers, epoch);
     }
     kernel::remove(twin_rest);
     for (mut port, f) in ports.into_iter().zip(&facts) {
@@ -687,7 +688,12 @@ struct Restored {
 /// the worker count changed, cannot be served by one worker and is left out). A file that
 /// cannot be used is set aside as `FILE.bad` with the reason logged, and rvsd starts empty; a
 /// loaded file is removed, so a later crash does not bring back stale connections.
-fn load_state(opts: &RunOptions, control: &ControlPlane, n_workers: usize) -> Restored {
+fn load_state(
+    opts: &RunOptions,
+    control: &ControlPlane,
+    n_workers: usize,
+    epoch: std::time::Instant,
+) -> Restored {
     let mut out = Restored {
         conns: (0..n_workers).map(|_| Vec::new()).collect(),
         ..Restored::default()
@@ -727,6 +733,7 @@ fn load_state(opts: &RunOptions, control: &ControlPlane, n_workers: usize) -> Re
     for r in &summary.refused {
         tracing::warn!("state file: not restored: {r}");
     }
+    let templates = control.import_templates(poll::now(epoch), out.elapsed, &h.templates);
     let steering = dataplane::steer::Steering::new(u16::try_from(n_workers).unwrap_or(u16::MAX));
     let mut split_fullnat = 0usize;
     for c in saved.conns {
@@ -744,7 +751,8 @@ fn load_state(opts: &RunOptions, control: &ControlPlane, n_workers: usize) -> Re
     let total: usize = out.conns.iter().map(Vec::len).sum();
     tracing::info!(file = %path.display(), writer = %h.writer, age_ms = out.elapsed.as_millis() as u64,
         services = h.services.len(), conns = total, tables_applied = summary.applied,
-        counters_carried = summary.carried, fullnat_other_partition = split_fullnat,
+        counters_carried = summary.carried, templates, saved_templates = h.templates.len(),
+        fullnat_other_partition = split_fullnat,
         old_workers = h.workers, "state file loaded");
     out
 }
@@ -756,12 +764,14 @@ fn save_state(
     control: &ControlPlane,
     exports: crossbeam_channel::Receiver<(usize, Vec<dataplane::conn::ConnRecord>)>,
     n_workers: usize,
+    epoch: std::time::Instant,
 ) {
     let started = std::time::Instant::now();
     let mut header = control.state_header();
     header.writer = crate::cli::version().to_owned();
     header.workers = n_workers;
     header.saved_unix_ms = crate::state::unix_ms();
+    header.templates = control.export_templates(poll::now(epoch));
     let mut conns = Vec::new();
     let mut from = 0;
     for (_, part) in exports.try_iter() {
@@ -779,7 +789,7 @@ fn save_state(
     let saved = crate::state::Saved { header, conns };
     match crate::state::write(path, &saved) {
         Ok(()) => tracing::info!(file = %path.display(), conns = n,
-            services = saved.header.services.len(),
+            services = saved.header.services.len(), templates = saved.header.templates.len(),
             ms = started.elapsed().as_millis() as u64, "state saved"),
         Err(e) => tracing::error!(file = %path.display(), "cannot write the state file: {e}"),
     }

@@ -298,7 +298,8 @@ impl Steer<'_> {
     }
 }
 
-fn now(epoch: std::time::Instant) -> Instant {
+/// The workers' clock: time since `epoch` (taken once per process).
+pub fn now(epoch: std::time::Instant) -> Instant {
     Instant::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
 }
 

@@ -29,6 +29,8 @@ pub struct ConnRecord {
     pub toa_pending: bool,
     /// Its template was told it is assured.
     pub assured: bool,
+    /// A persistence template controls it (found again by the template's key on import).
+    pub controlled: bool,
     /// Time left before it expires without packets, milliseconds.
     pub remaining_ms: u64,
 }
@@ -123,7 +125,11 @@ impl ConnRecord {
             ConnState::Tcp(s) => out.extend_from_slice(&[6, s as u8]),
             ConnState::Udp(_) => out.extend_from_slice(&[17, 0]),
         }
-        out.push(u8::from(self.toa_pending) | u8::from(self.assured) << 1);
+        out.push(
+            u8::from(self.toa_pending)
+                | u8::from(self.assured) << 1
+                | u8::from(self.controlled) << 2,
+        );
         out.extend_from_slice(&self.remaining_ms.to_le_bytes());
     }
 
@@ -168,7 +174,7 @@ impl ConnRecord {
             _ => return Err(RecordError("state")),
         };
         let flags = r.u8()?;
-        if flags > 3 {
+        if flags > 7 {
             return Err(RecordError("flags"));
         }
         let remaining_ms = r.u64()?;
@@ -184,6 +190,7 @@ impl ConnRecord {
             state,
             toa_pending: flags & 1 != 0,
             assured: flags & 2 != 0,
+            controlled: flags & 4 != 0,
             remaining_ms,
         })
     }
@@ -219,6 +226,7 @@ mod tests {
             state: ConnState::Tcp(TcpState::Established),
             toa_pending: true,
             assured: false,
+            controlled: true,
             remaining_ms: 899_500,
         }
     }

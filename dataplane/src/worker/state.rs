@@ -2,7 +2,10 @@
 //! worker of a later process.
 //!
 //! Export ([`Worker::export_conns`]) records every live connection with the time it has left
-//! at `now`; persistence templates are not connections and are not exported. Import
+//! at `now`, and whether a persistence template controls it; the templates themselves live in
+//! the shared [`crate::persist::PersistTable`], which exports and imports them on its own
+//! (before the workers import their connections, so that each controlled connection finds its
+//! template again by key and is counted in it). Import
 //! ([`Worker::import_conns`]) resolves each record's service by key and dest by address in the
 //! tables the worker runs now, inserts it with the deadline `now + remaining`, binds it to its
 //! dest (active/inactive as its state says) and, for FULLNAT, marks its local port as taken in
@@ -60,6 +63,7 @@ impl<B: PacketBuf> Worker<B> {
                     state: c.state(),
                     toa_pending: c.flags().contains(ConnFlags::TOA_PENDING),
                     assured: c.flags().contains(ConnFlags::ASSURED_SENT),
+                    controlled: c.control().is_some(),
                     remaining_ms: c.deadline().saturating_since(now).as_millis() as u64,
                 })
             })
@@ -134,9 +138,17 @@ impl<B: PacketBuf> Worker<B> {
                     continue;
                 }
             };
+            let control = if r.controlled {
+                tables.persist.attach(svc, &r.in_key)
+            } else {
+                None
+            };
             if let Some(c) = self.st.conns.get_mut(id) {
                 c.set_flag(ConnFlags::TOA_PENDING, r.toa_pending);
                 c.set_flag(ConnFlags::ASSURED_SENT, r.assured);
+                if let Some(t) = control {
+                    c.set_control(t);
+                }
             }
             if let Some(l) = laddr {
                 let o = &r.out_key;

@@ -9,10 +9,12 @@
 //! service and dest found in both are carried over, so `ipvsadm -Ln --stats` goes on from where
 //! the old process stopped.
 
+use dataplane::persist::{TemplateKey, TemplateRecord};
 use dataplane::service::stats::Totals;
+use dataplane::time::Instant;
 
 use super::*;
-use crate::state::Header;
+use crate::state::{Header, SavedTemplate};
 
 /// What [`ControlPlane::restore`] did.
 #[derive(Debug, Default)]
@@ -127,5 +129,60 @@ impl ControlPlane {
             }
         }
         out
+    }
+}
+
+impl ControlPlane {
+    /// Every live persistence template, with its time left at `now` (the workers' clock).
+    pub fn export_templates(&self, now: Instant) -> Vec<SavedTemplate> {
+        let tables = self.tables.load();
+        tables
+            .persist
+            .export(now, &tables.services)
+            .into_iter()
+            .map(|t| SavedTemplate {
+                proto: t.key.proto,
+                client: t.key.client,
+                vaddr: t.key.vaddr,
+                vport: t.key.vport,
+                service: key_to_proto(&t.service),
+                dest: t.dest,
+                remaining_ms: t.remaining_ms,
+                timeout_secs: t.timeout_secs,
+                assured: t.assured,
+            })
+            .collect()
+    }
+
+    /// Put back a state file's templates, saved `elapsed` ago (before the workers start, which
+    /// then attach their restored connections to them). Returns how many came back.
+    pub fn import_templates(
+        &self,
+        now: Instant,
+        elapsed: Duration,
+        saved: &[SavedTemplate],
+    ) -> usize {
+        let records: Vec<TemplateRecord> = saved
+            .iter()
+            .filter_map(|t| {
+                Some(TemplateRecord {
+                    key: TemplateKey {
+                        proto: t.proto,
+                        client: t.client,
+                        vaddr: t.vaddr,
+                        vport: t.vport,
+                    },
+                    service: key_from_proto(&t.service).ok()?,
+                    dest: t.dest,
+                    remaining_ms: t.remaining_ms,
+                    timeout_secs: t.timeout_secs,
+                    assured: t.assured,
+                })
+            })
+            .collect();
+        let tables = self.tables.load();
+        tables
+            .persist
+            .import(now, elapsed, &records, &tables.services, 0)
     }
 }
