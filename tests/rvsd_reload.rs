@@ -216,6 +216,31 @@ established = 500
         "{log}"
     );
     assert_eq!(timeouts(&rvsd), "Timeout (tcp tcpfin udp): 900 120 300\n");
+    // The same through the control socket: the reason comes back to rvsctl.
+    let o = rvsctl(&socket, &["daemon", "reload"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("reload refused, nothing changed") && e.contains("dpdk.cores"),
+        "{e}"
+    );
+    std::fs::write(
+        &conf_path,
+        config(
+            &socket,
+            &rules,
+            "0-1",
+            "[ipvs.timeouts]\nestablished = 400\n",
+        ),
+    )
+    .unwrap();
+    rvsctl_ok(&socket, &["daemon", "reload"]);
+    assert_eq!(timeouts(&rvsd), "Timeout (tcp tcpfin udp): 400 120 300\n");
+    // No state file given: a stop with state is refused and rvsd runs on.
+    let o = rvsctl(&socket, &["daemon", "stop", "save-state"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("without --state-file"));
+    assert!(rvsd.running());
     let (status, log) = rvsd.stop();
     assert!(status.success(), "{log}");
     assert!(!socket.exists(), "socket file left behind");
@@ -254,7 +279,9 @@ fn stop_with_state_carries_tables_and_bad_state_files_are_refused() {
     rvsd.ipvsadm_ok(&["-a", "-t", "198.18.0.100:81", "-r", "198.18.0.12:81", "-m"]);
     rvsd.ipvsadm_ok(&["--set", "700", "60", "200"]);
     let before = rvsd.ipvsadm_ok(&["-Ln"]);
-    let (status, log) = rvsd.stop_with_state();
+    // A stop with state asked for through the control socket.
+    rvsctl_ok(&socket, &["daemon", "stop", "save-state"]);
+    let (status, log) = rvsd.wait();
     assert!(status.success(), "{log}");
     assert!(log.contains("state saved"), "{log}");
     let good = std::fs::read(&state).unwrap();

@@ -25,35 +25,35 @@ pub struct Running {
 
 impl Running {
     /// Re-read `self.conf.file` and apply it. Logs one line per change and one summary.
-    pub fn reload(&mut self, control: &Arc<ControlPlane>, samples: &Arc<RuntimeSamples>) {
+    /// Returns the changes that were not applied, or why the file was refused whole.
+    pub fn reload(
+        &mut self,
+        control: &Arc<ControlPlane>,
+        samples: &Arc<RuntimeSamples>,
+    ) -> Result<Vec<String>, String> {
         let file = self.conf.file.clone();
-        tracing::info!(file = %file.display(), "SIGHUP: reloading the configuration");
+        tracing::info!(file = %file.display(), "reloading the configuration");
+        let refuse = |why: String| {
+            let why = format!("reload refused, nothing changed: {why}");
+            tracing::error!("{why}");
+            Err(why)
+        };
         let new = match crate::config::load(&file) {
             Ok(c) => c,
-            Err(e) => {
-                tracing::error!("reload refused, nothing changed: {e}");
-                return;
-            }
+            Err(e) => return refuse(e.to_string()),
         };
         let restart = reload::restart_only(&self.conf, &new);
         if !restart.is_empty() {
-            tracing::error!(
-                file = %file.display(),
-                "reload refused, nothing changed: {} changed, which needs a restart \
-                 (systemctl restart rvsd keeps the connections)",
+            return refuse(format!(
+                "{}: {} changed, which needs a restart (systemctl restart rvsd keeps the \
+                 connections)",
+                file.display(),
                 restart.join(", ")
-            );
-            return;
+            ));
         }
         let rules = match reload::read_rules(new.rules.as_deref()) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::error!(
-                    "reload refused, nothing changed: {}: ipvs.rules: {e:#}",
-                    file.display()
-                );
-                return;
-            }
+            Err(e) => return refuse(format!("{}: ipvs.rules: {e:#}", file.display())),
         };
         let mut requests = reload::net_requests(&self.conf, &new);
         requests.extend(reload::fwmark_requests(&self.conf, &new));
@@ -85,5 +85,6 @@ impl Running {
             "reload done");
         self.conf = new;
         self.rules = rules;
+        Ok(outcome.refused)
     }
 }

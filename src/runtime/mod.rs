@@ -409,10 +409,16 @@ pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
                 .map(|t| kernel::Announcer::new(t, k.withdraw_wait_ms))
         })
         .collect();
+    let (ops_tx, ops_rx) = crossbeam_channel::bounded(4);
+    control.set_daemon_ops(Some(ops_tx));
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if hup.swap(false, Ordering::Relaxed) {
-            running.reload(&control, &samples);
+            tracing::info!("SIGHUP");
+            let _ = running.reload(&control, &samples);
+        }
+        while let Ok(op) = ops_rx.try_recv() {
+            daemon_op(op, &mut running, &control, &samples, &opts, &stop, &save);
         }
         control.housekeeping();
         if !announcers.is_empty() {
@@ -428,6 +434,7 @@ pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
         }
     }
 
+    control.set_daemon_ops(None);
     tracing::info!("stopping");
     // Withdraw the VIPs first, and keep forwarding while the routers move the flows away.
     let wait = announcers
@@ -495,6 +502,48 @@ pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
     }
     tracing::info!("rvsd stopped");
     Ok(())
+}
+
+/// A stop or reload asked for through the control socket (`rvsctl daemon stop|reload`).
+fn daemon_op(
+    op: crate::control::plane::DaemonOp,
+    running: &mut hup::Running,
+    control: &Arc<ControlPlane>,
+    samples: &Arc<RuntimeSamples>,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    save: &AtomicBool,
+) {
+    use crate::control::plane::DaemonOp;
+    use ctl::proto::{Errno, ErrorReply, Reply};
+    let einval = |message: String| {
+        Reply::Error(ErrorReply {
+            errno: Errno::Einval,
+            message,
+        })
+    };
+    match op {
+        DaemonOp::Stop { save_state, reply } => {
+            if save_state && opts.state_file.is_none() {
+                let _ = reply.send(einval(
+                    "rvsd runs without --state-file: there is no state file to save to".into(),
+                ));
+                return;
+            }
+            tracing::info!(save_state, from = "control socket", "stop requested");
+            save.store(save_state, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+            let _ = reply.send(Reply::Ok);
+        }
+        DaemonOp::Reload(reply) => {
+            let answer = match running.reload(control, samples) {
+                Ok(refused) if refused.is_empty() => Reply::Ok,
+                Ok(refused) => einval(format!("reload applied, except: {}", refused.join("; "))),
+                Err(why) => einval(why),
+            };
+            let _ = reply.send(answer);
+        }
+    }
 }
 
 /// How a port's RSS hash reads as a client-endpoint hash ([`dataplane::steer::NicHash`]).

@@ -277,6 +277,24 @@ impl Rvsd {
         (st, self.log_text())
     }
 
+    /// Wait (bounded) for rvsd to exit on its own (after `rvsctl daemon stop`); the exit
+    /// status and the log.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let st = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (st, self.log_text())
+    }
+
     /// Send a signal (`"-HUP"`) and return at once.
     pub fn signal(&self, sig: &str) {
         if let Some(c) = self.child.as_ref() {
