@@ -352,6 +352,11 @@ pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
         port.start()
             .with_context(|| format!("starting port {} ({})", f.name, f.device))?;
     }
+    if let Some(path) = &restored.consumed
+        && let Err(e) = std::fs::remove_file(path)
+    {
+        tracing::warn!(file = %path.display(), "cannot remove the loaded state file: {e}");
+    }
     if let Some(saved_ms) = restored.saved_unix_ms {
         // The forwarding gap of a restart: from the old process's last poll to these ports
         // being up (TCP retransmission covers it).
@@ -729,6 +734,9 @@ struct Restored {
     elapsed: Duration,
     /// When the file was written (for the gap measurement), when one was loaded.
     saved_unix_ms: Option<u64>,
+    /// The loaded file, removed once the ports are up (a start that fails before leaves it
+    /// for the next attempt).
+    consumed: Option<PathBuf>,
 }
 
 /// Load `--state-file` if there is one: the control plane takes its tables back, the
@@ -736,7 +744,8 @@ struct Restored {
 /// a FULLNAT connection whose local port lies in another worker's partition, possible only when
 /// the worker count changed, cannot be served by one worker and is left out). A file that
 /// cannot be used is set aside as `FILE.bad` with the reason logged, and rvsd starts empty; a
-/// loaded file is removed, so a later crash does not bring back stale connections.
+/// loaded file is removed once the ports are up, so a later crash does not bring back stale
+/// connections.
 fn load_state(
     opts: &RunOptions,
     control: &ControlPlane,
@@ -771,9 +780,7 @@ fn load_state(
             return out;
         }
     };
-    if let Err(e) = std::fs::remove_file(path) {
-        tracing::warn!(file = %path.display(), "cannot remove the loaded state file: {e}");
-    }
+    out.consumed = Some(path.clone());
     let h = &saved.header;
     let now_ms = crate::state::unix_ms();
     out.elapsed = Duration::from_millis(now_ms.saturating_sub(h.saved_unix_ms));
