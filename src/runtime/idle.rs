@@ -8,9 +8,10 @@
 //! `sleep_max_us` to poll, which bounds both its CPU use and the delay of the first packet
 //! after a quiet period. Busy polling never sleeps.
 //!
-//! Every port is served this way, whatever its driver: none of the drivers rvs is run on in
-//! tests (`net_af_packet`, `net_null`, `net_pcap`, `net_ring`) signals received packets through
-//! an interrupt, so a poll is the only way to find them.
+//! Every port is served this way, whatever its driver. The drivers workers poll in the tests
+//! (`net_af_packet`, `net_null`, `net_pcap`, `net_ring`) have no receive interrupts, and a
+//! worker also waits on rings from other workers, which nothing announces; receive interrupts
+//! (`rte_eth_dev_rx_intr_*`, which `net_tap` has) are therefore not used.
 //!
 //! The settings live in [`IdleShared`] (atomics, written by the control thread on a reload,
 //! read by the workers after an empty poll), so a reload changes them without a restart.
