@@ -18,7 +18,9 @@ pub const DEFAULT_CONFIG: &str = "/etc/rvs/rvsd.toml";
 NICs through DPDK and forwards connections to real servers with the IPVS methods (NAT, DR, TUN) \
 and FULLNAT. It reads its configuration file, starts DPDK's EAL on the configured lcores, opens \
 the ports, replays the [ipvs] rules file and serves the control socket that ipvsadm(8) and \
-rvsctl(8) use. SIGINT or SIGTERM stops it cleanly.",
+rvsctl(8) use. SIGINT or SIGTERM stops it cleanly; SIGUSR2 stops it with state (see \
+--state-file); SIGHUP reloads the configuration file, applying what can change without \
+reopening the ports.",
     after_help = "Files: /etc/rvs/rvsd.toml (see rvsd.toml(5)); control socket /run/rvs/rvsd.sock.\n\
 Exit status: 0 after a clean stop or a valid check; 2 for a configuration error; 1 when start-up \
 or the run fails."
@@ -30,6 +32,11 @@ pub struct Cli {
     /// Log level or filter (`info`, `debug`, `rvs=debug`); `RUST_LOG` is used when unset.
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// The state file of restart with state: loaded at start when it exists (then removed),
+    /// written by a stop with state (SIGUSR2) with every connection, so the next rvsd carries
+    /// them on. A file that cannot be used is moved to FILE.bad and rvsd starts empty.
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
     /// Check the configuration file (`--config`) and exit; the same as `--check-config FILE`.
     #[arg(long)]
     pub check: bool,

@@ -263,10 +263,23 @@ pub struct DataplaneSection {
     /// Connections the director can hold, over all workers (split evenly between them).
     #[serde(default = "default_conn_capacity")]
     pub conn_capacity: u32,
-    /// Microseconds a worker sleeps after a poll that found nothing (0 = busy poll, as DPDK
-    /// applications usually do; a few tens of microseconds spare a shared machine).
+    /// How a worker waits when a poll finds nothing: `"adaptive"` (the default: spin
+    /// `idle_spin` empty polls, then sleep, from `idle_sleep_us` doubling up to
+    /// `idle_sleep_max_us`, until a poll finds packets) or `"busy"` (never sleep, as DPDK
+    /// applications usually do: lowest latency, one CPU per worker always at 100%).
     #[serde(default)]
+    pub polling: Option<String>,
+    /// Empty polls before an adaptive worker starts sleeping.
+    #[serde(default = "default_idle_spin")]
+    pub idle_spin: u32,
+    /// The first (shortest) sleep of an idle worker, in microseconds; 0 means busy polling
+    /// (what this key meant before `polling` existed).
+    #[serde(default = "default_idle_sleep_us")]
     pub idle_sleep_us: u32,
+    /// The longest sleep of an idle worker, in microseconds: the most a packet arriving at an
+    /// idle director waits before it is polled.
+    #[serde(default = "default_idle_sleep_max_us")]
+    pub idle_sleep_max_us: u32,
     /// `[dataplane.neigh]`: each worker's neighbour table.
     #[serde(default)]
     pub neigh: NeighParamsSection,
@@ -296,6 +309,42 @@ pub struct NeighParamsSection {
     pub entries: Option<u32>,
 }
 
+fn default_idle_spin() -> u32 {
+    200
+}
+
+fn default_idle_sleep_us() -> u32 {
+    10
+}
+
+fn default_idle_sleep_max_us() -> u32 {
+    1000
+}
+
+/// How workers wait when they find nothing to do (`[dataplane] polling` and the `idle_*`
+/// keys), validated. Changed by a reload without a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleConf {
+    /// Never sleep.
+    pub busy: bool,
+    /// Empty polls before the first sleep.
+    pub spin: u32,
+    /// First and longest sleep, microseconds (`min <= max`, both at least 1 unless busy).
+    pub sleep_min_us: u32,
+    pub sleep_max_us: u32,
+}
+
+impl Default for IdleConf {
+    fn default() -> Self {
+        IdleConf {
+            busy: false,
+            spin: default_idle_spin(),
+            sleep_min_us: default_idle_sleep_us(),
+            sleep_max_us: default_idle_sleep_max_us(),
+        }
+    }
+}
+
 fn default_conn_capacity() -> u32 {
     1 << 20
 }
@@ -304,7 +353,10 @@ impl Default for DataplaneSection {
     fn default() -> Self {
         DataplaneSection {
             conn_capacity: default_conn_capacity(),
-            idle_sleep_us: 0,
+            polling: None,
+            idle_spin: default_idle_spin(),
+            idle_sleep_us: default_idle_sleep_us(),
+            idle_sleep_max_us: default_idle_sleep_max_us(),
             neigh: NeighParamsSection::default(),
         }
     }
@@ -539,7 +591,8 @@ pub struct Validated {
     pub rules: Option<PathBuf>,
     pub timeouts: dataplane::conn::Timeouts,
     pub conn_capacity: u32,
-    pub idle_sleep_us: u32,
+    /// `[dataplane] polling` and the idle keys.
+    pub idle: IdleConf,
     /// `[dataplane.neigh]`, with Linux's defaults for what it leaves out.
     pub neigh: dataplane::l3::NeighConfig,
     /// `[ipvs] sloppy_tcp`.
@@ -567,16 +620,70 @@ pub fn parse(file: &Path, text: &str) -> Result<Validated, ConfigError> {
     let de = toml::Deserializer::new(text);
     let raw: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        let key = if key == "." {
-            "(top level)".to_owned()
-        } else {
-            key
+        let span = e.inner().span();
+        let key = match (key.as_str(), &span) {
+            // A syntax error (a bad string, a number too large for TOML) has no path: name the
+            // key written on the line it points at.
+            (".", Some(span)) => key_at(text, span.start).unwrap_or_else(|| "(top level)".into()),
+            (".", None) => "(top level)".to_owned(),
+            _ => key,
         };
-        // toml's message carries the line and a snippet; keep it on one line.
-        let message = e.inner().message().trim().replace('\n', " ");
+        let mut message = e.inner().message().trim().replace('\n', " ");
+        if let Some(span) = span {
+            let (line, column) = line_column(text, span.start);
+            message.push_str(&format!(" (line {line}, column {column})"));
+        }
         invalid(file, key, message)
     })?;
     validate(file, raw)
+}
+
+/// 1-based line and column (in characters) of byte offset `at` of `text`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let before = text.get(..at.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
+}
+
+/// The dotted key written on the line holding byte `at` (`dpdk.mbufs`, `port[1].device`), from
+/// the table header above it, for errors the TOML parser reports without a path.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let (line_no, _) = line_column(text, at);
+    let lines: Vec<&str> = text.lines().collect();
+    let line = lines.get(line_no - 1)?.trim();
+    let name = line.split_once('=')?.0.trim().trim_matches('"');
+    if name.is_empty() || line.starts_with('[') {
+        return None;
+    }
+    // The table the line is in, and for an array of tables, which element.
+    let mut table = None;
+    for l in lines[..line_no - 1].iter().rev() {
+        let l = l.trim();
+        if let Some(t) = l.strip_prefix("[[").and_then(|t| t.strip_suffix("]]")) {
+            let t = t.trim();
+            let index = lines[..line_no - 1]
+                .iter()
+                .filter(|x| {
+                    x.trim()
+                        .strip_prefix("[[")
+                        .and_then(|x| x.strip_suffix("]]"))
+                        .is_some_and(|x| x.trim() == t)
+                })
+                .count()
+                - 1;
+            table = Some(format!("{t}[{index}]"));
+            break;
+        }
+        if let Some(t) = l.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            table = Some(t.trim().to_owned());
+            break;
+        }
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{name}"),
+        None => name.to_owned(),
+    })
 }
 
 fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
@@ -747,6 +854,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         ));
     }
     let neigh = neigh_params(file, &raw.dataplane.neigh)?;
+    let idle = idle_conf(file, &raw.dataplane)?;
     // A twin without `addrs` carries the port's owned addresses.
     for (i, p) in raw.ports.iter().enumerate() {
         if let (Some(k), Some(conf)) = (&p.kernel, ports[i].kernel.as_mut())
@@ -775,7 +883,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         rules: raw.ipvs.rules,
         timeouts,
         conn_capacity: raw.dataplane.conn_capacity,
-        idle_sleep_us: raw.dataplane.idle_sleep_us,
+        idle,
         neigh,
         sloppy_tcp: raw.ipvs.sloppy_tcp,
     })
@@ -906,6 +1014,44 @@ fn kernel_conf(
     })
 }
 
+fn idle_conf(file: &Path, d: &DataplaneSection) -> Result<IdleConf, ConfigError> {
+    let busy = match d.polling.as_deref() {
+        None | Some("adaptive") => d.idle_sleep_us == 0,
+        Some("busy") => true,
+        Some(other) => {
+            return Err(invalid(
+                file,
+                "dataplane.polling",
+                format!("{other:?} is neither \"adaptive\" nor \"busy\""),
+            ));
+        }
+    };
+    const MAX_SLEEP_US: u32 = 100_000;
+    if d.idle_sleep_max_us == 0 || d.idle_sleep_max_us > MAX_SLEEP_US {
+        return Err(invalid(
+            file,
+            "dataplane.idle_sleep_max_us",
+            format!("{} is outside 1..={MAX_SLEEP_US}", d.idle_sleep_max_us),
+        ));
+    }
+    if d.idle_sleep_us > d.idle_sleep_max_us {
+        return Err(invalid(
+            file,
+            "dataplane.idle_sleep_us",
+            format!(
+                "{} is above dataplane.idle_sleep_max_us ({})",
+                d.idle_sleep_us, d.idle_sleep_max_us
+            ),
+        ));
+    }
+    Ok(IdleConf {
+        busy,
+        spin: d.idle_spin,
+        sleep_min_us: d.idle_sleep_us.max(1),
+        sleep_max_us: d.idle_sleep_max_us,
+    })
+}
+
 fn parse_timeouts(
     file: &Path,
     raw: &std::collections::BTreeMap<String, u32>,
@@ -999,6 +1145,26 @@ rules = "conf/demo.rules"
         assert_eq!(v.routes[0].via, Some(Ipv4Addr::new(198, 18, 0, 254)));
         assert_eq!(v.metrics, Some("127.0.0.1:9475".parse().unwrap()));
         assert_eq!(v.rules.as_deref(), Some(Path::new("conf/demo.rules")));
+    }
+
+    #[test]
+    fn syntax_errors_have_line_column_and_the_key_of_their_line() {
+        // A string without its closing quote, in the second port table.
+        let e = err(&GOOD.replace("device = \"0000:03:00.0\"", "device = \"0000:03:00.0"));
+        assert!(e.starts_with("t.toml: port[1].device: "), "{e}");
+        assert!(
+            e.ends_with("invalid basic string (line 12, column 23)"),
+            "{e}"
+        );
+        // A number too large for TOML.
+        let e = err("[dpdk]\nmbufs = 99999999999999999999\n");
+        assert!(e.starts_with("t.toml: dpdk.mbufs: "), "{e}");
+        assert!(e.ends_with("(line 2, column 9)"), "{e}");
+        // Too large for the field: the key comes from the path.
+        let e = err(&GOOD.replace("name   = \"dp0\"", "name = \"dp0\"\nrx_desc = 70000"));
+        assert!(e.starts_with("t.toml: port[0].rx_desc: "), "{e}");
+        assert!(e.contains("(line 8, column 11)"), "{e}");
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
     }
 
     #[test]

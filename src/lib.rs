@@ -7,5 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod reload;
 pub mod runtime;
+pub mod state;
 pub mod systemd;

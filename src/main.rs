@@ -4,10 +4,13 @@
 //! see `rvs::check`.
 //!
 //! Start-up order: configuration (every error names file and key) -> logging -> EAL -> mempool
-//! -> ports -> service table (replaying `[ipvs] rules`) -> workers on their lcores -> control
-//! socket. Shutdown on SIGINT/SIGTERM runs it backwards: control socket closed, workers stopped
-//! (each drops its queued packets), ports stopped and closed, then the mempool is checked to have
-//! every mbuf back before EAL is cleaned up.
+//! -> ports -> service table (replaying `[ipvs] rules`, then the `--state-file` tables) ->
+//! workers on their lcores (each first puts back its connections from the state file) -> ports
+//! started -> control socket. Shutdown on SIGINT/SIGTERM runs it backwards: control socket
+//! closed, workers stopped (each drops its queued packets), ports stopped and closed, then the
+//! mempool is checked to have every mbuf back before EAL is cleaned up. SIGUSR2 is the same stop
+//! with state: each worker exports its connections as it stops and the state file is written
+//! (`rvs::state`). SIGHUP reloads the configuration file (`rvs::reload`).
 
 use std::process::ExitCode;
 
@@ -58,7 +61,10 @@ fn main() -> ExitCode {
     init_logging(cli.log_level.as_deref());
     // Under systemd (Type=notify): READY=1 once the control socket accepts connections.
     let _ready = rvs::systemd::notify_ready_when_listening(conf.socket.clone());
-    match runtime::run(conf) {
+    let opts = runtime::RunOptions {
+        state_file: cli.state_file.clone(),
+    };
+    match runtime::run(conf, opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

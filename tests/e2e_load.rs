@@ -242,9 +242,9 @@ fn load(prefix: &str, mode: &str) {
     let (conf, socket) = common::DirectorConf {
         metrics: Some("127.0.0.1:9475"),
         conn_capacity: 1 << 20,
-        // The worker sleeps 50 us when it finds nothing (the suite's default): wrk, nginx and the
-        // veth pairs share the two cores of a test machine with it, and a busy-polling worker
-        // would starve wrk's event loop until its timeout check counts every connection.
+        // Adaptive polling from 50 us (the suite's default): wrk, nginx and the veth pairs share
+        // the two cores of a test machine with the worker, and a busy-polling worker starved
+        // wrk's event loop until its timeout check counted every connection at once.
         idle_sleep_us: 50,
         // 20 ms of frames at 800 kpps: room for a worker descheduled by the load it forwards.
         ring_frames: 16384,

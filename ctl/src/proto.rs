@@ -409,6 +409,17 @@ pub enum Request {
     DelFwmarkRule(FwmarkRule),
     /// The classifier rules in match order; answered with [`Reply::FwmarkRules`].
     ListFwmarkRules,
+    /// Stop rvsd, as SIGTERM does; with `save_state`, a stop with state (as SIGUSR2: the
+    /// connections go to the state file for the next rvsd). Answered with `Ok` just before the
+    /// daemon stops; `Einval` with `save_state` when rvsd runs without `--state-file`.
+    Stop {
+        #[serde(default)]
+        save_state: bool,
+    },
+    /// Read the configuration file again and apply what changed, as SIGHUP does. `Ok` when
+    /// every change applied; `Einval` with the reason when the file was refused whole (nothing
+    /// changed) or with the changes that were not applied (the others were).
+    Reload,
 }
 
 /// A firewall-mark classifier rule: packets of `proto` to `dst` with a destination port in
@@ -740,6 +751,8 @@ impl Request {
         "add_fwmark_rule",
         "del_fwmark_rule",
         "list_fwmark_rules",
+        "stop",
+        "reload",
     ];
 
     /// The wire name of this request (one of [`Request::NAMES`]).
@@ -777,6 +790,8 @@ impl Request {
             Request::AddFwmarkRule(_) => "add_fwmark_rule",
             Request::DelFwmarkRule(_) => "del_fwmark_rule",
             Request::ListFwmarkRules => "list_fwmark_rules",
+            Request::Stop { .. } => "stop",
+            Request::Reload => "reload",
         }
     }
 }

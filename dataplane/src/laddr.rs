@@ -236,6 +236,48 @@ impl LportAlloc {
         pool.released.pop_front()
     }
 
+    /// Mark `lport` on `lip` towards `rip:rport` as taken by a live connection that was not
+    /// allocated here (a connection restored from a previous process), so [`LportAlloc::alloc`]
+    /// never hands it out again while it lives; it comes back through [`LportAlloc::release`]
+    /// like any other. Ports of the partition below it that were never handed out stay free.
+    /// A port already taken or outside this worker's partition is left as it is.
+    pub fn reserve(
+        &mut self,
+        n_workers: usize,
+        lip: Ipv4Addr,
+        rip: Ipv4Addr,
+        rport: u16,
+        lport: u16,
+    ) {
+        let n = n_workers.max(1);
+        let worker = self.worker;
+        if lport < LPORT_MIN || usize::from(lport) % n != worker % n {
+            return;
+        }
+        let pool = self.pools.entry((lip, rip, rport)).or_insert_with(|| Pool {
+            fresh: Self::first_port(worker, n),
+            n: n as u32,
+            released: VecDeque::new(),
+        });
+        if pool.n != n as u32 {
+            return;
+        }
+        let p = u32::from(lport);
+        if p >= pool.fresh {
+            // The never-used ports skipped over become released (free) ones.
+            let mut q = pool.fresh;
+            while q < p {
+                if let Ok(q16) = u16::try_from(q) {
+                    pool.released.push_back(q16);
+                }
+                q += n as u32;
+            }
+            pool.fresh = p + n as u32;
+        } else if let Some(i) = pool.released.iter().position(|&x| x == lport) {
+            pool.released.remove(i);
+        }
+    }
+
     /// Give back an lport allocated by [`LportAlloc::alloc`].
     pub fn release(&mut self, lip: Ipv4Addr, rip: Ipv4Addr, rport: u16, lport: u16) {
         if let Some(pool) = self.pools.get_mut(&(lip, rip, rport)) {
@@ -273,6 +315,30 @@ mod tests {
     const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
     const RIP1: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
     const RIP2: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 12);
+
+    #[test]
+    fn reserved_ports_are_never_handed_out() {
+        let n = 2;
+        let mut a = LportAlloc::new(1);
+        // Restored connections hold 1031 and 1025 (worker 1's residue), one port of worker 0's
+        // partition is ignored.
+        a.reserve(n, LIP, RIP1, 80, 1031);
+        a.reserve(n, LIP, RIP1, 80, 1025);
+        a.reserve(n, LIP, RIP1, 80, 1030);
+        let mut got = HashSet::new();
+        while let Some(p) = a.alloc(n, LIP, RIP1, 80) {
+            assert!(got.insert(p), "port {p} handed out twice");
+        }
+        assert!(
+            !got.contains(&1031) && !got.contains(&1025),
+            "reserved port handed out"
+        );
+        assert!(got.contains(&1027) && got.contains(&1029) && got.contains(&1033));
+        assert_eq!(got.len(), (65536 - 1024) / 2 - 2);
+        // Released after the connection ends: handed out again.
+        a.release(LIP, RIP1, 80, 1031);
+        assert_eq!(a.alloc(n, LIP, RIP1, 80), Some(1031));
+    }
 
     #[test]
     fn ports_are_partitioned_by_residue_and_exhaust() {

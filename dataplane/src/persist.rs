@@ -177,6 +177,20 @@ impl Stripe {
     }
 }
 
+/// A template detached from its table, for restart with state: found again by its key, bound
+/// again to its dest by address, with the time it had left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateRecord {
+    pub key: TemplateKey,
+    pub service: ServiceKey,
+    pub dest: (Ipv4Addr, u16),
+    /// Time left before it expires (unless it controls connections then), milliseconds.
+    pub remaining_ms: u64,
+    /// The service's persistence timeout when it was last used, seconds.
+    pub timeout_secs: u64,
+    pub assured: bool,
+}
+
 /// Why no template could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PersistError {
@@ -382,6 +396,94 @@ impl PersistTable {
             );
         }
         out
+    }
+
+    /// Every live template, with its time left at `now` (restart with state).
+    pub fn export(&self, now: Instant, services: &Snapshot) -> Vec<TemplateRecord> {
+        let mut out = Vec::new();
+        for stripe in self.stripes.iter() {
+            let st = lock(stripe);
+            for t in st.slots.iter().flatten().filter(|t| t.live) {
+                let Some(svc) = services.service(t.service) else {
+                    continue;
+                };
+                out.push(TemplateRecord {
+                    key: t.key,
+                    service: svc.key(),
+                    dest: t.dest_addr,
+                    remaining_ms: t.deadline.saturating_since(now).as_millis() as u64,
+                    timeout_secs: t.timeout.as_secs(),
+                    assured: t.assured,
+                });
+            }
+        }
+        out
+    }
+
+    /// Put back templates exported by a previous process `elapsed` ago, before any worker
+    /// runs: each controls nothing until [`PersistTable::attach`] gives it its connections
+    /// again, and is bound (`persistconns`) on `worker`'s stats slot. Records whose service or
+    /// dest is gone, whose time is up, or that find their key taken or the table full are left
+    /// out. Returns how many came back.
+    pub fn import(
+        &self,
+        now: Instant,
+        elapsed: Duration,
+        records: &[TemplateRecord],
+        services: &Snapshot,
+        worker: usize,
+    ) -> usize {
+        let mut restored = 0;
+        for r in records {
+            let left = Duration::from_millis(r.remaining_ms).saturating_sub(elapsed);
+            if left.is_zero() {
+                continue;
+            }
+            let Some(svc) = services.services().iter().find(|s| s.key() == r.service) else {
+                continue;
+            };
+            let Some(dest) = svc.find_dest(r.dest.0, r.dest.1) else {
+                continue;
+            };
+            let si = self.stripe_of(&r.key);
+            let mut st = lock(&self.stripes[si]);
+            if st.index.contains_key(&r.key) {
+                continue;
+            }
+            let t = Template {
+                key: r.key,
+                service: svc.id(),
+                dest: dest.id(),
+                dest_addr: r.dest,
+                deadline: now + left,
+                timeout: Duration::from_secs(r.timeout_secs),
+                n_control: 0,
+                assured: r.assured,
+                live: true,
+            };
+            let Some(i) = st.alloc(t) else {
+                continue;
+            };
+            st.index.insert(r.key, i);
+            dest.bind_template(worker);
+            restored += 1;
+        }
+        restored
+    }
+
+    /// A connection restored from a previous process was controlled by a template: the live
+    /// template of its key (in service `svc`) controls it again. `None` when there is none.
+    pub fn attach(&self, svc: &Service, key: &ConnKey) -> Option<TemplateRef> {
+        let tkey = TemplateKey::of(svc, key);
+        let si = self.stripe_of(&tkey);
+        let mut st = lock(&self.stripes[si]);
+        let i = *st.index.get(&tkey)?;
+        let t = st.slots.get_mut(i as usize)?.as_mut()?;
+        if t.service != svc.id() || !t.live {
+            return None;
+        }
+        t.n_control = t.n_control.saturating_add(1);
+        Some(TemplateRef::new(si, i))
     }
 
     /// Live templates in all stripes.

@@ -121,7 +121,19 @@ impl Eal {
         // STARTED guarantees this is the only call in the process.
         let ret = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if ret < 0 {
-            return Err(DpdkError::from_rte_errno("rte_eal_init"));
+            let errno = crate::error::rte_errno();
+            return Err(if errno == 0 {
+                // Some of EAL's failure paths (a bad option, a vdev its driver refused) return
+                // -1 without setting rte_errno; its own messages on stderr say which.
+                DpdkError::new(
+                    "rte_eal_init",
+                    0,
+                    "EAL gave no error number; the EAL: lines above say which argument or \
+                     device it refused",
+                )
+            } else {
+                DpdkError::from_errno("rte_eal_init", errno)
+            });
         }
         // SAFETY: the EAL is initialised; rte_get_main_lcore only reads its configuration.
         let main_lcore = unsafe { sys::rte_get_main_lcore() };

@@ -37,6 +37,12 @@ use crate::runtime::{PortFacts, WorkerHandle};
 
 /// rvsctl's requests (links, addresses, routes, neighbours, workers).
 mod ops;
+/// A reload's table changes.
+mod reload;
+/// Restart with state: the state file's tables.
+mod state;
+pub use reload::ReloadOutcome;
+pub use state::RestoreSummary;
 
 /// IPVS version rvs reports (`IP Virtual Server version 1.2.1`).
 const IPVS_VERSION_CODE: u32 = 0x010201;
@@ -65,6 +71,20 @@ struct State {
     sloppy_tcp: bool,
 }
 
+/// A request only the daemon's main loop can carry out (it owns what a stop or a reload
+/// changes), with where to send the answer.
+#[derive(Debug)]
+pub enum DaemonOp {
+    Stop {
+        save_state: bool,
+        reply: crossbeam_channel::Sender<Reply>,
+    },
+    Reload(crossbeam_channel::Sender<Reply>),
+}
+
+/// How long a stop or reload request waits for the main loop.
+const DAEMON_OP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The daemon's control state.
 pub struct ControlPlane {
     state: Mutex<State>,
@@ -76,6 +96,8 @@ pub struct ControlPlane {
     rates: Mutex<RateBook>,
     /// Port counters and link states the main loop samples (metrics, `rvsctl link show`).
     samples: Arc<RuntimeSamples>,
+    /// Where stop and reload requests go (the main loop), once it runs.
+    daemon_ops: Mutex<Option<crossbeam_channel::Sender<DaemonOp>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -523,7 +545,26 @@ impl ControlPlane {
             ports: Mutex::new(Vec::new()),
             rates: Mutex::new(RateBook::default()),
             samples: Arc::new(RuntimeSamples::default()),
+            daemon_ops: Mutex::new(None),
         })
+    }
+
+    /// The main loop takes stop and reload requests from now on (`None`: no longer).
+    pub fn set_daemon_ops(&self, ops: Option<crossbeam_channel::Sender<DaemonOp>>) {
+        *lock(&self.daemon_ops) = ops;
+    }
+
+    /// Hand a stop or reload to the main loop and wait for its answer.
+    fn daemon_op(&self, make: impl FnOnce(crossbeam_channel::Sender<Reply>) -> DaemonOp) -> Reply {
+        let Some(ops) = lock(&self.daemon_ops).clone() else {
+            return err(Errno::Einval, "rvsd is starting or stopping; try again");
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if ops.send(make(tx)).is_err() {
+            return err(Errno::Einval, "rvsd is stopping");
+        }
+        rx.recv_timeout(DAEMON_OP_TIMEOUT)
+            .unwrap_or_else(|_| err(Errno::Einval, "rvsd did not answer in time"))
     }
 
     /// The published tables the workers read.
@@ -802,6 +843,10 @@ impl Handler for ControlPlane {
                 self.change("delete fwmark rule", |st| st.del_fwmark_rule(&r))
             }
             Request::ListFwmarkRules => lock(&self.state).list_fwmark_rules(),
+            Request::Stop { save_state } => {
+                self.daemon_op(|reply| DaemonOp::Stop { save_state, reply })
+            }
+            Request::Reload => self.daemon_op(DaemonOp::Reload),
             other => self.handle_net(other),
         }
     }

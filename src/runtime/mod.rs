@@ -13,10 +13,14 @@
 //! workers has an SPSC redirect ring of [`REDIRECT_RING`] mbufs.
 
 mod eal_args;
+pub mod hup;
+pub mod idle;
 pub mod kernel;
 pub mod mbuf;
 pub mod poll;
+mod restart;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -64,18 +68,37 @@ pub struct WorkerHandle {
     pub loop_stats: Arc<LoopStats>,
 }
 
-/// Run rvsd until SIGINT/SIGTERM.
-pub fn run(conf: Validated) -> anyhow::Result<()> {
+/// How rvsd runs, beyond its configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--state-file`: loaded at start (if present), written by a stop with state.
+    pub state_file: Option<PathBuf>,
+}
+
+/// Run rvsd until SIGINT/SIGTERM (stop), or SIGUSR2 (stop with state). SIGHUP reloads the
+/// configuration file.
+pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    let save = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGUSR2] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
+    signal_hook::flag::register(SIGUSR2, save.clone()).context("installing signal handlers")?;
+    signal_hook::flag::register(SIGHUP, hup.clone()).context("installing signal handlers")?;
 
     let args = eal_args::eal_args(&conf);
     tracing::info!(args = %args.join(" "), "starting EAL");
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let eal =
-        Eal::init(&arg_refs).context("EAL initialisation failed (see the EAL messages above)")?;
+    let eal = Eal::init(&arg_refs).with_context(|| {
+        format!(
+            "{}: dpdk.args, dpdk.cores or a port[].device: EAL initialisation failed with \
+             `{}`",
+            conf.file.display(),
+            args.join(" ")
+        )
+    })?;
     let workers = conf.worker_lcores().to_vec();
     let enabled = eal.worker_lcores();
     for w in &workers {
@@ -184,12 +207,17 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             .replay_rules(rules)
             .with_context(|| format!("{}: ipvs.rules", conf.file.display()))?;
     }
+    // The workers' clock (`dataplane::time::Instant` counts from here).
+    let epoch = std::time::Instant::now();
+    let restored = restart::load_state(&opts, &control, n_workers, epoch);
     let tables: Arc<ArcSwap<_>> = control.tables();
+    let mut restore_parts = restored.conns.into_iter();
+    let (export_tx, export_rx) = crossbeam_channel::unbounded();
 
     // Workers.
-    let epoch = std::time::Instant::now();
     let seed = random_seed();
     let worker_stop = Arc::new(AtomicBool::new(false));
+    let idle = Arc::new(idle::IdleShared::new(conf.idle));
     let mut launched = Vec::new();
     let mut handles = Vec::new();
     let socket = eal.socket_id();
@@ -296,12 +324,18 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
             requests: req_rx,
             stats: stats.clone(),
             loop_stats: loop_stats.clone(),
-            idle_sleep: Duration::from_micros(u64::from(conf.idle_sleep_us)),
+            idle: idle.clone(),
             epoch,
             seed: seed ^ (w as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             kernel: kernel_tx
                 .next()
                 .unwrap_or_else(|| kernel::KernelTx::none(ports.len())),
+            restore: poll::Restore {
+                conns: restore_parts.next().unwrap_or_default(),
+                elapsed: restored.elapsed,
+            },
+            save: save.clone(),
+            export: export_tx.clone(),
         };
         handles.push(WorkerHandle {
             lcore,
@@ -314,9 +348,23 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
                 .with_context(|| format!("launching worker on lcore {lcore}"))?,
         );
     }
+    drop(export_tx);
     for (port, f) in ports.iter_mut().zip(&facts) {
         port.start()
             .with_context(|| format!("starting port {} ({})", f.name, f.device))?;
+    }
+    if let Some(path) = &restored.consumed
+        && let Err(e) = std::fs::remove_file(path)
+    {
+        tracing::warn!(file = %path.display(), "cannot remove the loaded state file: {e}");
+    }
+    if let Some(saved_ms) = restored.saved_unix_ms {
+        // The forwarding gap of a restart: from the old process's last poll to these ports
+        // being up (TCP retransmission covers it).
+        tracing::info!(
+            gap_ms = crate::state::unix_ms().saturating_sub(saved_ms),
+            "ports up after a restart with state"
+        );
     }
     let kernel_handle = if kernel_thread.is_empty() {
         None
@@ -332,8 +380,16 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     control.attach(handles, facts.clone());
     let samples = control.samples();
     sample_runtime(&ports, &facts, &pool, &samples);
-    let metrics_server = start_metrics(&conf, &control, &samples);
+    let metrics_server = conf
+        .metrics
+        .and_then(|addr| serve_metrics(addr, &control, &samples));
     log_startup(&conf, &workers, &facts, &pool, metrics_server.as_ref());
+    let mut running = hup::Running {
+        conf: conf.clone(),
+        rules: crate::reload::read_rules(conf.rules.as_deref()).unwrap_or_default(),
+        idle: idle.clone(),
+        metrics: metrics_server,
+    };
 
     let server = ControlServer::start(&conf.socket, control.clone());
     let server = match server {
@@ -359,8 +415,17 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
                 .map(|t| kernel::Announcer::new(t, k.withdraw_wait_ms))
         })
         .collect();
+    let (ops_tx, ops_rx) = crossbeam_channel::bounded(4);
+    control.set_daemon_ops(Some(ops_tx));
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if hup.swap(false, Ordering::Relaxed) {
+            tracing::info!("SIGHUP");
+            let _ = running.reload(&control, &samples);
+        }
+        while let Ok(op) = ops_rx.try_recv() {
+            restart::daemon_op(op, &mut running, &control, &samples, &opts, &stop, &save);
+        }
         control.housekeeping();
         if !announcers.is_empty() {
             let wanted = kernel::Announcer::serviceable(&control.tables().load().services);
@@ -375,6 +440,7 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
         }
     }
 
+    control.set_daemon_ops(None);
     tracing::info!("stopping");
     // Withdraw the VIPs first, and keep forwarding while the routers move the flows away.
     let wait = announcers
@@ -394,7 +460,11 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     }
     let failed_server = server.is_none();
     drop(server);
-    drop(metrics_server);
+    drop(running.metrics.take());
+    let save = save.load(Ordering::Relaxed);
+    if save && opts.state_file.is_none() {
+        tracing::warn!("SIGUSR2: stopping without state (rvsd was started without --state-file)");
+    }
     worker_stop.store(true, Ordering::Relaxed);
     for h in launched {
         let lcore = h.lcore();
@@ -411,6 +481,9 @@ pub fn run(conf: Validated) -> anyhow::Result<()> {
     }
     let handles = control.detach();
     log_summary(&handles, &facts);
+    if let (true, Some(path)) = (save, &opts.state_file) {
+        restart::save_state(path, &control, export_rx, n_workers, epoch);
+    }
     kernel::remove(twin_rest);
     for (mut port, f) in ports.into_iter().zip(&facts) {
         if let Err(e) = port.stop() {
@@ -519,13 +592,12 @@ fn sample_runtime(ports: &[Port], facts: &[PortFacts], pool: &Mempool, samples: 
     });
 }
 
-/// Serve `/metrics` if configured. A failure to listen is logged and rvsd runs on without it.
-fn start_metrics(
-    conf: &Validated,
+/// Serve `/metrics` on `addr`. A failure to listen is logged and rvsd runs on without it.
+fn serve_metrics(
+    addr: std::net::SocketAddr,
     control: &Arc<ControlPlane>,
     samples: &Arc<RuntimeSamples>,
 ) -> Option<MetricsServer> {
-    let addr = conf.metrics?;
     let registry = metrics::registry(control.clone(), samples.clone());
     match MetricsServer::start(addr, registry) {
         Ok(s) => Some(s),

@@ -124,12 +124,55 @@ pub struct WorkerCtx {
     pub requests: Receiver<WorkerRequest>,
     pub stats: Arc<WorkerStats>,
     pub loop_stats: Arc<LoopStats>,
-    pub idle_sleep: Duration,
+    /// How to wait after an empty poll ([`super::idle`]).
+    pub idle: Arc<super::idle::IdleShared>,
     pub epoch: std::time::Instant,
     /// Key of the connection-table hash (random per start).
     pub seed: u64,
     /// The worker's end of the exception path (frames for the ports' kernel twins).
     pub kernel: super::kernel::KernelTx,
+    /// Connections of a previous process this worker owns, put back before its first poll.
+    pub restore: Restore,
+    /// Set by a stop with state: export the connections when the loop ends.
+    pub save: Arc<AtomicBool>,
+    /// Where the export goes (worker id, records).
+    pub export: Sender<(usize, Vec<dataplane::conn::ConnRecord>)>,
+}
+
+/// A state file's connections for one worker.
+#[derive(Debug, Default)]
+pub struct Restore {
+    pub conns: Vec<dataplane::conn::ConnRecord>,
+    /// How long ago they were saved (taken off their remaining time).
+    pub elapsed: Duration,
+}
+
+/// Before the first poll: put back the connections of a restart with state.
+fn restore_conns(worker: &mut Worker<Packet>, ctx: &mut WorkerCtx) {
+    let conns = std::mem::take(&mut ctx.restore.conns);
+    if conns.is_empty() {
+        return;
+    }
+    let r = worker.import_conns(now(ctx.epoch), ctx.restore.elapsed, &conns);
+    tracing::info!(
+        worker = ctx.config.id,
+        restored = r.restored,
+        expired = r.expired,
+        no_service = r.no_service,
+        no_dest = r.no_dest,
+        table_full = r.full,
+        clash = r.clash,
+        "connections restored"
+    );
+}
+
+/// When the loop has ended: hand this worker's connections to a stop with state.
+fn export_conns(worker: &Worker<Packet>, ctx: &WorkerCtx) {
+    if ctx.save.load(Ordering::Relaxed) {
+        let _ = ctx
+            .export
+            .send((ctx.config.id, worker.export_conns(now(ctx.epoch))));
+    }
 }
 
 /// The worker's transmit side, handed to the dataplane as its `Io`.
@@ -255,7 +298,8 @@ impl Steer<'_> {
     }
 }
 
-fn now(epoch: std::time::Instant) -> Instant {
+/// The workers' clock: time since `epoch` (taken once per process).
+pub fn now(epoch: std::time::Instant) -> Instant {
     Instant::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
 }
 
@@ -315,6 +359,7 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         ctx.seed,
         dpdk_bindings::advise_hugepages,
     );
+    restore_conns(&mut worker, &mut ctx);
     let me = ctx.config.id;
     let n_workers = ctx.config.workers.max(1);
     let mut current = tables;
@@ -351,6 +396,7 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
     let mut next_tick = now(ctx.epoch);
     let mut polls = 0u64;
     let mut busy = 0u64;
+    let mut backoff = super::idle::Backoff::default();
     let publish = |ls: &LoopStats,
                    io: &mut TxSide<'_>,
                    steer: &mut Steer<'_>,
@@ -468,8 +514,9 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         polls += 1;
         if got > 0 {
             busy += 1;
-        } else if !ctx.idle_sleep.is_zero() {
-            std::thread::sleep(ctx.idle_sleep);
+            backoff.found();
+        } else if let Some(nap) = backoff.nothing(&ctx.idle) {
+            std::thread::sleep(nap);
         }
     }
     worker.publish_stats();
@@ -481,7 +528,8 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
         &mut chained,
     );
     drop(steer);
-    drop(worker); // frees packets waiting for ARP
     drop(io);
+    export_conns(&worker, &ctx);
+    drop(worker); // frees packets waiting for ARP
     0
 }

@@ -152,23 +152,42 @@ impl Rvsd {
     /// Start rvsd with `config` (a TOML text whose `[control] socket` is `socket`), inside
     /// namespace `netns` when given, and wait (bounded) until its control socket answers.
     pub fn start(netns: Option<&str>, config: &str, socket: &Path, dir: &Path) -> Rvsd {
+        let _ = std::fs::remove_file(dir.join("rvsd.log"));
+        Self::start_with(netns, config, socket, dir, bin("rvsd").as_path(), &[])
+    }
+
+    /// [`Rvsd::start`] with another rvsd binary (an "upgrade") and more arguments
+    /// (`--state-file FILE`). The log file is appended to, so one log follows a restart.
+    pub fn start_with(
+        netns: Option<&str>,
+        config: &str,
+        socket: &Path,
+        dir: &Path,
+        rvsd: &Path,
+        args: &[&str],
+    ) -> Rvsd {
         std::fs::create_dir_all(dir).unwrap();
         let conf = dir.join("rvs.toml");
         std::fs::write(&conf, config).unwrap();
         let log = dir.join("rvsd.log");
-        let logf = std::fs::File::create(&log).unwrap();
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(bin("rvsd"));
+                c.args(["netns", "exec", ns]).arg(rvsd);
                 c
             }
-            None => Command::new(bin("rvsd")),
+            None => Command::new(rvsd),
         };
         cmd.arg("--config")
             .arg(&conf)
             .arg("--log-level")
-            .arg("info");
+            .arg("info")
+            .args(args);
         cmd.stdout(logf.try_clone().unwrap())
             .stderr(logf)
             .stdin(Stdio::null());
@@ -252,10 +271,54 @@ impl Rvsd {
         (st, self.log_text())
     }
 
+    /// Stop with state (SIGUSR2), wait (bounded), return the exit status and the log.
+    pub fn stop_with_state(mut self) -> (std::process::ExitStatus, String) {
+        let st = self.signal_and_wait("-USR2");
+        (st, self.log_text())
+    }
+
+    /// Wait (bounded) for rvsd to exit on its own (after `rvsctl daemon stop`); the exit
+    /// status and the log.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let st = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (st, self.log_text())
+    }
+
+    /// Send a signal (`"-HUP"`) and return at once.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = self.child.as_ref() {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
     fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal_and_wait("-TERM")
+    }
+
+    fn signal_and_wait(&mut self, sig: &str) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([sig, &child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -40,6 +40,8 @@ Usage: rvsctl [-j] [-s] OBJECT COMMAND [ARGS]
        rvsctl fwmark show
        rvsctl fwmark {add|del} mark N [proto {tcp|udp|any}] dst ADDR[/LEN] [ports 80,443|1000-2000]
        rvsctl daemon show
+       rvsctl daemon stop [save-state]
+       rvsctl daemon reload
 Options: -j  JSON output    -s  statistics (link)
 The control socket is $RVS_SOCKET, /run/rvs/rvsd.sock by default.
 ";
@@ -231,6 +233,13 @@ pub fn execute(
                 None
             }
         }
+        Command::DaemonStop { save_state } => ok(
+            daemon,
+            Request::Stop {
+                save_state: *save_state,
+            },
+        )?,
+        Command::DaemonReload => ok(daemon, Request::Reload)?,
         Command::WorkerShow => {
             let workers = expect!(daemon, Request::ListWorkers, Reply::Workers);
             if opts.json {

@@ -53,6 +53,12 @@ pub enum Command {
     FwmarkDel(FwmarkRule),
     /// What rvsd speaks: its version, protocol versions and requests (`hello`).
     DaemonShow,
+    /// Stop rvsd, with state (`save-state`) or not.
+    DaemonStop {
+        save_state: bool,
+    },
+    /// Re-read rvsd's configuration file.
+    DaemonReload,
     // New objects add their variants here, a line in `OBJECTS` and an arm in `parse`'s object
     // match; `super::execute` renders them.
 }
@@ -203,7 +209,16 @@ pub fn parse(args: &[String]) -> Result<(Opts, Command), UsageError> {
             no_more(args)?;
             Command::DaemonShow
         }
-        ("daemon", _) => return Err(unknown("show")),
+        ("daemon", "stop") => match args {
+            [] => Command::DaemonStop { save_state: false },
+            [w] if w == "save-state" => Command::DaemonStop { save_state: true },
+            [w, ..] => return Err(usage(format!("unexpected argument \"{w}\""))),
+        },
+        ("daemon", "reload") => {
+            no_more(args)?;
+            Command::DaemonReload
+        }
+        ("daemon", _) => return Err(unknown("show, stop, reload")),
         ("fwmark", "show") => {
             no_more(args)?;
             Command::FwmarkShow

@@ -567,3 +567,23 @@ fn daemon_show_says_what_rvsd_speaks() {
         "{err}"
     );
 }
+
+#[test]
+fn daemon_stop_and_reload_send_their_requests() {
+    let (code, out, err, sent) = run_with("daemon stop save-state", |_| Reply::Ok);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    assert_eq!(sent, [Request::Stop { save_state: true }]);
+    let (_, _, _, sent) = run_with("daemon stop", |_| Reply::Ok);
+    assert_eq!(sent, [Request::Stop { save_state: false }]);
+    let (code, _, err, sent) = run_with("daemon reload", |_| {
+        Reply::Error(ErrorReply {
+            errno: Errno::Einval,
+            message: "reload refused, nothing changed: x".into(),
+        })
+    });
+    assert_eq!(sent, [Request::Reload]);
+    assert_eq!(code, 2);
+    assert_eq!(err, "rvsctl: reload refused, nothing changed: x\n");
+    let (code, _, err, sent) = run_with("daemon stop now", |_| Reply::Ok);
+    assert_eq!((code, sent.len()), (255, 0), "{err}");
+}

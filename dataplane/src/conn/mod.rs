@@ -22,6 +22,7 @@
 //! tick: `expire(now, budget, |id, conn| { dest.unbind_conn(..); Expiry::Remove })`.
 
 pub mod key;
+pub mod record;
 pub mod table;
 pub mod tcp;
 pub mod timer;
@@ -30,6 +31,7 @@ pub mod udp;
 use core::time::Duration;
 
 pub use key::ConnKey;
+pub use record::{ConnRecord, RecordError};
 pub use table::{
     Conn, ConnFlags, ConnId, ConnTable, ConnTableError, Dir, Expiry, InsertError, NewConn,
     Transition,

@@ -98,6 +98,16 @@ impl StatsSlot {
         }
     }
 
+    /// Carry cumulative counters over from a previous process (restart with state): the sums
+    /// grow by `t`. Moves the baseline only (the control plane's field), so it is safe while
+    /// the worker counts; a later zero clears the carried part too.
+    fn carry(&self, t: &Totals) {
+        let add = [t.conns, t.inpkts, t.outpkts, t.inbytes, t.outbytes];
+        for (b, v) in self.baseline.iter().zip(add) {
+            b.store(b.load(Relaxed).wrapping_sub(v), Relaxed);
+        }
+    }
+
     fn accumulate(&self, t: &mut RawTotals) {
         for i in 0..N_COUNTERS {
             let v = self.counters[i]
@@ -214,6 +224,11 @@ impl ServiceStats {
     pub fn zero(&self) {
         self.slots.iter().for_each(StatsSlot::zero);
     }
+
+    /// Add a previous process's cumulative counters (control plane only).
+    pub fn carry(&self, t: &Totals) {
+        self.slots[0].carry(t);
+    }
 }
 
 /// Counters and connection gauges of one dest, plus its OVERLOAD flag.
@@ -249,6 +264,11 @@ impl DestStats {
     /// Zero the cumulative counters (control plane only), see the module docs.
     pub fn zero(&self) {
         self.slots.iter().for_each(StatsSlot::zero);
+    }
+
+    /// Add a previous process's cumulative counters (control plane only).
+    pub fn carry(&self, t: &Totals) {
+        self.slots[0].carry(t);
     }
 
     /// Active connections summed over workers.
@@ -332,6 +352,28 @@ mod tests {
     fn slot_is_cache_line_aligned() {
         assert_eq!(core::mem::align_of::<StatsSlot>(), 64);
         assert_eq!(core::mem::size_of::<StatsSlot>() % 64, 0);
+    }
+
+    #[test]
+    fn carried_counters_add_to_the_sums_until_zeroed() {
+        let s = ServiceStats::new(2);
+        s.slot(1).add_in(10);
+        let old = Totals {
+            conns: 5,
+            inpkts: 100,
+            outpkts: 90,
+            inbytes: 6000,
+            outbytes: 70000,
+            ..Totals::default()
+        };
+        s.carry(&old);
+        let t = s.sum();
+        assert_eq!(
+            (t.conns, t.inpkts, t.outpkts, t.inbytes, t.outbytes),
+            (5, 101, 90, 6010, 70000)
+        );
+        s.zero();
+        assert_eq!(s.sum(), Totals::default());
     }
 
     #[test]

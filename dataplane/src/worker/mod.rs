@@ -63,6 +63,7 @@ mod conns;
 pub mod kernel;
 mod nexthop;
 mod rx;
+mod state;
 mod stats;
 mod tables;
 mod tx;
@@ -86,6 +87,7 @@ use crate::time::Instant;
 use crate::wire::MacAddr;
 
 pub use crate::conn::table::MemAdvice;
+pub use state::ImportReport;
 pub use stats::{ConnView, WorkerStats};
 pub use tables::{StaticNeigh, Tables};
 

@@ -1327,4 +1327,5 @@ mod kernel;
 mod methods;
 mod multi;
 mod persist;
+mod restore;
 mod sloppy;

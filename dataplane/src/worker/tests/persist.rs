@@ -536,3 +536,45 @@ impl Harness {
         }
     }
 }
+
+#[test]
+fn templates_and_their_connections_survive_a_restart_with_state() {
+    let mask = Ipv4Addr::new(255, 255, 255, 255);
+    let mut a = Harness::new();
+    let sa = Shared::new();
+    persistent(&mut a, &sa, 300, mask);
+    learn_clients(&mut a);
+    let (rip, _) = syn_from(&mut a, CIP, 40000, VIP, 80);
+    a.advance(5);
+    let snap = a.worker.tables().services.clone();
+    let templates = sa.persist.export(a.now, &snap);
+    assert_eq!(templates.len(), 1);
+    assert_eq!(templates[0].dest, (rip, 80));
+    let conns = a.worker.export_conns(a.now);
+    assert!(conns.len() == 1 && conns[0].controlled, "{conns:?}");
+
+    // A new process: templates first, then the connections find theirs by key.
+    let mut b = Harness::new();
+    let sb = Shared::new();
+    persistent(&mut b, &sb, 300, mask);
+    let services = b.worker.tables().services.clone();
+    let gap = Duration::from_secs(2);
+    assert_eq!(sb.persist.import(b.now, gap, &templates, &services, 0), 1);
+    let r = b.worker.import_conns(b.now, gap, &conns);
+    assert_eq!(r.restored, 1, "{r:?}");
+    let v = sb.persist.views(b.now, 0);
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        v[0].controls, 1,
+        "the restored connection is controlled again"
+    );
+    assert!(v[0].expires_in <= Duration::from_secs(293), "{v:?}");
+    assert_eq!(b.dest(tcp_service(), rip).persistent_conns(), 1);
+    // rr would alternate: the template keeps the client on its real server.
+    learn_clients(&mut b);
+    for cport in 40001..40005 {
+        assert_eq!(syn_from(&mut b, CIP, cport, VIP, 80).0, rip);
+    }
+    // Imported twice: the key is taken, nothing doubles.
+    assert_eq!(sb.persist.import(b.now, gap, &templates, &services, 0), 0);
+}

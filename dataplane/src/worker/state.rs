@@ -1,0 +1,167 @@
+//! Restart with state: a worker's connections taken out as [`ConnRecord`]s, and put back into a
+//! worker of a later process.
+//!
+//! Export ([`Worker::export_conns`]) records every live connection with the time it has left
+//! at `now`, and whether a persistence template controls it; the templates themselves live in
+//! the shared [`crate::persist::PersistTable`], which exports and imports them on its own
+//! (before the workers import their connections, so that each controlled connection finds its
+//! template again by key and is counted in it). Import
+//! ([`Worker::import_conns`]) resolves each record's service by key and dest by address in the
+//! tables the worker runs now, inserts it with the deadline `now + remaining`, binds it to its
+//! dest (active/inactive as its state says) and, for FULLNAT, marks its local port as taken in
+//! this worker's allocator and counts it on its local address, exactly as if the connection had
+//! been scheduled here. A record that cannot be put back (its service or dest is gone, its time
+//! is up, the table is full, a tuple is taken) is counted by reason in [`ImportReport`] and
+//! left out; the others are unaffected. Import runs before the worker's first poll, so no packet
+//! sees a half-restored table. Records must be given to the worker that owns their flow (the
+//! caller steers them with [`crate::steer::Steering`]).
+
+use core::time::Duration;
+use std::collections::HashMap;
+
+use crate::conn::{ConnFlags, ConnRecord, InsertError, NewConn};
+use crate::packet::PacketBuf;
+use crate::service::{ForwardMethod, ServiceKey};
+use crate::time::Instant;
+
+use super::Worker;
+
+/// What [`Worker::import_conns`] did with its records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Connections back in the table.
+    pub restored: usize,
+    /// No service with the record's key in the current tables.
+    pub no_service: usize,
+    /// The service has no such dest, or the dest's method changed.
+    pub no_dest: usize,
+    /// No time left.
+    pub expired: usize,
+    /// The table was full.
+    pub full: usize,
+    /// One of its tuples is already in the table, or (FULLNAT) its local address is no longer
+    /// one of the service's.
+    pub clash: usize,
+}
+
+impl<B: PacketBuf> Worker<B> {
+    /// Every connection of this worker as a record, with its time left at `now`.
+    pub fn export_conns(&self, now: Instant) -> Vec<ConnRecord> {
+        let services = &self.tables.services;
+        self.st
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.is_template())
+            .filter_map(|(_, c)| {
+                let (svc, dest) = services.dest_with_service(c.dest())?;
+                Some(ConnRecord {
+                    in_key: *c.in_key(),
+                    out_key: *c.out_key(),
+                    service: svc.key(),
+                    dest: (dest.addr(), dest.port()),
+                    method: c.method(),
+                    state: c.state(),
+                    toa_pending: c.flags().contains(ConnFlags::TOA_PENDING),
+                    assured: c.flags().contains(ConnFlags::ASSURED_SENT),
+                    controlled: c.control().is_some(),
+                    remaining_ms: c.deadline().saturating_since(now).as_millis() as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// Put `records` (taken `elapsed` ago) back into this worker's table at `now`.
+    pub fn import_conns(
+        &mut self,
+        now: Instant,
+        elapsed: Duration,
+        records: &[ConnRecord],
+    ) -> ImportReport {
+        let mut report = ImportReport::default();
+        let tables = self.tables.clone();
+        let services: HashMap<ServiceKey, &crate::service::Service> = tables
+            .services
+            .services()
+            .iter()
+            .map(|s| (s.key(), s))
+            .collect();
+        let w = self.st.cfg.id;
+        let n_lport = tables.laddrs.n_workers();
+        for r in records {
+            let left = Duration::from_millis(r.remaining_ms).saturating_sub(elapsed);
+            if left.is_zero() {
+                report.expired += 1;
+                continue;
+            }
+            let Some(svc) = services.get(&r.service) else {
+                report.no_service += 1;
+                continue;
+            };
+            let Some(dest) = svc
+                .find_dest(r.dest.0, r.dest.1)
+                .filter(|d| d.method() == r.method)
+            else {
+                report.no_dest += 1;
+                continue;
+            };
+            let fullnat = r.method == ForwardMethod::FullNat;
+            let laddr = if fullnat {
+                let lip = r.out_key.dst;
+                match tables.laddrs.of(svc.id()).iter().find(|l| l.ip == lip) {
+                    Some(l) => Some(l),
+                    None => {
+                        report.clash += 1;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let new = NewConn {
+                in_key: r.in_key,
+                out_key: r.out_key,
+                service: svc.id(),
+                dest: dest.id(),
+                method: r.method,
+                state: r.state,
+                deadline: now + left,
+                template: false,
+            };
+            let id = match self.st.conns.insert(new) {
+                Ok(id) => id,
+                Err(InsertError::TableFull) => {
+                    report.full += 1;
+                    continue;
+                }
+                Err(InsertError::KeyExists) => {
+                    report.clash += 1;
+                    continue;
+                }
+            };
+            let control = if r.controlled {
+                tables.persist.attach(svc, &r.in_key)
+            } else {
+                None
+            };
+            if let Some(c) = self.st.conns.get_mut(id) {
+                c.set_flag(ConnFlags::TOA_PENDING, r.toa_pending);
+                c.set_flag(ConnFlags::ASSURED_SENT, r.assured);
+                if let Some(t) = control {
+                    c.set_control(t);
+                }
+            }
+            if let Some(l) = laddr {
+                let o = &r.out_key;
+                self.st
+                    .lports
+                    .reserve(n_lport, o.dst, o.src, o.sport, o.dport);
+                crate::laddr::count_conn(&l.stats, w, 1);
+            }
+            let inactive = self.st.conns.get(id).is_some_and(|c| c.is_inactive());
+            dest.bind_conn(w, inactive);
+            report.restored += 1;
+        }
+        self.publish_stats();
+        report
+    }
+}

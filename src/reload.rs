@@ -1,0 +1,524 @@
+//! SIGHUP: what changed between the running configuration and the file as it reads now.
+//!
+//! A reload applies only what can change while the ports stay open: owned addresses, routes,
+//! static neighbours, firewall-mark rules, timeouts, `sloppy_tcp`, the `[ipvs] rules` file,
+//! the idle-polling settings and the metrics address. Anything else (EAL, cores, mbufs, ports,
+//! the control socket, the connection capacity) needs a restart: [`restart_only`] names every
+//! such key, and the reload is then refused whole, as it is for a file that does not parse or
+//! validate. The comparison is between the two *files* (the one rvsd last read and the one it
+//! reads now), so what was changed at run time through the control socket and is not in the
+//! file stays as it is.
+//!
+//! This module only computes; `control::plane` applies the table changes (each through the same
+//! request handlers the control socket uses, so each is checked and logged the same way) and
+//! the runtime the idle and metrics settings.
+
+use std::net::IpAddr;
+
+use ctl::proto::{self, AddrSpec, NeighSpec, Request, RouteSpec};
+
+use crate::config::{IdleConf, Validated};
+
+/// The keys whose change needs a restart, in file order; empty when the reload may proceed.
+pub fn restart_only(old: &Validated, new: &Validated) -> Vec<String> {
+    let mut keys = Vec::new();
+    if old.lcores != new.lcores || old.lcore_cpus != new.lcore_cpus {
+        keys.push("dpdk.cores".to_owned());
+    }
+    if old.eal_args != new.eal_args {
+        keys.push("dpdk.args".to_owned());
+    }
+    if old.mbufs != new.mbufs {
+        keys.push("dpdk.mbufs".to_owned());
+    }
+    let n = old.ports.len().max(new.ports.len());
+    for i in 0..n {
+        if old.ports.get(i) != new.ports.get(i) {
+            keys.push(format!("port[{i}]"));
+        }
+    }
+    if old.socket != new.socket {
+        keys.push("control.socket".to_owned());
+    }
+    if old.conn_capacity != new.conn_capacity {
+        keys.push("dataplane.conn_capacity".to_owned());
+    }
+    // Each worker's neighbour table is sized and timed when the worker starts.
+    if old.neigh != new.neigh {
+        keys.push("dataplane.neigh".to_owned());
+    }
+    keys
+}
+
+/// The changes to the network tables (addresses, routes, neighbours), as control requests in
+/// the order they must be applied: removals first (routes before the addresses their gateways
+/// are on), then additions (addresses before the routes through them).
+pub fn net_requests(old: &Validated, new: &Validated) -> Vec<Request> {
+    let port = |conf: &Validated, i: u16| {
+        conf.ports
+            .get(usize::from(i))
+            .map_or_else(String::new, |p| p.name.clone())
+    };
+    let addr = |conf: &Validated, a: &crate::config::AddrConf| AddrSpec {
+        port: port(conf, a.port),
+        addr: IpAddr::V4(a.prefix.addr),
+        prefix_len: a.prefix.len,
+    };
+    let route = |conf: &Validated, r: &crate::config::RouteConf| RouteSpec {
+        prefix: IpAddr::V4(r.prefix.addr),
+        len: r.prefix.len,
+        via: r.via.map(IpAddr::V4),
+        port: port(conf, r.port),
+    };
+    let neigh = |conf: &Validated, n: &crate::config::NeighConf| NeighSpec {
+        ip: IpAddr::V4(n.ip),
+        mac: n.mac,
+        port: port(conf, n.port),
+    };
+    let old_addrs: Vec<AddrSpec> = old.addrs.iter().map(|a| addr(old, a)).collect();
+    let new_addrs: Vec<AddrSpec> = new.addrs.iter().map(|a| addr(new, a)).collect();
+    let old_routes: Vec<RouteSpec> = old.routes.iter().map(|r| route(old, r)).collect();
+    let new_routes: Vec<RouteSpec> = new.routes.iter().map(|r| route(new, r)).collect();
+    let old_neighs: Vec<NeighSpec> = old.neighs.iter().map(|n| neigh(old, n)).collect();
+    let new_neighs: Vec<NeighSpec> = new.neighs.iter().map(|n| neigh(new, n)).collect();
+
+    let mut out = Vec::new();
+    for r in old_routes.iter().filter(|r| !new_routes.contains(r)) {
+        out.push(Request::DelRoute {
+            prefix: r.prefix,
+            len: r.len,
+        });
+    }
+    for n in old_neighs.iter().filter(|n| !new_neighs.contains(n)) {
+        // A neighbour whose MAC changed is replaced by the add below.
+        let replaced = new_neighs.iter().any(|m| m.ip == n.ip && m.port == n.port);
+        if !replaced {
+            out.push(Request::DelNeigh {
+                ip: n.ip,
+                port: n.port.clone(),
+            });
+        }
+    }
+    for a in old_addrs.iter().filter(|a| !new_addrs.contains(a)) {
+        out.push(Request::DelAddr(a.clone()));
+    }
+    for a in new_addrs.iter().filter(|a| !old_addrs.contains(a)) {
+        out.push(Request::AddAddr(a.clone()));
+    }
+    for r in new_routes.iter().filter(|r| !old_routes.contains(r)) {
+        out.push(Request::AddRoute(r.clone()));
+    }
+    for n in new_neighs.iter().filter(|n| !old_neighs.contains(n)) {
+        out.push(Request::AddNeigh(n.clone()));
+    }
+    out
+}
+
+/// The changes that turn the services of one rules file (`old`, as listed after replaying it)
+/// into those of another (`new`), as control requests: services gone are deleted, new ones
+/// added with their dests, and for services in both the scheduler settings and dests are
+/// edited, added or deleted where they differ. Counters are not compared.
+pub fn service_requests(old: &[proto::ServiceInfo], new: &[proto::ServiceInfo]) -> Vec<Request> {
+    let mut out = Vec::new();
+    for o in old {
+        if !new.iter().any(|n| n.spec.key == o.spec.key) {
+            out.push(Request::DelService(o.spec.key));
+        }
+    }
+    for n in new {
+        let key = n.spec.key;
+        match old.iter().find(|o| o.spec.key == key) {
+            None => {
+                out.push(Request::AddService(n.spec.clone()));
+                for d in &n.dests {
+                    out.push(Request::AddDest {
+                        service: key,
+                        dest: d.spec.clone(),
+                    });
+                }
+            }
+            Some(o) => {
+                if o.spec != n.spec {
+                    out.push(Request::EditService(n.spec.clone()));
+                }
+                let same =
+                    |a: &proto::DestSpec, b: &proto::DestSpec| a.addr == b.addr && a.port == b.port;
+                for od in &o.dests {
+                    if !n.dests.iter().any(|nd| same(&nd.spec, &od.spec)) {
+                        out.push(Request::DelDest {
+                            service: key,
+                            addr: od.spec.addr,
+                            port: od.spec.port,
+                        });
+                    }
+                }
+                for nd in &n.dests {
+                    match o.dests.iter().find(|od| same(&od.spec, &nd.spec)) {
+                        None => out.push(Request::AddDest {
+                            service: key,
+                            dest: nd.spec.clone(),
+                        }),
+                        Some(od) if od.spec != nd.spec => out.push(Request::EditDest {
+                            service: key,
+                            dest: nd.spec.clone(),
+                        }),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What an `[ipvs] rules` file sets up, read without applying it: the requests `ipvsadm -R`
+/// would send, folded into services (with dests), local addresses and fwmark rules.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RulesModel {
+    pub services: Vec<proto::ServiceInfo>,
+    pub laddrs: Vec<(proto::ServiceKey, proto::LaddrSpec)>,
+    pub fwmarks: Vec<proto::FwmarkRule>,
+}
+
+/// An ipvsadm `Daemon` that records instead of applying.
+struct Recorder(RulesModel);
+
+impl ctl::ipvsadm::Daemon for Recorder {
+    fn call(&mut self, request: Request) -> Result<proto::Reply, ctl::client::ClientError> {
+        let m = &mut self.0;
+        let dest = |spec: proto::DestSpec| proto::DestInfo {
+            spec,
+            active_conns: 0,
+            inact_conns: 0,
+            persist_conns: 0,
+            stats: Default::default(),
+            rates: Default::default(),
+        };
+        match request {
+            Request::AddService(spec) | Request::EditService(spec) => {
+                match m.services.iter_mut().find(|s| s.spec.key == spec.key) {
+                    Some(s) => s.spec = spec,
+                    None => m.services.push(proto::ServiceInfo {
+                        spec,
+                        stats: Default::default(),
+                        rates: Default::default(),
+                        dests: Vec::new(),
+                    }),
+                }
+            }
+            Request::DelService(key) => m.services.retain(|s| s.spec.key != key),
+            Request::Clear => m.services.clear(),
+            Request::AddDest { service, dest: d } | Request::EditDest { service, dest: d } => {
+                if let Some(s) = m.services.iter_mut().find(|s| s.spec.key == service) {
+                    match s
+                        .dests
+                        .iter_mut()
+                        .find(|x| x.spec.addr == d.addr && x.spec.port == d.port)
+                    {
+                        Some(x) => x.spec = d,
+                        None => s.dests.push(dest(d)),
+                    }
+                }
+            }
+            Request::DelDest {
+                service,
+                addr,
+                port,
+            } => {
+                if let Some(s) = m.services.iter_mut().find(|s| s.spec.key == service) {
+                    s.dests
+                        .retain(|x| !(x.spec.addr == addr && x.spec.port == port));
+                }
+            }
+            Request::AddLaddr { service, laddr } => m.laddrs.push((service, laddr)),
+            Request::DelLaddr { service, laddr } => {
+                m.laddrs.retain(|(k, l)| !(*k == service && *l == laddr));
+            }
+            Request::AddFwmarkRule(r) => m.fwmarks.push(r),
+            Request::DelFwmarkRule(r) => m.fwmarks.retain(|x| *x != r),
+            _ => {}
+        }
+        Ok(proto::Reply::Ok)
+    }
+}
+
+/// Read an `[ipvs] rules` file (`None`: no rules file, an empty model) into its model, without
+/// applying anything. Errors name the file and the line ipvsadm refused.
+pub fn read_rules(path: Option<&std::path::Path>) -> anyhow::Result<RulesModel> {
+    let Some(path) = path else {
+        return Ok(RulesModel::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    let mut rec = Recorder(RulesModel::default());
+    let resolver = ctl::ipvsadm::resolve::Resolver::system();
+    let args = ["ipvsadm".to_owned(), "-R".to_owned()];
+    let (mut out, mut errors) = (Vec::new(), Vec::new());
+    let code = ctl::ipvsadm::run(
+        &args,
+        &mut rec,
+        &resolver,
+        &mut std::io::Cursor::new(text.into_bytes()),
+        &mut out,
+        &mut errors,
+    );
+    if code != 0 {
+        let text =
+            String::from_utf8_lossy(&errors).replace("standard input", &path.display().to_string());
+        anyhow::bail!(
+            "{}: {}",
+            path.display(),
+            text.trim_end().replace('\n', "; ")
+        );
+    }
+    Ok(rec.0)
+}
+
+/// Every request that turns the rules of `old` into those of `new`.
+pub fn rules_requests(old: &RulesModel, new: &RulesModel) -> Vec<Request> {
+    let mut out = Vec::new();
+    for (service, laddr) in old.laddrs.iter().filter(|l| !new.laddrs.contains(l)) {
+        out.push(Request::DelLaddr {
+            service: *service,
+            laddr: laddr.clone(),
+        });
+    }
+    for r in old.fwmarks.iter().filter(|r| !new.fwmarks.contains(r)) {
+        out.push(Request::DelFwmarkRule(r.clone()));
+    }
+    out.extend(service_requests(&old.services, &new.services));
+    for r in new.fwmarks.iter().filter(|r| !old.fwmarks.contains(r)) {
+        out.push(Request::AddFwmarkRule(r.clone()));
+    }
+    for (service, laddr) in new.laddrs.iter().filter(|l| !old.laddrs.contains(l)) {
+        out.push(Request::AddLaddr {
+            service: *service,
+            laddr: laddr.clone(),
+        });
+    }
+    out
+}
+
+/// `[[fwmark]]` rules of the configuration file: the removed ones, then the added ones, as
+/// requests (an added rule goes after the rules already there).
+pub fn fwmark_requests(old: &Validated, new: &Validated) -> Vec<Request> {
+    let rule = |r: &dataplane::fwmark::MarkRule| proto::FwmarkRule {
+        mark: r.mark,
+        proto: r.proto.name().to_owned(),
+        dst: format!("{}/{}", r.dst, r.len),
+        ports: r.ports_text(),
+    };
+    let mut out = Vec::new();
+    for r in old.fwmarks.iter().filter(|r| !new.fwmarks.contains(r)) {
+        out.push(Request::DelFwmarkRule(rule(r)));
+    }
+    for r in new.fwmarks.iter().filter(|r| !old.fwmarks.contains(r)) {
+        out.push(Request::AddFwmarkRule(rule(r)));
+    }
+    out
+}
+
+/// The settings outside the tables a reload may change, each `Some` when it changed.
+#[derive(Debug, Default, PartialEq)]
+pub struct Settings {
+    pub idle: Option<IdleConf>,
+    pub metrics: Option<Option<std::net::SocketAddr>>,
+}
+
+/// Which settings outside the tables changed.
+pub fn settings(old: &Validated, new: &Validated) -> Settings {
+    Settings {
+        idle: (old.idle != new.idle).then_some(new.idle),
+        metrics: (old.metrics != new.metrics).then_some(new.metrics),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const BASE: &str = r#"
+[dpdk]
+cores = "0-1"
+[[port]]
+name = "dp0"
+device = "net_null0"
+[[port]]
+name = "dp1"
+device = "net_null1"
+[[addr]]
+port = "dp0"
+ip = "198.18.0.1/24"
+[[addr]]
+port = "dp1"
+ip = "198.18.1.1/24"
+[[route]]
+prefix = "198.18.8.0/24"
+via = "198.18.1.254"
+port = "dp1"
+[[neigh]]
+port = "dp1"
+ip = "198.18.1.10"
+mac = "02:00:00:00:01:10"
+"#;
+
+    fn conf(text: &str) -> Validated {
+        crate::config::parse(Path::new("t.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn nothing_changed_nothing_to_do() {
+        let a = conf(BASE);
+        assert!(restart_only(&a, &a).is_empty());
+        assert!(net_requests(&a, &a).is_empty());
+        assert_eq!(settings(&a, &a), Settings::default());
+    }
+
+    #[test]
+    fn restart_only_keys_are_named() {
+        let a = conf(BASE);
+        let b = conf(
+            &(BASE
+                .replace("cores = \"0-1\"", "cores = \"0-2\"\nmbufs = 4096")
+                .replace("net_null1", "net_null2")
+                + "[control]\nsocket = \"/tmp/other.sock\"\n[dataplane]\nconn_capacity = 2048\n\
+                   [dataplane.neigh]\nprobes = 5\n"),
+        );
+        assert_eq!(
+            restart_only(&a, &b),
+            [
+                "dpdk.cores",
+                "dpdk.mbufs",
+                "port[1]",
+                "control.socket",
+                "dataplane.conn_capacity",
+                "dataplane.neigh"
+            ]
+        );
+    }
+
+    #[test]
+    fn network_changes_become_requests_in_order() {
+        let a = conf(BASE);
+        let b = conf(
+            &BASE
+                .replace("198.18.8.0/24", "198.18.9.0/24")
+                .replace("02:00:00:00:01:10", "02:00:00:00:01:11")
+                .replace("ip = \"198.18.0.1/24\"", "ip = \"198.18.0.2/24\""),
+        );
+        let got: Vec<String> = net_requests(&a, &b)
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        assert_eq!(got.len(), 5, "{got:#?}");
+        assert!(got[0].starts_with("{\"del_route\""), "{got:#?}");
+        assert!(got[1].contains("del_addr") && got[1].contains("198.18.0.1"));
+        assert!(got[2].contains("add_addr") && got[2].contains("198.18.0.2"));
+        assert!(got[3].contains("add_route") && got[3].contains("198.18.9.0"));
+        assert!(got[4].contains("add_neigh"), "{got:#?}");
+        // A removed neighbour is deleted.
+        let c = conf(&BASE.replace(
+            "[[neigh]]\nport = \"dp1\"\nip = \"198.18.1.10\"\nmac = \"02:00:00:00:01:10\"\n",
+            "",
+        ));
+        let got = net_requests(&a, &c);
+        assert_eq!(
+            got,
+            [Request::DelNeigh {
+                ip: "198.18.1.10".parse().unwrap(),
+                port: "dp1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn idle_and_metrics_are_settings() {
+        let a = conf(BASE);
+        let b = conf(
+            &(BASE.to_owned()
+                + "[control]\nmetrics = \"127.0.0.1:9999\"\n[dataplane]\npolling = \"busy\"\n"),
+        );
+        let s = settings(&a, &b);
+        assert_eq!(s.metrics, Some(Some("127.0.0.1:9999".parse().unwrap())));
+        assert!(s.idle.is_some_and(|i| i.busy));
+        assert!(restart_only(&a, &b).is_empty());
+    }
+
+    fn svc(port: u16, sched: &str, dests: &[(&str, u32)]) -> proto::ServiceInfo {
+        proto::ServiceInfo {
+            spec: proto::ServiceSpec {
+                key: proto::ServiceKey::Inet {
+                    protocol: proto::Protocol::Tcp,
+                    addr: "198.18.0.100".parse().unwrap(),
+                    port,
+                },
+                scheduler: sched.into(),
+                sched_flags: vec![],
+                persistent: None,
+                netmask: 0xffff_ffff,
+                pe: None,
+                ops: false,
+            },
+            stats: Default::default(),
+            rates: Default::default(),
+            dests: dests
+                .iter()
+                .map(|(a, w)| proto::DestInfo {
+                    spec: proto::DestSpec {
+                        addr: a.parse().unwrap(),
+                        port,
+                        forward: proto::Forward::Masq,
+                        weight: *w,
+                        u_threshold: 0,
+                        l_threshold: 0,
+                        tun: Default::default(),
+                    },
+                    active_conns: 0,
+                    inact_conns: 0,
+                    persist_conns: 0,
+                    stats: Default::default(),
+                    rates: Default::default(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn services_are_diffed_not_replaced() {
+        let old = [
+            svc(80, "rr", &[("198.18.1.10", 1), ("198.18.1.11", 1)]),
+            svc(81, "rr", &[("198.18.1.10", 1)]),
+        ];
+        let new = [
+            svc(80, "wrr", &[("198.18.1.10", 3), ("198.18.1.12", 1)]),
+            svc(82, "rr", &[("198.18.1.10", 1)]),
+        ];
+        let names: Vec<String> = service_requests(&old, &new)
+            .iter()
+            .map(|r| {
+                serde_json::to_value(r)
+                    .unwrap()
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .next()
+                    .unwrap()
+                    .clone()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "del_service",
+                "edit_service",
+                "del_dest",
+                "edit_dest",
+                "add_dest",
+                "add_service",
+                "add_dest"
+            ]
+        );
+        assert!(service_requests(&old, &old).is_empty());
+    }
+}
