@@ -93,6 +93,10 @@ drop_reasons! {
     NoLaddr => "no_laddr",
     /// FULLNAT: every local port towards the chosen real server is in use on this worker.
     LportExhausted => "lport_exhausted",
+    /// A source address no client can have (unspecified, loopback, broadcast, multicast, class
+    /// E, one of the director's own addresses, or the destination itself): dropped before any
+    /// connection is made, as Linux drops martian sources before IPVS sees them.
+    MartianSource => "martian_source",
 }
 
 /// Per-reason drop counts of one worker.

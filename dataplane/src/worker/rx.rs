@@ -139,6 +139,9 @@ impl<B: PacketBuf> State<B> {
         let Some(svc) = tables.find_service(key.proto, key.dst, key.dport) else {
             return Err(not_ours(tables, p));
         };
+        if tables.martian_source(key.src, key.dst) {
+            return Err(DropReason::MartianSource);
+        }
         if key.proto == IpProtocol::TCP.0 && !plain_syn && !sloppy_opens(tables, p) {
             return Err(DropReason::TcpNoConnection);
         }
@@ -197,6 +200,9 @@ impl<B: PacketBuf> State<B> {
             }
         }
         if m.msg_type() == IcmpType::ECHO_REQUEST && tables.answers_for(port, p.key.dst) {
+            if tables.martian_source(p.key.src, p.key.dst) {
+                return Err(DropReason::MartianSource);
+            }
             echo_reply_in_place(buf)?;
             return Ok(Action::Transmit(port));
         }

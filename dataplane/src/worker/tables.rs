@@ -79,6 +79,29 @@ impl Tables {
             || self.laddrs.contains(ip)
             || self.fwmarks.is_vip(ip)
     }
+
+    /// Whether `src` cannot be a client's address for a packet to `dst` (a martian source):
+    /// unspecified (0/8), loopback (127/8), multicast (224/4), class E and the limited
+    /// broadcast (240/4), the broadcast address of a network the director is on, one of the
+    /// director's own addresses (DIP, VIP, LIP), or `dst` itself. Asked only for packets that
+    /// would open a connection or get an answer from the director, never per forwarded packet.
+    pub fn martian_source(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        let [a, ..] = src.octets();
+        a == 0
+            || a == 127
+            || a >= 224
+            || src == dst
+            || self.is_local(src)
+            || self.addrs.iter().any(|o| {
+                o.prefix_len < 31 && o.contains(src) && is_host_broadcast(src, o.prefix_len)
+            })
+    }
+}
+
+/// `ip` has every host bit of a `/len` network set.
+fn is_host_broadcast(ip: Ipv4Addr, len: u8) -> bool {
+    let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+    u32::from(ip) & host == host
 }
 
 impl FlowContext for Tables {

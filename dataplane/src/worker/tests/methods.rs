@@ -610,6 +610,48 @@ fn fullnat_port_reuse_takes_a_fresh_local_port() {
     assert_eq!(h.stats.conn_reuses.load(Ordering::Relaxed), 1);
 }
 
+/// Sources no client can have are dropped with their own reason before any connection exists,
+/// for every forwarding method, and are not answered (ICMP echo) either; a real client on the
+/// same network still gets through.
+#[test]
+fn martian_sources_open_nothing_on_any_method() {
+    let mut h = Harness::new();
+    h.learn_all();
+    let martians = [
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::new(0, 1, 2, 3),
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(224, 0, 0, 5),
+        Ipv4Addr::new(239, 1, 2, 3),
+        Ipv4Addr::new(240, 0, 0, 1),
+        Ipv4Addr::new(198, 18, 0, 255), // the client network's broadcast address
+        DIP0,
+        DIP1,
+        LIPS[0],
+        VIP,
+    ];
+    for vport in [80, DR_PORT, TUN_PORT, FNAT_PORT] {
+        for src in martians {
+            let f = tcp_frame(&FrameSpec::new(src, 4000, VIP, vport), SYN, b"");
+            h.expect_drop(CLIENT_NET, f, DropReason::MartianSource);
+        }
+        let f = udp_frame(
+            &FrameSpec::new(Ipv4Addr::new(127, 0, 0, 1), 4000, VIP, 53),
+            b"q",
+        );
+        h.expect_drop(CLIENT_NET, f, DropReason::MartianSource);
+    }
+    assert_eq!(h.worker.conn_count(), 0);
+    for src in [Ipv4Addr::new(127, 0, 0, 1), VIP] {
+        let echo = icmp_echo_frame(&FrameSpec::new(src, 0, DIP0, 0), 8, 1, 1, b"");
+        h.expect_drop(CLIENT_NET, echo, DropReason::MartianSource);
+    }
+    // A client of the same network is not martian.
+    h.syn(4001);
+    assert_eq!(h.worker.conn_count(), 1);
+}
+
 #[test]
 fn a_syn_flood_beyond_the_table_cannot_evict_live_connections() {
     let mut h = Harness::build(16, Timeouts::default());
