@@ -283,6 +283,12 @@ pub struct DataplaneSection {
     /// `[dataplane.neigh]`: each worker's neighbour table.
     #[serde(default)]
     pub neigh: NeighParamsSection,
+    /// ICMP errors each worker may send per second (0: unlimited; Linux `icmp_msgs_per_sec`).
+    pub icmp_errors_per_sec: Option<u32>,
+    /// ICMP echo replies each worker may send per second (0: unlimited).
+    pub icmp_echo_per_sec: Option<u32>,
+    /// ICMP messages a worker may send at once after a quiet spell (Linux `icmp_msgs_burst`).
+    pub icmp_burst: Option<u32>,
 }
 
 /// `[dataplane.neigh]`: sizes and timers of each worker's neighbour (ARP) table, named after
@@ -358,6 +364,9 @@ impl Default for DataplaneSection {
             idle_sleep_us: default_idle_sleep_us(),
             idle_sleep_max_us: default_idle_sleep_max_us(),
             neigh: NeighParamsSection::default(),
+            icmp_errors_per_sec: None,
+            icmp_echo_per_sec: None,
+            icmp_burst: None,
         }
     }
 }
@@ -595,6 +604,8 @@ pub struct Validated {
     pub idle: IdleConf,
     /// `[dataplane.neigh]`, with Linux's defaults for what it leaves out.
     pub neigh: dataplane::l3::NeighConfig,
+    /// `[dataplane] icmp_*`: the workers' ICMP budgets.
+    pub icmp: dataplane::l3::ratelimit::IcmpLimits,
     /// `[ipvs] sloppy_tcp`.
     pub sloppy_tcp: bool,
 }
@@ -854,6 +865,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         ));
     }
     let neigh = neigh_params(file, &raw.dataplane.neigh)?;
+    let icmp = icmp_limits(file, &raw.dataplane)?;
     let idle = idle_conf(file, &raw.dataplane)?;
     // A twin without `addrs` carries the port's owned addresses.
     for (i, p) in raw.ports.iter().enumerate() {
@@ -885,6 +897,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         conn_capacity: raw.dataplane.conn_capacity,
         idle,
         neigh,
+        icmp,
         sloppy_tcp: raw.ipvs.sloppy_tcp,
     })
 }
@@ -938,6 +951,27 @@ fn neigh_params(
         c.max_entries = positive("entries", u64::from(v))? as usize;
     }
     Ok(c)
+}
+
+/// `[dataplane] icmp_*` -> the workers' ICMP budgets (Linux's defaults for what is left out).
+fn icmp_limits(
+    file: &Path,
+    d: &DataplaneSection,
+) -> Result<dataplane::l3::ratelimit::IcmpLimits, ConfigError> {
+    let mut l = dataplane::l3::ratelimit::IcmpLimits::default();
+    if let Some(v) = d.icmp_errors_per_sec {
+        l.errors_per_sec = v;
+    }
+    if let Some(v) = d.icmp_echo_per_sec {
+        l.echo_per_sec = v;
+    }
+    if let Some(v) = d.icmp_burst {
+        if v == 0 {
+            return Err(invalid(file, "dataplane.icmp_burst", "must be positive"));
+        }
+        l.burst = v;
+    }
+    Ok(l)
 }
 
 /// Validate `port[i].kernel`.
@@ -1321,6 +1355,17 @@ rules = "conf/demo.rules"
         assert!(parse(Path::new("t.toml"), &text).unwrap().sloppy_tcp);
         let e = err(&GOOD.replace("[ipvs]\n", "[ipvs]\nsloppy_tcp = 1\n"));
         assert!(e.starts_with("t.toml: ipvs.sloppy_tcp: "), "{e}");
+    }
+
+    #[test]
+    fn icmp_budgets() {
+        let d = parse(Path::new("t.toml"), GOOD).unwrap().icmp;
+        assert_eq!(d, dataplane::l3::ratelimit::IcmpLimits::default());
+        let text = format!("{GOOD}\n[dataplane]\nicmp_echo_per_sec = 0\nicmp_burst = 5\n");
+        let l = parse(Path::new("t.toml"), &text).unwrap().icmp;
+        assert_eq!((l.errors_per_sec, l.echo_per_sec, l.burst), (1000, 0, 5));
+        let e = err(&format!("{GOOD}\n[dataplane]\nicmp_burst = 0\n"));
+        assert_eq!(e, "t.toml: dataplane.icmp_burst: must be positive");
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub fn restart_only(old: &Validated, new: &Validated) -> Vec<String> {
     if old.neigh != new.neigh {
         keys.push("dataplane.neigh".to_owned());
     }
+    if old.icmp != new.icmp {
+        keys.push("dataplane.icmp".to_owned());
+    }
     keys
 }
 

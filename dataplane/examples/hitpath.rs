@@ -149,6 +149,7 @@ fn main() {
             .collect(),
         conn_capacity: 2 * usize::from(conns) + 1,
         neigh: NeighConfig::default(),
+        icmp: Default::default(),
         workers: 1,
     };
     let mut w: Worker<HeapBuf> = Worker::new(cfg, tables, Arc::new(WorkerStats::default()), 7);

@@ -97,6 +97,9 @@ drop_reasons! {
     /// E, one of the director's own addresses, or the destination itself): dropped before any
     /// connection is made, as Linux drops martian sources before IPVS sees them.
     MartianSource => "martian_source",
+    /// An ICMP echo request not answered: the worker's echo-reply budget
+    /// (`[dataplane] icmp_echo_per_sec`) was spent.
+    IcmpRateLimited => "icmp_rate_limited",
 }
 
 /// Per-reason drop counts of one worker.

@@ -223,6 +223,7 @@ pub fn worker(id: usize, workers: usize, capacity: usize, tables: Arc<Tables>) -
             .collect(),
         conn_capacity: capacity,
         neigh: NeighConfig::default(),
+        icmp: Default::default(),
         workers,
     };
     // As rvsd: the connection table advised onto transparent huge pages before first touch.

@@ -162,6 +162,7 @@ struct Families {
     worker_tx_dropped: IntCounterVec,
     worker_rx_chained: IntCounterVec,
     worker_conn_reuses: IntCounterVec,
+    worker_icmp_errors_limited: IntCounterVec,
     worker_ipv4_options: IntCounterVec,
     worker_conns: IntGaugeVec,
     worker_conn_capacity: IntGaugeVec,
@@ -397,6 +398,11 @@ impl Families {
                  a new one on the same port; the new SYN was scheduled anew (conn_reuse_mode).",
                 WORKER,
             ),
+            worker_icmp_errors_limited: counter(
+                "rvs_worker_icmp_errors_limited_total",
+                "ICMP errors not sent because the worker's budget (icmp_errors_per_sec) was spent.",
+                WORKER,
+            ),
             worker_ipv4_options: counter(
                 "rvs_worker_ipv4_options_total",
                 "Received IPv4 packets with options (forwarded untouched).",
@@ -523,6 +529,7 @@ impl Families {
             &self.worker_tx_dropped,
             &self.worker_rx_chained,
             &self.worker_conn_reuses,
+            &self.worker_icmp_errors_limited,
             &self.worker_ipv4_options,
             &self.worker_conns,
             &self.worker_conn_capacity,
@@ -592,6 +599,7 @@ impl Families {
             worker_tx_dropped,
             worker_rx_chained,
             worker_conn_reuses,
+            worker_icmp_errors_limited,
             worker_ipv4_options,
             worker_conns,
             worker_conn_capacity,
@@ -767,6 +775,9 @@ impl Families {
             self.worker_conn_reuses
                 .with_label_values(&l)
                 .inc_by(load(&s.conn_reuses));
+            self.worker_icmp_errors_limited
+                .with_label_values(&l)
+                .inc_by(load(&s.icmp_errors_limited));
             self.worker_ipv4_options
                 .with_label_values(&l)
                 .inc_by(load(&s.ipv4_options));

@@ -310,6 +310,7 @@ pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
                 ports: port_setup.clone(),
                 conn_capacity: (conf.conn_capacity as usize).div_ceil(n_workers),
                 neigh: conf.neigh,
+                icmp: conf.icmp,
                 workers: n_workers,
             },
             rx,

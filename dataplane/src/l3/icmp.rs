@@ -8,7 +8,8 @@
 //! Errors follow RFC 1122 3.2.2 / RFC 1812 4.3.2.7: never about an ICMP error, a non-initial
 //! fragment, or a packet whose source is not a unicast host or whose destination is broadcast or
 //! multicast. They quote the offending IP header (options included) and the first 8 bytes after
-//! it. Rate limiting is the caller's (one token bucket per worker).
+//! it. Rate limiting is the caller's: each worker holds one token bucket for the errors and one
+//! for echo replies ([`super::ratelimit`]).
 
 use crate::drop::DropReason;
 use crate::packet::{NoRoom, PacketBuf};

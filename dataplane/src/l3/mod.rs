@@ -11,6 +11,7 @@ pub mod addr;
 pub mod arp;
 pub mod icmp;
 pub mod neigh;
+pub mod ratelimit;
 pub mod route;
 
 pub use addr::{OwnedAddr, OwnedAddrs, PortId};

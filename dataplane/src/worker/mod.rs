@@ -77,6 +77,7 @@ use crate::conn::{ConnTable, Expiry};
 use crate::drop::{DropCounters, DropReason};
 use crate::l3::addr::PortId;
 use crate::l3::neigh::{NeighConfig, NeighTable};
+use crate::l3::ratelimit::TokenBucket;
 use crate::laddr::LportAlloc;
 use crate::packet::PacketBuf;
 use crate::parse::{Class, Parsed};
@@ -144,6 +145,8 @@ pub struct WorkerConfig {
     pub ports: Vec<PortSetup>,
     pub conn_capacity: usize,
     pub neigh: NeighConfig,
+    /// Rates of the ICMP errors and echo replies the worker sends.
+    pub icmp: crate::l3::ratelimit::IcmpLimits,
     /// Number of workers (at least 1): flow ownership ([`Worker::steer`]) and the local-port
     /// partition depend on it.
     pub workers: usize,
@@ -185,6 +188,9 @@ struct State<B> {
     /// The parsed frames of the burst being processed, with their tuple hashes (capacity
     /// [`MAX_BURST`], reused).
     staged: Vec<(Parsed, u64)>,
+    /// Budgets of the ICMP errors and echo replies this worker sends.
+    icmp_errors: TokenBucket,
+    icmp_echo: TokenBucket,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -236,6 +242,7 @@ impl<B: PacketBuf> Worker<B> {
             .store(capacity as u64, Ordering::Relaxed);
         let id = cfg.id;
         let workers = cfg.workers;
+        let icmp = cfg.icmp;
         let st = State {
             neigh: NeighTable::new(cfg.neigh),
             cfg,
@@ -251,6 +258,8 @@ impl<B: PacketBuf> Worker<B> {
             sched_seed: seed.rotate_left(17) ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             next_hops: nexthop::NextHopCache::new(),
             staged: Vec::with_capacity(MAX_BURST),
+            icmp_errors: TokenBucket::new(icmp.errors_per_sec, icmp.burst),
+            icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
         };
         let mut w = Worker {
             tables: tables.clone(),
@@ -334,6 +343,8 @@ impl<B: PacketBuf> Worker<B> {
         s.conn_reuses.store(c.conn_reuses, Ordering::Relaxed);
         s.neigh_requests.store(c.neigh_requests, Ordering::Relaxed);
         s.neigh_probes.store(c.neigh_probes, Ordering::Relaxed);
+        s.icmp_errors_limited
+            .store(c.icmp_errors_limited, Ordering::Relaxed);
         s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
         s.neigh_entries
             .store(st.neigh.len() as u64, Ordering::Relaxed);

@@ -39,7 +39,7 @@ impl<B: PacketBuf> State<B> {
             Class::Drop(reason) => Err(reason),
             Class::Arp => self.handle_arp(tables, now, port, setup.mac, buf, io),
             Class::Flow => self.handle_flow(tables, now, buf, p, h),
-            Class::Icmp => self.handle_icmp(tables, port, p, buf),
+            Class::Icmp => self.handle_icmp(tables, now, port, p, buf),
             Class::OtherIp => Err(not_ours(tables, p)),
         }
     }
@@ -171,6 +171,7 @@ impl<B: PacketBuf> State<B> {
     fn handle_icmp(
         &mut self,
         tables: &Tables,
+        now: Instant,
         port: PortId,
         p: &Parsed,
         buf: &mut B,
@@ -202,6 +203,9 @@ impl<B: PacketBuf> State<B> {
         if m.msg_type() == IcmpType::ECHO_REQUEST && tables.answers_for(port, p.key.dst) {
             if tables.martian_source(p.key.src, p.key.dst) {
                 return Err(DropReason::MartianSource);
+            }
+            if !self.icmp_echo.allow(now) {
+                return Err(DropReason::IcmpRateLimited);
             }
             echo_reply_in_place(buf)?;
             return Ok(Action::Transmit(port));

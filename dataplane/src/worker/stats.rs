@@ -28,6 +28,8 @@ pub struct WorkerStats {
     pub neigh_requests: AtomicU64,
     /// Unicast ARP requests sent to re-confirm a known neighbour (`Probe` state).
     pub neigh_probes: AtomicU64,
+    /// ICMP errors not sent because the worker's error budget was spent.
+    pub icmp_errors_limited: AtomicU64,
     pub conns: AtomicU64,
     pub conn_capacity: AtomicU64,
     pub neigh_entries: AtomicU64,
@@ -47,6 +49,7 @@ impl Default for WorkerStats {
             conn_reuses: AtomicU64::new(0),
             neigh_requests: AtomicU64::new(0),
             neigh_probes: AtomicU64::new(0),
+            icmp_errors_limited: AtomicU64::new(0),
             conns: AtomicU64::new(0),
             conn_capacity: AtomicU64::new(0),
             neigh_entries: AtomicU64::new(0),
@@ -80,6 +83,7 @@ pub(super) struct Counters {
     pub(super) conn_reuses: u64,
     pub(super) neigh_requests: u64,
     pub(super) neigh_probes: u64,
+    pub(super) icmp_errors_limited: u64,
 }
 
 /// A connection as listings show it (`ipvsadm -Lc`).

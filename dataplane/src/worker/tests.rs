@@ -183,6 +183,7 @@ impl Harness {
             ],
             conn_capacity,
             neigh,
+            icmp: Default::default(),
             workers: 1,
         };
         let stats = Arc::new(WorkerStats::default());

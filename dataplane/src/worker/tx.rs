@@ -164,6 +164,12 @@ impl<B: PacketBuf> State<B> {
             return;
         };
         let src = ip.dst_addr();
+        if !self.icmp_errors.allow(now) {
+            // The offending packet is dropped for its reason; only the error is not sent.
+            self.counters.icmp_errors_limited += 1;
+            self.drops.count(reason);
+            return;
+        }
         let Some(mut out) = io.alloc() else {
             self.drops.count(DropReason::NoBuffer);
             return;

@@ -199,6 +199,43 @@ fn tun_encapsulates_to_the_rs_and_answers_too_big_with_frag_needed() {
     h.expect_drop(CLIENT_NET, f, DropReason::LocalNotService);
 }
 
+/// ICMP the worker originates is bounded per worker (Linux's 1000/s after a burst of 50): a
+/// flood of over-size DF packets gets 50 frag-needed errors at once, then one per millisecond;
+/// the packets themselves are still dropped and counted, the errors held back counted apart.
+#[test]
+fn icmp_errors_and_echo_replies_are_rate_limited() {
+    let mut h = Harness::new();
+    h.learn_all();
+    let f = tcp_frame(&FrameSpec::new(CIP, 300, VIP, TUN_PORT), SYN, b"");
+    h.rx_forwarded(CLIENT_NET, f);
+    let big = tcp_frame(
+        &FrameSpec::new(CIP, 300, VIP, TUN_PORT),
+        PSH_ACK,
+        &[7; 1460],
+    );
+    let errors = (0..200)
+        .map(|_| h.rx(CLIENT_NET, big.clone()).len())
+        .sum::<usize>();
+    assert_eq!(errors, 50);
+    assert_eq!(h.drops(DropReason::TunTooBig), 200);
+    h.worker.publish_stats();
+    assert_eq!(h.stats.icmp_errors_limited.load(Ordering::Relaxed), 150);
+    h.now = h.now + core::time::Duration::from_millis(10);
+    let errors = (0..200)
+        .map(|_| h.rx(CLIENT_NET, big.clone()).len())
+        .sum::<usize>();
+    assert_eq!(errors, 10, "1000/s: ten in 10 ms");
+
+    let echo = icmp_echo_frame(&FrameSpec::new(CIP, 0, DIP0, 0), 8, 1, 1, b"");
+    let replies = (0..120)
+        .map(|_| h.rx(CLIENT_NET, echo.clone()).len())
+        .sum::<usize>();
+    assert_eq!(replies, 50);
+    assert_eq!(h.drops(DropReason::IcmpRateLimited), 70);
+    h.advance(1);
+    assert_eq!(h.rx(CLIENT_NET, echo).len(), 1);
+}
+
 // ---- FULLNAT -----------------------------------------------------------------------------
 
 /// The TOA option in a TCP segment of `frame`, if any: (port, address).

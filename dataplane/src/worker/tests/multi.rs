@@ -50,6 +50,7 @@ impl Cluster {
                     ],
                     conn_capacity: 4096,
                     neigh: NeighConfig::default(),
+                    icmp: Default::default(),
                     workers: n,
                 };
                 Worker::new(

@@ -329,6 +329,7 @@ fn second_worker(tables: Arc<Tables>) -> Worker<HeapBuf> {
         ],
         conn_capacity: 1024,
         neigh: NeighConfig::default(),
+        icmp: Default::default(),
         workers: 2,
     };
     Worker::new(cfg, tables, Arc::new(WorkerStats::default()), 0xbeef)
