@@ -163,6 +163,7 @@ struct Families {
     worker_rx_chained: IntCounterVec,
     worker_conn_reuses: IntCounterVec,
     worker_icmp_errors_limited: IntCounterVec,
+    worker_embryonic_shortened: IntCounterVec,
     worker_ipv4_options: IntCounterVec,
     worker_conns: IntGaugeVec,
     worker_conn_capacity: IntGaugeVec,
@@ -403,6 +404,12 @@ impl Families {
                 "ICMP errors not sent because the worker's budget (icmp_errors_per_sec) was spent.",
                 WORKER,
             ),
+            worker_embryonic_shortened: counter(
+                "rvs_worker_embryonic_shortened_total",
+                "Embryonic connections (TCP SYN_RECV, NAT/FULLNAT UDP without a reply) given a \
+                 1 s grace because the worker's table was over 7/8 full.",
+                WORKER,
+            ),
             worker_ipv4_options: counter(
                 "rvs_worker_ipv4_options_total",
                 "Received IPv4 packets with options (forwarded untouched).",
@@ -530,6 +537,7 @@ impl Families {
             &self.worker_rx_chained,
             &self.worker_conn_reuses,
             &self.worker_icmp_errors_limited,
+            &self.worker_embryonic_shortened,
             &self.worker_ipv4_options,
             &self.worker_conns,
             &self.worker_conn_capacity,
@@ -600,6 +608,7 @@ impl Families {
             worker_rx_chained,
             worker_conn_reuses,
             worker_icmp_errors_limited,
+            worker_embryonic_shortened,
             worker_ipv4_options,
             worker_conns,
             worker_conn_capacity,
@@ -778,6 +787,9 @@ impl Families {
             self.worker_icmp_errors_limited
                 .with_label_values(&l)
                 .inc_by(load(&s.icmp_errors_limited));
+            self.worker_embryonic_shortened
+                .with_label_values(&l)
+                .inc_by(load(&s.embryonic_shortened));
             self.worker_ipv4_options
                 .with_label_values(&l)
                 .inc_by(load(&s.ipv4_options));

@@ -62,6 +62,7 @@
 mod conns;
 pub mod kernel;
 mod nexthop;
+mod pressure;
 mod rx;
 mod state;
 mod stats;
@@ -191,6 +192,8 @@ struct State<B> {
     /// Budgets of the ICMP errors and echo replies this worker sends.
     icmp_errors: TokenBucket,
     icmp_echo: TokenBucket,
+    /// Next slot the embryonic-connection sweep examines ([`pressure`]).
+    pressure_cursor: usize,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -260,6 +263,7 @@ impl<B: PacketBuf> Worker<B> {
             staged: Vec::with_capacity(MAX_BURST),
             icmp_errors: TokenBucket::new(icmp.errors_per_sec, icmp.burst),
             icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
+            pressure_cursor: 0,
         };
         let mut w = Worker {
             tables: tables.clone(),
@@ -345,6 +349,8 @@ impl<B: PacketBuf> Worker<B> {
         s.neigh_probes.store(c.neigh_probes, Ordering::Relaxed);
         s.icmp_errors_limited
             .store(c.icmp_errors_limited, Ordering::Relaxed);
+        s.embryonic_shortened
+            .store(c.embryonic_shortened, Ordering::Relaxed);
         s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
         s.neigh_entries
             .store(st.neigh.len() as u64, Ordering::Relaxed);
@@ -547,7 +553,8 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    /// Timers: neighbour retransmits and timeouts, connection expiry.
+    /// Timers: neighbour retransmits and timeouts, the embryonic-connection defence, connection
+    /// expiry.
     pub fn on_tick<I: Io<B>>(&mut self, now: Instant, io: &mut I) {
         let tables = &*self.tables;
         let st = &mut self.st;
@@ -555,6 +562,7 @@ impl<B: PacketBuf> Worker<B> {
         let drops = &mut st.drops;
         st.neigh.on_tick(now, |_b, reason| drops.count(reason));
         st.send_solicits(tables, io);
+        st.relieve_pressure(now);
         let lports = &mut st.lports;
         st.conns.expire(now, EXPIRE_BUDGET, |_, c| {
             conns::forget(tables, lports, c, false);

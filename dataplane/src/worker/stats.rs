@@ -30,6 +30,9 @@ pub struct WorkerStats {
     pub neigh_probes: AtomicU64,
     /// ICMP errors not sent because the worker's error budget was spent.
     pub icmp_errors_limited: AtomicU64,
+    /// Embryonic connections given only a short grace because the table was nearly full
+    /// (`worker::pressure`).
+    pub embryonic_shortened: AtomicU64,
     pub conns: AtomicU64,
     pub conn_capacity: AtomicU64,
     pub neigh_entries: AtomicU64,
@@ -50,6 +53,7 @@ impl Default for WorkerStats {
             neigh_requests: AtomicU64::new(0),
             neigh_probes: AtomicU64::new(0),
             icmp_errors_limited: AtomicU64::new(0),
+            embryonic_shortened: AtomicU64::new(0),
             conns: AtomicU64::new(0),
             conn_capacity: AtomicU64::new(0),
             neigh_entries: AtomicU64::new(0),
@@ -84,6 +88,7 @@ pub(super) struct Counters {
     pub(super) neigh_requests: u64,
     pub(super) neigh_probes: u64,
     pub(super) icmp_errors_limited: u64,
+    pub(super) embryonic_shortened: u64,
 }
 
 /// A connection as listings show it (`ipvsadm -Lc`).

@@ -710,4 +710,17 @@ fn a_syn_flood_beyond_the_table_cannot_evict_live_connections() {
     h.client_to_rs(1, PSH_ACK, b"still here");
     h.rs_to_client(rip, 1, PSH_ACK, b"yes");
     assert_eq!(h.state(1), "ESTABLISHED");
+    // The table is over its high watermark: the flood's SYN_RECV entries get a second's grace
+    // (instead of 60 s), then go; the established connection stays, and a real client gets in.
+    h.tick();
+    h.worker.publish_stats();
+    assert_eq!(h.stats.embryonic_shortened.load(Ordering::Relaxed), 15);
+    h.now = h.now + core::time::Duration::from_millis(1100);
+    h.tick();
+    assert_eq!(h.worker.conn_count(), 1);
+    assert_eq!(h.state(1), "ESTABLISHED");
+    let rip2 = h.syn(2);
+    h.rs_to_client(rip2, 2, SYN_ACK, b"");
+    h.client_to_rs(2, ACK, b"");
+    assert_eq!(h.state(2), "ESTABLISHED");
 }
