@@ -15,65 +15,20 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{Rvsd, TestNet};
+// wrk's report, read by the comparison rig's parser (`compare/src/wrk.rs`).
+use rvs_compare::wrk::WrkReport;
 
 const VIP: &str = "198.18.0.100";
 const LIP: &str = "198.18.1.5";
 const PORT: u16 = 8080;
 
-/// What wrk printed at the end of a run.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct WrkResult {
-    requests: u64,
-    connect_errors: u64,
-    read_errors: u64,
-    write_errors: u64,
-    timeouts: u64,
-    non_2xx: u64,
-    requests_per_sec: u64,
+/// No socket error (connect, read, write, timeout) and no response other than 2xx/3xx.
+fn clean(r: &WrkReport) -> bool {
+    r.requests > 0 && r.socket_errors == 0 && r.bad_responses == 0
 }
 
-impl WrkResult {
-    /// `N requests in T`, `Socket errors: connect A, read B, write C, timeout D`,
-    /// `Non-2xx or 3xx responses: N`, `Requests/sec: R` (absent lines are zeros).
-    fn parse(out: &str) -> Option<WrkResult> {
-        let mut r = WrkResult::default();
-        let mut seen = false;
-        for line in out.lines().map(str::trim) {
-            if let Some((n, _)) = line.split_once(" requests in ") {
-                r.requests = n.trim().parse().ok()?;
-                seen = true;
-            } else if let Some(rest) = line.strip_prefix("Socket errors:") {
-                for part in rest.split(',') {
-                    let mut it = part.split_whitespace();
-                    let (Some(what), Some(n)) = (it.next(), it.next()) else {
-                        return None;
-                    };
-                    let n = n.parse().ok()?;
-                    match what {
-                        "connect" => r.connect_errors = n,
-                        "read" => r.read_errors = n,
-                        "write" => r.write_errors = n,
-                        "timeout" => r.timeouts = n,
-                        _ => return None,
-                    }
-                }
-            } else if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
-                r.non_2xx = n.trim().parse().ok()?;
-            } else if let Some(n) = line.strip_prefix("Requests/sec:") {
-                r.requests_per_sec = n.trim().parse::<f64>().ok()? as u64;
-            }
-        }
-        seen.then_some(r)
-    }
-
-    fn clean(&self) -> bool {
-        self.requests > 0
-            && self.connect_errors == 0
-            && self.read_errors == 0
-            && self.write_errors == 0
-            && self.timeouts == 0
-            && self.non_2xx == 0
-    }
+fn per_sec(r: &WrkReport) -> u64 {
+    (r.requests as f64 / r.seconds.max(1e-9)) as u64
 }
 
 /// Prometheus text -> (family, labels) -> value.
@@ -199,10 +154,10 @@ fn start_nginx(net: &TestNet) {
 }
 
 /// wrk from the client: 2 threads, 1000 connections, `secs` seconds, 2 s timeout.
-fn wrk(net: &TestNet, secs: u32, close: bool) -> (WrkResult, String) {
+fn wrk(net: &TestNet, secs: u32, close: bool) -> (WrkReport, String) {
     let header = if close { "-H 'Connection: close' " } else { "" };
     let cmd = format!(
-        "ulimit -n 8192 && exec wrk -t2 -c1000 -d{secs}s --timeout 2s {header}http://{VIP}:{PORT}/"
+        "ulimit -n 8192 && exec wrk -t2 -c1000 -d{secs}s --timeout 2s --latency {header}http://{VIP}:{PORT}/"
     );
     let o = net.exec("c", &["sh", "-c", &cmd]);
     let text = format!(
@@ -211,7 +166,8 @@ fn wrk(net: &TestNet, secs: u32, close: bool) -> (WrkResult, String) {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(o.status.success(), "wrk failed: {text}");
-    let r = WrkResult::parse(&text).unwrap_or_else(|| panic!("unreadable wrk output: {text}"));
+    let r = rvs_compare::wrk::parse(&text)
+        .unwrap_or_else(|e| panic!("unreadable wrk output ({e:#}): {text}"));
     (r, text)
 }
 
@@ -279,7 +235,10 @@ fn load(prefix: &str, mode: &str) {
         "{mode}: keep-alive {} req/s ({} requests), new connection per request {} req/s \
          ({} requests); connection reuses {reuses}; ARP re-probes {probes}; kernel backlog \
          drops outside rvs {softnet}",
-        keep.requests_per_sec, keep.requests, close.requests_per_sec, close.requests
+        per_sec(&keep),
+        keep.requests,
+        per_sec(&close),
+        close.requests
     );
     let lost = losses(&m);
     let drops: Vec<_> = m
@@ -333,8 +292,8 @@ fn load(prefix: &str, mode: &str) {
         "{mode}: {syn_retrans} client SYN retransmits for {} new connections:\n{tcp}",
         close.requests
     );
-    assert!(keep.clean(), "{mode} keep-alive: {keep_text}");
-    assert!(close.clean(), "{mode} close: {close_text}");
+    assert!(clean(&keep), "{mode} keep-alive: {keep_text}");
+    assert!(clean(&close), "{mode} close: {close_text}");
     assert!(
         probes >= 2.0,
         "{mode}: the neighbours were not re-confirmed during the run ({probes} probes)"
@@ -352,40 +311,6 @@ fn nat_under_load_loses_nothing() {
 #[test]
 fn fullnat_under_load_loses_nothing() {
     load("rvsloadf", "fullnat");
-}
-
-#[test]
-fn wrk_output_is_read() {
-    let clean = "Running 10s test @ http://198.18.0.100:8080/\n\
-                 \x20 2 threads and 1000 connections\n\
-                 \x20 Thread Stats   Avg      Stdev     Max   +/- Stdev\n\
-                 \x20   Latency    60.03ms   17.46ms 166.23ms   83.74%\n\
-                 \x20   Req/Sec     4.28k     1.14k    6.89k    74.87%\n\
-                 \x20 85182 requests in 10.07s, 11.86MB read\n\
-                 Requests/sec:   8460.07\n\
-                 Transfer/sec:      1.18MB\n";
-    let r = WrkResult::parse(clean).unwrap();
-    assert_eq!(
-        r,
-        WrkResult {
-            requests: 85182,
-            requests_per_sec: 8460,
-            ..WrkResult::default()
-        }
-    );
-    assert!(r.clean());
-    let lossy = clean.replace(
-        "Requests/sec",
-        "  Socket errors: connect 0, read 3, write 0, timeout 195\n  \
-         Non-2xx or 3xx responses: 7\nRequests/sec",
-    );
-    let r = WrkResult::parse(&lossy).unwrap();
-    assert_eq!((r.read_errors, r.timeouts, r.non_2xx), (3, 195, 7));
-    assert!(!r.clean());
-    assert_eq!(
-        WrkResult::parse("unable to connect to 198.18.0.100:8080"),
-        None
-    );
 }
 
 #[test]
