@@ -40,6 +40,12 @@ pub fn restart_only(old: &Validated, new: &Validated) -> Vec<String> {
     if old.socket != new.socket {
         keys.push("control.socket".to_owned());
     }
+    if old.control_limits.max_connections != new.control_limits.max_connections {
+        keys.push("control.max_connections".to_owned());
+    }
+    if old.control_limits.idle_timeout != new.control_limits.idle_timeout {
+        keys.push("control.idle_timeout_ms".to_owned());
+    }
     if old.conn_capacity != new.conn_capacity {
         keys.push("dataplane.conn_capacity".to_owned());
     }

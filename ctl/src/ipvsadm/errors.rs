@@ -45,6 +45,7 @@ pub fn ipvs_strerror(op: Op, errno: Errno) -> &'static str {
         (_, Enoent) => "No such file or directory",
         (_, Esrch) => "No such process",
         (_, Eopnotsupp) => "Operation not supported",
+        (_, Erange) => "Numerical result out of range",
     }
 }
 
