@@ -1259,6 +1259,24 @@ rules = "conf/demo.rules"
         );
         let e = err(&GOOD.replace("127.0.0.1:9475", "localhost"));
         assert!(e.starts_with("t.toml: control.metrics: "), "{e}");
+        // The control socket's bounds: defaults, set, and refused by key.
+        let limits = |extra: &str| {
+            let text = GOOD.replace("[control]", &format!("[control]\n{extra}"));
+            parse(Path::new("t.toml"), &text).map(|v| v.control_limits)
+        };
+        assert_eq!(
+            limits("").unwrap(),
+            crate::control::server::Limits::default()
+        );
+        let set = limits("max_connections = 8\nidle_timeout_ms = 250").unwrap();
+        assert_eq!(
+            (set.max_connections, set.idle_timeout),
+            (8, std::time::Duration::from_millis(250))
+        );
+        let e = limits("max_connections = 0").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml: control.max_connections: "), "{e}");
+        let e = limits("idle_timeout_ms = 0").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml: control.idle_timeout_ms: "), "{e}");
     }
 
     #[test]

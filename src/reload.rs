@@ -388,7 +388,8 @@ mac = "02:00:00:00:01:10"
             &(BASE
                 .replace("cores = \"0-1\"", "cores = \"0-2\"\nmbufs = 4096")
                 .replace("net_null1", "net_null2")
-                + "[control]\nsocket = \"/tmp/other.sock\"\n[dataplane]\nconn_capacity = 2048\n\
+                + "[control]\nsocket = \"/tmp/other.sock\"\nmax_connections = 8\n\
+                   idle_timeout_ms = 500\n[dataplane]\nconn_capacity = 2048\n\
                    [dataplane.neigh]\nprobes = 5\n"),
         );
         assert_eq!(
@@ -398,6 +399,8 @@ mac = "02:00:00:00:01:10"
                 "dpdk.mbufs",
                 "port[1]",
                 "control.socket",
+                "control.max_connections",
+                "control.idle_timeout_ms",
                 "dataplane.conn_capacity",
                 "dataplane.neigh"
             ]
