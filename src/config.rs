@@ -221,10 +221,24 @@ pub struct ControlSection {
     pub socket: PathBuf,
     #[serde(default)]
     pub metrics: Option<String>,
+    /// Control connections served at once; more are refused (each counted).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
+    /// A control connection that sends nothing, or reads no reply, this long is closed.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
 }
 
 fn default_socket() -> PathBuf {
     PathBuf::from(ctl::proto::DEFAULT_SOCKET)
+}
+
+fn default_max_connections() -> u64 {
+    crate::control::server::DEFAULT_MAX_CONNECTIONS
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    crate::control::server::DEFAULT_IDLE_TIMEOUT_MS
 }
 
 impl Default for ControlSection {
@@ -232,6 +246,8 @@ impl Default for ControlSection {
         ControlSection {
             socket: default_socket(),
             metrics: None,
+            max_connections: default_max_connections(),
+            idle_timeout_ms: default_idle_timeout_ms(),
         }
     }
 }
@@ -596,6 +612,8 @@ pub struct Validated {
     /// Firewall-mark classifier rules, in order.
     pub fwmarks: Vec<dataplane::fwmark::MarkRule>,
     pub socket: PathBuf,
+    /// `[control] max_connections` and `idle_timeout_ms`.
+    pub control_limits: crate::control::server::Limits,
     pub metrics: Option<SocketAddr>,
     pub rules: Option<PathBuf>,
     pub timeouts: dataplane::conn::Timeouts,
@@ -856,6 +874,20 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
     if raw.control.socket.as_os_str().is_empty() {
         return Err(invalid(file, "control.socket", "empty path"));
     }
+    if raw.control.max_connections == 0 {
+        return Err(invalid(file, "control.max_connections", "at least 1"));
+    }
+    if !(1..=86_400_000).contains(&raw.control.idle_timeout_ms) {
+        return Err(invalid(
+            file,
+            "control.idle_timeout_ms",
+            "1 to 86400000 (a day)",
+        ));
+    }
+    let control_limits = crate::control::server::Limits {
+        max_connections: raw.control.max_connections,
+        idle_timeout: std::time::Duration::from_millis(raw.control.idle_timeout_ms),
+    };
     let timeouts = parse_timeouts(file, &raw.ipvs.timeouts)?;
     if raw.dataplane.conn_capacity < 1024 {
         return Err(invalid(
@@ -891,6 +923,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         neighs,
         fwmarks,
         socket: raw.control.socket,
+        control_limits,
         metrics,
         rules: raw.ipvs.rules,
         timeouts,
@@ -1260,6 +1293,24 @@ rules = "conf/demo.rules"
         );
         let e = err(&GOOD.replace("127.0.0.1:9475", "localhost"));
         assert!(e.starts_with("t.toml: control.metrics: "), "{e}");
+        // The control socket's bounds: defaults, set, and refused by key.
+        let limits = |extra: &str| {
+            let text = GOOD.replace("[control]", &format!("[control]\n{extra}"));
+            parse(Path::new("t.toml"), &text).map(|v| v.control_limits)
+        };
+        assert_eq!(
+            limits("").unwrap(),
+            crate::control::server::Limits::default()
+        );
+        let set = limits("max_connections = 8\nidle_timeout_ms = 250").unwrap();
+        assert_eq!(
+            (set.max_connections, set.idle_timeout),
+            (8, std::time::Duration::from_millis(250))
+        );
+        let e = limits("max_connections = 0").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml: control.max_connections: "), "{e}");
+        let e = limits("idle_timeout_ms = 0").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml: control.idle_timeout_ms: "), "{e}");
     }
 
     #[test]

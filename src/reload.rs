@@ -40,6 +40,12 @@ pub fn restart_only(old: &Validated, new: &Validated) -> Vec<String> {
     if old.socket != new.socket {
         keys.push("control.socket".to_owned());
     }
+    if old.control_limits.max_connections != new.control_limits.max_connections {
+        keys.push("control.max_connections".to_owned());
+    }
+    if old.control_limits.idle_timeout != new.control_limits.idle_timeout {
+        keys.push("control.idle_timeout_ms".to_owned());
+    }
     if old.conn_capacity != new.conn_capacity {
         keys.push("dataplane.conn_capacity".to_owned());
     }
@@ -385,7 +391,8 @@ mac = "02:00:00:00:01:10"
             &(BASE
                 .replace("cores = \"0-1\"", "cores = \"0-2\"\nmbufs = 4096")
                 .replace("net_null1", "net_null2")
-                + "[control]\nsocket = \"/tmp/other.sock\"\n[dataplane]\nconn_capacity = 2048\n\
+                + "[control]\nsocket = \"/tmp/other.sock\"\nmax_connections = 8\n\
+                   idle_timeout_ms = 500\n[dataplane]\nconn_capacity = 2048\n\
                    [dataplane.neigh]\nprobes = 5\n"),
         );
         assert_eq!(
@@ -395,6 +402,8 @@ mac = "02:00:00:00:01:10"
                 "dpdk.mbufs",
                 "port[1]",
                 "control.socket",
+                "control.max_connections",
+                "control.idle_timeout_ms",
                 "dataplane.conn_capacity",
                 "dataplane.neigh"
             ]

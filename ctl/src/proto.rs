@@ -9,8 +9,13 @@
 //! version the daemon answered in (never above its own [`PROTOCOL_VERSION`]). Compatibility rules,
 //! checked against the recorded version-1 exchanges in `ctl/tests/fixtures/protocol-v1.txt`:
 //! - nothing is removed or renamed: requests, replies, fields and enum values stay as they are;
-//! - new fields are optional: readers ignore fields they do not know (no `deny_unknown_fields`
-//!   here) and fill fields that are missing with their `#[serde(default)]`;
+//! - new fields are optional: a missing field takes its `#[serde(default)]`;
+//! - a reply field a client does not know is ignored (a newer daemon may say more), but a request
+//!   field the daemon does not know is refused with `Einval` naming it ([`unknown_field`]): a
+//!   field is something the client asked for, and silently dropping it would do less than was
+//!   asked (a misspelt `l_threshold`, an option of a newer protocol). Requests and replies share
+//!   types (`DestSpec` is in both), so this is checked on the request line, not with
+//!   `deny_unknown_fields`;
 //! - a new request is answered by an older daemon with [`Errno::Eopnotsupp`] and a message
 //!   naming it; [`Request::Hello`] tells a client the daemon's versions and every request it
 //!   supports, and [`crate::client::Client`] falls back to version 1 against a version-1 daemon.
@@ -676,6 +681,9 @@ pub enum Errno {
     Eafnosupport,
     /// Understood but not implemented by rvs (e.g. GUE/GRE tunnels); the message says what.
     Eopnotsupp,
+    /// A value out of range: a lower threshold above the upper one, as IPVS answers it (protocol
+    /// 2 on; a version-1 client, which does not know it, gets `Einval` with the same message).
+    Erange,
 }
 
 /// A request that failed. The daemon's state is unchanged by a failed request.
@@ -796,6 +804,44 @@ impl Request {
     }
 }
 
+/// The first field of a request line's JSON (`input`) that its parsed envelope does not have,
+/// as a dotted path (`request.add_dest.dest.colour`): a field this protocol does not know. A
+/// field counts as known when serialising `parsed` writes it, so every request type is covered
+/// without a list to keep in step (request types skip no field when serialised).
+pub fn unknown_field(input: &serde_json::Value, parsed: &Envelope) -> Option<String> {
+    let known = serde_json::to_value(parsed).ok()?;
+    let mut path = Vec::new();
+    first_extra(input, &known, &mut path)
+}
+
+fn first_extra(
+    input: &serde_json::Value,
+    known: &serde_json::Value,
+    path: &mut Vec<String>,
+) -> Option<String> {
+    use serde_json::Value;
+    match (input, known) {
+        (Value::Object(i), Value::Object(k)) => i.iter().find_map(|(key, v)| {
+            path.push(key.clone());
+            let found = match k.get(key) {
+                None => Some(path.join(".")),
+                Some(kv) => first_extra(v, kv, path),
+            };
+            path.pop();
+            found
+        }),
+        (Value::Array(i), Value::Array(k)) => {
+            i.iter().zip(k).enumerate().find_map(|(n, (v, kv))| {
+                path.push(n.to_string());
+                let found = first_extra(v, kv, path);
+                path.pop();
+                found
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The wire name of the request in a request line's JSON (`"clear"` or `{"add_dest": ...}`), if
 /// it has one.
 pub fn request_name(request: &serde_json::Value) -> Option<&str> {
@@ -856,5 +902,43 @@ mod tests {
         let line = serde_json::to_string(&env).unwrap();
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<Envelope>(&line).unwrap(), env);
+    }
+
+    fn unknown(line: &str) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let env: Envelope = serde_json::from_value(v.clone()).unwrap();
+        unknown_field(&v, &env)
+    }
+
+    #[test]
+    fn unknown_request_fields_are_found_and_named() {
+        // Everything known, optional fields missing, unit and struct variants: nothing to name.
+        for line in [
+            r#"{"version":2,"request":"clear"}"#,
+            r#"{"version":1,"request":{"list_services":{"service":null}}}"#,
+            r#"{"version":2,"request":{"stop":{}}}"#,
+            r#"{"version":2,"request":{"add_service":{"key":{"inet":{"protocol":"tcp","addr":"198.18.0.100","port":80}},"sched_flags":["sh-port"]}}}"#,
+            r#"{"version":2,"request":{"add_neigh":{"ip":"198.18.1.1","mac":[2,0,0,0,0,1],"port":"dp0"}}}"#,
+        ] {
+            assert_eq!(unknown(line), None, "{line}");
+        }
+        let cases = [
+            (
+                r#"{"version":2,"request":{"add_dest":{"service":{"inet":{"protocol":"tcp","addr":"198.18.0.100","port":80}},"dest":{"addr":"198.18.1.11","port":80,"forward":"masq","lthreshold":5}}}}"#,
+                "request.add_dest.dest.lthreshold",
+            ),
+            (r#"{"version":2,"client":"x","request":"clear"}"#, "client"),
+            (
+                r#"{"version":2,"request":{"add_service":{"key":{"fwmark":{"mark":1,"ipv6":false,"colour":1}}}}}"#,
+                "request.add_service.key.fwmark.colour",
+            ),
+            (
+                r#"{"version":2,"request":{"set_timeouts":{"tcp":1,"sctp":2}}}"#,
+                "request.set_timeouts.sctp",
+            ),
+        ];
+        for (line, path) in cases {
+            assert_eq!(unknown(line).as_deref(), Some(path), "{line}");
+        }
     }
 }

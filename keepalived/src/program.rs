@@ -47,7 +47,10 @@ impl Control for Client {
     }
 }
 
-/// Connects on first use and again after a failure, so rvsd may restart under us.
+/// Connects on first use and again after a failure, so rvsd may restart under us. rvsd closes
+/// a control connection that stays idle past `[control] idle_timeout_ms`; a call that fails on a
+/// kept connection is therefore tried once more on a fresh one (a closed connection carried no
+/// request to rvsd, so nothing is done twice).
 #[derive(Debug)]
 pub struct Socket {
     pub path: std::path::PathBuf,
@@ -62,13 +65,17 @@ impl Socket {
 
 impl Control for Socket {
     fn call(&mut self, request: Request) -> Result<Reply, String> {
-        if self.client.is_none() {
-            self.client = Some(Client::connect(&self.path).map_err(|e| e.to_string())?);
+        if let Some(c) = self.client.as_mut() {
+            match Control::call(c, request.clone()) {
+                Ok(reply) => return Ok(reply),
+                Err(e) => tracing::debug!("rvsd connection lost ({e}); reconnecting"),
+            }
         }
-        let c = self.client.as_mut().expect("connected above");
-        let r = Control::call(c, request);
-        if r.is_err() {
-            self.client = None;
+        self.client = None;
+        let mut c = Client::connect(&self.path).map_err(|e| e.to_string())?;
+        let r = Control::call(&mut c, request);
+        if r.is_ok() {
+            self.client = Some(c);
         }
         r
     }

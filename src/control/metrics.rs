@@ -182,6 +182,10 @@ struct Families {
     exc_from_packets: IntCounterVec,
     exc_from_bytes: IntCounterVec,
     exc_drops: IntCounterVec,
+    ctl_open: IntGaugeVec,
+    ctl_accepted: IntCounterVec,
+    ctl_refused: IntCounterVec,
+    ctl_timeouts: IntCounterVec,
     /// Poll and busy-poll counts of each worker at the previous scrape (for the busy ratio).
     previous_polls: Vec<(u64, u64)>,
 }
@@ -490,12 +494,38 @@ impl Families {
                  kernel_full (twin device), egress_full (kernel to port).",
                 &["port", "reason"],
             ),
+            ctl_open: gauge(
+                "rvs_control_connections",
+                "Control socket connections being served now.",
+                &[],
+            ),
+            ctl_accepted: counter(
+                "rvs_control_connections_total",
+                "Control socket connections accepted and served.",
+                &[],
+            ),
+            ctl_refused: counter(
+                "rvs_control_connections_refused_total",
+                "Control socket connections refused: reason=\"cap\" ([control] max_connections \
+                 were open).",
+                &["reason"],
+            ),
+            ctl_timeouts: counter(
+                "rvs_control_connections_timeouts_total",
+                "Control socket connections closed after [control] idle_timeout_ms: \
+                 reason=\"idle\" (nothing sent) or \"unread\" (a reply not read).",
+                &["reason"],
+            ),
             previous_polls: Vec::new(),
         }
     }
 
     fn collectors(&self) -> Vec<&dyn Collector> {
         vec![
+            &self.ctl_open,
+            &self.ctl_accepted,
+            &self.ctl_refused,
+            &self.ctl_timeouts,
             &self.svc_conns,
             &self.svc_active,
             &self.svc_inactive,
@@ -564,6 +594,10 @@ impl Families {
             ($($f:ident),*) => { $( self.$f.reset(); )* };
         }
         reset_all!(
+            ctl_open,
+            ctl_accepted,
+            ctl_refused,
+            ctl_timeouts,
             laddr_used,
             laddr_misses,
             laddr_ports,
@@ -839,6 +873,24 @@ impl Families {
         }
     }
 
+    fn fill_control(&self, s: &super::server::SocketStats) {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        self.ctl_open
+            .with_label_values::<&str>(&[])
+            .set(gauge_value(load(&s.open)));
+        self.ctl_accepted
+            .with_label_values::<&str>(&[])
+            .inc_by(load(&s.accepted));
+        self.ctl_refused
+            .with_label_values(&["cap"])
+            .inc_by(load(&s.refused_cap));
+        for (reason, v) in [("idle", &s.idle_timeouts), ("unread", &s.unread_timeouts)] {
+            self.ctl_timeouts
+                .with_label_values(&[reason])
+                .inc_by(load(v));
+        }
+    }
+
     fn fill_twins(&self, ports: &[crate::runtime::PortFacts]) {
         for p in ports {
             let Some(t) = &p.kernel else { continue };
@@ -933,6 +985,7 @@ impl Collector for RvsCollector {
         f.fill_mempool(mempool);
         f.fill_laddrs(&self.control.tables().load().laddrs, &ports);
         f.fill_twins(&self.control.port_facts());
+        f.fill_control(&self.control.socket_stats());
         f.collectors().iter().flat_map(|c| c.collect()).collect()
     }
 }

@@ -98,6 +98,8 @@ pub struct ControlPlane {
     samples: Arc<RuntimeSamples>,
     /// Where stop and reload requests go (the main loop), once it runs.
     daemon_ops: Mutex<Option<crossbeam_channel::Sender<DaemonOp>>>,
+    /// What the control socket counts (its connections), for `/metrics`.
+    socket_stats: Arc<super::server::SocketStats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,6 +122,7 @@ fn service_err(e: &ServiceError) -> Reply {
         service::Errno::NoEnt => Errno::Enoent,
         service::Errno::Inval => Errno::Einval,
         service::Errno::NoMem => Errno::Enomem,
+        service::Errno::Range => Errno::Erange,
     };
     err(errno, e.to_string())
 }
@@ -546,7 +549,13 @@ impl ControlPlane {
             rates: Mutex::new(RateBook::default()),
             samples: Arc::new(RuntimeSamples::default()),
             daemon_ops: Mutex::new(None),
+            socket_stats: Arc::default(),
         })
+    }
+
+    /// The control socket's counters (shared with its server).
+    pub fn socket_stats(&self) -> Arc<super::server::SocketStats> {
+        self.socket_stats.clone()
     }
 
     /// The main loop takes stop and reload requests from now on (`None`: no longer).

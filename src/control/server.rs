@@ -1,6 +1,12 @@
 //! The control socket: a Unix stream socket speaking `ctl::proto` (one JSON object per line).
 //!
-//! Every connection gets its own thread; each request line gets exactly one reply line. A line
+//! Every connection gets its own thread; each request line gets exactly one reply line. The
+//! connections are bounded ([`Limits`], `[control] max_connections` and `idle_timeout_ms`): one
+//! over the cap gets one `EINVAL` reply line saying so and is closed, and a connection that
+//! sends nothing, or does not read its replies, for the idle timeout is closed; each is counted
+//! in [`SocketStats`] (`/metrics`: `rvs_control_connections_refused_total`,
+//! `rvs_control_connections_timeouts_total`). So a local client opening thousands of
+//! connections, or never reading, costs at most `max_connections` threads. A line
 //! that is not a valid envelope, or of a protocol version older than `MIN_PROTOCOL_VERSION`, gets
 //! an `EINVAL` error reply, and a request this daemon does not know (from a newer client) an
 //! `EOPNOTSUPP` one naming it; the connection stays open: a bad client never disturbs the daemon
@@ -16,18 +22,66 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ctl::proto::{
     Envelope, Errno, ErrorReply, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Reply,
-    ReplyEnvelope, Request, request_name,
+    ReplyEnvelope, Request, request_name, unknown_field,
 };
 
 /// Longest request line accepted (a whole `-R` batch is sent line by line, so this is plenty).
 const MAX_LINE: usize = 1 << 20;
+
+/// Bounds on the control socket's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; one more is refused (`[control] max_connections`).
+    pub max_connections: u64,
+    /// A connection that sends nothing, or does not take a reply, for this long is closed
+    /// (`[control] idle_timeout_ms`).
+    pub idle_timeout: Duration,
+}
+
+/// Default of `[control] max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 64;
+/// Default of `[control] idle_timeout_ms`.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
+        }
+    }
+}
+
+/// What the control socket counts (read by `/metrics`).
+#[derive(Debug, Default)]
+pub struct SocketStats {
+    /// Connections being served now.
+    pub open: AtomicU64,
+    /// Connections accepted and served, ever.
+    pub accepted: AtomicU64,
+    /// Connections refused because `max_connections` were open.
+    pub refused_cap: AtomicU64,
+    /// Connections closed because the client sent nothing for the idle timeout.
+    pub idle_timeouts: AtomicU64,
+    /// Connections closed because the client did not read a reply within the idle timeout.
+    pub unread_timeouts: AtomicU64,
+}
+
+/// Counts one open connection while it lives.
+struct OpenGuard(Arc<SocketStats>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// What answers requests.
 pub trait Handler: Send + Sync + 'static {
@@ -44,8 +98,25 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Bind `path` (mode 0600, parent directory created) and serve `handler` on it.
+    /// Bind `path` (mode 0600, parent directory created) and serve `handler` on it with the
+    /// default [`Limits`].
     pub fn start(path: &Path, handler: Arc<dyn Handler>) -> anyhow::Result<ControlServer> {
+        Self::start_with(
+            path,
+            handler,
+            Limits::default(),
+            Arc::new(SocketStats::default()),
+        )
+    }
+
+    /// Bind `path` (mode 0600, parent directory created) and serve `handler` on it within
+    /// `limits`, counting into `stats`.
+    pub fn start_with(
+        path: &Path,
+        handler: Arc<dyn Handler>,
+        limits: Limits,
+        stats: Arc<SocketStats>,
+    ) -> anyhow::Result<ControlServer> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("control socket directory {}", dir.display()))?;
@@ -69,7 +140,7 @@ impl ControlServer {
         let stop2 = stop.clone();
         let accept = std::thread::Builder::new()
             .name("rvs-ctl-accept".into())
-            .spawn(move || accept_loop(listener, handler, stop2))?;
+            .spawn(move || accept_loop(listener, handler, stop2, limits, stats))?;
         Ok(ControlServer {
             path: path.to_owned(),
             stop,
@@ -88,19 +159,35 @@ impl Drop for ControlServer {
     }
 }
 
-fn accept_loop(listener: UnixListener, handler: Arc<dyn Handler>, stop: Arc<AtomicBool>) {
+fn accept_loop(
+    listener: UnixListener,
+    handler: Arc<dyn Handler>,
+    stop: Arc<AtomicBool>,
+    limits: Limits,
+    stats: Arc<SocketStats>,
+) {
     let mut accepted = 0u64;
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
+                // Only this thread adds to `open`, so the check and the increment cannot race.
+                if stats.open.load(Ordering::Relaxed) >= limits.max_connections {
+                    refuse(stream, limits.max_connections, &stats);
+                    continue;
+                }
+                stats.open.fetch_add(1, Ordering::Relaxed);
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                let guard = OpenGuard(stats.clone());
                 let handler = handler.clone();
+                let conn_stats = stats.clone();
                 accepted += 1;
                 let origin = format!("control socket connection {accepted}");
                 let spawned = std::thread::Builder::new()
                     .name("rvs-ctl-conn".into())
                     .spawn(move || {
+                        let _guard = guard;
                         let _origin = super::origin::Scope::enter(origin);
-                        serve(stream, handler)
+                        serve(stream, handler, limits.idle_timeout, &conn_stats)
                     });
                 if let Err(e) = spawned {
                     tracing::warn!("control: cannot spawn a connection thread: {e}");
@@ -115,6 +202,25 @@ fn accept_loop(listener: UnixListener, handler: Arc<dyn Handler>, stop: Arc<Atom
             }
         }
     }
+}
+
+/// Turn away a connection over the cap: one error line (bare, so clients of every version read
+/// it as the answer to their first request), then close. Never blocks the accept thread long.
+fn refuse(stream: UnixStream, max: u64, stats: &SocketStats) {
+    let n = stats.refused_cap.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(
+            "control: {max} connections open, refusing more ({n} refused so far; \
+             [control] max_connections)"
+        );
+    }
+    let mut stream = stream;
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let reply = error_reply(
+        Errno::Einval,
+        format!("too many control connections ({max} open; [control] max_connections); try again"),
+    );
+    let _ = write_line(&mut stream, reply_line(1, reply));
 }
 
 fn error_reply(errno: Errno, message: impl Into<String>) -> Reply {
@@ -166,7 +272,23 @@ pub fn answer_line(handler: &dyn Handler, line: &str) -> (u32, Reply) {
         .get("request")
         .and_then(request_name)
         .map(str::to_owned);
-    let reply = match serde_json::from_value::<Envelope>(value) {
+    let parsed = serde_json::from_value::<Envelope>(value.clone());
+    let unknown = parsed
+        .as_ref()
+        .ok()
+        .and_then(|env| unknown_field(&value, env));
+    let reply = match parsed {
+        Ok(_) if unknown.is_some() => {
+            let path = unknown.unwrap_or_default();
+            let field = path.rsplit('.').next().unwrap_or(&path);
+            error_reply(
+                Errno::Einval,
+                format!(
+                    "bad request: unknown field `{field}` (at {path}); this rvsd speaks \
+                     protocol {PROTOCOL_VERSION}"
+                ),
+            )
+        }
         Ok(Envelope {
             request: Request::Hello,
             ..
@@ -187,6 +309,13 @@ pub fn answer_line(handler: &dyn Handler, line: &str) -> (u32, Reply) {
             )
         }
         Err(e) => error_reply(Errno::Einval, format!("bad request: {e}")),
+    };
+    // `Erange` came with protocol 2: a version-1 client gets the class it knows.
+    let reply = match reply {
+        Reply::Error(e) if answered_in == 1 && e.errno == Errno::Erange => {
+            error_reply(Errno::Einval, e.message)
+        }
+        other => other,
     };
     (answered_in, reply)
 }
@@ -209,11 +338,34 @@ pub fn respond(handler: &dyn Handler, line: &str) -> String {
     reply_line(version, reply)
 }
 
-fn serve(stream: UnixStream, handler: Arc<dyn Handler>) {
+/// A read or write that gave up after the socket timeout.
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+fn serve(stream: UnixStream, handler: Arc<dyn Handler>, idle: Duration, stats: &SocketStats) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
     let _ = stream.set_nonblocking(false);
+    // The timeouts are per socket, so they hold for the clone too.
+    if stream.set_read_timeout(Some(idle)).is_err() || stream.set_write_timeout(Some(idle)).is_err()
+    {
+        return;
+    }
+    let write = |w: &mut UnixStream, line: String| match write_line(w, line) {
+        Ok(()) => true,
+        Err(e) => {
+            if timed_out(&e) {
+                stats.unread_timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("control: client does not read its replies; closing");
+            }
+            false
+        }
+    };
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     loop {
@@ -222,13 +374,18 @@ fn serve(stream: UnixStream, handler: Arc<dyn Handler>) {
             Ok(0) => return,
             Ok(_) if !line.ends_with('\n') && line.len() >= MAX_LINE => {
                 let reply = error_reply(Errno::Einval, "request line too long");
-                let _ = write_line(&mut writer, reply_line(1, reply));
+                write(&mut writer, reply_line(1, reply));
                 return;
             }
             Ok(_) => {
-                if write_line(&mut writer, respond(handler.as_ref(), line.trim_end())).is_err() {
+                if !write(&mut writer, respond(handler.as_ref(), line.trim_end())) {
                     return;
                 }
+            }
+            Err(e) if timed_out(&e) => {
+                stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("control: connection idle for {idle:?}; closing");
+                return;
             }
             Err(e) => {
                 // Not UTF-8, or the peer went away: answer if we can, then drop the connection.
@@ -298,6 +455,82 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Wait (bounded) until `f` holds.
+    fn eventually(what: &str, f: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !f() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn connections_are_capped_and_idle_ones_closed() {
+        let dir = std::env::temp_dir().join(format!("rvs-ctl-cap-{}", std::process::id()));
+        let path = dir.join("s.sock");
+        let stats = Arc::new(SocketStats::default());
+        let limits = Limits {
+            max_connections: 3,
+            idle_timeout: Duration::from_millis(300),
+        };
+        let _server =
+            ControlServer::start_with(&path, Arc::new(Echo), limits, stats.clone()).unwrap();
+        // Three served connections, each proven live by a request.
+        let mut held: Vec<Client> = (0..3).map(|_| Client::connect(&path).unwrap()).collect();
+        for c in &mut held {
+            assert_eq!(c.call(Request::Clear).unwrap(), Reply::Ok);
+        }
+        assert_eq!(stats.open.load(Ordering::Relaxed), 3);
+        // The fourth and fifth: one error line naming the cap, then closed.
+        for n in 1..=2 {
+            let raw = UnixStream::connect(&path).unwrap();
+            let mut lines = BufReader::new(raw).lines();
+            let l = lines.next().unwrap().unwrap();
+            assert!(
+                l.contains("too many control connections (3 open") && l.contains("einval"),
+                "{l}"
+            );
+            assert!(lines.next().is_none(), "closed after the refusal");
+            assert_eq!(stats.refused_cap.load(Ordering::Relaxed), n);
+        }
+        // Closing one makes room.
+        drop(held.pop());
+        eventually("a slot freed", || stats.open.load(Ordering::Relaxed) == 2);
+        let mut c = Client::connect(&path).unwrap();
+        assert_eq!(c.call(Request::Clear).unwrap(), Reply::Ok);
+        // Idle past the timeout: every held connection is closed and counted, none refused more.
+        eventually("idle connections closed", || {
+            stats.open.load(Ordering::Relaxed) == 0
+        });
+        assert_eq!(stats.idle_timeouts.load(Ordering::Relaxed), 3);
+        assert!(
+            c.call(Request::Clear).is_err(),
+            "the idle connection is gone"
+        );
+        assert_eq!(stats.refused_cap.load(Ordering::Relaxed), 2);
+        // A client that sends and never reads: closed once a reply cannot be written.
+        let mut w = UnixStream::connect(&path).unwrap();
+        w.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let line = b"{\"version\":2,\"request\":\"list_conns\"}\n";
+        let mut sent = 0;
+        while stats.unread_timeouts.load(Ordering::Relaxed) == 0 && sent < 1_000_000 {
+            if w.write_all(line).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        eventually("the non-reader closed", || {
+            stats.unread_timeouts.load(Ordering::Relaxed) == 1
+                && stats.open.load(Ordering::Relaxed) == 0
+        });
+        assert_eq!(stats.accepted.load(Ordering::Relaxed), 5);
+        drop(_server);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// Remembers the last request it was given; answers `Ok`.
     #[derive(Default)]
     struct Recorder(std::sync::Mutex<Option<Request>>);
@@ -359,12 +592,45 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_ignored_and_missing_optional_ones_defaulted() {
+    fn unknown_request_fields_are_refused_and_missing_optional_ones_defaulted() {
         let h = Recorder::default();
-        let line = r#"{"version":2,"client":"future-ipvsadm","request":{"add_dest":{
-            "service":{"inet":{"protocol":"tcp","addr":"198.18.0.100","port":80}},
-            "dest":{"addr":"198.18.1.11","port":80,"forward":"masq","colour":"blue"}}}}"#
-            .replace('\n', "");
+        // A request field this daemon does not know: refused, named, nothing reaches the handler.
+        let dest = r#""dest":{"addr":"198.18.1.11","port":80,"forward":"masq""#;
+        let svc = r#""service":{"inet":{"protocol":"tcp","addr":"198.18.0.100","port":80}}"#;
+        for (version, line, field, path) in [
+            (
+                2,
+                format!(
+                    r#"{{"version":2,"request":{{"add_dest":{{{svc},{dest},"colour":"blue"}}}}}}}}"#
+                ),
+                "colour",
+                "request.add_dest.dest.colour",
+            ),
+            (
+                1,
+                format!(
+                    r#"{{"version":1,"client":"future-ipvsadm","request":{{"add_dest":{{{svc},{dest}}}}}}}}}"#
+                ),
+                "client",
+                "client",
+            ),
+        ] {
+            let (v, reply) = answer_line(&h, &line);
+            assert_eq!(v, version);
+            match reply {
+                Reply::Error(e) => {
+                    assert_eq!(e.errno, Errno::Einval);
+                    assert!(
+                        e.message
+                            .contains(&format!("unknown field `{field}` (at {path})")),
+                        "{e:?}"
+                    );
+                }
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        assert!(h.0.lock().unwrap().is_none(), "nothing reached the handler");
+        let line = format!(r#"{{"version":2,"request":{{"add_dest":{{{svc},{dest}}}}}}}}}"#);
         assert_eq!(respond(&h, &line), r#"{"version":2,"reply":"ok"}"#);
         let got = h.0.lock().unwrap().take().unwrap();
         let Request::AddDest { dest, .. } = got else {

@@ -392,7 +392,12 @@ pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
         metrics: metrics_server,
     };
 
-    let server = ControlServer::start(&conf.socket, control.clone());
+    let server = ControlServer::start_with(
+        &conf.socket,
+        control.clone(),
+        conf.control_limits,
+        control.socket_stats(),
+    );
     let server = match server {
         Ok(s) => Some(s),
         Err(e) => {

@@ -45,6 +45,7 @@ pub fn ipvs_strerror(op: Op, errno: Errno) -> &'static str {
         (_, Enoent) => "No such file or directory",
         (_, Esrch) => "No such process",
         (_, Eopnotsupp) => "Operation not supported",
+        (_, Erange) => "Numerical result out of range",
     }
 }
 
@@ -75,6 +76,11 @@ mod tests {
             "No such destination"
         );
         assert_eq!(ipvs_strerror(Op::EditService, Errno::Eexist), "File exists");
+        // ERANGE (`-y` above `-x`) has no libipvs text: strerror's.
+        assert_eq!(
+            ipvs_strerror(Op::AddDest, Errno::Erange),
+            "Numerical result out of range"
+        );
         assert_eq!(
             ipvs_strerror(Op::AddService, Errno::Esrch),
             "No such process"

@@ -27,7 +27,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use crate::client::{Client, ClientError};
-use crate::proto::{Reply, Request, ServiceInfo};
+use crate::proto::{Errno, Reply, Request, ServiceInfo};
 use errors::{Op, ipvs_strerror};
 use parse::{Command, Format, Invocation, ListWhat, ParseError};
 use resolve::Resolver;
@@ -106,7 +106,6 @@ fn unexpected(reply: &Reply) -> Failure {
 /// port named dp9" rather than the kernel's guess "Possibly wrong module version, address not
 /// unicast, ..."). The generic text stays when the daemon gave no reason.
 fn change(daemon: &mut dyn Daemon, op: Op, request: Request) -> Result<(), Failure> {
-    use crate::proto::Errno;
     match daemon.call(request)? {
         Reply::Ok => Ok(()),
         Reply::Error(e) if e.errno == Errno::Eopnotsupp => Err(Failure {
@@ -139,9 +138,17 @@ fn fwmark_change(daemon: &mut dyn Daemon, request: Request) -> Result<(), Failur
     }
 }
 
-/// A listing request; daemon errors exit 1 as ipvsadm's list functions do.
+/// A listing request; daemon errors exit 1 as ipvsadm's list functions do. As for changes, an
+/// `Einval` with the daemon's reason prints the reason (e.g. a control socket over its
+/// connection cap: "Invalid operation: too many control connections ...").
 fn query(daemon: &mut dyn Daemon, op: Op, request: Request) -> Result<Reply, Failure> {
     match daemon.call(request)? {
+        Reply::Error(e) if e.errno == Errno::Einval && !e.message.trim().is_empty() => {
+            Err(Failure {
+                code: 1,
+                message: format!("Invalid operation: {}", e.message.trim()),
+            })
+        }
         Reply::Error(e) => Err(Failure {
             code: 1,
             message: ipvs_strerror(op, e.errno).to_owned(),

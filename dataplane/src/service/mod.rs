@@ -218,6 +218,9 @@ pub enum Errno {
     Inval,
     /// ENOMEM: "Memory allocation problem".
     NoMem,
+    /// ERANGE: a lower threshold above the upper one. libipvs has no text of its own for it, so
+    /// ipvsadm prints `strerror(ERANGE)`: "Numerical result out of range".
+    Range,
 }
 
 impl Errno {
@@ -229,6 +232,7 @@ impl Errno {
             Errno::NoEnt => 2,
             Errno::Inval => 22,
             Errno::NoMem => 12,
+            Errno::Range => 34,
         }
     }
 }
@@ -258,6 +262,10 @@ pub enum ServiceError {
     Invalid(&'static str),
     #[error("identifier space exhausted; restart the daemon")]
     IdsExhausted,
+    /// `-y` above `-x`: IPVS (`ip_vs_add_dest`/`ip_vs_edit_dest`) refuses `l_threshold >
+    /// u_threshold` with ERANGE, also when the upper threshold is 0 (none).
+    #[error("lower threshold {lower} is higher than upper threshold {upper}")]
+    ThresholdOrder { lower: u32, upper: u32 },
 }
 
 impl ServiceError {
@@ -269,6 +277,7 @@ impl ServiceError {
             ServiceError::NoSuchDest { .. } | ServiceError::UnknownScheduler(_) => Errno::NoEnt,
             ServiceError::Invalid(_) => Errno::Inval,
             ServiceError::IdsExhausted => Errno::NoMem,
+            ServiceError::ThresholdOrder { .. } => Errno::Range,
         }
     }
 }

@@ -279,6 +279,12 @@ fn validate_dest(d: &DestConfig) -> Result<(), ServiceError> {
             "threshold out of range 0..2147483647",
         ));
     }
+    if d.lower_threshold > d.upper_threshold {
+        return Err(ServiceError::ThresholdOrder {
+            lower: d.lower_threshold,
+            upper: d.upper_threshold,
+        });
+    }
     if d.addr.is_unspecified() || d.addr.is_broadcast() || d.addr.is_multicast() {
         return Err(ServiceError::Invalid("destination address not unicast"));
     }
@@ -442,6 +448,39 @@ mod tests {
         assert_eq!(snap.lookup(6, vip, 443).unwrap().key(), all);
         assert!(snap.lookup_fwmark(5).is_some());
         assert!(snap.lookup_fwmark(6).is_none());
+    }
+
+    #[test]
+    fn lower_threshold_above_upper_is_erange_and_changes_nothing() {
+        let mut t = ServiceTable::new(1);
+        let k = tcp([198, 18, 0, 10], 80);
+        t.add_service(ServiceConfig::new(k, "rr")).unwrap();
+        let before = t.snapshot();
+        let mut d = rs(1);
+        (d.upper_threshold, d.lower_threshold) = (10, 20);
+        let e = t.add_dest(&k, d).unwrap_err();
+        assert_eq!(
+            e,
+            ServiceError::ThresholdOrder {
+                lower: 20,
+                upper: 10
+            }
+        );
+        assert_eq!((e.errno(), e.errno().raw()), (Errno::Range, 34));
+        // As the kernel: no upper threshold (0) does not make any lower one acceptable.
+        (d.upper_threshold, d.lower_threshold) = (0, 5);
+        assert_eq!(t.add_dest(&k, d).unwrap_err().errno(), Errno::Range);
+        assert!(Arc::ptr_eq(&before, &t.snapshot()), "table unchanged");
+        // Equal, or lower below upper, is fine; an edit is checked the same way.
+        (d.upper_threshold, d.lower_threshold) = (20, 10);
+        t.add_dest(&k, d).unwrap();
+        (d.upper_threshold, d.lower_threshold) = (20, 20);
+        t.edit_dest(&k, d).unwrap();
+        (d.upper_threshold, d.lower_threshold) = (10, 11);
+        assert_eq!(t.edit_dest(&k, d).unwrap_err().errno(), Errno::Range);
+        let snap = t.snapshot();
+        let got = snap.services()[0].dests()[0].lower_threshold();
+        assert_eq!(got, 20, "the refused edit left the dest as it was");
     }
 
     #[test]

@@ -205,3 +205,33 @@ fn reconcile_puts_back_what_rvsd_lost_or_someone_changed() {
     assert!(p.apply(&mut rvsd, &w).is_empty());
     assert_eq!(rvsd.log, ["add_service", "add_dest", "add_dest"]);
 }
+
+/// rvsd closes a control connection left idle (`[control] idle_timeout_ms`): the next call on
+/// the kept connection fails, and `Socket` makes it again on a fresh one, so no request is lost.
+#[test]
+fn socket_reconnects_after_the_daemon_closed_an_idle_connection() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = std::env::temp_dir().join(format!("rvs-ka-reconnect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // Each connection answers one request with "ok", then is closed (as after an idle timeout).
+    let daemon = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut w = stream.try_clone().unwrap();
+            let mut line = String::new();
+            BufReader::new(stream).read_line(&mut line).unwrap();
+            seen.push(line.contains("\"clear\""));
+            w.write_all(b"{\"version\":2,\"reply\":\"ok\"}\n").unwrap();
+        }
+        seen
+    });
+    let mut s = Socket::new(path.clone());
+    assert_eq!(s.call(Request::Clear), Ok(Reply::Ok));
+    // The daemon has closed the first connection; this call is made again on a second one.
+    assert_eq!(s.call(Request::Clear), Ok(Reply::Ok));
+    assert_eq!(daemon.join().unwrap(), vec![true, true]);
+    let _ = std::fs::remove_dir_all(dir);
+}
