@@ -16,7 +16,7 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     };
     let mut v: Vec<PathBuf> = entries
         .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n == ".gitkeep"))
+        .filter(|p| p.is_file() && p.file_name().is_none_or(|n| n != ".gitkeep"))
         .collect();
     v.sort();
     v
