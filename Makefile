@@ -6,11 +6,12 @@
 #   make compare        rvs against kernel routing, nftables DNAT, IPVS and HAProxy (rvs-compare;
 #                       README "Against the kernel and HAProxy"): table, JSON, plots in target/compare
 #   make compare-bench  a full rvs-bench run, plotted into target/compare/bench-mpps.svg
+#   make fuzz   every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (nightly; not part of test)
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all deps build release test test-deb deb lint fmt demo compare compare-bench clean
+.PHONY: all deps build release test test-deb deb lint fmt demo compare compare-bench fuzz clean
 
 all: build
 
@@ -64,6 +65,27 @@ compare-bench: deps
 	mkdir -p target/compare
 	target/release/rvs-bench --json-file target/compare/bench.json $(BENCH_ARGS)
 	target/release/rvs-compare plot --bench target/compare/bench.json --out target/compare
+
+# Fuzzing needs nightly (cargo +nightly fuzz) and cargo-fuzz, installed here when missing. New
+# inputs go to target/fuzz-corpus/TARGET (the committed seeds in fuzz/corpus stay as they are);
+# a crash leaves its input in fuzz/artifacts/TARGET, which `make test` replays on stable
+# (fuzz-harness/tests/replay.rs). FUZZ_TARGETS narrows the list.
+FUZZ_SECONDS ?= 60
+# The binaries are built once and run directly (cargo fuzz run would rebuild the rvs crate for
+# each target, as its build script follows the git HEAD).
+FUZZ_BIN := fuzz/target/x86_64-unknown-linux-gnu/release
+FUZZ_TARGETS ?= worker_raw worker_structured ipvsadm_cmdline control_request config_toml keepalived
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	cd fuzz && $(CARGO) +nightly fuzz build
+	set -o pipefail; failed=""; for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz-corpus/$$t; \
+		mkdir -p fuzz/artifacts/$$t; \
+		$(FUZZ_BIN)/$$t -artifact_prefix=fuzz/artifacts/$$t/ -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 target/fuzz-corpus/$$t fuzz/corpus/$$t 2>&1 \
+			| tee target/fuzz-$$t.log || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: findings in:$$failed (inputs in fuzz/artifacts/)"; exit 1; fi
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,0 +1,606 @@
+//! `Worker::process` under fuzz: one worker on two ports (clients on port 0, real servers on
+//! port 1) with a service of every forwarding method, static neighbours, a clock the input
+//! advances and ticks the input asks for.
+//!
+//! Invariants checked on every input (a violation panics, which is a finding): no frame sent is
+//! longer than the port's MTU allows, the connection table never passes its capacity, and once
+//! the clock has run far past every timeout, ticks empty the table and every real server's
+//! active and inactive counts are back to zero.
+
+use core::time::Duration;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use dataplane::conn::Timeouts;
+use dataplane::l3::addr::{OwnedAddrs, PortId};
+use dataplane::l3::neigh::NeighConfig;
+use dataplane::l3::route::RouteTable;
+use dataplane::laddr::{Laddr, LaddrStats, LaddrTable};
+use dataplane::packet::{HeapBuf, PacketBuf};
+use dataplane::service::{
+    DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable,
+};
+use dataplane::time::Instant;
+use dataplane::wire::{MacAddr, checksum};
+use dataplane::worker::{Io, PortSetup, StaticNeigh, Tables, Worker, WorkerConfig, WorkerStats};
+
+const CLIENT_NET: PortId = 0;
+const SERVER_NET: PortId = 1;
+const MTU: usize = 1500;
+/// The largest frame a port takes or sends: MTU plus the Ethernet header.
+pub const MAX_FRAME: usize = MTU + 14;
+const CONN_CAPACITY: usize = 64;
+/// Longer than every timeout the rig's tables set (the TCP states without a `--set` value keep
+/// their defaults, 120 s at most).
+const DRAIN_SECS: u32 = 240;
+
+const PORT_MAC: [MacAddr; 2] = [
+    MacAddr([2, 0, 0, 0, 0xf0, 0]),
+    MacAddr([2, 0, 0, 0, 0xf0, 1]),
+];
+const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0xc1, 0]);
+const RS_MAC: [MacAddr; 2] = [
+    MacAddr([2, 0, 0, 0, 0xa1, 1]),
+    MacAddr([2, 0, 0, 0, 0xa1, 2]),
+];
+const DIP0: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const DIP1: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const RIPS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 11), Ipv4Addr::new(198, 18, 1, 12)];
+const LIPS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 2), Ipv4Addr::new(198, 18, 1, 3)];
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+
+/// The virtual services: (protocol, vport, real-server port, method).
+const SERVICES: [(u8, u16, u16, ForwardMethod); 6] = [
+    (TCP, 80, 80, ForwardMethod::Masq),
+    (UDP, 53, 53, ForwardMethod::Masq),
+    (TCP, 8083, 8083, ForwardMethod::Route),
+    (TCP, 8081, 8081, ForwardMethod::Tunnel),
+    (TCP, 8082, 80, ForwardMethod::FullNat),
+    (UDP, 55, 53, ForwardMethod::FullNat),
+];
+
+/// TCP flags a structured record picks from: SYN, ACK, PSH|ACK, FIN|ACK, RST, SYN|ACK,
+/// RST|ACK, none.
+const FLAGS: [u8; 8] = [0x02, 0x10, 0x18, 0x11, 0x04, 0x12, 0x14, 0x00];
+
+fn key(protocol: u8, vport: u16) -> ServiceKey {
+    ServiceKey::Addr {
+        protocol: if protocol == TCP {
+            Protocol::Tcp
+        } else {
+            Protocol::Udp
+        },
+        vip: VIP,
+        vport,
+    }
+}
+
+/// The runtime as the worker sees it: frames sent are checked and the last few kept (replies
+/// and ICMP errors are built from them).
+#[derive(Default)]
+struct Capture {
+    recent: Vec<(PortId, Vec<u8>)>,
+    next: usize,
+    sent: u64,
+}
+
+const RECENT: usize = 8;
+
+impl Io<HeapBuf> for Capture {
+    fn transmit(&mut self, port: PortId, buf: HeapBuf) {
+        let f = buf.data();
+        assert!(port <= SERVER_NET, "sent on port {port}");
+        assert!(
+            f.len() >= 14 && f.len() <= MAX_FRAME,
+            "sent a {}-byte frame on port {port}",
+            f.len()
+        );
+        self.sent += 1;
+        let entry = (port, f.to_vec());
+        if self.recent.len() < RECENT {
+            self.recent.push(entry);
+        } else {
+            self.recent[self.next % RECENT] = entry;
+        }
+        self.next += 1;
+    }
+
+    fn alloc(&mut self) -> Option<HeapBuf> {
+        Some(HeapBuf::new())
+    }
+}
+
+/// One worker with every method's services, its clock and what it sent.
+pub struct Rig {
+    worker: Worker<HeapBuf>,
+    services: ServiceTable,
+    io: Capture,
+    now: Instant,
+}
+
+impl Default for Rig {
+    fn default() -> Self {
+        Rig::new()
+    }
+}
+
+impl Rig {
+    pub fn new() -> Rig {
+        let mut services = ServiceTable::new(1);
+        for (proto, vport, rport, method) in SERVICES {
+            let k = key(proto, vport);
+            services
+                .add_service(ServiceConfig::new(k, "rr"))
+                .expect("service");
+            for rip in RIPS {
+                services
+                    .add_dest(&k, DestConfig::new(rip, rport, method))
+                    .expect("dest");
+            }
+        }
+        let mut addrs = OwnedAddrs::new();
+        addrs.add(CLIENT_NET, DIP0, 24).expect("address");
+        addrs.add(SERVER_NET, DIP1, 24).expect("address");
+        let mut laddrs = LaddrTable::new(1);
+        for (proto, vport, _, method) in SERVICES {
+            if method != ForwardMethod::FullNat {
+                continue;
+            }
+            let svc = services.service(&key(proto, vport)).expect("service").id();
+            let l = LIPS
+                .iter()
+                .map(|&ip| Laddr {
+                    ip,
+                    port: SERVER_NET,
+                    ifname: "dp1".into(),
+                    stats: Arc::new(LaddrStats::new(1)),
+                })
+                .collect();
+            laddrs.set(svc, l);
+        }
+        let mut static_neighs = vec![StaticNeigh {
+            port: CLIENT_NET,
+            ip: CIP,
+            mac: CLIENT_MAC,
+        }];
+        static_neighs.extend(RIPS.iter().zip(RS_MAC).map(|(&ip, mac)| StaticNeigh {
+            port: SERVER_NET,
+            ip,
+            mac,
+        }));
+        // Shorter than the defaults (900 s established), so that the clock passes them in
+        // a few records and the final drain has little of the timer wheel to turn.
+        let mut timeouts = Timeouts::default();
+        timeouts.set(DRAIN_SECS / 2, 30, 60).expect("timeouts");
+        let tables = Arc::new(Tables {
+            services: services.snapshot(),
+            routes: RouteTable::with_connected(&addrs),
+            addrs,
+            static_neighs,
+            timeouts,
+            laddrs: Arc::new(laddrs),
+            persist: Arc::new(dataplane::persist::PersistTable::new(64, 1)),
+            fwmarks: Arc::new(dataplane::fwmark::Classifier::default()),
+            sloppy_tcp: false,
+        });
+        let cfg = WorkerConfig {
+            id: 0,
+            ports: PORT_MAC
+                .iter()
+                .map(|&mac| PortSetup {
+                    mac,
+                    mtu: MTU as u16,
+                })
+                .collect(),
+            conn_capacity: CONN_CAPACITY,
+            neigh: NeighConfig::default(),
+            workers: 1,
+        };
+        Rig {
+            worker: Worker::new(cfg, tables, Arc::new(WorkerStats::default()), 0xf022),
+            services,
+            io: Capture::default(),
+            now: Instant::from_secs(1_000),
+        }
+    }
+
+    /// Hand `frame` to the worker on `port`.
+    pub fn rx(&mut self, port: PortId, frame: &[u8]) {
+        self.worker
+            .process(self.now, port, HeapBuf::from_bytes(frame), &mut self.io);
+        assert!(
+            self.worker.conn_count() <= CONN_CAPACITY,
+            "{} connections in a table of {CONN_CAPACITY}",
+            self.worker.conn_count()
+        );
+    }
+
+    /// Advance the clock by `code`: 0..=30 steps of 200 ms, 31 a jump of two minutes.
+    pub fn advance(&mut self, code: u8) {
+        let d = match code & 0x1f {
+            31 => Duration::from_secs(120),
+            n => Duration::from_millis(200 * u64::from(n)),
+        };
+        self.now = self.now + d;
+    }
+
+    pub fn tick(&mut self) {
+        self.worker.on_tick(self.now, &mut self.io);
+    }
+
+    /// Frames sent so far.
+    pub fn sent(&self) -> u64 {
+        self.io.sent
+    }
+
+    /// Run the clock past every timeout, tick, and check that nothing is left: no connection,
+    /// and no real server still counting one.
+    pub fn drain(&mut self) {
+        self.now = self.now + Duration::from_secs(u64::from(DRAIN_SECS));
+        for _ in 0..16 {
+            self.tick();
+            self.now = self.now + Duration::from_secs(1);
+        }
+        assert_eq!(
+            self.worker.conn_count(),
+            0,
+            "connections outlive every timeout: {:?}",
+            self.worker.conns(self.now).collect::<Vec<_>>()
+        );
+        let snap = self.services.snapshot();
+        for svc in snap.services() {
+            for (proto, vport, rport, _) in SERVICES {
+                if svc.key() != key(proto, vport) {
+                    continue;
+                }
+                for rip in RIPS {
+                    let d = svc.find_dest(rip, rport).expect("dest");
+                    assert_eq!(
+                        (d.active_conns(), d.inactive_conns()),
+                        (0, 0),
+                        "{rip}:{rport} of {:?} still counts connections",
+                        svc.key()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// An Ethernet + IPv4 + TCP or UDP frame with correct checksums.
+#[allow(clippy::too_many_arguments)]
+pub fn l4_frame(
+    macs: (MacAddr, MacAddr),
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    proto: u8,
+    tcp_flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4 = if proto == TCP { 20 } else { 8 };
+    let mut f = eth_ipv4(macs, src, dst, proto, l4 + payload.len());
+    let mut seg = vec![0u8; l4];
+    seg[0..2].copy_from_slice(&sport.to_be_bytes());
+    seg[2..4].copy_from_slice(&dport.to_be_bytes());
+    if proto == TCP {
+        seg[4..8].copy_from_slice(&0x1000_0000u32.to_be_bytes());
+        seg[8..12].copy_from_slice(&0x2000_0000u32.to_be_bytes());
+        seg[12] = 0x50;
+        seg[13] = tcp_flags;
+        seg[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
+    } else {
+        seg[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    }
+    f.extend_from_slice(&seg);
+    f.extend_from_slice(payload);
+    fix_checksums(&mut f);
+    f
+}
+
+/// Ethernet and IPv4 headers (TTL 64, DF) for `l4_len` bytes of payload; checksum left zero.
+fn eth_ipv4(
+    (dst_mac, src_mac): (MacAddr, MacAddr),
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    l4_len: usize,
+) -> Vec<u8> {
+    let mut f = Vec::with_capacity(34 + l4_len);
+    f.extend_from_slice(&dst_mac.0);
+    f.extend_from_slice(&src_mac.0);
+    f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+    f.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f
+}
+
+fn ip(b: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
+/// Recompute the IPv4 header checksum and the TCP, UDP or ICMP checksum of an Ethernet frame,
+/// where its headers are consistent enough to say what to sum; otherwise leave it.
+pub fn fix_checksums(f: &mut [u8]) {
+    if f.len() < 34 || f[12..14] != [0x08, 0x00] {
+        return;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+    if ihl < 20 || total < ihl || 14 + total > f.len() {
+        return;
+    }
+    f[24..26].fill(0);
+    let c = checksum::checksum(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let (src, dst, proto) = (ip(&f[26..30]), ip(&f[30..34]), f[23]);
+    let l4 = 14 + ihl..14 + total;
+    let at = match proto {
+        TCP if l4.len() >= 20 => 16,
+        UDP if l4.len() >= 8 => 6,
+        1 if l4.len() >= 4 => 2,
+        _ => return,
+    };
+    let seg = &mut f[l4];
+    seg[at..at + 2].fill(0);
+    let c = if proto == 1 {
+        checksum::checksum(seg)
+    } else {
+        checksum::l4_checksum_v4(src, dst, proto, seg)
+    };
+    seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Raw mode: records of `[control, len_hi, len_lo, frame...]`. Control bit 0 is the port,
+/// bit 1 a tick after the frame, bits 2..=6 the clock advance before it ([`Rig::advance`]).
+/// The frame is the next `len` bytes (fewer at the end of the input, at most a full frame).
+pub fn raw(data: &[u8]) {
+    let mut rig = Rig::new();
+    let mut rest = data;
+    while let [ctl, hi, lo, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]))
+            .min(tail.len())
+            .min(MAX_FRAME);
+        let (frame, next) = tail.split_at(len);
+        rig.advance(ctl >> 2);
+        rig.rx(PortId::from(ctl & 1), frame);
+        if ctl & 2 != 0 {
+            rig.tick();
+        }
+        rest = next;
+    }
+    rig.drain();
+}
+
+/// One raw-mode record.
+pub fn raw_record(port: PortId, tick: bool, advance: u8, frame: &[u8]) -> Vec<u8> {
+    let ctl = (port as u8 & 1) | (u8::from(tick) << 1) | ((advance & 0x1f) << 2);
+    let mut r = vec![ctl];
+    r.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+    r.extend_from_slice(frame);
+    r
+}
+
+/// What a structured record starts from.
+const TEMPLATES: u8 = 12;
+
+/// Structured mode: records of `[template, flags, control, offset, n, bytes...]`.
+///
+/// `template` (mod 12): 0..=5 a client segment to the service of that index in [`SERVICES`]
+/// (NAT TCP and UDP, DR, TUN, FULLNAT TCP and UDP), 6 a reply to a recently sent frame
+/// (addresses, ports and MACs swapped, back on the port it left by), 7 an ICMP echo request to
+/// the VIP, 8 an ICMP error from the real server about a recently sent frame, 9 an ARP request
+/// for the VIP, 10 a real server's segment to the client, 11 no template (the bytes alone).
+/// `flags`: bits 0..=2 the TCP flags ([`FLAGS`]), bits 3..=6 the client port (1024 + n), bit 7
+/// a 32-byte payload. `control`: bit 0 tick after, bit 1 recompute checksums after splicing,
+/// bit 2 insert the bytes (else overwrite), bits 3..=7 the clock advance. The `n` bytes that
+/// follow are spliced in at `offset` (clamped to the frame's end).
+pub fn structured(data: &[u8]) {
+    let mut rig = Rig::new();
+    let mut rest = data;
+    while let [tmpl, flags, ctl, off, n, tail @ ..] = rest {
+        let n = usize::from(*n).min(tail.len());
+        let (bytes, next) = tail.split_at(n);
+        rest = next;
+        let (port, mut frame) = template(&rig, tmpl % TEMPLATES, *flags);
+        let off = usize::from(*off).min(frame.len());
+        if ctl & 4 != 0 {
+            frame.splice(off..off, bytes.iter().copied());
+        } else {
+            let end = (off + n).min(frame.len());
+            frame.splice(off..end, bytes.iter().copied());
+        }
+        frame.truncate(MAX_FRAME);
+        if ctl & 2 != 0 {
+            fix_checksums(&mut frame);
+        }
+        rig.advance(ctl >> 3);
+        rig.rx(port, &frame);
+        if ctl & 1 != 0 {
+            rig.tick();
+        }
+    }
+    rig.drain();
+}
+
+/// One structured record.
+pub fn structured_record(tmpl: u8, flags: u8, ctl: u8, offset: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut r = vec![tmpl, flags, ctl, offset, bytes.len() as u8];
+    r.extend_from_slice(&bytes[..bytes.len().min(255)]);
+    r
+}
+
+fn template(rig: &Rig, tmpl: u8, flags: u8) -> (PortId, Vec<u8>) {
+    let tcp_flags = FLAGS[usize::from(flags & 7)];
+    let cport = 1024 + u16::from((flags >> 3) & 0x0f);
+    let payload: &[u8] = if flags & 0x80 != 0 { &[0x5a; 32] } else { &[] };
+    match tmpl {
+        0..=5 => {
+            let (proto, vport, _, _) = SERVICES[usize::from(tmpl)];
+            let f = l4_frame(
+                (PORT_MAC[0], CLIENT_MAC),
+                CIP,
+                cport,
+                VIP,
+                vport,
+                proto,
+                tcp_flags,
+                payload,
+            );
+            (CLIENT_NET, f)
+        }
+        6 => match recent(rig, flags) {
+            Some((port, sent)) => (port, reply_to(&sent, tcp_flags)),
+            None => (CLIENT_NET, Vec::new()),
+        },
+        7 => {
+            let mut f = eth_ipv4((PORT_MAC[0], CLIENT_MAC), CIP, VIP, 1, 8 + payload.len());
+            f.extend_from_slice(&[8, 0, 0, 0, 0x12, 0x34, 0, flags]);
+            f.extend_from_slice(payload);
+            fix_checksums(&mut f);
+            (CLIENT_NET, f)
+        }
+        8 => match recent(rig, flags) {
+            Some((port, sent)) => (port, icmp_error_about(&sent, flags)),
+            None => (SERVER_NET, Vec::new()),
+        },
+        9 => {
+            let mut f = Vec::with_capacity(42);
+            f.extend_from_slice(&MacAddr::BROADCAST.0);
+            f.extend_from_slice(&CLIENT_MAC.0);
+            f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+            f.extend_from_slice(&CLIENT_MAC.0);
+            f.extend_from_slice(&CIP.octets());
+            f.extend_from_slice(&[0; 6]);
+            f.extend_from_slice(&VIP.octets());
+            (CLIENT_NET, f)
+        }
+        10 => {
+            let rs = usize::from(flags >> 7);
+            let f = l4_frame(
+                (PORT_MAC[1], RS_MAC[rs]),
+                RIPS[rs],
+                80,
+                CIP,
+                cport,
+                TCP,
+                tcp_flags,
+                payload,
+            );
+            (SERVER_NET, f)
+        }
+        _ => (PortId::from(flags & 1), Vec::new()),
+    }
+}
+
+/// The recently sent frame `flags` picks, if any.
+fn recent(rig: &Rig, flags: u8) -> Option<(PortId, Vec<u8>)> {
+    let r = &rig.io.recent;
+    if r.is_empty() {
+        return None;
+    }
+    Some(r[usize::from(flags >> 3) % r.len()].clone())
+}
+
+/// `sent` as its receiver would answer it: MACs, addresses and ports swapped, these TCP flags.
+fn reply_to(sent: &[u8], tcp_flags: u8) -> Vec<u8> {
+    let mut f = sent.to_vec();
+    if f.len() < 34 || f[12..14] != [0x08, 0x00] {
+        return f;
+    }
+    let (a, b) = f[..12].split_at_mut(6);
+    a.swap_with_slice(b);
+    let (a, b) = f[26..34].split_at_mut(4);
+    a.swap_with_slice(b);
+    let l4 = 14 + usize::from(f[14] & 0x0f) * 4;
+    if f.len() >= l4 + 4 && matches!(f[23], TCP | UDP) {
+        let (a, b) = f[l4..l4 + 4].split_at_mut(2);
+        a.swap_with_slice(b);
+        if f[23] == TCP && f.len() >= l4 + 14 {
+            f[l4 + 13] = tcp_flags;
+        }
+    }
+    fix_checksums(&mut f);
+    f
+}
+
+/// The ICMP error (destination unreachable: port, or fragmentation needed) the receiver of
+/// `sent` would send back, quoting its IP header and eight bytes more.
+fn icmp_error_about(sent: &[u8], flags: u8) -> Vec<u8> {
+    if sent.len() < 34 || sent[12..14] != [0x08, 0x00] {
+        return Vec::new();
+    }
+    let ihl = usize::from(sent[14] & 0x0f) * 4;
+    let quoted = &sent[14..(14 + ihl + 8).min(sent.len())];
+    let (dst, src) = (ip(&sent[26..30]), ip(&sent[30..34]));
+    let mut f = eth_ipv4(
+        (
+            MacAddr(sent[6..12].try_into().expect("6 bytes")),
+            MacAddr(sent[0..6].try_into().expect("6 bytes")),
+        ),
+        src,
+        dst,
+        1,
+        8 + quoted.len(),
+    );
+    let (code, mtu) = if flags & 1 != 0 { (4, 1400u16) } else { (3, 0) };
+    f.extend_from_slice(&[3, code, 0, 0, 0, 0]);
+    f.extend_from_slice(&mtu.to_be_bytes());
+    f.extend_from_slice(quoted);
+    fix_checksums(&mut f);
+    f
+}
+
+/// Seed inputs for the two worker targets: (name, bytes).
+pub fn seeds() -> Vec<(String, Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    // Raw: a client opening, sending and closing to every service; one frame each.
+    for (i, (proto, vport, _, _)) in SERVICES.iter().enumerate() {
+        let mut r = Vec::new();
+        for (k, fl) in [0x02u8, 0x10, 0x18, 0x11].into_iter().enumerate() {
+            if *proto == UDP && k > 0 {
+                break;
+            }
+            let f = l4_frame(
+                (PORT_MAC[0], CLIENT_MAC),
+                CIP,
+                2000 + i as u16,
+                VIP,
+                *vport,
+                *proto,
+                fl,
+                if fl == 0x18 || *proto == UDP {
+                    b"hello"
+                } else {
+                    b""
+                },
+            );
+            r.extend(raw_record(CLIENT_NET, k == 3, 1, &f));
+        }
+        out.push((format!("open-{proto}-{vport}"), r, false));
+    }
+    // Structured: per method, a SYN, the reply to what was sent, the ACK, an ICMP error, a
+    // tick after two minutes.
+    for tmpl in 0..6u8 {
+        let mut r = Vec::new();
+        r.extend(structured_record(tmpl, 0, 0, 0, &[]));
+        r.extend(structured_record(6, 5, 0, 0, &[]));
+        r.extend(structured_record(tmpl, 1 | 0x80, 0, 0, &[]));
+        r.extend(structured_record(8, 1, 1, 0, &[]));
+        r.extend(structured_record(tmpl, 3, 1 | (31 << 3), 0, &[]));
+        out.push((format!("method-{tmpl}"), r, true));
+    }
+    let mut r = Vec::new();
+    for tmpl in [7u8, 9, 10, 11] {
+        r.extend(structured_record(tmpl, 0, 2, 14, &[0x45, 0, 0, 20]));
+    }
+    out.push(("icmp-arp-rs".into(), r, true));
+    out
+}
