@@ -198,6 +198,7 @@ impl Rig {
                 .collect(),
             conn_capacity: CONN_CAPACITY,
             neigh: NeighConfig::default(),
+            icmp: Default::default(),
             workers: 1,
         };
         Rig {
