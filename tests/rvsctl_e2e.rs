@@ -57,17 +57,7 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 fn config(socket: &Path, device: &str) -> String {
     format!(
-        r#"
-[dpdk]
-cores = "0-1"
-args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
-[[port]]
-name = "dp0"
-device = "{device}"
-[[addr]]
-port = "dp0"
-ip = "198.18.0.1/24"
-[[route]]
+        r#"{}[[route]]
 prefix = "10.0.0.0/8"
 via = "198.18.0.254"
 port = "dp0"
@@ -76,6 +66,7 @@ socket = "{}"
 [dataplane]
 idle_sleep_us = 100
 "#,
+        common::one_port_head("0-1", device),
         socket.display()
     )
 }

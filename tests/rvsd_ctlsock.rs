@@ -22,17 +22,7 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 fn config(socket: &std::path::Path, metrics_port: u16) -> String {
     format!(
-        r#"
-[dpdk]
-cores = "0-1"
-args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
-[[port]]
-name = "dp0"
-device = "net_null0"
-[[addr]]
-port = "dp0"
-ip = "198.18.0.1/24"
-[control]
+        r#"{}[control]
 socket = "{}"
 metrics = "127.0.0.1:{metrics_port}"
 max_connections = {CAP}
@@ -40,6 +30,7 @@ idle_timeout_ms = {IDLE_MS}
 [dataplane]
 idle_sleep_us = 100
 "#,
+        common::one_port_head("0-1", "net_null0"),
         socket.display()
     )
 }

@@ -76,21 +76,12 @@ fn bad_config_files_are_named_with_their_key() {
 
 fn null_config(socket: &std::path::Path) -> String {
     format!(
-        r#"
-[dpdk]
-cores = "0-1"
-args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
-[[port]]
-name = "dp0"
-device = "net_null0"
-[[addr]]
-port = "dp0"
-ip = "198.18.0.1/24"
-[control]
+        r#"{}[control]
 socket = "{}"
 [dataplane]
 idle_sleep_us = 100
 "#,
+        common::one_port_head("0-1", "net_null0"),
         socket.display()
     )
 }

@@ -36,23 +36,14 @@ fn rvsctl_ok(socket: &Path, args: &[&str]) -> String {
 /// The configuration: one net_null port, a rules file, `extra` appended.
 fn config(socket: &Path, rules: &Path, cores: &str, extra: &str) -> String {
     format!(
-        r#"
-[dpdk]
-cores = "{cores}"
-args = ["--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"]
-[[port]]
-name = "dp0"
-device = "net_null0"
-[[addr]]
-port = "dp0"
-ip = "198.18.0.1/24"
-[control]
+        r#"{}[control]
 socket = "{}"
 [ipvs]
 rules = "{}"
 [dataplane]
 idle_sleep_us = 100
 {extra}"#,
+        common::one_port_head(cores, "net_null0"),
         socket.display(),
         rules.display()
     )

@@ -365,6 +365,18 @@ pub fn af_packet(index: usize, iface: &str, workers: usize, frames: u32) -> Stri
     format!("net_af_packet{index},iface={iface},qpairs={workers},framecnt={frames}")
 }
 
+/// The start of an rvsd configuration without namespaces (daemon, control and reload tests): the
+/// EAL on `cores` without hugepages, one port `dp0` on `device` (`net_null0`, ...) holding
+/// 198.18.0.1/24. The caller appends `[control]` and the rest.
+pub fn one_port_head(cores: &str, device: &str) -> String {
+    format!(
+        "\n[dpdk]\ncores = \"{cores}\"\n\
+         args = [\"--no-huge\", \"-m\", \"256\", \"--no-shconf\", \"--no-telemetry\"]\n\
+         [[port]]\nname = \"dp0\"\ndevice = \"{device}\"\n\
+         [[addr]]\nport = \"dp0\"\nip = \"198.18.0.1/24\"\n"
+    )
+}
+
 /// Redirect counters summed over the workers' exit summary lines: (sent, received, ring
 /// overflows).
 pub fn redirect_totals(log: &str) -> (u64, u64, u64) {
