@@ -33,19 +33,10 @@ fn per_sec(r: &WrkReport) -> u64 {
 
 /// Prometheus text -> (family, labels) -> value.
 fn scrape(net: &TestNet) -> BTreeMap<(String, String), f64> {
-    let o = net.exec(
-        "d",
-        &[
-            "curl",
-            "-s",
-            "--max-time",
-            "5",
-            "http://127.0.0.1:9475/metrics",
-        ],
-    );
-    assert!(o.status.success(), "metrics scrape failed");
+    let text = net.metrics();
+    assert!(!text.is_empty(), "metrics scrape failed");
     let mut m = BTreeMap::new();
-    for line in String::from_utf8_lossy(&o.stdout).lines() {
+    for line in text.lines() {
         if line.starts_with('#') || line.is_empty() {
             continue;
         }

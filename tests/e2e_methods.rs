@@ -275,17 +275,7 @@ fn fullnat(prefix: &str, workers: usize) {
     }
     // The LIP pool: one local port per live connection, no misses.
     let lip_metric = |name: &str| -> String {
-        let o = net.exec(
-            "d",
-            &[
-                "curl",
-                "-s",
-                "--max-time",
-                "5",
-                "http://127.0.0.1:9475/metrics",
-            ],
-        );
-        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let text = net.metrics();
         let key = format!("{name}{{lip=\"{LIP}\",port=\"dp1\"}} ");
         text.lines()
             .find_map(|l| l.strip_prefix(key.as_str()).map(str::to_owned))

@@ -306,17 +306,7 @@ fn run(c: Case) {
         "requests failed long after the restarts: {req_out}"
     );
     if c.flag == "--fullnat" {
-        let o = net.exec(
-            "d",
-            &[
-                "curl",
-                "-s",
-                "--max-time",
-                "5",
-                "http://127.0.0.1:9475/metrics",
-            ],
-        );
-        let text = String::from_utf8_lossy(&o.stdout);
+        let text = net.metrics();
         let key = format!("rvs_laddr_misses_total{{lip=\"{LIP}\",port=\"dp1\"}} ");
         let misses = text.lines().find_map(|l| l.strip_prefix(key.as_str()));
         assert_eq!(misses, Some("0"), "local port conflicts:\n{text}");

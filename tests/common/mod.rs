@@ -104,6 +104,22 @@ impl TestNet {
         format!("{}-{which}", self.id)
     }
 
+    /// The text of rvsd's `/metrics` in the director namespace (`[control] metrics =
+    /// "127.0.0.1:9475"`); empty when the scrape fails.
+    pub fn metrics(&self) -> String {
+        let o = self.exec(
+            "d",
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "5",
+                "http://127.0.0.1:9475/metrics",
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         PathBuf::from(format!("/tmp/rvs-testnet/{}", self.id))
     }
