@@ -41,9 +41,9 @@ fn curl(
         let o = net.exec("c", &args);
         assert!(
             o.status.success(),
-            "request {i} to {url} failed: {}\n{}",
+            "{}\nrequest {i} to {url} failed: {}",
+            rvsd.log_text(),
             String::from_utf8_lossy(&o.stderr),
-            rvsd.log_text()
         );
         *hits
             .entry(String::from_utf8_lossy(&o.stdout).trim().to_owned())

@@ -399,8 +399,9 @@ impl Families {
             ),
             worker_conn_reuses: counter(
                 "rvs_worker_conn_reuses_total",
-                "Closing connections (TIME_WAIT, CLOSE) ended early because their client opened \
-                 a new one on the same port; the new SYN was scheduled anew (conn_reuse_mode).",
+                "Closing connections (TIME_WAIT, CLOSE) ended early because a new connection \
+                 needed their tuple: their client opened a new one on the same port \
+                 (conn_reuse_mode), or toward another VIP of the same real server (NAT).",
                 WORKER,
             ),
             worker_icmp_errors_limited: counter(

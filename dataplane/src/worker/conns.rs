@@ -38,6 +38,41 @@ impl<B: PacketBuf> State<B> {
         }
     }
 
+    /// A new connection's tuple is held by another: if every holder is a TCP connection that
+    /// is closing (TIME_WAIT or CLOSE), end them (counted as reuses) and say the insert may be
+    /// retried. This happens in NAT when a client reuses a source port toward another VIP served
+    /// by the same real server: the reply tuple (RS:port -> client:port) is the same as the old,
+    /// finished connection's. IPVS keeps both and finds the newer first; rvs keeps one tuple per
+    /// connection, so the finished one gives way. A holder that is still open keeps its tuple
+    /// (the replies could not be told apart) and the new connection is refused.
+    fn expire_closing_holders(&mut self, tables: &Tables, new: &NewConn) -> bool {
+        let mut holders = [None, None];
+        for (slot, key) in holders.iter_mut().zip([&new.in_key, &new.out_key]) {
+            if let Some((id, _)) = self.conns.lookup(key) {
+                let closing = self.conns.get(id).is_some_and(|c| {
+                    matches!(
+                        c.state(),
+                        ConnState::Tcp(TcpState::TimeWait | TcpState::Close)
+                    )
+                });
+                if !closing {
+                    return false;
+                }
+                *slot = Some(id);
+            }
+        }
+        if holders[0] == holders[1] {
+            holders[1] = None;
+        }
+        let mut any = false;
+        for id in holders.into_iter().flatten() {
+            self.counters.conn_reuses += 1;
+            self.remove_conn(tables, id, true);
+            any = true;
+        }
+        any
+    }
+
     /// Schedule a dest of `svc` for a new connection with in-tuple `key` and insert it.
     pub(super) fn open_conn(
         &mut self,
@@ -142,7 +177,11 @@ impl<B: PacketBuf> State<B> {
             deadline: now + tables.timeouts.timeout(state),
             template: false,
         };
-        let id = match self.conns.insert(new) {
+        let mut inserted = self.conns.insert(new);
+        if inserted == Err(InsertError::KeyExists) && self.expire_closing_holders(tables, &new) {
+            inserted = self.conns.insert(new);
+        }
+        let id = match inserted {
             Ok(id) => id,
             Err(e) => {
                 release();

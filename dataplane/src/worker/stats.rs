@@ -20,9 +20,9 @@ pub struct WorkerStats {
     pub tx_packets: AtomicU64,
     pub tx_bytes: AtomicU64,
     pub ipv4_options: AtomicU64,
-    /// Connections ended early because their client opened a new one on the same port while
-    /// they were closing (TIME_WAIT or CLOSE; IPVS's `conn_reuse_mode`); the SYN was scheduled
-    /// anew.
+    /// Connections ended early, while they were closing (TIME_WAIT or CLOSE), because a new
+    /// connection needed their tuple: their client opened a new one on the same port (IPVS's
+    /// `conn_reuse_mode`), or, through NAT, toward another VIP served by the same real server.
     pub conn_reuses: AtomicU64,
     /// Broadcast ARP requests sent to resolve a neighbour.
     pub neigh_requests: AtomicU64,

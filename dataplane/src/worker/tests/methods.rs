@@ -619,6 +619,66 @@ fn a_client_port_reused_after_time_wait_opens_a_fresh_connection() {
     assert_eq!(h.stats.conn_reuses.load(Ordering::Relaxed), 2);
 }
 
+/// NAT: a client that reuses a source port toward a second VIP on the same real server needs
+/// the reply tuple (RS:80 -> client:port) of its earlier connection. A finished (TIME_WAIT)
+/// holder gives it up; a live one keeps it and the new SYN is dropped and counted.
+#[test]
+fn a_second_vip_on_the_same_server_takes_over_a_finished_reply_tuple() {
+    const VIP2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
+    let mut h = Harness::new();
+    h.learn_all();
+    let rip = h.syn(710);
+    h.rs_to_client(rip, 710, SYN_ACK, b"");
+    h.client_to_rs(710, ACK, b"");
+    h.client_to_rs(710, FIN_ACK, b"");
+    h.rs_to_client(rip, 710, FIN_ACK, b"");
+    assert_eq!(h.state(710), "TIME_WAIT");
+    let live = h.syn(711);
+    h.rs_to_client(live, 711, SYN_ACK, b"");
+    h.client_to_rs(711, ACK, b"");
+    assert_eq!(h.state(711), "ESTABLISHED");
+    // VIP2:80 -> the server both old connections went to.
+    let k2 = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        vip: VIP2,
+        vport: 80,
+    };
+    h.services
+        .add_service(ServiceConfig::new(k2, "rr"))
+        .unwrap();
+    h.services
+        .add_dest(&k2, DestConfig::new(rip, 80, ForwardMethod::Masq))
+        .unwrap();
+    h.publish();
+
+    let syn2 = tcp_frame(&FrameSpec::new(CIP, 710, VIP2, 80), SYN, b"");
+    let (port, out) = h.rx_forwarded(CLIENT_NET, syn2);
+    assert_eq!(port, SERVER_NET);
+    let v = verify_frame(&out).unwrap();
+    assert_eq!((v.src, v.sport, v.dst, v.dport), (CIP, 710, rip, 80));
+    // The reply goes back from VIP2, the address the client asked for.
+    let reply = tcp_frame(
+        &FrameSpec::new(rip, 80, CIP, 710).macs(rs_mac(rip), PORT1_MAC),
+        SYN_ACK,
+        b"",
+    );
+    let (port, out) = h.rx_forwarded(SERVER_NET, reply);
+    assert_eq!(port, CLIENT_NET);
+    let v = verify_frame(&out).unwrap();
+    assert_eq!((v.src, v.sport, v.dst, v.dport), (VIP2, 80, CIP, 710));
+    assert_eq!(h.state(710), "SYN_RECV");
+    h.worker.publish_stats();
+    assert_eq!(h.stats.conn_reuses.load(Ordering::Relaxed), 1);
+
+    // The same through a live connection: refused, the live one untouched.
+    // (wrr 3:1 put both of the first connections on the same server.)
+    assert_eq!(live, rip);
+    let syn3 = tcp_frame(&FrameSpec::new(CIP, 711, VIP2, 80), SYN, b"");
+    h.expect_drop(CLIENT_NET, syn3, DropReason::ConnTupleInUse);
+    assert_eq!(h.state(711), "ESTABLISHED");
+    h.rs_to_client(live, 711, PSH_ACK, b"still here");
+}
+
 /// FULLNAT: a client port reused while its old connection is in TIME_WAIT gets a fresh
 /// connection with another local port (the freed one goes to the back of the pool), so the real
 /// server, which may still hold the old (LIP, lport) in TIME_WAIT, sees a new 4-tuple.
