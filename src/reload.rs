@@ -471,6 +471,7 @@ mac = "02:00:00:00:01:10"
                 netmask: 0xffff_ffff,
                 pe: None,
                 ops: false,
+                synproxy: false,
             },
             stats: Default::default(),
             rates: Default::default(),

@@ -196,6 +196,7 @@ fn service(key: ServiceKey, scheduler: &str) -> ServiceSpec {
         netmask: 0xffff_ffff,
         pe: None,
         ops: false,
+        synproxy: false,
     }
 }
 

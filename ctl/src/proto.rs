@@ -200,6 +200,9 @@ pub struct ServiceSpec {
     /// One-packet scheduling (`-o`).
     #[serde(default)]
     pub ops: bool,
+    /// SYN proxy (`-j enable|disable`, DPVS's spelling).
+    #[serde(default)]
+    pub synproxy: bool,
 }
 
 fn default_scheduler() -> String {

@@ -122,6 +122,7 @@ fn table(req: &Request) -> Reply {
                 netmask: 0xffff_ff00,
                 pe: None,
                 ops: false,
+                synproxy: false,
             },
             stats: Stats::default(),
             rates: Rates::default(),
@@ -178,6 +179,7 @@ fn add_service_sends_the_request() {
             netmask: 0xffff_ffff,
             pe: None,
             ops: false,
+            synproxy: false,
         })]
     );
 }

@@ -100,6 +100,16 @@ drop_reasons! {
     /// An ICMP echo request not answered: the worker's echo-reply budget
     /// (`[dataplane] icmp_echo_per_sec`) was spent.
     IcmpRateLimited => "icmp_rate_limited",
+    /// SYN proxy: an ACK to a SYN-proxy service with no connection whose acknowledgement is not
+    /// a valid cookie (forged, too old, or for another flow).
+    SynproxyBadCookie => "synproxy_bad_cookie",
+    /// SYN proxy: a client segment while the connection to the real server is being opened
+    /// (the client was told a zero window; its probes wait for the server's answer).
+    SynproxyOpening => "synproxy_opening",
+    /// SYN proxy: the real server did not answer the proxied SYN in time; the client was reset.
+    SynproxyServerTimeout => "synproxy_server_timeout",
+    /// SYN proxy: a real server's segment that does not answer the proxied SYN.
+    SynproxyUnexpected => "synproxy_unexpected",
 }
 
 /// Per-reason drop counts of one worker.

@@ -22,6 +22,7 @@ pub mod persist;
 pub mod sched;
 pub mod service;
 pub mod steer;
+pub mod synproxy;
 pub mod time;
 pub mod wire;
 pub mod worker;

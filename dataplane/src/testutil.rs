@@ -22,6 +22,9 @@ pub struct FrameSpec {
     pub dst: Ipv4Addr,
     pub dport: u16,
     pub ttl: u8,
+    /// TCP sequence and acknowledgement numbers (the acknowledgement is written only with ACK).
+    pub seq: u32,
+    pub ack: u32,
 }
 
 impl FrameSpec {
@@ -34,7 +37,15 @@ impl FrameSpec {
             dst,
             dport,
             ttl: 64,
+            seq: 1000,
+            ack: 2000,
         }
+    }
+
+    pub fn seq_ack(mut self, seq: u32, ack: u32) -> FrameSpec {
+        self.seq = seq;
+        self.ack = ack;
+        self
     }
 
     pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16) -> FrameSpec {
@@ -109,8 +120,8 @@ pub fn tcp_frame_opts(
     let mut t = Vec::new();
     t.extend_from_slice(&spec.sport.to_be_bytes());
     t.extend_from_slice(&spec.dport.to_be_bytes());
-    t.extend_from_slice(&1000u32.to_be_bytes());
-    t.extend_from_slice(&(if flags.ack() { 2000u32 } else { 0 }).to_be_bytes());
+    t.extend_from_slice(&spec.seq.to_be_bytes());
+    t.extend_from_slice(&(if flags.ack() { spec.ack } else { 0 }).to_be_bytes());
     t.push((((20 + opts.len()) / 4) as u8) << 4);
     t.push((flags.0 & 0xff) as u8);
     t.extend_from_slice(&[0xfa, 0xf0, 0, 0, 0, 0]);

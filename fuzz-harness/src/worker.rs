@@ -186,6 +186,9 @@ impl Rig {
             persist: Arc::new(dataplane::persist::PersistTable::new(64, 1)),
             fwmarks: Arc::new(dataplane::fwmark::Classifier::default()),
             sloppy_tcp: false,
+            synproxy: dataplane::synproxy::SynProxyConf::new(
+                dataplane::synproxy::cookie::Secrets::from_bytes([7; 32]),
+            ),
         });
         let cfg = WorkerConfig {
             id: 0,

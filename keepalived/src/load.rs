@@ -248,6 +248,7 @@ fn virtual_server(
     let mut granularity = None;
     let mut persistence_engine = None;
     let mut ops = false;
+    let mut synproxy = false;
     let mut quorum = 1;
     let mut hysteresis = 0;
     let mut quorum_up = None;
@@ -324,6 +325,11 @@ fn virtual_server(
                 no_arg(s)?;
                 ops = true;
             }
+            // DPVS's keepalived: `syn_proxy` switches the service's SYN proxy on.
+            "syn_proxy" => {
+                no_arg(s)?;
+                synproxy = true;
+            }
             "quorum" => quorum = u32_value(s, 1, u32::MAX)?,
             "hysteresis" => hysteresis = u32_value(s, 0, u32::MAX)?,
             "quorum_up" => quorum_up = Some(script(s)?),
@@ -358,7 +364,7 @@ fn virtual_server(
                 sched_flags.push(s.keyword().to_owned());
             }
             "laddr_group_name" => laddr_group = Some((one_arg(s)?.to_owned(), s.loc.clone())),
-            kw @ ("daddr_group_name" | "waddr_group_name" | "syn_proxy" | "proxy_protocol") => {
+            kw @ ("daddr_group_name" | "waddr_group_name" | "proxy_protocol") => {
                 return err(
                     &s.loc,
                     format!(
@@ -471,6 +477,7 @@ fn virtual_server(
         persistence_granularity,
         persistence_engine,
         ops,
+        synproxy,
         delay_loop: defaults.delay_loop,
         quorum,
         hysteresis,

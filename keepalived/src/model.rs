@@ -50,6 +50,8 @@ pub struct VirtualServer {
     pub persistence_granularity: u32,
     pub persistence_engine: Option<String>,
     pub ops: bool,
+    /// `syn_proxy` (DPVS): the service's SYN proxy.
+    pub synproxy: bool,
     pub delay_loop: Duration,
     pub quorum: u32,
     pub hysteresis: u32,

@@ -32,6 +32,7 @@ pub fn service_specs(vs: &VirtualServer) -> Vec<ServiceSpec> {
             netmask: vs.persistence_granularity,
             pe: vs.persistence_engine.clone(),
             ops: vs.ops,
+            synproxy: vs.synproxy,
         })
         .collect()
 }

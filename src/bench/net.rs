@@ -204,6 +204,9 @@ pub fn tables(services: &mut ServiceTable, dests: usize) -> Result<Arc<Tables>> 
         static_neighs,
         timeouts: Timeouts::default(),
         sloppy_tcp: false,
+        synproxy: dataplane::synproxy::SynProxyConf::new(
+            dataplane::synproxy::cookie::Secrets::from_bytes([7; 32]),
+        ),
         persist: Arc::new(dataplane::persist::PersistTable::new(
             1 << 16,
             services.n_workers(),

@@ -69,6 +69,8 @@ struct State {
     persist: Arc<PersistTable>,
     /// `[ipvs] sloppy_tcp`, published in every [`Tables`].
     sloppy_tcp: bool,
+    /// SYN-cookie secrets (random, for the life of the process) and the proxy's settings.
+    synproxy: dataplane::synproxy::SynProxyConf,
 }
 
 /// A request only the daemon's main loop can carry out (it owns what a stop or a reload
@@ -197,6 +199,7 @@ fn service_from_proto(s: &proto::ServiceSpec) -> Result<ServiceConfig, Reply> {
         persistence: s.persistent,
         netmask: Ipv4Addr::from_bits(s.netmask),
         one_packet: s.ops,
+        synproxy: s.synproxy,
     })
 }
 
@@ -214,6 +217,7 @@ fn service_to_proto(c: &ServiceConfig) -> proto::ServiceSpec {
         netmask: c.netmask.to_bits(),
         pe: None,
         ops: c.one_packet,
+        synproxy: c.synproxy,
     }
 }
 
@@ -330,6 +334,7 @@ impl State {
             persist: self.persist.clone(),
             fwmarks: self.classifier.clone(),
             sloppy_tcp: self.sloppy_tcp,
+            synproxy: self.synproxy,
         }
     }
 
@@ -538,6 +543,7 @@ impl ControlPlane {
             classifier: Arc::new(Classifier::new(conf.fwmarks.clone())),
             persist: Arc::new(PersistTable::new(conf.conn_capacity as usize, n_workers)),
             sloppy_tcp: conf.sloppy_tcp,
+            synproxy: dataplane::synproxy::SynProxyConf::new(cookie_secrets()?),
         };
         let tables = Arc::new(ArcSwap::from_pointee(state.tables()));
         Ok(ControlPlane {
@@ -859,4 +865,12 @@ impl Handler for ControlPlane {
             other => self.handle_net(other),
         }
     }
+}
+
+/// 32 random bytes for the SYN-cookie secrets, from the kernel's generator.
+fn cookie_secrets() -> std::io::Result<dataplane::synproxy::cookie::Secrets> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(dataplane::synproxy::cookie::Secrets::from_bytes(b))
 }

@@ -321,6 +321,9 @@ pub fn service_entry(out: &mut String, s: &ServiceInfo, format: &Format, resolve
         if spec.ops {
             out.push_str(" -o");
         }
+        if spec.synproxy {
+            out.push_str(" -j enable");
+        }
         if !flags.is_empty() {
             let _ = write!(out, " -b {flags}");
         }
@@ -355,6 +358,9 @@ pub fn service_entry(out: &mut String, s: &ServiceInfo, format: &Format, resolve
         }
         if spec.ops {
             out.push_str(" ops");
+        }
+        if spec.synproxy {
+            out.push_str(" synproxy");
         }
     }
     out.push('\n');

@@ -27,6 +27,7 @@ fn svc(key: ServiceKey, sched: &str) -> ServiceInfo {
             netmask: 0xffff_ffff,
             pe: None,
             ops: false,
+            synproxy: false,
         },
         stats: Stats::default(),
         rates: Rates::default(),
@@ -618,4 +619,24 @@ fn save_keeps_thresholds() {
         list_all(None, &[s], &f, &Resolver::default()),
         golden("s_n_thresholds.txt")
     );
+}
+
+/// A SYN-proxy service: `synproxy` after the scheduler in listings (DPVS's word), `-j enable`
+/// in saved rules (DPVS's option); nothing for the others, whose lines stay ipvsadm's.
+#[test]
+fn synproxy_in_listing_and_rules() {
+    let r = Resolver::default();
+    let mut s = svc(tcp("10.0.0.5", 80), "rr");
+    s.spec.synproxy = true;
+    let out = list_all(None, &[s.clone()], &numeric(), &r);
+    assert!(
+        out.lines().any(|l| l == "TCP  10.0.0.5:80 rr synproxy"),
+        "{out}"
+    );
+    let f = Format {
+        rule: true,
+        ..numeric()
+    };
+    let out = list_all(None, &[s], &f, &r);
+    assert_eq!(out.lines().next(), Some("-A -t 10.0.0.5:80 -s rr -j enable"));
 }

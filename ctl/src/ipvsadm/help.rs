@@ -95,6 +95,7 @@ DPVS extensions (rvs):
   %s --del-laddr|-Q virtual-service -z local-address -F ifname
   %s --get-laddr|-G [virtual-service]
   --fullnat      -b                   full NAT forwarding (with -a|-e only)
+  --synproxy     -j enable|disable    TCP SYN proxy (with -A|-E only)
 "#;
 
 /// `ipvsadm -h` for the program name `program`.

@@ -294,9 +294,10 @@ enum Opt {
     TunRemCsum,
     Laddr,
     Ifname,
+    Synproxy,
 }
 
-const OPT_NAMES: [&str; 36] = [
+const OPT_NAMES: [&str; 37] = [
     "numeric",
     "connection",
     "service-address",
@@ -333,29 +334,30 @@ const OPT_NAMES: [&str; 36] = [
     "tun-remcsum",
     "laddr",
     "ifname",
+    "synproxy",
 ];
 
 /// `commands_v_options`: per command, per option: `+` compulsory, `x` illegal, `1` exclusive
 /// (only one `1` option may be given), ` ` optional. Columns in [`OPT_NAMES`] order.
 const MATRIX: [&str; 17] = [
-    //n c s S p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r l i
-    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx", // add-service
-    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx", // edit-service
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
-    " 11xxxxxxxxx11     x xxxxxxx xxxxxxx", // list
-    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx", // add-server
-    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
-    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx", // edit-server
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
-    "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx", // start-daemon
-    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx", // stop-daemon
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
-    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
-    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++", // add-laddr
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++", // del-laddr
-    " x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-laddr
+    //n c s S p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r l i j
+    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx ", // add-service
+    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx ", // edit-service
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    " 11xxxxxxxxx11     x xxxxxxx xxxxxxxx", // list
+    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxx", // add-server
+    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
+    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxx", // edit-server
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
+    "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxx", // start-daemon
+    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxx", // stop-daemon
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++x", // add-laddr
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++x", // del-laddr
+    " x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-laddr
 ];
 
 fn generic_opt_check(cmd: Cmd, options: u64) -> Result<(), ParseError> {
@@ -404,6 +406,7 @@ struct Svc {
     sched: String,
     persistent: bool,
     ops: bool,
+    synproxy: bool,
     timeout: u32,
     netmask: u32,
     pe: Option<String>,
@@ -625,6 +628,7 @@ pub fn parse(
         sched: String::new(),
         persistent: false,
         ops: false,
+        synproxy: false,
         timeout: 0,
         netmask: 0xffff_ffff,
         pe: None,
@@ -823,6 +827,17 @@ pub fn parse(
                 set_option(&mut options, Opt::OnePacket)?;
                 svc.ops = true;
             }
+            Tag::Synproxy => {
+                // DPVS compares the prefix (`memcmp(optarg, "enable", strlen("enable"))`).
+                set_option(&mut options, Opt::Synproxy)?;
+                svc.synproxy = if a.starts_with("enable") {
+                    true
+                } else if a.starts_with("disable") {
+                    false
+                } else {
+                    return fail("synproxy switch must be enable or disable");
+                };
+            }
             Tag::Pe => {
                 set_option(&mut options, Opt::Pe)?;
                 svc.pe = Some(a.to_owned());
@@ -956,6 +971,7 @@ pub fn parse(
         netmask: svc.netmask,
         pe: svc.pe.clone(),
         ops: svc.ops,
+        synproxy: svc.synproxy,
     };
     let laddr_spec = || LaddrSpec {
         addr: laddr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),

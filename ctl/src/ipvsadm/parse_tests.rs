@@ -519,3 +519,29 @@ fn usage_errors_exit_255() {
         )
     );
 }
+
+/// DPVS's `-j|--synproxy enable|disable` on -A/-E (a prefix match, as DPVS compares), refused
+/// elsewhere by the option matrix.
+#[test]
+fn synproxy_switch() {
+    let Command::AddService(s) = cmd("-A -t 198.18.0.100:80 -s rr -j enable") else {
+        panic!()
+    };
+    assert!(s.synproxy);
+    let Command::EditService(s) = cmd("-E -t 198.18.0.100:80 --synproxy=disable") else {
+        panic!()
+    };
+    assert!(!s.synproxy);
+    let Command::AddService(s) = cmd("-A -t 198.18.0.100:80") else {
+        panic!()
+    };
+    assert!(!s.synproxy);
+    fails(
+        "-A -t 198.18.0.100:80 -j on",
+        "synproxy switch must be enable or disable",
+    );
+    fails(
+        "-a -t 198.18.0.100:80 -r 198.18.1.11 -j enable",
+        "Illegal 'synproxy' option with the 'add-server' command",
+    );
+}

@@ -61,6 +61,8 @@ impl ConnFlags {
     pub const TOA_PENDING: ConnFlags = ConnFlags(16);
     /// Its controlling template has been told it is assured (done once per connection).
     pub const ASSURED_SENT: ConnFlags = ConnFlags(32);
+    /// Opened by the SYN proxy: its segments are renumbered (the worker's proxy slot).
+    pub const SYNPROXY: ConnFlags = ConnFlags(64);
     const OCCUPIED: ConnFlags = ConnFlags(0x80);
 
     pub const fn contains(self, f: ConnFlags) -> bool {
@@ -194,7 +196,7 @@ impl Conn {
     /// Set or clear a flag the table does not manage itself ([`ConnFlags::TOA_PENDING`],
     /// [`ConnFlags::ASSURED_SENT`]); other flags are left alone.
     pub fn set_flag(&mut self, f: ConnFlags, on: bool) {
-        if f != ConnFlags::TOA_PENDING && f != ConnFlags::ASSURED_SENT {
+        if f != ConnFlags::TOA_PENDING && f != ConnFlags::ASSURED_SENT && f != ConnFlags::SYNPROXY {
             return;
         }
         if on {

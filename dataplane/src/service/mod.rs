@@ -160,6 +160,10 @@ pub struct ServiceConfig {
     pub netmask: Ipv4Addr,
     /// One-packet scheduling (`-o`), UDP and fwmark services only.
     pub one_packet: bool,
+    /// SYN proxy (`-j enable`, DPVS's spelling): TCP connections are answered with SYN cookies
+    /// and opened to a real server only after the client's handshake completes (NAT and
+    /// FULLNAT dests; see `worker::synproxy`).
+    pub synproxy: bool,
 }
 
 impl ServiceConfig {
@@ -172,6 +176,7 @@ impl ServiceConfig {
             persistence: None,
             netmask: Ipv4Addr::BROADCAST,
             one_packet: false,
+            synproxy: false,
         }
     }
 }

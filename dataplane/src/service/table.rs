@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use super::snapshot::{Dest, Service, Snapshot};
 use super::{
-    DestConfig, DestId, DestStats, MAX_PERSISTENCE, MAX_THRESHOLD, MAX_WEIGHT, Protocol,
-    ServiceConfig, ServiceError, ServiceId, ServiceKey, ServiceStats,
+    DestConfig, DestId, DestStats, ForwardMethod, MAX_PERSISTENCE, MAX_THRESHOLD, MAX_WEIGHT,
+    Protocol, ServiceConfig, ServiceError, ServiceId, ServiceKey, ServiceStats,
 };
 use crate::sched;
 
@@ -110,6 +110,14 @@ impl ServiceTable {
     pub fn edit_service(&mut self, config: ServiceConfig) -> Result<(), ServiceError> {
         validate_service(&config)?;
         let i = self.position(&config.key)?;
+        if config.synproxy
+            && self.services[i]
+                .dests
+                .iter()
+                .any(|d| !synproxy_method(d.method()))
+        {
+            return Err(ServiceError::Invalid(SYNPROXY_METHODS));
+        }
         let version = self.bump();
         let svc = &mut self.services[i];
         svc.config = config;
@@ -151,6 +159,9 @@ impl ServiceTable {
     pub fn add_dest(&mut self, key: &ServiceKey, dest: DestConfig) -> Result<DestId, ServiceError> {
         let i = self.position(key)?;
         validate_dest(&dest)?;
+        if self.services[i].config.synproxy && !synproxy_method(dest.method) {
+            return Err(ServiceError::Invalid(SYNPROXY_METHODS));
+        }
         if self.services[i].find_dest(dest.addr, dest.port).is_some() {
             return Err(ServiceError::DestExists {
                 service: *key,
@@ -178,6 +189,9 @@ impl ServiceTable {
     pub fn edit_dest(&mut self, key: &ServiceKey, dest: DestConfig) -> Result<(), ServiceError> {
         let i = self.position(key)?;
         validate_dest(&dest)?;
+        if self.services[i].config.synproxy && !synproxy_method(dest.method) {
+            return Err(ServiceError::Invalid(SYNPROXY_METHODS));
+        }
         let j = self.dest_position(i, key, dest.addr, dest.port)?;
         let version = self.bump();
         let svc = &mut self.services[i];
@@ -268,6 +282,14 @@ fn validate_service(c: &ServiceConfig) -> Result<(), ServiceError> {
     }
     sched::check(&c.scheduler, c.flags)?;
     Ok(())
+}
+
+/// Why a SYN-proxy service refuses a dest: the proxy renumbers both directions, so the replies
+/// must pass the director.
+const SYNPROXY_METHODS: &str = "SYN proxy needs NAT or FULLNAT real servers";
+
+fn synproxy_method(m: ForwardMethod) -> bool {
+    matches!(m, ForwardMethod::Masq | ForwardMethod::FullNat)
 }
 
 fn validate_dest(d: &DestConfig) -> Result<(), ServiceError> {

@@ -251,6 +251,9 @@ impl<B: PacketBuf> State<B> {
         if dir == Dir::Reply && conn.in_key().proto == IpProtocol::UDP.0 {
             assure_template(tables, &mut self.conns, id, &conn);
         }
+        if conn.flags().contains(ConnFlags::SYNPROXY) {
+            self.synproxy_adjust(id, dir, p, buf);
+        }
         let len = buf.len() as u64;
         let ports = &self.cfg.ports;
         let mtu = |port: crate::l3::addr::PortId| {

@@ -66,6 +66,7 @@ mod pressure;
 mod rx;
 mod state;
 mod stats;
+mod synproxy;
 mod tables;
 mod tx;
 
@@ -194,6 +195,9 @@ struct State<B> {
     icmp_echo: TokenBucket,
     /// Next slot the embryonic-connection sweep examines ([`pressure`]).
     pressure_cursor: usize,
+    /// SYN proxy: one slot per connection slot, empty until a SYN-proxy service exists
+    /// ([`synproxy`]).
+    proxy: Vec<synproxy::ProxySlot>,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -264,6 +268,7 @@ impl<B: PacketBuf> Worker<B> {
             icmp_errors: TokenBucket::new(icmp.errors_per_sec, icmp.burst),
             icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
             pressure_cursor: 0,
+            proxy: Vec::new(),
         };
         let mut w = Worker {
             tables: tables.clone(),
@@ -299,6 +304,7 @@ impl<B: PacketBuf> Worker<B> {
                 }
             }
         }
+        st.prepare_synproxy(&tables);
         let drops = &mut st.drops;
         for n in &tables.static_neighs {
             // Packets waiting for a now-static neighbour are dropped with the rest of their
@@ -351,6 +357,11 @@ impl<B: PacketBuf> Worker<B> {
             .store(c.icmp_errors_limited, Ordering::Relaxed);
         s.embryonic_shortened
             .store(c.embryonic_shortened, Ordering::Relaxed);
+        s.synproxy_cookies
+            .store(c.synproxy_cookies, Ordering::Relaxed);
+        s.synproxy_opens.store(c.synproxy_opens, Ordering::Relaxed);
+        s.synproxy_established
+            .store(c.synproxy_established, Ordering::Relaxed);
         s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
         s.neigh_entries
             .store(st.neigh.len() as u64, Ordering::Relaxed);

@@ -38,7 +38,7 @@ impl<B: PacketBuf> State<B> {
         match p.class {
             Class::Drop(reason) => Err(reason),
             Class::Arp => self.handle_arp(tables, now, port, setup.mac, buf, io),
-            Class::Flow => self.handle_flow(tables, now, buf, p, h),
+            Class::Flow => self.handle_flow(tables, now, port, buf, p, h, io),
             Class::Icmp => self.handle_icmp(tables, now, port, p, buf),
             Class::OtherIp => Err(not_ours(tables, p)),
         }
@@ -105,19 +105,29 @@ impl<B: PacketBuf> State<B> {
     }
 
     /// The connection path: a TCP or UDP packet of a known connection, or one that opens one.
-    fn handle_flow(
+    #[allow(clippy::too_many_arguments)]
+    fn handle_flow<I: Io<B>>(
         &mut self,
         tables: &Tables,
         now: Instant,
+        port: PortId,
         buf: &mut B,
         p: &Parsed,
         h: u64,
+        io: &mut I,
     ) -> Result<Action, DropReason> {
         let key = p.key;
         let plain_syn = p.is_plain_syn();
         if let Some((id, dir)) = self.conns.lookup_hashed(&key, h) {
             if p.ttl <= 1 {
                 return Err(DropReason::TtlExceeded);
+            }
+            if let Some(c) = self.conns.get(id)
+                && c.flags().contains(crate::conn::ConnFlags::SYNPROXY)
+                && c.state() == ConnState::Tcp(TcpState::SynSent)
+                && let Some(action) = self.synproxy_opening(tables, now, id, dir, p, buf, io)?
+            {
+                return Ok(action);
             }
             let reused = dir == Dir::Original
                 && plain_syn
@@ -142,7 +152,8 @@ impl<B: PacketBuf> State<B> {
         if tables.martian_source(key.src, key.dst) {
             return Err(DropReason::MartianSource);
         }
-        if key.proto == IpProtocol::TCP.0 && !plain_syn && !sloppy_opens(tables, p) {
+        let synproxy = key.proto == IpProtocol::TCP.0 && svc.config().synproxy;
+        if key.proto == IpProtocol::TCP.0 && !plain_syn && !synproxy && !sloppy_opens(tables, p) {
             return Err(DropReason::TcpNoConnection);
         }
         let checksum_ok = match p.l4_checksum {
@@ -155,6 +166,9 @@ impl<B: PacketBuf> State<B> {
         }
         if p.ttl <= 1 {
             return Err(DropReason::TtlExceeded);
+        }
+        if synproxy {
+            return self.synproxy_no_conn(tables, now, port, svc, p, buf);
         }
         let one_packet = key.proto == IpProtocol::UDP.0 && svc.config().one_packet;
         let id = self.open_conn(tables, now, svc, key)?;

@@ -33,6 +33,12 @@ pub struct WorkerStats {
     /// Embryonic connections given only a short grace because the table was nearly full
     /// (`worker::pressure`).
     pub embryonic_shortened: AtomicU64,
+    /// SYN proxy: SYNs answered with a cookie.
+    pub synproxy_cookies: AtomicU64,
+    /// SYN proxy: ACKs that proved a cookie and opened a connection.
+    pub synproxy_opens: AtomicU64,
+    /// SYN proxy: connections the real server accepted (renumbering from then on).
+    pub synproxy_established: AtomicU64,
     pub conns: AtomicU64,
     pub conn_capacity: AtomicU64,
     pub neigh_entries: AtomicU64,
@@ -54,6 +60,9 @@ impl Default for WorkerStats {
             neigh_probes: AtomicU64::new(0),
             icmp_errors_limited: AtomicU64::new(0),
             embryonic_shortened: AtomicU64::new(0),
+            synproxy_cookies: AtomicU64::new(0),
+            synproxy_opens: AtomicU64::new(0),
+            synproxy_established: AtomicU64::new(0),
             conns: AtomicU64::new(0),
             conn_capacity: AtomicU64::new(0),
             neigh_entries: AtomicU64::new(0),
@@ -89,6 +98,9 @@ pub(super) struct Counters {
     pub(super) neigh_probes: u64,
     pub(super) icmp_errors_limited: u64,
     pub(super) embryonic_shortened: u64,
+    pub(super) synproxy_cookies: u64,
+    pub(super) synproxy_opens: u64,
+    pub(super) synproxy_established: u64,
 }
 
 /// A connection as listings show it (`ipvsadm -Lc`).

@@ -42,6 +42,8 @@ pub struct Tables {
     /// only a SYN (a director that takes over flows from another continues them; with `mh`/`sh`
     /// it picks the same real server).
     pub sloppy_tcp: bool,
+    /// SYN-cookie secrets and the window scale the SYN proxy announces.
+    pub synproxy: crate::synproxy::SynProxyConf,
 }
 
 impl Tables {

@@ -362,6 +362,9 @@ fn tables_n(services: &mut ServiceTable, timeouts: Timeouts, workers: usize) -> 
         persist: Arc::new(crate::persist::PersistTable::new(1024, 1)),
         fwmarks: Arc::new(crate::fwmark::Classifier::default()),
         sloppy_tcp: false,
+        synproxy: crate::synproxy::SynProxyConf::new(crate::synproxy::cookie::Secrets::from_bytes(
+            [7; 32],
+        )),
     })
 }
 
@@ -1330,3 +1333,4 @@ mod multi;
 mod persist;
 mod restore;
 mod sloppy;
+mod synproxy;

@@ -114,6 +114,7 @@ virtual_server 198.18.0.100 443 {
     lvs_method FNAT
     protocol TCP
     laddr_group_name laddr_g1
+    syn_proxy
     alpha
     omega
     real_server 198.18.1.11 443 {
@@ -127,7 +128,7 @@ virtual_server 198.18.0.100 443 {
     let vs = &cfg.virtual_servers[0];
     assert_eq!((vs.scheduler.as_str(), vs.method), ("mh", Forward::FullNat));
     assert_eq!(vs.sched_flags, ["mh-port"]);
-    assert!(vs.alpha && vs.omega);
+    assert!(vs.alpha && vs.omega && vs.synproxy);
     assert!(vs.reals[0].checkers[0].starts_down);
     let l: Vec<String> = vs
         .laddrs
@@ -191,6 +192,7 @@ virtual_server 198.18.0.100 53 {
     assert_eq!(script.argv, ["/usr/bin/test", "-e", "/tmp"]);
     assert!(dynamic);
     assert!(u.ops);
+    assert!(!u.synproxy && !g.synproxy);
     let c = &u.reals[0].checkers[0];
     assert_eq!(
         c.kind,

@@ -110,6 +110,7 @@ fn spec(sched: &str) -> ServiceSpec {
         netmask: 0xffff_ffff,
         pe: None,
         ops: false,
+        synproxy: false,
     }
 }
 
