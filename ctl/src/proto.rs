@@ -200,8 +200,9 @@ pub struct ServiceSpec {
     /// One-packet scheduling (`-o`).
     #[serde(default)]
     pub ops: bool,
-    /// SYN proxy (`-j enable|disable`, DPVS's spelling).
-    #[serde(default)]
+    /// SYN proxy (`-j enable|disable`, DPVS's spelling). Left out when off, so what older
+    /// clients and recorded exchanges carry is unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub synproxy: bool,
 }
 
