@@ -164,6 +164,7 @@ struct Families {
     worker_conn_reuses: IntCounterVec,
     worker_icmp_errors_limited: IntCounterVec,
     worker_embryonic_shortened: IntCounterVec,
+    worker_synproxy: IntCounterVec,
     worker_ipv4_options: IntCounterVec,
     worker_conns: IntGaugeVec,
     worker_conn_capacity: IntGaugeVec,
@@ -415,6 +416,13 @@ impl Families {
                  1 s grace because the worker's table was over 7/8 full.",
                 WORKER,
             ),
+            worker_synproxy: counter(
+                "rvs_worker_synproxy_total",
+                "SYN proxy, by stage: SYNs answered with a cookie (cookie), ACKs that proved one \
+                 and opened a connection (open), connections the real server accepted \
+                 (established).",
+                &["worker", "stage"],
+            ),
             worker_ipv4_options: counter(
                 "rvs_worker_ipv4_options_total",
                 "Received IPv4 packets with options (forwarded untouched).",
@@ -569,6 +577,7 @@ impl Families {
             &self.worker_conn_reuses,
             &self.worker_icmp_errors_limited,
             &self.worker_embryonic_shortened,
+            &self.worker_synproxy,
             &self.worker_ipv4_options,
             &self.worker_conns,
             &self.worker_conn_capacity,
@@ -644,6 +653,7 @@ impl Families {
             worker_conn_reuses,
             worker_icmp_errors_limited,
             worker_embryonic_shortened,
+            worker_synproxy,
             worker_ipv4_options,
             worker_conns,
             worker_conn_capacity,
@@ -825,6 +835,15 @@ impl Families {
             self.worker_embryonic_shortened
                 .with_label_values(&l)
                 .inc_by(load(&s.embryonic_shortened));
+            for (stage, n) in [
+                ("cookie", &s.synproxy_cookies),
+                ("open", &s.synproxy_opens),
+                ("established", &s.synproxy_established),
+            ] {
+                self.worker_synproxy
+                    .with_label_values(&[l[0], stage])
+                    .inc_by(load(n));
+            }
             self.worker_ipv4_options
                 .with_label_values(&l)
                 .inc_by(load(&s.ipv4_options));

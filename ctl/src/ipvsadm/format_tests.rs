@@ -638,5 +638,8 @@ fn synproxy_in_listing_and_rules() {
         ..numeric()
     };
     let out = list_all(None, &[s], &f, &r);
-    assert_eq!(out.lines().next(), Some("-A -t 10.0.0.5:80 -s rr -j enable"));
+    assert_eq!(
+        out.lines().next(),
+        Some("-A -t 10.0.0.5:80 -s rr -j enable")
+    );
 }
