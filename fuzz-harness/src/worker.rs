@@ -54,14 +54,17 @@ const TCP: u8 = 6;
 const UDP: u8 = 17;
 
 /// The virtual services: (protocol, vport, real-server port, method).
-const SERVICES: [(u8, u16, u16, ForwardMethod); 6] = [
+const SERVICES: [(u8, u16, u16, ForwardMethod); 7] = [
     (TCP, 80, 80, ForwardMethod::Masq),
     (UDP, 53, 53, ForwardMethod::Masq),
     (TCP, 8083, 8083, ForwardMethod::Route),
     (TCP, 8081, 8081, ForwardMethod::Tunnel),
     (TCP, 8082, 80, ForwardMethod::FullNat),
     (UDP, 55, 53, ForwardMethod::FullNat),
+    (TCP, SYNPROXY_PORT, 80, ForwardMethod::Masq),
 ];
+/// The service with the SYN proxy on (`-j enable`).
+const SYNPROXY_PORT: u16 = 9000;
 
 /// TCP flags a structured record picks from: SYN, ACK, PSH|ACK, FIN|ACK, RST, SYN|ACK,
 /// RST|ACK, none.
@@ -133,9 +136,9 @@ impl Rig {
         let mut services = ServiceTable::new(1);
         for (proto, vport, rport, method) in SERVICES {
             let k = key(proto, vport);
-            services
-                .add_service(ServiceConfig::new(k, "rr"))
-                .expect("service");
+            let mut c = ServiceConfig::new(k, "rr");
+            c.synproxy = vport == SYNPROXY_PORT;
+            services.add_service(c).expect("service");
             for rip in RIPS {
                 services
                     .add_dest(&k, DestConfig::new(rip, rport, method))
@@ -393,7 +396,7 @@ pub fn raw_record(port: PortId, tick: bool, advance: u8, frame: &[u8]) -> Vec<u8
 }
 
 /// What a structured record starts from.
-const TEMPLATES: u8 = 12;
+const TEMPLATES: u8 = 13;
 
 /// Structured mode: records of `[template, flags, control, offset, n, bytes...]`.
 ///
@@ -407,6 +410,11 @@ const TEMPLATES: u8 = 12;
 /// bit 2 insert the bytes (else overwrite), bits 3..=7 the clock advance. The `n` bytes that
 /// follow are spliced in at `offset` (clamped to the frame's end).
 pub fn structured(data: &[u8]) {
+    structured_rig(data).drain();
+}
+
+/// The rig after the records of `data`, before the final drain (for tests of the seeds).
+pub fn structured_rig(data: &[u8]) -> Rig {
     let mut rig = Rig::new();
     let mut rest = data;
     while let [tmpl, flags, ctl, off, n, tail @ ..] = rest {
@@ -431,7 +439,7 @@ pub fn structured(data: &[u8]) {
             rig.tick();
         }
     }
-    rig.drain();
+    rig
 }
 
 /// One structured record.
@@ -500,6 +508,20 @@ fn template(rig: &Rig, tmpl: u8, flags: u8) -> (PortId, Vec<u8>) {
             );
             (SERVER_NET, f)
         }
+        11 => {
+            let (proto, vport, _, _) = SERVICES[6];
+            let f = l4_frame(
+                (PORT_MAC[0], CLIENT_MAC),
+                CIP,
+                cport,
+                VIP,
+                vport,
+                proto,
+                tcp_flags,
+                payload,
+            );
+            (CLIENT_NET, f)
+        }
         _ => (PortId::from(flags & 1), Vec::new()),
     }
 }
@@ -527,7 +549,18 @@ fn reply_to(sent: &[u8], tcp_flags: u8) -> Vec<u8> {
     if f.len() >= l4 + 4 && matches!(f[23], TCP | UDP) {
         let (a, b) = f[l4..l4 + 4].split_at_mut(2);
         a.swap_with_slice(b);
-        if f[23] == TCP && f.len() >= l4 + 14 {
+        if f[23] == TCP && f.len() >= l4 + 20 {
+            // Numbered as the receiver would answer: its next sequence is what was
+            // acknowledged, and it acknowledges what was sent (so a client answers a SYN
+            // proxy's cookie, and a server the proxied SYN).
+            let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            let (seq, ack, sent_flags) = (be32(&f[l4 + 4..]), be32(&f[l4 + 8..]), f[l4 + 13]);
+            let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+            let thl = usize::from(f[l4 + 12] >> 4) * 4;
+            let payload = (14 + total).saturating_sub(l4 + thl) as u32;
+            let len = payload + u32::from(sent_flags & 0x03 != 0);
+            f[l4 + 4..l4 + 8].copy_from_slice(&ack.to_be_bytes());
+            f[l4 + 8..l4 + 12].copy_from_slice(&seq.wrapping_add(len).to_be_bytes());
             f[l4 + 13] = tcp_flags;
         }
     }
@@ -601,8 +634,17 @@ pub fn seeds() -> Vec<(String, Vec<u8>, bool)> {
         r.extend(structured_record(tmpl, 3, 1 | (31 << 3), 0, &[]));
         out.push((format!("method-{tmpl}"), r, true));
     }
+    // The SYN proxy's whole opening: SYN, the client's answer to the cookie SYN-ACK (recent
+    // frame 0), the server's answer to the proxied SYN (frame 1), data, a tick later.
     let mut r = Vec::new();
-    for tmpl in [7u8, 9, 10, 11] {
+    r.extend(structured_record(11, 0, 0, 0, &[]));
+    r.extend(structured_record(6, 1, 0, 0, &[]));
+    r.extend(structured_record(6, 5 | (1 << 3), 0, 0, &[]));
+    r.extend(structured_record(11, 2 | 0x80, 0, 0, &[]));
+    r.extend(structured_record(11, 3, 1 | (31 << 3), 0, &[]));
+    out.push(("synproxy".into(), r, true));
+    let mut r = Vec::new();
+    for tmpl in [7u8, 9, 10, 12] {
         r.extend(structured_record(tmpl, 0, 2, 14, &[0x45, 0, 0, 20]));
     }
     out.push(("icmp-arp-rs".into(), r, true));

@@ -83,6 +83,18 @@ fn worker_seeds_forward_frames() {
     }
 }
 
+/// The SYN-proxy seed goes the whole way: cookie SYN-ACK, proxied SYN, window update and ACK
+/// to the server, then the client's data forwarded (five frames at least).
+#[test]
+fn synproxy_seed_opens_a_proxied_connection() {
+    let (_, data, _) = fuzz_harness::worker::seeds()
+        .into_iter()
+        .find(|(n, _, _)| n == "synproxy")
+        .expect("seed");
+    let rig = fuzz_harness::worker::structured_rig(&data);
+    assert!(rig.sent() >= 5, "sent {}", rig.sent());
+}
+
 /// Regenerate the worker targets' seeds into `fuzz/corpus/` (run by hand after changing the
 /// record formats: `cargo test -p fuzz-harness --test replay -- --ignored write_worker_seeds`).
 #[test]
