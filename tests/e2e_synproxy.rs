@@ -18,12 +18,12 @@ fn metric_sum(text: &str, name: &str, filter: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-fn run(prefix: &str, mode: &str, method: &str) {
+fn run(prefix: &str, mode: &str, method: &str, workers: usize) {
     let _serial = common::serial();
     let net = TestNet::up_mode(prefix, mode);
     let (conf, socket) = common::DirectorConf {
         metrics: Some("127.0.0.1:9475"),
-        ..common::DirectorConf::new(1)
+        ..common::DirectorConf::new(workers)
     }
     .render(&net);
     let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
@@ -131,11 +131,19 @@ fn run(prefix: &str, mode: &str, method: &str) {
 #[test]
 fn synproxy_nat() {
     require_netns!();
-    run("rvse2synn", "nat", "-m");
+    run("rvse2synn", "nat", "-m", 1);
 }
 
 #[test]
 fn synproxy_fullnat() {
     require_netns!();
-    run("rvse2synf", "fullnat", "--fullnat");
+    run("rvse2synf", "fullnat", "--fullnat", 1);
+}
+
+/// Two workers: cookies made by one are proved wherever the ACK lands, and the server's
+/// answers reach the connection's owner.
+#[test]
+fn synproxy_fullnat_2_workers() {
+    require_netns!();
+    run("rvse2synf2", "fullnat", "--fullnat", 2);
 }
