@@ -34,7 +34,10 @@ use serde::{Deserialize, Serialize};
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"RVSSTATE";
 /// The layout version this rvsd writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Older layouts this rvsd still reads (version 1: records without the SYN proxy's
+/// renumbering).
+const READS: [u32; 2] = [1, 2];
 
 /// Everything but the connections.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -86,7 +89,7 @@ pub enum StateError {
     Read(PathBuf, std::io::Error),
     #[error("{0}: not an rvs state file (no RVSSTATE magic)")]
     Foreign(PathBuf),
-    #[error("{0}: state file format version {1}, this rvsd reads version {FORMAT_VERSION} only")]
+    #[error("{0}: state file format version {1}, this rvsd reads versions 1 to {FORMAT_VERSION}")]
     Version(PathBuf, u32),
     #[error("{0}: truncated state file ({1})")]
     Truncated(PathBuf, &'static str),
@@ -150,9 +153,14 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Saved, StateError> {
         cur.take(4)
             .ok_or(StateError::Truncated(p(), "no version"))?,
     );
-    if version != FORMAT_VERSION {
+    if !READS.contains(&version) {
         return Err(StateError::Version(p(), version));
     }
+    let record_size = if version == 1 {
+        ConnRecord::SIZE_V1
+    } else {
+        ConnRecord::SIZE
+    };
     let header_len = u32_at(
         cur.take(4)
             .ok_or(StateError::Truncated(p(), "no header length"))?,
@@ -168,7 +176,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Saved, StateError> {
     );
     let body_len = usize::try_from(count)
         .ok()
-        .and_then(|c| c.checked_mul(ConnRecord::SIZE))
+        .and_then(|c| c.checked_mul(record_size))
         .ok_or_else(|| StateError::Corrupt(p(), format!("record count {count}")))?;
     let records = cur
         .take(body_len)
@@ -189,7 +197,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Saved, StateError> {
     let header: Header = serde_json::from_slice(header_bytes)
         .map_err(|e| StateError::Corrupt(p(), format!("header: {e}")))?;
     let conns = records
-        .chunks_exact(ConnRecord::SIZE)
+        .chunks_exact(record_size)
         .enumerate()
         .map(|(i, c)| {
             ConnRecord::decode(c)
@@ -264,6 +272,7 @@ mod tests {
             assured: false,
             controlled: false,
             remaining_ms: 900_000 - i as u64,
+            seq_adj: None,
         };
         Saved {
             header: Header {
@@ -279,6 +288,28 @@ mod tests {
             },
             conns: (0..n).map(rec).collect(),
         }
+    }
+
+    /// A version-1 file (records without the renumbering), as the previous rvsd wrote it, is
+    /// still read.
+    #[test]
+    fn version_1_files_are_read() {
+        let s = sample(3);
+        let header = serde_json::to_vec(&s.header).unwrap();
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        b.extend_from_slice(&header);
+        b.extend_from_slice(&(s.conns.len() as u64).to_le_bytes());
+        for c in &s.conns {
+            let mut r = Vec::new();
+            c.encode(&mut r);
+            b.extend_from_slice(&r[..ConnRecord::SIZE_V1]);
+        }
+        let sum = fnv1a(&b);
+        b.extend_from_slice(&sum.to_le_bytes());
+        assert_eq!(decode(Path::new("f"), &b).unwrap(), s);
     }
 
     #[test]
@@ -300,11 +331,11 @@ mod tests {
             "/var/lib/rvs/rvsd.state: not an rvs state file (no RVSSTATE magic)"
         );
         assert!(msg(b"").contains("not an rvs state file"));
-        let mut v2 = good.clone();
-        v2[8] = 2;
+        let mut v3 = good.clone();
+        v3[8] = 3;
         assert_eq!(
-            msg(&v2),
-            "/var/lib/rvs/rvsd.state: state file format version 2, this rvsd reads version 1 only"
+            msg(&v3),
+            "/var/lib/rvs/rvsd.state: state file format version 3, this rvsd reads versions 1 to 2"
         );
         // Every truncation is refused, none panics.
         for n in 8..good.len() {

@@ -5,7 +5,8 @@
 //! back into any table of any later process ([`crate::worker::Worker::import_conns`]).
 //!
 //! The byte form ([`ConnRecord::encode`], [`ConnRecord::decode`]) is fixed-size
-//! ([`ConnRecord::SIZE`] bytes, little-endian), so a file of records is read without parsing
+//! ([`ConnRecord::SIZE`] bytes, little-endian; [`ConnRecord::SIZE_V1`] for records of the
+//! first format, which had no renumbering and are still read), so a file of records is read without parsing
 //! anything variable, and a decoded record is checked field by field: a damaged byte gives an
 //! error, never a panic.
 
@@ -33,6 +34,8 @@ pub struct ConnRecord {
     pub controlled: bool,
     /// Time left before it expires without packets, milliseconds.
     pub remaining_ms: u64,
+    /// A SYN-proxied connection's renumbering (absent from version-1 records).
+    pub seq_adj: Option<crate::synproxy::seqadj::SeqAdj>,
 }
 
 /// A record's bytes do not describe a connection.
@@ -94,8 +97,11 @@ const METHODS: [ForwardMethod; 4] = [
 ];
 
 impl ConnRecord {
-    /// Bytes per encoded record.
-    pub const SIZE: usize = 2 * 13 + 8 + 6 + 1 + 2 + 1 + 8;
+    /// Bytes per record of the first format (no renumbering).
+    pub const SIZE_V1: usize = 2 * 13 + 8 + 6 + 1 + 2 + 1 + 8;
+    /// Bytes per encoded record: the first format and the renumbering (present, three
+    /// deltas, two window pairs, timestamps).
+    pub const SIZE: usize = Self::SIZE_V1 + 1 + 12 + 2 + 1;
 
     /// Append the record's bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -131,11 +137,18 @@ impl ConnRecord {
                 | u8::from(self.controlled) << 2,
         );
         out.extend_from_slice(&self.remaining_ms.to_le_bytes());
+        let a = self.seq_adj.unwrap_or_default();
+        out.push(u8::from(self.seq_adj.is_some()));
+        out.extend_from_slice(&a.srv_delta.to_le_bytes());
+        out.extend_from_slice(&a.cli_delta.to_le_bytes());
+        out.extend_from_slice(&a.ts_delta.to_le_bytes());
+        out.extend_from_slice(&[a.win_c2s, a.win_s2c, u8::from(a.ts)]);
     }
 
-    /// Read one record from exactly [`ConnRecord::SIZE`] bytes.
+    /// Read one record from exactly [`ConnRecord::SIZE`] bytes (or [`ConnRecord::SIZE_V1`]
+    /// for a first-format record).
     pub fn decode(bytes: &[u8]) -> Result<ConnRecord, RecordError> {
-        if bytes.len() != Self::SIZE {
+        if bytes.len() != Self::SIZE && bytes.len() != Self::SIZE_V1 {
             return Err(RecordError("wrong length"));
         }
         let mut r = Reader(bytes);
@@ -181,6 +194,28 @@ impl ConnRecord {
         if in_key.proto != out_key.proto {
             return Err(RecordError("tuples of different protocols"));
         }
+        let seq_adj = if bytes.len() == Self::SIZE {
+            let present = r.u8()?;
+            let (srv_delta, cli_delta, ts_delta) = (r.u32()?, r.u32()?, r.u32()?);
+            let (win_c2s, win_s2c, ts) = (r.u8()?, r.u8()?, r.u8()?);
+            let shift_ok = |p: u8| p >> 4 <= 14 && p & 0xf <= 14;
+            match present {
+                0 => None,
+                1 if shift_ok(win_c2s) && shift_ok(win_s2c) && ts <= 1 => {
+                    Some(crate::synproxy::seqadj::SeqAdj {
+                        srv_delta,
+                        cli_delta,
+                        ts_delta,
+                        win_c2s,
+                        win_s2c,
+                        ts: ts == 1,
+                    })
+                }
+                _ => return Err(RecordError("renumbering")),
+            }
+        } else {
+            None
+        };
         Ok(ConnRecord {
             in_key,
             out_key,
@@ -192,6 +227,7 @@ impl ConnRecord {
             assured: flags & 2 != 0,
             controlled: flags & 4 != 0,
             remaining_ms,
+            seq_adj,
         })
     }
 }
@@ -228,6 +264,7 @@ mod tests {
             assured: false,
             controlled: true,
             remaining_ms: 899_500,
+            seq_adj: None,
         }
     }
 
@@ -239,7 +276,16 @@ mod tests {
         fw.in_key.proto = 17;
         fw.out_key.proto = 17;
         fw.method = ForwardMethod::Route;
-        for rec in [sample(), fw] {
+        let mut proxied = sample();
+        proxied.seq_adj = Some(crate::synproxy::seqadj::SeqAdj {
+            srv_delta: 0xdead_beef,
+            cli_delta: 0,
+            ts_delta: 12345,
+            win_c2s: crate::synproxy::seqadj::shifts(7, 0),
+            win_s2c: crate::synproxy::seqadj::shifts(0, 7),
+            ts: true,
+        });
+        for rec in [sample(), fw, proxied] {
             let mut b = Vec::new();
             rec.encode(&mut b);
             assert_eq!(b.len(), ConnRecord::SIZE);
@@ -252,6 +298,17 @@ mod tests {
             r.encode(&mut b);
             assert_eq!(ConnRecord::decode(&b).unwrap().state, r.state);
         }
+    }
+
+    /// Records of the first format (no renumbering) are still read.
+    #[test]
+    fn first_format_records_are_read() {
+        let mut b = Vec::new();
+        sample().encode(&mut b);
+        assert_eq!(ConnRecord::decode(&b[..ConnRecord::SIZE_V1]), Ok(sample()));
+        let mut bad = b.clone();
+        bad[ConnRecord::SIZE_V1] = 2;
+        assert_eq!(ConnRecord::decode(&bad), Err(RecordError("renumbering")));
     }
 
     #[test]

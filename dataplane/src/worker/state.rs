@@ -52,7 +52,13 @@ impl<B: PacketBuf> Worker<B> {
             .conns
             .iter()
             .filter(|(_, c)| !c.is_template())
-            .filter_map(|(_, c)| {
+            // A SYN-proxied connection still waiting for its server cannot be carried on: what
+            // was agreed with the client lives in this process only.
+            .filter(|(_, c)| {
+                !(c.flags().contains(ConnFlags::SYNPROXY)
+                    && c.state() == crate::conn::ConnState::Tcp(crate::conn::TcpState::SynSent))
+            })
+            .filter_map(|(id, c)| {
                 let (svc, dest) = services.dest_with_service(c.dest())?;
                 Some(ConnRecord {
                     in_key: *c.in_key(),
@@ -65,6 +71,11 @@ impl<B: PacketBuf> Worker<B> {
                     assured: c.flags().contains(ConnFlags::ASSURED_SENT),
                     controlled: c.control().is_some(),
                     remaining_ms: c.deadline().saturating_since(now).as_millis() as u64,
+                    seq_adj: c
+                        .flags()
+                        .contains(ConnFlags::SYNPROXY)
+                        .then(|| self.st.proxy_adj(id))
+                        .flatten(),
                 })
             })
             .collect()
@@ -143,9 +154,13 @@ impl<B: PacketBuf> Worker<B> {
             } else {
                 None
             };
+            if let Some(adj) = r.seq_adj {
+                self.st.set_proxy_adj(id, adj);
+            }
             if let Some(c) = self.st.conns.get_mut(id) {
                 c.set_flag(ConnFlags::TOA_PENDING, r.toa_pending);
                 c.set_flag(ConnFlags::ASSURED_SENT, r.assured);
+                c.set_flag(ConnFlags::SYNPROXY, r.seq_adj.is_some());
                 if let Some(t) = control {
                     c.set_control(t);
                 }

@@ -471,6 +471,22 @@ impl<B: PacketBuf> State<B> {
         }
     }
 
+    /// A proxied connection's renumbering (for the state file).
+    pub(super) fn proxy_adj(&self, id: ConnId) -> Option<SeqAdj> {
+        self.proxy.get(id.0 as usize).map(|s| s.adj)
+    }
+
+    /// Give a restored connection its renumbering (the slots appear if the tables had no
+    /// SYN-proxy service).
+    pub(super) fn set_proxy_adj(&mut self, id: ConnId, adj: SeqAdj) {
+        if self.proxy.is_empty() {
+            self.proxy = vec![ProxySlot::default(); self.conns.capacity()];
+        }
+        if let Some(s) = self.proxy.get_mut(id.0 as usize) {
+            s.adj = adj;
+        }
+    }
+
     /// The translation of a proxied connection past its opening.
     #[inline]
     pub(super) fn synproxy_adjust(&self, id: ConnId, dir: Dir, p: &Parsed, buf: &mut B) {

@@ -305,3 +305,42 @@ fn a_dr_dest_is_refused_on_a_synproxy_service() {
         .unwrap_err();
     assert!(e.to_string().contains("SYN proxy"), "{e}");
 }
+
+/// Restart with state: a proxied connection's renumbering goes into its record and comes back
+/// in the next process; one still waiting for its server is left out.
+#[test]
+fn renumbering_survives_a_restart_with_state() {
+    let mut h = harness();
+    let (isn, tsv) = proxied(&mut h);
+    let (isn2, tsv2) = {
+        // A second client port still opening.
+        let syn = tcp_frame_opts(
+            &FrameSpec::new(CIP, CPORT + 1, VIP, SP_PORT),
+            SYN,
+            &syn_opts(500),
+            b"",
+        );
+        let (_, s) = one_on(&h.rx(CLIENT_NET, syn), CLIENT_NET);
+        (s.seq, s.ts.unwrap().0)
+    };
+    let ack = tcp_frame_opts(
+        &FrameSpec::new(CIP, CPORT + 1, VIP, SP_PORT).seq_ack(1001, isn2 + 1),
+        ACK,
+        &ts_opts(501, tsv2),
+        b"",
+    );
+    one_on(&h.rx(CLIENT_NET, ack), SERVER_NET);
+    assert_eq!(h.worker.conn_count(), 2);
+    let records = h.worker.export_conns(h.now);
+    assert_eq!(records.len(), 1, "the opening one is left out");
+    assert!(records[0].seq_adj.is_some());
+
+    let mut after = harness();
+    let report = after
+        .worker
+        .import_conns(after.now, Duration::from_millis(0), &records);
+    assert_eq!(report.restored, 1);
+    let reply = tcp_frame_opts(&from_rs(5001, 1001), PSH_ACK, &ts_opts(9005, 501), b"hi");
+    let (_, s) = one_on(&after.rx(SERVER_NET, reply), CLIENT_NET);
+    assert_eq!((s.seq, s.ts), (isn + 1, Some((tsv + 5, 501))));
+}
