@@ -344,3 +344,19 @@ fn renumbering_survives_a_restart_with_state() {
     let (_, s) = one_on(&after.rx(SERVER_NET, reply), CLIENT_NET);
     assert_eq!((s.seq, s.ts), (isn + 1, Some((tsv + 5, 501))));
 }
+
+/// A SYN flood ten times the table's size leaves the table empty (every SYN answered, none
+/// kept); a real client then completes its handshake and is the only connection.
+#[test]
+fn a_syn_flood_beyond_the_table_makes_no_entries() {
+    let mut h = harness();
+    for i in 0..10_240u32 {
+        let spec = FrameSpec::new(CIP, 20_000 + (i % 40_000) as u16, VIP, SP_PORT)
+            .seq_ack(i.wrapping_mul(2_654_435_761), 0);
+        let out = h.rx(CLIENT_NET, tcp_frame_opts(&spec, SYN, &syn_opts(i), b""));
+        assert_eq!(out.len(), 1);
+    }
+    assert_eq!(h.worker.conn_count(), 0);
+    proxied(&mut h);
+    assert_eq!(h.worker.conn_count(), 1);
+}
