@@ -240,6 +240,8 @@ pub struct Service {
     pub(super) dests: Vec<Dest>,
     pub(super) stats: Arc<ServiceStats>,
     pub(super) version: u64,
+    /// Deny and allow lists (shared with the table until a list changes).
+    pub(super) access: Arc<super::AccessLists>,
 }
 
 impl Service {
@@ -273,6 +275,18 @@ impl Service {
     /// The shared counters (the same `Arc` across edits).
     pub fn stats(&self) -> &Arc<ServiceStats> {
         &self.stats
+    }
+    /// The deny and allow lists (`-U`/`-O`).
+    pub fn access(&self) -> &super::AccessLists {
+        &self.access
+    }
+    /// Admission limits.
+    pub fn limits(&self) -> &super::ServiceLimits {
+        &self.config.limits
+    }
+    /// Connections of the service now: active + inactive over its dests and all workers.
+    pub fn total_conns(&self) -> u64 {
+        self.dests.iter().map(Dest::total_conns).sum()
     }
     /// Changes whenever this service's config or any of its dests changes (it is the table
     /// generation of the last change). Workers call their scheduler's `update` when it moves.

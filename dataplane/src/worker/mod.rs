@@ -17,6 +17,7 @@
 //!
 //! Layout, one file per concern:
 //! - `rx`: receive and classify (ARP, ICMP, the connection path, what is dropped and why);
+//! - `admit`: access lists and limits, asked before any new connection is made;
 //! - `conns`: connections: scheduling a new one, accounting a packet of a known one;
 //! - `tx`: routing, TTL, neighbour resolution, the Ethernet header, ICMP errors we originate;
 //! - `nexthop`: the route and neighbour of recent destinations, kept per epoch;
@@ -59,6 +60,7 @@
 //!   the mark of [`crate::fwmark::Classifier`]. One-packet (`-o`) UDP services schedule every
 //!   datagram and keep no connection.
 
+mod admit;
 mod conns;
 pub mod kernel;
 mod nexthop;
@@ -194,6 +196,8 @@ struct State<B> {
     icmp_echo: TokenBucket,
     /// Next slot the embryonic-connection sweep examines ([`pressure`]).
     pressure_cursor: usize,
+    /// Access lists and limits: rate buckets of this worker ([`admit`]).
+    admission: admit::Admission,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -264,6 +268,7 @@ impl<B: PacketBuf> Worker<B> {
             icmp_errors: TokenBucket::new(icmp.errors_per_sec, icmp.burst),
             icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
             pressure_cursor: 0,
+            admission: admit::Admission::new(workers),
         };
         let mut w = Worker {
             tables: tables.clone(),
@@ -281,6 +286,7 @@ impl<B: PacketBuf> Worker<B> {
         st.next_hops.invalidate();
         st.scheds
             .retain(|id, _| tables.services.service(*id).is_some());
+        st.admission.retain(&tables);
         // FULLNAT: every (local address, real server) pool exists before the first connection
         // needs it, so a new connection never grows the allocator's map.
         for svc in tables.services.services() {
@@ -351,6 +357,8 @@ impl<B: PacketBuf> Worker<B> {
             .store(c.icmp_errors_limited, Ordering::Relaxed);
         s.embryonic_shortened
             .store(c.embryonic_shortened, Ordering::Relaxed);
+        s.src_rate_evictions
+            .store(st.admission.sources.evictions, Ordering::Relaxed);
         s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
         s.neigh_entries
             .store(st.neigh.len() as u64, Ordering::Relaxed);

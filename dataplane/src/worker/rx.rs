@@ -38,7 +38,7 @@ impl<B: PacketBuf> State<B> {
         match p.class {
             Class::Drop(reason) => Err(reason),
             Class::Arp => self.handle_arp(tables, now, port, setup.mac, buf, io),
-            Class::Flow => self.handle_flow(tables, now, buf, p, h),
+            Class::Flow => self.handle_flow(tables, now, port, buf, p, h),
             Class::Icmp => self.handle_icmp(tables, now, port, p, buf),
             Class::OtherIp => Err(not_ours(tables, p)),
         }
@@ -109,6 +109,7 @@ impl<B: PacketBuf> State<B> {
         &mut self,
         tables: &Tables,
         now: Instant,
+        port: PortId,
         buf: &mut B,
         p: &Parsed,
         h: u64,
@@ -156,6 +157,7 @@ impl<B: PacketBuf> State<B> {
         if p.ttl <= 1 {
             return Err(DropReason::TtlExceeded);
         }
+        self.admit(tables, now, svc, key.src, port)?;
         let one_packet = key.proto == IpProtocol::UDP.0 && svc.config().one_packet;
         let id = self.open_conn(tables, now, svc, key)?;
         let action = self.forward_conn(tables, now, id, Dir::Original, p, buf);

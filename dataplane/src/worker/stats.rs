@@ -33,6 +33,9 @@ pub struct WorkerStats {
     /// Embryonic connections given only a short grace because the table was nearly full
     /// (`worker::pressure`).
     pub embryonic_shortened: AtomicU64,
+    /// Sources evicted from the per-source rate table to make room for another
+    /// (`worker::admit`).
+    pub src_rate_evictions: AtomicU64,
     pub conns: AtomicU64,
     pub conn_capacity: AtomicU64,
     pub neigh_entries: AtomicU64,
@@ -54,6 +57,7 @@ impl Default for WorkerStats {
             neigh_probes: AtomicU64::new(0),
             icmp_errors_limited: AtomicU64::new(0),
             embryonic_shortened: AtomicU64::new(0),
+            src_rate_evictions: AtomicU64::new(0),
             conns: AtomicU64::new(0),
             conn_capacity: AtomicU64::new(0),
             neigh_entries: AtomicU64::new(0),
