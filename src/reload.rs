@@ -145,6 +145,7 @@ pub fn service_requests(old: &[proto::ServiceInfo], new: &[proto::ServiceInfo]) 
                         dest: d.spec.clone(),
                     });
                 }
+                access_requests(&mut out, key, &Default::default(), &n.access);
             }
             Some(o) => {
                 if o.spec != n.spec {
@@ -174,10 +175,39 @@ pub fn service_requests(old: &[proto::ServiceInfo], new: &[proto::ServiceInfo]) 
                         Some(_) => {}
                     }
                 }
+                access_requests(&mut out, key, &o.access, &n.access);
             }
         }
     }
     out
+}
+
+/// The access-list entries to delete and add to turn `old` into `new`.
+fn access_requests(
+    out: &mut Vec<Request>,
+    service: proto::ServiceKey,
+    old: &proto::AccessInfo,
+    new: &proto::AccessInfo,
+) {
+    for (list, o, n) in [
+        (proto::AccessList::Deny, &old.deny, &new.deny),
+        (proto::AccessList::Allow, &old.allow, &new.allow),
+    ] {
+        for e in o.iter().filter(|e| !n.contains(e)) {
+            out.push(Request::DelAccess {
+                service,
+                list,
+                entry: e.clone(),
+            });
+        }
+        for e in n.iter().filter(|e| !o.contains(e)) {
+            out.push(Request::AddAccess {
+                service,
+                list,
+                entry: e.clone(),
+            });
+        }
+    }
 }
 
 /// What an `[ipvs] rules` file sets up, read without applying it: the requests `ipvsadm -R`
@@ -208,6 +238,7 @@ impl ctl::ipvsadm::Daemon for Recorder {
                 match m.services.iter_mut().find(|s| s.spec.key == spec.key) {
                     Some(s) => s.spec = spec,
                     None => m.services.push(proto::ServiceInfo {
+                        access: Default::default(),
                         spec,
                         stats: Default::default(),
                         rates: Default::default(),
@@ -245,6 +276,33 @@ impl ctl::ipvsadm::Daemon for Recorder {
             }
             Request::AddFwmarkRule(r) => m.fwmarks.push(r),
             Request::DelFwmarkRule(r) => m.fwmarks.retain(|x| *x != r),
+            Request::AddAccess {
+                service,
+                list,
+                entry,
+            } => {
+                if let Some(s) = m.services.iter_mut().find(|s| s.spec.key == service) {
+                    let l = match list {
+                        proto::AccessList::Deny => &mut s.access.deny,
+                        proto::AccessList::Allow => &mut s.access.allow,
+                    };
+                    if !l.contains(&entry) {
+                        l.push(entry);
+                    }
+                }
+            }
+            Request::DelAccess {
+                service,
+                list,
+                entry,
+            } => {
+                if let Some(s) = m.services.iter_mut().find(|s| s.spec.key == service) {
+                    match list {
+                        proto::AccessList::Deny => s.access.deny.retain(|e| *e != entry),
+                        proto::AccessList::Allow => s.access.allow.retain(|e| *e != entry),
+                    }
+                }
+            }
             _ => {}
         }
         Ok(proto::Reply::Ok)
@@ -459,7 +517,9 @@ mac = "02:00:00:00:01:10"
 
     fn svc(port: u16, sched: &str, dests: &[(&str, u32)]) -> proto::ServiceInfo {
         proto::ServiceInfo {
+            access: Default::default(),
             spec: proto::ServiceSpec {
+                limits: Default::default(),
                 key: proto::ServiceKey::Inet {
                     protocol: proto::Protocol::Tcp,
                     addr: "198.18.0.100".parse().unwrap(),

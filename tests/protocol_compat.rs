@@ -189,6 +189,7 @@ fn tcp(addr: &str, port: u16) -> ServiceKey {
 
 fn service(key: ServiceKey, scheduler: &str) -> ServiceSpec {
     ServiceSpec {
+        limits: Default::default(),
         key,
         scheduler: scheduler.into(),
         sched_flags: vec![],

@@ -25,6 +25,7 @@ pub fn service_specs(vs: &VirtualServer) -> Vec<ServiceSpec> {
     vs.keys
         .iter()
         .map(|k| ServiceSpec {
+            limits: Default::default(),
             key: *k,
             scheduler: vs.scheduler.clone(),
             sched_flags: vs.sched_flags.clone(),

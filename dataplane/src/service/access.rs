@@ -64,7 +64,7 @@ impl Prefix {
         self.net
     }
 
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -135,7 +135,7 @@ impl PrefixSet {
             v.sort_unstable();
             v.dedup();
         }
-        groups.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        groups.sort_unstable_by_key(|g| core::cmp::Reverse(g.0));
         PrefixSet { groups }
     }
 
@@ -335,9 +335,22 @@ mod tests {
             "198.18.0.1/24".parse::<Prefix>(),
             Err(PrefixError::HostBits("198.18.0.1/24".into()))
         );
-        assert_eq!("198.18.0.0/33".parse::<Prefix>(), Err(PrefixError::Length(33)));
-        for bad in ["", "x", "198.18.0.0/", "198.18.0/24", "198.18.0.0/-1", "1.2.3.4/ 8"] {
-            assert!(matches!(bad.parse::<Prefix>(), Err(PrefixError::Syntax(_))), "{bad}");
+        assert_eq!(
+            "198.18.0.0/33".parse::<Prefix>(),
+            Err(PrefixError::Length(33))
+        );
+        for bad in [
+            "",
+            "x",
+            "198.18.0.0/",
+            "198.18.0/24",
+            "198.18.0.0/-1",
+            "1.2.3.4/ 8",
+        ] {
+            assert!(
+                matches!(bad.parse::<Prefix>(), Err(PrefixError::Syntax(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -374,7 +387,9 @@ mod tests {
             // Half the probes inside some entry, half anywhere.
             let probe = if x & 1 == 0 {
                 let e = entries[(x >> 8) as usize % entries.len()];
-                Ipv4Addr::from_bits(u32::from(e.network()) | (x.rotate_left(7) & !mask(e.len())))
+                Ipv4Addr::from_bits(
+                    u32::from(e.network()) | (x.rotate_left(7) & !mask(e.prefix_len())),
+                )
             } else {
                 Ipv4Addr::from_bits(x.rotate_left(13))
             };

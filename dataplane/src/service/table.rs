@@ -12,9 +12,8 @@ use std::sync::Arc;
 
 use super::snapshot::{Dest, Service, Snapshot};
 use super::{
-    AccessLists, ListKind, Prefix,
-    DestConfig, DestId, DestStats, MAX_PERSISTENCE, MAX_THRESHOLD, MAX_WEIGHT, Protocol,
-    ServiceConfig, ServiceError, ServiceId, ServiceKey, ServiceStats,
+    AccessLists, DestConfig, DestId, DestStats, ListKind, MAX_PERSISTENCE, MAX_THRESHOLD,
+    MAX_WEIGHT, Prefix, Protocol, ServiceConfig, ServiceError, ServiceId, ServiceKey, ServiceStats,
 };
 use crate::sched;
 

@@ -136,6 +136,7 @@ impl SrcTable {
     }
 
     /// Sources tracked now.
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.ways.iter().filter(|e| e.key.is_some()).count()
     }
@@ -179,7 +180,11 @@ fn rip_posing_as_client(tables: &Tables, svc: &Service, src: Ipv4Addr, in_port: 
     let is_rip = svc.dests().iter().any(|d| {
         d.addr() == src && matches!(d.method(), ForwardMethod::Masq | ForwardMethod::FullNat)
     });
-    is_rip && tables.routes.lookup(src).is_some_and(|hop| hop.port != in_port)
+    is_rip
+        && tables
+            .routes
+            .lookup(src)
+            .is_some_and(|hop| hop.port != in_port)
 }
 
 impl<B: PacketBuf> State<B> {

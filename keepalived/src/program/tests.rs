@@ -25,6 +25,7 @@ impl Control for FakeRvsd {
                 self.services
                     .iter()
                     .map(|(s, d)| ServiceInfo {
+                        access: Default::default(),
                         spec: s.clone(),
                         stats: Default::default(),
                         rates: Default::default(),
@@ -103,6 +104,7 @@ fn key() -> ServiceKey {
 
 fn spec(sched: &str) -> ServiceSpec {
     ServiceSpec {
+        limits: Default::default(),
         key: key(),
         scheduler: sched.into(),
         sched_flags: vec![],
