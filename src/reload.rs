@@ -593,4 +593,63 @@ mac = "02:00:00:00:01:10"
         );
         assert!(service_requests(&old, &old).is_empty());
     }
+
+    #[test]
+    fn rules_files_carry_lists_and_limits_and_reload_by_difference() {
+        let dir = std::env::temp_dir().join(format!("rvs-acl-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let a = write(
+            "a.rules",
+            "-A -t 198.18.0.100:80 -s rr --conn-limit 100 --src-rate 5:10\n\
+             -a -t 198.18.0.100:80 -r 198.18.1.11:80 -m -w 1\n\
+             -U -t 198.18.0.100:80 -k 198.18.0.3\n\
+             -O -t 198.18.0.100:80 -2 198.18.0.0/24\n",
+        );
+        let b = write(
+            "b.rules",
+            "-A -t 198.18.0.100:80 -s rr --conn-limit 100 --src-rate 5:10\n\
+             -a -t 198.18.0.100:80 -r 198.18.1.11:80 -m -w 1\n\
+             -U -t 198.18.0.100:80 -k 198.18.0.4\n\
+             -O -t 198.18.0.100:80 -2 198.18.0.0/24\n",
+        );
+        let ma = read_rules(Some(&a)).unwrap();
+        let s = &ma.services[0];
+        assert_eq!(s.spec.limits.conn_limit, 100);
+        assert_eq!((s.spec.limits.src_rate, s.spec.limits.src_burst), (5, 10));
+        assert_eq!(s.access.deny, ["198.18.0.3"]);
+        assert_eq!(s.access.allow, ["198.18.0.0/24"]);
+        let mb = read_rules(Some(&b)).unwrap();
+        let key = s.spec.key;
+        assert_eq!(
+            service_requests(&ma.services, &mb.services),
+            [
+                Request::DelAccess {
+                    service: key,
+                    list: proto::AccessList::Deny,
+                    entry: "198.18.0.3".into()
+                },
+                Request::AddAccess {
+                    service: key,
+                    list: proto::AccessList::Deny,
+                    entry: "198.18.0.4".into()
+                },
+            ]
+        );
+        // A bad entry names the file.
+        let bad = write(
+            "bad.rules",
+            "-A -t 198.18.0.100:80 -s rr\n-U -t 198.18.0.100:80 -k x\n",
+        );
+        let e = read_rules(Some(&bad)).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.rules") && e.contains("illegal blacklist entry"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

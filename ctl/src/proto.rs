@@ -907,8 +907,12 @@ fn first_extra(
             path.push(key.clone());
             let found = match k.get(key) {
                 // A field written only when it is not its default (`limits`) is known when the
-                // client sent its default explicitly.
+                // client sent its default explicitly; inside such an object, what is not a
+                // default is what the protocol does not know (`limits.colour`).
                 None if is_default_value(v) => None,
+                None if v.is_object() => {
+                    first_extra(v, &serde_json::Value::Object(Default::default()), path)
+                }
                 None => Some(path.join(".")),
                 Some(kv) => first_extra(v, kv, path),
             };
