@@ -7,9 +7,8 @@
 //! pass, as in DPVS, where the check sits in the scheduling step): adding an entry does not cut a
 //! client that is already connected.
 //!
-//! Matching is [`PrefixSet::contains`]: the entries are grouped by prefix length and each group
-//! is a sorted array of network addresses, so a lookup is one binary search per distinct length
-//! (at most 33) and never allocates. The sets are built on the control thread when a list
+//! Matching is [`PrefixSet::contains`]: the entries' address ranges are merged into sorted,
+//! disjoint intervals, so a lookup is one binary search and never allocates. The sets are built on the control thread when a list
 //! changes and shared with the workers by `Arc` inside the service snapshot.
 //!
 //! **Limits** (rvs's own, no IPVS/DPVS spelling): [`ServiceLimits`] on the service's config.
@@ -114,42 +113,47 @@ impl FromStr for Prefix {
     }
 }
 
-/// A set of prefixes for membership tests: one sorted array of networks per prefix length.
+/// A set of prefixes for membership tests: the address ranges they cover, merged into sorted,
+/// disjoint `[first, last]` intervals, so a lookup is one binary search whatever the number of
+/// entries and prefix lengths.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrefixSet {
-    /// `(len, sorted networks)`, longest length first.
-    groups: Vec<(u8, Vec<u32>)>,
+    ranges: Vec<(u32, u32)>,
 }
 
 impl PrefixSet {
-    /// The set of `prefixes` (duplicates collapse).
+    /// The set of `prefixes` (overlapping and adjacent ones merge).
     pub fn new<'a>(prefixes: impl IntoIterator<Item = &'a Prefix>) -> PrefixSet {
-        let mut groups: Vec<(u8, Vec<u32>)> = Vec::new();
-        for p in prefixes {
-            match groups.iter_mut().find(|(l, _)| *l == p.len) {
-                Some((_, v)) => v.push(u32::from(p.net)),
-                None => groups.push((p.len, vec![u32::from(p.net)])),
+        let mut spans: Vec<(u32, u32)> = prefixes
+            .into_iter()
+            .map(|p| {
+                let first = u32::from(p.net);
+                (first, first | !mask(p.len))
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut ranges: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
+        for (first, last) in spans {
+            match ranges.last_mut() {
+                Some(prev) if u64::from(first) <= u64::from(prev.1) + 1 => {
+                    prev.1 = prev.1.max(last);
+                }
+                _ => ranges.push((first, last)),
             }
         }
-        for (_, v) in &mut groups {
-            v.sort_unstable();
-            v.dedup();
-        }
-        groups.sort_unstable_by_key(|g| core::cmp::Reverse(g.0));
-        PrefixSet { groups }
+        PrefixSet { ranges }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
+        self.ranges.is_empty()
     }
 
     /// Whether some prefix of the set holds `ip`.
     #[inline]
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         let ip = u32::from(ip);
-        self.groups
-            .iter()
-            .any(|(len, nets)| nets.binary_search(&(ip & mask(*len))).is_ok())
+        let i = self.ranges.partition_point(|r| r.0 <= ip);
+        i > 0 && self.ranges[i - 1].1 >= ip
     }
 }
 
@@ -368,6 +372,13 @@ mod tests {
         assert!(s.contains(ip("198.19.200.1")));
         assert!(!s.contains(ip("198.20.0.0")));
         assert!(PrefixSet::new(&[p("0.0.0.0/0")]).contains(ip("203.0.113.9")));
+        assert!(PrefixSet::new(&[p("0.0.0.0/0")]).contains(ip("255.255.255.255")));
+        assert!(PrefixSet::new(&[p("255.255.255.255")]).contains(ip("255.255.255.255")));
+        // Adjacent and nested prefixes merge without swallowing their neighbours.
+        let merged = PrefixSet::new(&[p("198.18.0.0/25"), p("198.18.0.128/25"), p("198.18.0.5")]);
+        assert_eq!(merged.ranges.len(), 1);
+        assert!(merged.contains(ip("198.18.0.255")) && !merged.contains(ip("198.18.1.0")));
+        assert!(!merged.contains(ip("198.17.255.255")));
         assert!(!PrefixSet::default().contains(ip("198.18.0.7")));
     }
 
