@@ -494,4 +494,19 @@ fn access_lists_and_limits_refuse_bad_input_and_change_nothing() {
     assert_eq!(s[0].spec, spec);
     assert_eq!(s[0].access.deny, ["198.18.0.3"]);
     assert_eq!(s[0].access.allow, ["198.18.0.0/24"]);
+    // A stop with state and a start: lists and limits come back.
+    let header = plane.state_header();
+    let next = self::plane();
+    let summary = next.restore(&header);
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let Reply::Services(s2) = ({
+        let line =
+            serde_json::to_string(&Envelope::new(Request::ListServices { service: Some(key) }))
+                .unwrap();
+        parse_reply_line(&respond(&next, &line)).unwrap().1
+    }) else {
+        panic!()
+    };
+    assert_eq!(s2[0].spec, spec);
+    assert_eq!(s2[0].access, s[0].access);
 }
