@@ -238,6 +238,7 @@ impl ctl::ipvsadm::Daemon for Recorder {
                 match m.services.iter_mut().find(|s| s.spec.key == spec.key) {
                     Some(s) => s.spec = spec,
                     None => m.services.push(proto::ServiceInfo {
+                        refused: Default::default(),
                         access: Default::default(),
                         spec,
                         stats: Default::default(),
@@ -517,6 +518,7 @@ mac = "02:00:00:00:01:10"
 
     fn svc(port: u16, sched: &str, dests: &[(&str, u32)]) -> proto::ServiceInfo {
         proto::ServiceInfo {
+            refused: Default::default(),
             access: Default::default(),
             spec: proto::ServiceSpec {
                 limits: Default::default(),

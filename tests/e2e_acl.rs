@@ -47,6 +47,18 @@ fn drops(net: &TestNet, reason: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// `rvs_service_refused_total` of the VIP's service for `reason`.
+fn refused(net: &TestNet, reason: &str) -> u64 {
+    let needle = format!("service=\"tcp/{VIP}\"");
+    let reason = format!("reason=\"{reason}\"");
+    net.metrics()
+        .lines()
+        .filter(|l| l.starts_with("rvs_service_refused_total{"))
+        .filter(|l| l.contains(&needle) && l.contains(&reason))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// A fresh NAT service on the VIP (rr over both real servers) with these extra `-A` options.
 fn service(rvsd: &Rvsd, extra: &[&str]) {
     let _ = rvsd.ipvsadm(&["-D", "-t", VIP]);
@@ -142,6 +154,9 @@ fn access_lists_and_limits_through_dpdk() {
     assert_eq!(ok, 2);
     assert!(request(&net, CIP2));
     assert_eq!(drops(&net, "src_rate_limited"), 1);
+    // The service counts its own refusals (a new service starts from none).
+    assert_eq!(refused(&net, "src_rate_limited"), 1);
+    assert_eq!(refused(&net, "svc_conn_limit"), 0);
 
     // Service rate: 3 at once over every client, then 1 a second.
     service(

@@ -340,6 +340,11 @@ pub struct ServiceInfo {
     /// Deny and allow lists (not written when both are empty).
     #[serde(default, skip_serializing_if = "AccessInfo::is_empty")]
     pub access: AccessInfo,
+    /// New connections the service refused, by drop reason (`acl_denied`, `acl_not_allowed`,
+    /// `svc_conn_limit`, `svc_rate_limited`, `src_rate_limited`, `rip_source`); reasons with
+    /// none are left out.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub refused: std::collections::BTreeMap<String, u64>,
 }
 
 /// One connection (or persistence template) as `ipvsadm -Lc` lists it.

@@ -114,6 +114,7 @@ fn table(req: &Request) -> Reply {
             conn_tab_size: 4096,
         }),
         Request::ListServices { service: None } => Reply::Services(vec![ServiceInfo {
+            refused: Default::default(),
             access: Default::default(),
             spec: ServiceSpec {
                 limits: Default::default(),

@@ -129,6 +129,7 @@ struct Families {
     svc_packets: IntCounterVec,
     svc_bytes: IntCounterVec,
     svc_cps: IntGaugeVec,
+    svc_refused: IntCounterVec,
     svc_pps: IntGaugeVec,
     svc_bps: IntGaugeVec,
     dest_conns: IntCounterVec,
@@ -238,6 +239,12 @@ impl Families {
                 "rvs_service_cps",
                 "Connections per second (IPVS estimator, 2 s samples, EWMA 1/4).",
                 SVC,
+            ),
+            svc_refused: counter(
+                "rvs_service_refused_total",
+                "New connections the service refused, by drop reason (access lists, \
+                 --conn-limit, --conn-rate, --src-rate, real-server sources).",
+                &["service", "reason"],
             ),
             svc_pps: gauge(
                 "rvs_service_pps",
@@ -541,6 +548,7 @@ impl Families {
             &self.svc_packets,
             &self.svc_bytes,
             &self.svc_cps,
+            &self.svc_refused,
             &self.svc_pps,
             &self.svc_bps,
             &self.dest_conns,
@@ -617,6 +625,7 @@ impl Families {
             svc_packets,
             svc_bytes,
             svc_cps,
+            svc_refused,
             svc_pps,
             svc_bps,
             dest_conns,
@@ -691,6 +700,11 @@ impl Families {
             self.svc_cps
                 .with_label_values(&l)
                 .set(gauge_value(s.rates.cps));
+            for (reason, n) in &s.refused {
+                self.svc_refused
+                    .with_label_values(&[svc.as_str(), reason.as_str()])
+                    .inc_by(*n);
+            }
             for (dir, pkts, bytes, pps, bps) in [
                 (
                     "in",

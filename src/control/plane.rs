@@ -370,6 +370,12 @@ fn service_info(s: &service::Service, rates: &RateBook) -> ServiceInfo {
             deny: entries(s.access(), ListKind::Deny),
             allow: entries(s.access(), ListKind::Allow),
         },
+        refused: service::stats::REFUSALS
+            .iter()
+            .zip(s.stats().refusals())
+            .filter(|(_, n)| *n != 0)
+            .map(|(r, n)| (r.label().to_owned(), n))
+            .collect(),
     }
 }
 

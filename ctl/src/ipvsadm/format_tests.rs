@@ -19,6 +19,7 @@ fn tcp(addr: &str, port: u16) -> ServiceKey {
 
 fn svc(key: ServiceKey, sched: &str) -> ServiceInfo {
     ServiceInfo {
+        refused: Default::default(),
         access: Default::default(),
         spec: ServiceSpec {
             limits: Default::default(),

@@ -36,7 +36,9 @@
 //!    distinct sources can at worst let a source through one burst early; it can never grow the
 //!    memory or refuse a source that has not used its budget.
 //!
-//! The rate checks come last so that a refused packet (lists, limit) spends no token.
+//! The rate checks come last so that a refused packet (lists, limit) spends no token. Every
+//! refusal is also counted on the service's statistics ([`crate::service::ServiceStats`]), so
+//! an operator sees which service refuses what.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -192,6 +194,22 @@ impl<B: PacketBuf> State<B> {
     /// module doc for the checks and their order. Only buckets change (a token is taken when
     /// the answer is `Ok`).
     pub(super) fn admit(
+        &mut self,
+        tables: &Tables,
+        now: Instant,
+        svc: &Service,
+        src: Ipv4Addr,
+        in_port: PortId,
+    ) -> Result<(), DropReason> {
+        let verdict = self.decide(tables, now, svc, src, in_port);
+        if let Err(reason) = verdict {
+            // Also per service (`rvs_service_refused_total`); the caller counts the drop.
+            svc.stats().count_refusal(self.cfg.id, reason);
+        }
+        verdict
+    }
+
+    fn decide(
         &mut self,
         tables: &Tables,
         now: Instant,

@@ -26,6 +26,7 @@ impl Control for FakeRvsd {
                 self.services
                     .iter()
                     .map(|(s, d)| ServiceInfo {
+                        refused: Default::default(),
                         access: self.access.get(&s.key).cloned().unwrap_or_default(),
                         spec: s.clone(),
                         stats: Default::default(),

@@ -82,6 +82,14 @@ fn allow_list_admits_only_its_members_and_deny_wins() {
     h.expect_drop(CLIENT_NET, syn_from(CIP2, 2003), DropReason::AclDenied);
     assert_eq!(h.drops(DropReason::AclNotAllowed), 1);
     assert_eq!(h.drops(DropReason::AclDenied), 1);
+    // The service counts its own refusals, by reason.
+    let snap = h.services.snapshot();
+    let svc = snap
+        .services()
+        .iter()
+        .find(|s| s.key() == tcp_service())
+        .unwrap();
+    assert_eq!(svc.stats().refusals(), [1, 1, 0, 0, 0, 0]);
 }
 
 #[test]
