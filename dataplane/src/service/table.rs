@@ -102,6 +102,7 @@ impl ServiceTable {
             stats: Arc::new(ServiceStats::new(self.n_workers)),
             version,
             access: Arc::default(),
+            nat_rips: Default::default(),
         });
         Ok(id)
     }

@@ -49,7 +49,7 @@ use crate::l3::ratelimit::TokenBucket;
 use crate::packet::PacketBuf;
 use crate::service::access::{Rate, Refusal, mask};
 use crate::service::snapshot::FastBuildHasher;
-use crate::service::{ForwardMethod, Service, ServiceId};
+use crate::service::{Service, ServiceId};
 use crate::time::Instant;
 
 use super::{State, Tables};
@@ -179,10 +179,7 @@ impl Admission {
 /// Whether `src` is one of `svc`'s NAT/FULLNAT real servers and the packet came in on another
 /// port than the one routed to it.
 fn rip_posing_as_client(tables: &Tables, svc: &Service, src: Ipv4Addr, in_port: PortId) -> bool {
-    let is_rip = svc.dests().iter().any(|d| {
-        d.addr() == src && matches!(d.method(), ForwardMethod::Masq | ForwardMethod::FullNat)
-    });
-    is_rip
+    svc.is_nat_rip(src)
         && tables
             .routes
             .lookup(src)
