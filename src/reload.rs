@@ -145,6 +145,7 @@ pub fn service_requests(old: &[proto::ServiceInfo], new: &[proto::ServiceInfo]) 
                         dest: d.spec.clone(),
                     });
                 }
+                access_requests(&mut out, key, &Default::default(), &n.access);
             }
             Some(o) => {
                 if o.spec != n.spec {
@@ -174,10 +175,39 @@ pub fn service_requests(old: &[proto::ServiceInfo], new: &[proto::ServiceInfo]) 
                         Some(_) => {}
                     }
                 }
+                access_requests(&mut out, key, &o.access, &n.access);
             }
         }
     }
     out
+}
+
+/// The access-list entries to delete and add to turn `old` into `new`.
+fn access_requests(
+    out: &mut Vec<Request>,
+    service: proto::ServiceKey,
+    old: &proto::AccessInfo,
+    new: &proto::AccessInfo,
+) {
+    for (list, o, n) in [
+        (proto::AccessList::Deny, &old.deny, &new.deny),
+        (proto::AccessList::Allow, &old.allow, &new.allow),
+    ] {
+        for e in o.iter().filter(|e| !n.contains(e)) {
+            out.push(Request::DelAccess {
+                service,
+                list,
+                entry: e.clone(),
+            });
+        }
+        for e in n.iter().filter(|e| !o.contains(e)) {
+            out.push(Request::AddAccess {
+                service,
+                list,
+                entry: e.clone(),
+            });
+        }
+    }
 }
 
 /// What an `[ipvs] rules` file sets up, read without applying it: the requests `ipvsadm -R`
@@ -208,6 +238,8 @@ impl ctl::ipvsadm::Daemon for Recorder {
                 match m.services.iter_mut().find(|s| s.spec.key == spec.key) {
                     Some(s) => s.spec = spec,
                     None => m.services.push(proto::ServiceInfo {
+                        refused: Default::default(),
+                        access: Default::default(),
                         spec,
                         stats: Default::default(),
                         rates: Default::default(),
@@ -245,6 +277,33 @@ impl ctl::ipvsadm::Daemon for Recorder {
             }
             Request::AddFwmarkRule(r) => m.fwmarks.push(r),
             Request::DelFwmarkRule(r) => m.fwmarks.retain(|x| *x != r),
+            Request::AddAccess {
+                service,
+                list,
+                entry,
+            } => {
+                if let Some(s) = m.services.iter_mut().find(|s| s.spec.key == service) {
+                    let l = match list {
+                        proto::AccessList::Deny => &mut s.access.deny,
+                        proto::AccessList::Allow => &mut s.access.allow,
+                    };
+                    if !l.contains(&entry) {
+                        l.push(entry);
+                    }
+                }
+            }
+            Request::DelAccess {
+                service,
+                list,
+                entry,
+            } => {
+                if let Some(s) = m.services.iter_mut().find(|s| s.spec.key == service) {
+                    match list {
+                        proto::AccessList::Deny => s.access.deny.retain(|e| *e != entry),
+                        proto::AccessList::Allow => s.access.allow.retain(|e| *e != entry),
+                    }
+                }
+            }
             _ => {}
         }
         Ok(proto::Reply::Ok)
@@ -459,7 +518,10 @@ mac = "02:00:00:00:01:10"
 
     fn svc(port: u16, sched: &str, dests: &[(&str, u32)]) -> proto::ServiceInfo {
         proto::ServiceInfo {
+            refused: Default::default(),
+            access: Default::default(),
             spec: proto::ServiceSpec {
+                limits: Default::default(),
                 key: proto::ServiceKey::Inet {
                     protocol: proto::Protocol::Tcp,
                     addr: "198.18.0.100".parse().unwrap(),
@@ -533,5 +595,64 @@ mac = "02:00:00:00:01:10"
             ]
         );
         assert!(service_requests(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn rules_files_carry_lists_and_limits_and_reload_by_difference() {
+        let dir = std::env::temp_dir().join(format!("rvs-acl-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let a = write(
+            "a.rules",
+            "-A -t 198.18.0.100:80 -s rr --conn-limit 100 --src-rate 5:10\n\
+             -a -t 198.18.0.100:80 -r 198.18.1.11:80 -m -w 1\n\
+             -U -t 198.18.0.100:80 -k 198.18.0.3\n\
+             -O -t 198.18.0.100:80 -2 198.18.0.0/24\n",
+        );
+        let b = write(
+            "b.rules",
+            "-A -t 198.18.0.100:80 -s rr --conn-limit 100 --src-rate 5:10\n\
+             -a -t 198.18.0.100:80 -r 198.18.1.11:80 -m -w 1\n\
+             -U -t 198.18.0.100:80 -k 198.18.0.4\n\
+             -O -t 198.18.0.100:80 -2 198.18.0.0/24\n",
+        );
+        let ma = read_rules(Some(&a)).unwrap();
+        let s = &ma.services[0];
+        assert_eq!(s.spec.limits.conn_limit, 100);
+        assert_eq!((s.spec.limits.src_rate, s.spec.limits.src_burst), (5, 10));
+        assert_eq!(s.access.deny, ["198.18.0.3"]);
+        assert_eq!(s.access.allow, ["198.18.0.0/24"]);
+        let mb = read_rules(Some(&b)).unwrap();
+        let key = s.spec.key;
+        assert_eq!(
+            service_requests(&ma.services, &mb.services),
+            [
+                Request::DelAccess {
+                    service: key,
+                    list: proto::AccessList::Deny,
+                    entry: "198.18.0.3".into()
+                },
+                Request::AddAccess {
+                    service: key,
+                    list: proto::AccessList::Deny,
+                    entry: "198.18.0.4".into()
+                },
+            ]
+        );
+        // A bad entry names the file.
+        let bad = write(
+            "bad.rules",
+            "-A -t 198.18.0.100:80 -s rr\n-U -t 198.18.0.100:80 -k x\n",
+        );
+        let e = read_rules(Some(&bad)).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.rules") && e.contains("illegal blacklist entry"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -189,6 +189,7 @@ fn tcp(addr: &str, port: u16) -> ServiceKey {
 
 fn service(key: ServiceKey, scheduler: &str) -> ServiceSpec {
     ServiceSpec {
+        limits: Default::default(),
         key,
         scheduler: scheduler.into(),
         sched_flags: vec![],
@@ -420,4 +421,93 @@ fn record() {
         out.push_str(&format!("> {req}\n< {reply}\n"));
     }
     std::fs::write(path, out).unwrap();
+}
+
+/// The access-list and limit requests (protocol 2 additions): bad input gets an error naming
+/// what was wrong, and the daemon's state is as before.
+#[test]
+fn access_lists_and_limits_refuse_bad_input_and_change_nothing() {
+    let plane = plane();
+    let call = |r: Request| -> Reply {
+        let line = serde_json::to_string(&Envelope::new(r)).unwrap();
+        let (_, reply) = parse_reply_line(&respond(&plane, &line)).unwrap();
+        reply
+    };
+    let key = tcp("198.18.0.100", 80);
+    let mut spec = service(key, "rr");
+    spec.limits = Limits {
+        conn_limit: 10,
+        src_rate: 5,
+        src_prefix: 24,
+        ..Limits::default()
+    };
+    assert_eq!(call(Request::AddService(spec.clone())), Reply::Ok);
+    let add = |list, entry: &str| Request::AddAccess {
+        service: key,
+        list,
+        entry: entry.into(),
+    };
+    assert_eq!(call(add(AccessList::Deny, "198.18.0.3")), Reply::Ok);
+    assert_eq!(call(add(AccessList::Allow, "198.18.0.0/24")), Reply::Ok);
+    let errno = |r: Reply| match r {
+        Reply::Error(e) => (e.errno, e.message),
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(
+        errno(call(add(AccessList::Deny, "198.18.0.3"))).0,
+        Errno::Eexist
+    );
+    let (e, m) = errno(call(add(AccessList::Deny, "198.18.0.1/24")));
+    assert_eq!(e, Errno::Einval);
+    assert!(m.contains("host bits"), "{m}");
+    assert_eq!(
+        errno(call(add(AccessList::Deny, "nonsense"))).0,
+        Errno::Einval
+    );
+    let gone = Request::DelAccess {
+        service: key,
+        list: AccessList::Allow,
+        entry: "198.18.9.0/24".into(),
+    };
+    assert_eq!(errno(call(gone)).0, Errno::Enoent);
+    let other = Request::AddAccess {
+        service: tcp("198.18.0.100", 81),
+        list: AccessList::Deny,
+        entry: "198.18.0.3".into(),
+    };
+    assert_eq!(errno(call(other)).0, Errno::Esrch);
+    let mut bad = spec.clone();
+    bad.limits.src_prefix = 33;
+    assert_eq!(errno(call(Request::EditService(bad))).0, Errno::Einval);
+    // Unknown fields inside the new ones are named; a default `limits` sent explicitly is fine.
+    let line = r#"{"version":2,"request":{"add_service":{"key":{"inet":{"protocol":"tcp","addr":"198.18.0.100","port":82}},"limits":{"conn_limit":0,"colour":1}}}}"#;
+    let reply = respond(&plane, line);
+    assert!(reply.contains("limits.colour"), "{reply}");
+    let line = r#"{"version":2,"request":{"add_service":{"key":{"inet":{"protocol":"tcp","addr":"198.18.0.100","port":82}},"limits":{"conn_limit":0}}}}"#;
+    assert!(
+        respond(&plane, line).contains("\"ok\""),
+        "default limits accepted"
+    );
+    // Nothing refused changed anything.
+    let Reply::Services(s) = call(Request::ListServices { service: Some(key) }) else {
+        panic!()
+    };
+    assert_eq!(s[0].spec, spec);
+    assert_eq!(s[0].access.deny, ["198.18.0.3"]);
+    assert_eq!(s[0].access.allow, ["198.18.0.0/24"]);
+    // A stop with state and a start: lists and limits come back.
+    let header = plane.state_header();
+    let next = self::plane();
+    let summary = next.restore(&header);
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let Reply::Services(s2) = ({
+        let line =
+            serde_json::to_string(&Envelope::new(Request::ListServices { service: Some(key) }))
+                .unwrap();
+        parse_reply_line(&respond(&next, &line)).unwrap().1
+    }) else {
+        panic!()
+    };
+    assert_eq!(s2[0].spec, spec);
+    assert_eq!(s2[0].access, s[0].access);
 }

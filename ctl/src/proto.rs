@@ -204,6 +204,65 @@ pub struct ServiceSpec {
     /// clients and recorded exchanges carry is unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub synproxy: bool,
+    /// Admission limits (rvs's `--conn-limit`, `--conn-rate`, `--src-rate`, `--src-prefix`);
+    /// all 0 (none) by default. Not written when none is set, so what version-1 peers exchanged
+    /// encodes as before.
+    #[serde(default, skip_serializing_if = "Limits::is_none")]
+    pub limits: Limits,
+}
+
+/// Admission limits of a service; 0 means "no limit" everywhere. A burst of 0 is one second's
+/// worth of the rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Most connections at once (`--conn-limit N`).
+    pub conn_limit: u32,
+    /// New connections per second to the service (`--conn-rate RATE[:BURST]`).
+    pub conn_rate: u32,
+    pub conn_burst: u32,
+    /// New connections per second from one source prefix (`--src-rate RATE[:BURST]`).
+    pub src_rate: u32,
+    pub src_burst: u32,
+    /// Length of that source prefix (`--src-prefix LEN`, 0 or 32 = one address).
+    pub src_prefix: u8,
+}
+
+impl Limits {
+    /// Whether any limit is set.
+    pub fn is_set(&self) -> bool {
+        self.conn_limit != 0 || self.conn_rate != 0 || self.src_rate != 0
+    }
+
+    /// Whether every field is 0 (nothing to write).
+    pub fn is_none(&self) -> bool {
+        *self == Limits::default()
+    }
+}
+
+/// A service's access lists (DPVS's blacklist and whitelist), entries as `ADDR` or
+/// `ADDR/LEN`, in the order they were added.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccessInfo {
+    pub deny: Vec<String>,
+    pub allow: Vec<String>,
+}
+
+impl AccessInfo {
+    /// Both lists empty.
+    pub fn is_empty(&self) -> bool {
+        self.deny.is_empty() && self.allow.is_empty()
+    }
+}
+
+/// Which access list: `deny` (DPVS blacklist, `ipvsadm -U/-V -k`) or `allow` (whitelist,
+/// `-O/-Y -2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessList {
+    Deny,
+    Allow,
 }
 
 fn default_scheduler() -> String {
@@ -282,6 +341,14 @@ pub struct ServiceInfo {
     pub rates: Rates,
     #[serde(default)]
     pub dests: Vec<DestInfo>,
+    /// Deny and allow lists (not written when both are empty).
+    #[serde(default, skip_serializing_if = "AccessInfo::is_empty")]
+    pub access: AccessInfo,
+    /// New connections the service refused, by drop reason (`acl_denied`, `acl_not_allowed`,
+    /// `svc_conn_limit`, `svc_rate_limited`, `src_rate_limited`, `rip_source`); reasons with
+    /// none are left out.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub refused: std::collections::BTreeMap<String, u64>,
 }
 
 /// One connection (or persistence template) as `ipvsadm -Lc` lists it.
@@ -424,6 +491,21 @@ pub enum Request {
     Stop {
         #[serde(default)]
         save_state: bool,
+    },
+    /// Add a source address or prefix (`ADDR` or `ADDR/LEN`) to a service's deny or allow list
+    /// (DPVS `ipvsadm -U -k` / `-O -2`). `Esrch` no such service, `Eexist` already listed,
+    /// `Einval` not an IPv4 address or prefix.
+    AddAccess {
+        service: ServiceKey,
+        list: AccessList,
+        entry: String,
+    },
+    /// Remove an entry, written as it was added (DPVS `-V -k` / `-Y -2`). `Esrch` no such
+    /// service, `Enoent` not on the list.
+    DelAccess {
+        service: ServiceKey,
+        list: AccessList,
+        entry: String,
     },
     /// Read the configuration file again and apply what changed, as SIGHUP does. `Ok` when
     /// every change applied; `Einval` with the reason when the file was refused whole (nothing
@@ -765,6 +847,8 @@ impl Request {
         "list_fwmark_rules",
         "stop",
         "reload",
+        "add_access",
+        "del_access",
     ];
 
     /// The wire name of this request (one of [`Request::NAMES`]).
@@ -804,6 +888,8 @@ impl Request {
             Request::ListFwmarkRules => "list_fwmark_rules",
             Request::Stop { .. } => "stop",
             Request::Reload => "reload",
+            Request::AddAccess { .. } => "add_access",
+            Request::DelAccess { .. } => "del_access",
         }
     }
 }
@@ -811,7 +897,8 @@ impl Request {
 /// The first field of a request line's JSON (`input`) that its parsed envelope does not have,
 /// as a dotted path (`request.add_dest.dest.colour`): a field this protocol does not know. A
 /// field counts as known when serialising `parsed` writes it, so every request type is covered
-/// without a list to keep in step (request types skip no field when serialised).
+/// without a list to keep in step. Request types skip a field when serialised only where it
+/// holds its default (`limits`), and such a field sent with its default value is accepted.
 pub fn unknown_field(input: &serde_json::Value, parsed: &Envelope) -> Option<String> {
     let known = serde_json::to_value(parsed).ok()?;
     let mut path = Vec::new();
@@ -828,6 +915,13 @@ fn first_extra(
         (Value::Object(i), Value::Object(k)) => i.iter().find_map(|(key, v)| {
             path.push(key.clone());
             let found = match k.get(key) {
+                // A field written only when it is not its default (`limits`) is known when the
+                // client sent its default explicitly; inside such an object, what is not a
+                // default is what the protocol does not know (`limits.colour`).
+                None if is_default_value(v) => None,
+                None if v.is_object() => {
+                    first_extra(v, &serde_json::Value::Object(Default::default()), path)
+                }
                 None => Some(path.join(".")),
                 Some(kv) => first_extra(v, kv, path),
             };
@@ -843,6 +937,20 @@ fn first_extra(
             })
         }
         _ => None,
+    }
+}
+
+/// JSON that a skipped default field encodes to: null, false, 0, an empty array, or an object
+/// of such values.
+fn is_default_value(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_u64() == Some(0),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_default_value),
+        Value::String(_) => false,
     }
 }
 

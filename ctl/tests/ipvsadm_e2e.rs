@@ -114,7 +114,10 @@ fn table(req: &Request) -> Reply {
             conn_tab_size: 4096,
         }),
         Request::ListServices { service: None } => Reply::Services(vec![ServiceInfo {
+            refused: Default::default(),
+            access: Default::default(),
             spec: ServiceSpec {
+                limits: Default::default(),
                 key: tcp("10.0.0.1", 80),
                 scheduler: "wlc".into(),
                 sched_flags: vec![],
@@ -172,6 +175,7 @@ fn add_service_sends_the_request() {
     assert_eq!(
         d.requests(),
         vec![Request::AddService(ServiceSpec {
+            limits: Default::default(),
             key: tcp("10.0.0.1", 80),
             scheduler: "rr".into(),
             sched_flags: vec![],

@@ -195,5 +195,39 @@ fn schedulers(c: &mut Criterion) {
     }
 }
 
-criterion_group!(hot, parse, checksums, conn_table, schedulers);
+/// Access-list lookups (`worker::admit`): a service with no lists, and lists of 1000 entries
+/// of mixed prefix lengths, probed with addresses inside and outside them.
+fn access_lists(c: &mut Criterion) {
+    use dataplane::service::{AccessLists, ListKind, Prefix};
+    let empty = AccessLists::default();
+    c.bench_function("acl check, no lists", |b| {
+        b.iter(|| black_box(empty.check(black_box(VIP))))
+    });
+    let mut lists = AccessLists::default();
+    let mut x: u32 = 0x2545_f491;
+    for i in 0..1000u32 {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let len = 16 + (i % 17) as u8;
+        let net = x & (u32::MAX << (32 - u32::from(len)));
+        let p = Prefix::new(Ipv4Addr::from(net), len).expect("masked");
+        let kind = if i % 2 == 0 {
+            ListKind::Deny
+        } else {
+            ListKind::Allow
+        };
+        let _ = lists.add(kind, p);
+    }
+    let probes: Vec<Ipv4Addr> = (0..1024u32)
+        .map(|i| Ipv4Addr::from(i.wrapping_mul(0x9e37_79b9)))
+        .collect();
+    let mut i = 0;
+    c.bench_function("acl check, 500 deny + 500 allow entries, 17 lengths", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            black_box(lists.check(black_box(probes[i])))
+        })
+    });
+}
+
+criterion_group!(hot, parse, checksums, conn_table, schedulers, access_lists);
 criterion_main!(hot);

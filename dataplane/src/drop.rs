@@ -110,6 +110,21 @@ drop_reasons! {
     SynproxyServerTimeout => "synproxy_server_timeout",
     /// SYN proxy: a real server's segment that does not answer the proxied SYN.
     SynproxyUnexpected => "synproxy_unexpected",
+    /// A new connection from a source on the service's deny list (`ipvsadm -U`).
+    AclDenied => "acl_denied",
+    /// A new connection from a source missing from the service's non-empty allow list
+    /// (`ipvsadm -O`).
+    AclNotAllowed => "acl_not_allowed",
+    /// A new connection refused: the service holds its `--conn-limit` connections.
+    SvcConnLimit => "svc_conn_limit",
+    /// A new connection refused: the service's `--conn-rate` budget was spent.
+    SvcRateLimited => "svc_rate_limited",
+    /// A new connection refused: its source prefix's `--src-rate` budget was spent.
+    SrcRateLimited => "src_rate_limited",
+    /// A packet from one of the service's NAT/FULLNAT real servers, arriving on another port
+    /// than the one its replies use, trying to open a connection to the service (spoofed: such
+    /// a connection could never work, see `worker::admit`).
+    RipSource => "rip_source",
 }
 
 /// Per-reason drop counts of one worker.

@@ -281,6 +281,7 @@ impl Runtime {
                 out.push(Wanted {
                     spec,
                     laddrs: vs.laddrs.clone(),
+                    access: vs.access.clone(),
                     dests: dests.clone(),
                 });
             }

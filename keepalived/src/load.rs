@@ -58,6 +58,8 @@ fn err<T>(loc: &Loc, reason: impl Into<String>) -> Res<T> {
 struct Groups<'a> {
     vs: HashMap<String, &'a Node>,
     laddr: HashMap<String, &'a Node>,
+    deny: HashMap<String, &'a Node>,
+    allow: HashMap<String, &'a Node>,
 }
 
 pub fn from_tree(tree: &[Node]) -> Res<Config> {
@@ -69,16 +71,16 @@ pub fn from_tree(tree: &[Node]) -> Res<Config> {
         let map = match kw {
             "virtual_server_group" => &mut groups.vs,
             "local_address_group" => &mut groups.laddr,
-            // DPVS's deny/allow lists: checked for shape; a virtual server using one is refused.
-            "deny_address_group" | "allow_address_group" => {
-                one_arg(n)?;
-                block_of(n)?;
-                continue;
-            }
+            "deny_address_group" => &mut groups.deny,
+            "allow_address_group" => &mut groups.allow,
             _ => continue,
         };
         let name = one_arg(n)?;
         block_of(n)?;
+        if matches!(kw, "deny_address_group" | "allow_address_group") {
+            // Checked even when no virtual server uses it, as keepalived reads every block.
+            access_group_members(n)?;
+        }
         if map.insert(name.to_owned(), n).is_some() {
             return err(&n.loc, format!("{kw} {name} is defined twice"));
         }
@@ -258,6 +260,8 @@ fn virtual_server(
     let mut inhibit = false;
     let mut omega = false;
     let mut laddr_group = None;
+    let mut deny_group = None;
+    let mut allow_group = None;
     let mut defaults = CheckDefaults {
         delay_loop: Duration::from_secs(60),
         retry: None,
@@ -364,7 +368,15 @@ fn virtual_server(
                 sched_flags.push(s.keyword().to_owned());
             }
             "laddr_group_name" => laddr_group = Some((one_arg(s)?.to_owned(), s.loc.clone())),
-            kw @ ("daddr_group_name" | "waddr_group_name" | "proxy_protocol") => {
+            // DPVS's keepalived spells these `daddr_group_name`/`waddr_group_name`; the group
+            // keywords themselves are taken as aliases.
+            "daddr_group_name" | "deny_address_group" => {
+                deny_group = Some((one_arg(s)?.to_owned(), s.loc.clone()));
+            }
+            "waddr_group_name" | "allow_address_group" => {
+                allow_group = Some((one_arg(s)?.to_owned(), s.loc.clone()));
+            }
+            kw @ "proxy_protocol" => {
                 return err(
                     &s.loc,
                     format!(
@@ -433,6 +445,28 @@ fn virtual_server(
         }
         None => Vec::new(),
     };
+    let mut access = ctl::proto::AccessInfo::default();
+    for (group, map, list, kw) in [
+        (
+            deny_group,
+            &groups.deny,
+            &mut access.deny,
+            "deny_address_group",
+        ),
+        (
+            allow_group,
+            &groups.allow,
+            &mut access.allow,
+            "allow_address_group",
+        ),
+    ] {
+        if let Some((g, loc)) = group {
+            match map.get(&g) {
+                Some(gn) => *list = access_group_members(gn)?,
+                None => return err(&loc, format!("{kw} {g} is not defined")),
+            }
+        }
+    }
     let is_v6 = keys.iter().any(|k| {
         matches!(
             k,
@@ -489,6 +523,7 @@ fn virtual_server(
         alpha: defaults.alpha,
         omega,
         laddrs,
+        access,
         reals,
     }))
 }
@@ -555,6 +590,71 @@ fn addr_range(loc: &Loc, s: &str) -> Res<Vec<IpAddr>> {
     Ok((o[3]..=last)
         .map(|b| IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], b)))
         .collect())
+}
+
+/// DPVS's `deny_address_group` / `allow_address_group` members: `ADDRESS`, `A.B.C.D-E` (a range
+/// of the last byte, one entry per address, as DPVS's keepalived adds them) or, rvs's addition,
+/// `ADDRESS/LEN`. DPVS's `ipset:NAME` members are refused (rvs has no ipsets). Entries come out
+/// in canonical form (`ADDR` for a /32, the network address for a prefix).
+fn access_group_members(g: &Node) -> Res<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for m in block_of(g)? {
+        let [w] = m.words.as_slice() else {
+            return err(
+                &m.loc,
+                format!("{} member: ADDRESS[-LAST] or ADDRESS/LEN", g.keyword()),
+            );
+        };
+        if w.starts_with("ipset:") {
+            return err(&m.loc, "ipset members are not supported: rvs has no ipsets");
+        }
+        let entries: Vec<String> = if w.contains('/') {
+            vec![prefix_entry(&m.loc, w)?]
+        } else {
+            let ips = addr_range(&m.loc, w)?;
+            if ips.iter().any(IpAddr::is_ipv6) {
+                return err(&m.loc, "IPv6 access-list entries are not supported yet");
+            }
+            ips.iter().map(IpAddr::to_string).collect()
+        };
+        for e in entries {
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+    }
+    if out.is_empty() {
+        return err(&g.loc, format!("{} has no addresses", g.keyword()));
+    }
+    Ok(out)
+}
+
+/// `ADDR/LEN` (IPv4, no host bits beyond LEN) in canonical form.
+fn prefix_entry(loc: &Loc, w: &str) -> Res<String> {
+    let bad = || {
+        err(
+            loc,
+            format!("invalid prefix '{w}' (ADDRESS/LEN, no host bits set)"),
+        )
+    };
+    let Some((a, l)) = w.split_once('/') else {
+        return bad();
+    };
+    let (Ok(a), Ok(l)) = (a.parse::<Ipv4Addr>(), l.parse::<u8>()) else {
+        return bad();
+    };
+    if l > 32 {
+        return bad();
+    }
+    let mask = u32::MAX.checked_shl(32 - u32::from(l)).unwrap_or(0);
+    if u32::from(a) & !mask != 0 {
+        return bad();
+    }
+    Ok(if l == 32 {
+        a.to_string()
+    } else {
+        format!("{a}/{l}")
+    })
 }
 
 /// DPVS's `local_address_group`: lines `ADDRESS[-LAST] IFNAME`.

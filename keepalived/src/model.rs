@@ -64,6 +64,9 @@ pub struct VirtualServer {
     pub omega: bool,
     /// FULLNAT local addresses (DPVS `laddr_group_name`).
     pub laddrs: Vec<LaddrSpec>,
+    /// Deny and allow lists (DPVS `daddr_group_name` / `waddr_group_name` naming a top-level
+    /// `deny_address_group` / `allow_address_group`), entries `ADDR` or `ADDR/LEN`.
+    pub access: ctl::proto::AccessInfo,
     pub reals: Vec<RealServer>,
 }
 

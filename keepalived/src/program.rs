@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ctl::client::{Client, ClientError};
-use ctl::proto::{DestSpec, Errno, ErrorReply, LaddrSpec, Reply, Request, ServiceKey, ServiceSpec};
+use ctl::proto::{
+    AccessList, DestSpec, Errno, ErrorReply, LaddrSpec, Reply, Request, ServiceKey, ServiceSpec,
+};
 
 use crate::model::VirtualServer;
 
@@ -17,6 +19,8 @@ use crate::model::VirtualServer;
 pub struct Wanted {
     pub spec: ServiceSpec,
     pub laddrs: Vec<LaddrSpec>,
+    /// Deny and allow lists.
+    pub access: ctl::proto::AccessInfo,
     pub dests: Vec<DestSpec>,
 }
 
@@ -25,6 +29,7 @@ pub fn service_specs(vs: &VirtualServer) -> Vec<ServiceSpec> {
     vs.keys
         .iter()
         .map(|k| ServiceSpec {
+            limits: Default::default(),
             key: *k,
             scheduler: vs.scheduler.clone(),
             sched_flags: vs.sched_flags.clone(),
@@ -35,6 +40,14 @@ pub fn service_specs(vs: &VirtualServer) -> Vec<ServiceSpec> {
             synproxy: vs.synproxy,
         })
         .collect()
+}
+
+/// One of the programmed access lists of a service.
+fn list_of(have: &mut Wanted, list: AccessList) -> &mut Vec<String> {
+    match list {
+        AccessList::Deny => &mut have.access.deny,
+        AccessList::Allow => &mut have.access.allow,
+    }
 }
 
 /// The way requests reach rvsd (the control socket; an in-memory rvsd in tests).
@@ -146,6 +159,7 @@ impl Programmer {
                 Wanted {
                     spec: s.spec,
                     laddrs: l,
+                    access: s.access,
                     dests,
                 },
             );
@@ -193,6 +207,7 @@ impl Programmer {
             self.programmed.entry(key).or_insert_with(|| Wanted {
                 spec: w.spec.clone(),
                 laddrs: Vec::new(),
+                access: Default::default(),
                 dests: Vec::new(),
             });
         }
@@ -226,6 +241,45 @@ impl Programmer {
                 ) {
                     Ok(()) | Err((Some(Errno::Eexist), _)) => have.laddrs.push(l.clone()),
                     Err((_, e)) => return Err(e),
+                }
+            }
+        }
+        for (list, want, had) in [
+            (AccessList::Deny, &w.access.deny, have.access.deny.clone()),
+            (
+                AccessList::Allow,
+                &w.access.allow,
+                have.access.allow.clone(),
+            ),
+        ] {
+            for e in had.iter().filter(|e| !want.contains(e)) {
+                let r = expect_ok(
+                    ctl,
+                    Request::DelAccess {
+                        service: key,
+                        list,
+                        entry: e.clone(),
+                    },
+                );
+                match r {
+                    Ok(()) | Err((Some(Errno::Enoent), _)) => {
+                        list_of(have, list).retain(|x| x != e)
+                    }
+                    Err((_, m)) => return Err(m),
+                }
+            }
+            for e in want.iter().filter(|e| !had.contains(e)) {
+                let r = expect_ok(
+                    ctl,
+                    Request::AddAccess {
+                        service: key,
+                        list,
+                        entry: e.clone(),
+                    },
+                );
+                match r {
+                    Ok(()) | Err((Some(Errno::Eexist), _)) => list_of(have, list).push(e.clone()),
+                    Err((_, m)) => return Err(m),
                 }
             }
         }

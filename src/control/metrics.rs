@@ -129,6 +129,7 @@ struct Families {
     svc_packets: IntCounterVec,
     svc_bytes: IntCounterVec,
     svc_cps: IntGaugeVec,
+    svc_refused: IntCounterVec,
     svc_pps: IntGaugeVec,
     svc_bps: IntGaugeVec,
     dest_conns: IntCounterVec,
@@ -165,6 +166,7 @@ struct Families {
     worker_icmp_errors_limited: IntCounterVec,
     worker_embryonic_shortened: IntCounterVec,
     worker_synproxy: IntCounterVec,
+    worker_src_rate_evictions: IntCounterVec,
     worker_ipv4_options: IntCounterVec,
     worker_conns: IntGaugeVec,
     worker_conn_capacity: IntGaugeVec,
@@ -238,6 +240,12 @@ impl Families {
                 "rvs_service_cps",
                 "Connections per second (IPVS estimator, 2 s samples, EWMA 1/4).",
                 SVC,
+            ),
+            svc_refused: counter(
+                "rvs_service_refused_total",
+                "New connections the service refused, by drop reason (access lists, \
+                 --conn-limit, --conn-rate, --src-rate, real-server sources).",
+                &["service", "reason"],
             ),
             svc_pps: gauge(
                 "rvs_service_pps",
@@ -423,6 +431,12 @@ impl Families {
                  (established).",
                 &["worker", "stage"],
             ),
+            worker_src_rate_evictions: counter(
+                "rvs_worker_src_rate_evictions_total",
+                "Sources evicted (least recently used) from the worker's fixed-size per-source \
+                 rate table (--src-rate) to make room for another.",
+                WORKER,
+            ),
             worker_ipv4_options: counter(
                 "rvs_worker_ipv4_options_total",
                 "Received IPv4 packets with options (forwarded untouched).",
@@ -542,6 +556,7 @@ impl Families {
             &self.svc_packets,
             &self.svc_bytes,
             &self.svc_cps,
+            &self.svc_refused,
             &self.svc_pps,
             &self.svc_bps,
             &self.dest_conns,
@@ -578,6 +593,7 @@ impl Families {
             &self.worker_icmp_errors_limited,
             &self.worker_embryonic_shortened,
             &self.worker_synproxy,
+            &self.worker_src_rate_evictions,
             &self.worker_ipv4_options,
             &self.worker_conns,
             &self.worker_conn_capacity,
@@ -618,6 +634,7 @@ impl Families {
             svc_packets,
             svc_bytes,
             svc_cps,
+            svc_refused,
             svc_pps,
             svc_bps,
             dest_conns,
@@ -654,6 +671,7 @@ impl Families {
             worker_icmp_errors_limited,
             worker_embryonic_shortened,
             worker_synproxy,
+            worker_src_rate_evictions,
             worker_ipv4_options,
             worker_conns,
             worker_conn_capacity,
@@ -692,6 +710,11 @@ impl Families {
             self.svc_cps
                 .with_label_values(&l)
                 .set(gauge_value(s.rates.cps));
+            for (reason, n) in &s.refused {
+                self.svc_refused
+                    .with_label_values(&[svc.as_str(), reason.as_str()])
+                    .inc_by(*n);
+            }
             for (dir, pkts, bytes, pps, bps) in [
                 (
                     "in",
@@ -844,6 +867,9 @@ impl Families {
                     .with_label_values(&[l[0], stage])
                     .inc_by(load(n));
             }
+            self.worker_src_rate_evictions
+                .with_label_values(&l)
+                .inc_by(load(&s.src_rate_evictions));
             self.worker_ipv4_options
                 .with_label_values(&l)
                 .inc_by(load(&s.ipv4_options));

@@ -21,7 +21,7 @@ use dataplane::laddr::{Laddr, LaddrStats, LaddrTable};
 use dataplane::persist::PersistTable;
 use dataplane::sched::SchedFlags;
 use dataplane::service::{
-    self, DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceError, ServiceKey,
+    self, DestConfig, ForwardMethod, ListKind, Protocol, ServiceConfig, ServiceError, ServiceKey,
     ServiceTable,
 };
 use dataplane::wire::MacAddr;
@@ -200,7 +200,78 @@ fn service_from_proto(s: &proto::ServiceSpec) -> Result<ServiceConfig, Reply> {
         netmask: Ipv4Addr::from_bits(s.netmask),
         one_packet: s.ops,
         synproxy: s.synproxy,
+        limits: limits_from_proto(&s.limits)?,
     })
+}
+
+fn limits_from_proto(l: &proto::Limits) -> Result<service::ServiceLimits, Reply> {
+    if l.src_prefix > 32 {
+        return Err(err(
+            Errno::Einval,
+            format!(
+                "source prefix length {} is out of range 0..32",
+                l.src_prefix
+            ),
+        ));
+    }
+    if l.src_prefix != 0 && l.src_rate == 0 {
+        return Err(err(Errno::Einval, "a source prefix needs a source rate"));
+    }
+    Ok(service::ServiceLimits {
+        max_conns: l.conn_limit,
+        conn_rate: service::Rate {
+            per_sec: l.conn_rate,
+            burst: l.conn_burst,
+        },
+        src_rate: service::Rate {
+            per_sec: l.src_rate,
+            burst: l.src_burst,
+        },
+        src_prefix: l.src_prefix,
+    })
+}
+
+fn limits_to_proto(l: &service::ServiceLimits) -> proto::Limits {
+    proto::Limits {
+        conn_limit: l.max_conns,
+        conn_rate: l.conn_rate.per_sec,
+        conn_burst: l.conn_rate.burst,
+        src_rate: l.src_rate.per_sec,
+        src_burst: l.src_rate.burst,
+        src_prefix: l.src_prefix,
+    }
+}
+
+fn entries(lists: &service::AccessLists, kind: ListKind) -> Vec<String> {
+    lists.entries(kind).iter().map(|p| p.to_string()).collect()
+}
+
+fn list_kind(l: proto::AccessList) -> ListKind {
+    match l {
+        proto::AccessList::Deny => ListKind::Deny,
+        proto::AccessList::Allow => ListKind::Allow,
+    }
+}
+
+/// `-U`/`-V`/`-O`/`-Y`: change a service's access list.
+fn change_access(
+    st: &mut State,
+    service: &proto::ServiceKey,
+    list: proto::AccessList,
+    entry: &str,
+    add: bool,
+) -> Result<(), Reply> {
+    let key = key_from_proto(service)?;
+    let prefix: service::Prefix = entry
+        .parse()
+        .map_err(|e: service::access::PrefixError| err(Errno::Einval, e.to_string()))?;
+    let kind = list_kind(list);
+    let r = if add {
+        st.services.add_list_entry(&key, kind, prefix)
+    } else {
+        st.services.del_list_entry(&key, kind, prefix)
+    };
+    r.map_err(|e| service_err(&e))
 }
 
 fn service_to_proto(c: &ServiceConfig) -> proto::ServiceSpec {
@@ -218,6 +289,7 @@ fn service_to_proto(c: &ServiceConfig) -> proto::ServiceSpec {
         pe: None,
         ops: c.one_packet,
         synproxy: c.synproxy,
+        limits: limits_to_proto(&c.limits),
     }
 }
 
@@ -298,6 +370,16 @@ fn service_info(s: &service::Service, rates: &RateBook) -> ServiceInfo {
         stats: stats_to_proto(&s.stats().sum()),
         rates: rates.service(s.id()),
         dests,
+        access: proto::AccessInfo {
+            deny: entries(s.access(), ListKind::Deny),
+            allow: entries(s.access(), ListKind::Allow),
+        },
+        refused: service::stats::REFUSALS
+            .iter()
+            .zip(s.stats().refusals())
+            .filter(|(_, n)| *n != 0)
+            .map(|(r, n)| (r.label().to_owned(), n))
+            .collect(),
     }
 }
 
@@ -862,6 +944,20 @@ impl Handler for ControlPlane {
                 self.daemon_op(|reply| DaemonOp::Stop { save_state, reply })
             }
             Request::Reload => self.daemon_op(DaemonOp::Reload),
+            Request::AddAccess {
+                service,
+                list,
+                entry,
+            } => self.change("add access-list entry", |st| {
+                change_access(st, &service, list, &entry, true)
+            }),
+            Request::DelAccess {
+                service,
+                list,
+                entry,
+            } => self.change("delete access-list entry", |st| {
+                change_access(st, &service, list, &entry, false)
+            }),
             other => self.handle_net(other),
         }
     }

@@ -18,6 +18,12 @@ pub enum Op {
     GetService,
     AddLaddr,
     DelLaddr,
+    /// DPVS's access-list calls (`dpvs_add_blklst` ...).
+    AddBlklst,
+    DelBlklst,
+    AddWhtlst,
+    DelWhtlst,
+    GetAccess,
     /// Flush, timeouts, info, connections: only the generic texts apply.
     Other,
 }
@@ -31,6 +37,11 @@ pub fn ipvs_strerror(op: Op, errno: Errno) -> &'static str {
         (AddService | EditService, Enoent) => "Scheduler or persistence engine not found",
         (EditService | DelService | ZeroService | GetService, Esrch) => "No such service",
         (AddDest | EditDest | DelDest | AddLaddr | DelLaddr, Esrch) => "Service not defined",
+        (AddBlklst | DelBlklst | AddWhtlst | DelWhtlst | GetAccess, Esrch) => "Service not defined",
+        (AddBlklst, Eexist) => "blacklist address already exists",
+        (AddWhtlst, Eexist) => "whitelist address already exists",
+        // DPVS's libipvs has this text for both lists.
+        (DelBlklst | DelWhtlst, Enoent) => "No such deny address",
         (AddDest, Eexist) => "Destination already exists",
         (EditDest | DelDest, Enoent) => "No such destination",
         (StartDaemon, Eexist) => "Daemon has already run",

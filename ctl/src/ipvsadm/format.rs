@@ -327,6 +327,7 @@ pub fn service_entry(out: &mut String, s: &ServiceInfo, format: &Format, resolve
         if !flags.is_empty() {
             let _ = write!(out, " -b {flags}");
         }
+        out.push_str(&limits_rule(&spec.limits));
     } else if format.stats || format.rate {
         let _ = write!(out, "{svc_name:<33}");
         let v = if format.stats {
@@ -362,6 +363,7 @@ pub fn service_entry(out: &mut String, s: &ServiceInfo, format: &Format, resolve
         if spec.synproxy {
             out.push_str(" synproxy");
         }
+        out.push_str(&limits_text(&spec.limits));
     }
     out.push('\n');
 
@@ -593,6 +595,129 @@ pub fn save_laddrs(list: &[ServiceLaddrs]) -> String {
         for l in &s.laddrs {
             let _ = writeln!(out, "-P {svc} -z {} -F {}", l.spec.addr, l.spec.ifname);
         }
+    }
+    out
+}
+
+/// The service as the list lines name it: `-t ADDR:PORT` (numeric).
+fn save_service_name(key: &ServiceKey) -> String {
+    match *key {
+        ServiceKey::Inet {
+            protocol,
+            addr,
+            port,
+        } => {
+            let flag = match protocol {
+                Protocol::Tcp => "-t",
+                Protocol::Udp => "-u",
+                Protocol::Sctp => "--sctp-service",
+            };
+            match addr {
+                IpAddr::V6(a) => format!("{flag} [{a}]:{port}"),
+                IpAddr::V4(a) => format!("{flag} {a}:{port}"),
+            }
+        }
+        ServiceKey::Fwmark { mark, .. } => format!("-f {mark}"),
+    }
+}
+
+/// `ipvsadm -S` lines restoring access lists (`-U -t VIP:PORT -k ENTRY` for the deny list,
+/// `-O -t VIP:PORT -2 ENTRY` for the allow list), numeric, in the order the entries were added.
+pub fn save_access_lists(services: &[ServiceInfo]) -> String {
+    let mut out = String::new();
+    for s in services {
+        let svc = save_service_name(&s.spec.key);
+        for e in &s.access.deny {
+            let _ = writeln!(out, "-U {svc} -k {e}");
+        }
+        for e in &s.access.allow {
+            let _ = writeln!(out, "-O {svc} -2 {e}");
+        }
+    }
+    out
+}
+
+/// DPVS's `-B`/`-W` listing: a title line, then one line per entry,
+/// `%-8s %-30s %-30s` (PROTO, VIP:VPORT, address), as DPVS's ipvsadm prints them. fwmark
+/// services (which DPVS has not) show as `FWM` and their mark.
+pub fn access_lists(services: &[ServiceInfo], list: crate::proto::AccessList) -> String {
+    let title = match list {
+        crate::proto::AccessList::Deny => "BLACKLIST",
+        crate::proto::AccessList::Allow => "WHITELIST",
+    };
+    let mut out = format!("{:<8} {:<30} {:<30}\n", "PROTO", "VIP:VPORT", title);
+    for s in services {
+        let (proto, vip) = match s.spec.key {
+            ServiceKey::Inet {
+                protocol,
+                addr: IpAddr::V6(a),
+                port,
+            } => (protocol.name().to_owned(), format!("[{a}]:{port}")),
+            ServiceKey::Inet {
+                protocol,
+                addr: IpAddr::V4(a),
+                port,
+            } => (protocol.name().to_owned(), format!("{a}:{port}")),
+            ServiceKey::Fwmark { mark, .. } => ("FWM".to_owned(), mark.to_string()),
+        };
+        let entries = match list {
+            crate::proto::AccessList::Deny => &s.access.deny,
+            crate::proto::AccessList::Allow => &s.access.allow,
+        };
+        for e in entries {
+            let _ = writeln!(out, "{proto:<8} {vip:<30} {e:<30}");
+        }
+    }
+    out
+}
+
+/// The limits of a service as `-Ln` shows them after its flags (nothing when none is set):
+/// ` conn-limit N`, ` conn-rate RATE:BURST`, ` src-rate RATE:BURST/LEN` (BURST and LEN as in
+/// effect: a burst of one second's worth when none was given, /32 by default).
+fn limits_text(l: &crate::proto::Limits) -> String {
+    let mut out = String::new();
+    let burst = |rate: u32, burst: u32| if burst == 0 { rate.max(1) } else { burst };
+    if l.conn_limit != 0 {
+        let _ = write!(out, " conn-limit {}", l.conn_limit);
+    }
+    if l.conn_rate != 0 {
+        let _ = write!(
+            out,
+            " conn-rate {}:{}",
+            l.conn_rate,
+            burst(l.conn_rate, l.conn_burst)
+        );
+    }
+    if l.src_rate != 0 {
+        let len = if l.src_prefix == 0 { 32 } else { l.src_prefix };
+        let _ = write!(
+            out,
+            " src-rate {}:{}/{len}",
+            l.src_rate,
+            burst(l.src_rate, l.src_burst)
+        );
+    }
+    out
+}
+
+/// The limits as `-S` writes them on the `-A` line (what was given, so `-R` sets the same).
+fn limits_rule(l: &crate::proto::Limits) -> String {
+    let mut out = String::new();
+    if l.conn_limit != 0 {
+        let _ = write!(out, " --conn-limit {}", l.conn_limit);
+    }
+    let rate = |out: &mut String, opt: &str, rate: u32, burst: u32| {
+        if rate != 0 {
+            let _ = write!(out, " --{opt} {rate}");
+            if burst != 0 {
+                let _ = write!(out, ":{burst}");
+            }
+        }
+    };
+    rate(&mut out, "conn-rate", l.conn_rate, l.conn_burst);
+    rate(&mut out, "src-rate", l.src_rate, l.src_burst);
+    if l.src_rate != 0 && l.src_prefix != 0 {
+        let _ = write!(out, " --src-prefix {}", l.src_prefix);
     }
     out
 }

@@ -19,7 +19,10 @@ fn tcp(addr: &str, port: u16) -> ServiceKey {
 
 fn svc(key: ServiceKey, sched: &str) -> ServiceInfo {
     ServiceInfo {
+        refused: Default::default(),
+        access: Default::default(),
         spec: ServiceSpec {
+            limits: Default::default(),
             key,
             scheduler: sched.into(),
             sched_flags: vec![],
@@ -642,4 +645,89 @@ fn synproxy_in_listing_and_rules() {
         out.lines().next(),
         Some("-A -t 10.0.0.5:80 -s rr -j enable")
     );
+}
+
+fn with_lists() -> Vec<ServiceInfo> {
+    let mut a = svc(tcp("198.18.0.100", 80), "wlc");
+    a.access.deny = vec!["198.18.0.2".into(), "198.18.9.0/24".into()];
+    a.access.allow = vec!["198.18.0.0/16".into()];
+    let mut b = svc(
+        ServiceKey::Inet {
+            protocol: Protocol::Udp,
+            addr: "198.18.0.101".parse().unwrap(),
+            port: 53,
+        },
+        "rr",
+    );
+    b.access.deny = vec!["198.18.0.3".into()];
+    vec![a, b, svc(tcp("198.18.0.102", 443), "rr")]
+}
+
+#[test]
+fn blklst_and_whtlst_listings_are_dpvs_format() {
+    // DPVS's `printf("%-8s %-30s %-30s\n", ...)`: the last column is padded too.
+    let b = access_lists(&with_lists(), crate::proto::AccessList::Deny);
+    let expected = concat!(
+        "PROTO    VIP:VPORT                      BLACKLIST                     \n",
+        "TCP      198.18.0.100:80                198.18.0.2                    \n",
+        "TCP      198.18.0.100:80                198.18.9.0/24                 \n",
+        "UDP      198.18.0.101:53                198.18.0.3                    \n",
+    );
+    assert_eq!(b, expected);
+    let w = access_lists(&with_lists(), crate::proto::AccessList::Allow);
+    let expected = concat!(
+        "PROTO    VIP:VPORT                      WHITELIST                     \n",
+        "TCP      198.18.0.100:80                198.18.0.0/16                 \n",
+    );
+    assert_eq!(w, expected);
+}
+
+#[test]
+fn save_writes_list_lines_and_limits_only_when_set() {
+    let lists = save_access_lists(&with_lists());
+    assert_eq!(
+        lists,
+        concat!(
+            "-U -t 198.18.0.100:80 -k 198.18.0.2\n",
+            "-U -t 198.18.0.100:80 -k 198.18.9.0/24\n",
+            "-O -t 198.18.0.100:80 -2 198.18.0.0/16\n",
+            "-U -u 198.18.0.101:53 -k 198.18.0.3\n",
+        )
+    );
+    let mut s = svc(tcp("198.18.0.100", 80), "wlc");
+    let rule = Format {
+        rule: true,
+        numeric: true,
+        ..Format::default()
+    };
+    let numeric = Format {
+        numeric: true,
+        ..Format::default()
+    };
+    let r = Resolver::from_texts("", "");
+    let plain = entry(&s, &rule, &r);
+    assert_eq!(plain, "-A -t 198.18.0.100:80 -s wlc\n");
+    assert_eq!(entry(&s, &numeric, &r), "TCP  198.18.0.100:80 wlc\n");
+    s.spec.limits = crate::proto::Limits {
+        conn_limit: 100,
+        conn_rate: 50,
+        conn_burst: 0,
+        src_rate: 5,
+        src_burst: 10,
+        src_prefix: 24,
+    };
+    assert_eq!(
+        entry(&s, &rule, &r),
+        "-A -t 198.18.0.100:80 -s wlc --conn-limit 100 --conn-rate 50 --src-rate 5:10 --src-prefix 24\n"
+    );
+    assert_eq!(
+        entry(&s, &numeric, &r),
+        "TCP  198.18.0.100:80 wlc conn-limit 100 conn-rate 50:50 src-rate 5:10/24\n"
+    );
+}
+
+fn entry(s: &ServiceInfo, f: &Format, r: &Resolver) -> String {
+    let mut out = String::new();
+    service_entry(&mut out, s, f, r);
+    out
 }

@@ -94,8 +94,21 @@ DPVS extensions (rvs):
   %s --add-laddr|-P virtual-service -z local-address -F ifname
   %s --del-laddr|-Q virtual-service -z local-address -F ifname
   %s --get-laddr|-G [virtual-service]
+  %s --add-blklst|-U virtual-service -k address[/len]
+  %s --del-blklst|-V virtual-service -k address[/len]
+  %s --get-blklst|-B [virtual-service]
+  %s --add-whtlst|-O virtual-service -2 address[/len]
+  %s --del-whtlst|-Y virtual-service -2 address[/len]
+  %s --get-whtlst|-W [virtual-service]
   --fullnat      -b                   full NAT forwarding (with -a|-e only)
   --synproxy     -j enable|disable    TCP SYN proxy (with -A|-E only)
+  --blklst       -k address[/len]     deny-list entry (sources refused new connections)
+  --whtlst       -2 address[/len]     allow-list entry (when any: only these sources)
+rvs limits (with -A|-E):
+  --conn-limit N                      most connections of the service at once
+  --conn-rate RATE[:BURST]            new connections per second to the service
+  --src-rate RATE[:BURST]             new connections per second from one source prefix
+  --src-prefix LEN                    that source prefix length (default 32)
 "#;
 
 /// `ipvsadm -h` for the program name `program`.

@@ -27,7 +27,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use crate::client::{Client, ClientError};
-use crate::proto::{Errno, Reply, Request, ServiceInfo};
+use crate::proto::{AccessList, Errno, Reply, Request, ServiceInfo};
 use errors::{Op, ipvs_strerror};
 use parse::{Command, Format, Invocation, ListWhat, ParseError};
 use resolve::Resolver;
@@ -227,6 +227,8 @@ pub fn execute(
             if let Ok(Reply::FwmarkRules(list)) = daemon.call(Request::ListFwmarkRules) {
                 out.push_str(&format::save_fwmark_rules(&list));
             }
+            // Access lists (DPVS's -S loses them): `-U`/`-O` lines, none when there are none.
+            out.push_str(&format::save_access_lists(&all));
             Ok(())
         }
         Command::Restore => Err(Failure {
@@ -259,6 +261,55 @@ pub fn execute(
         ),
         Command::AddFwmarkRule(rule) => fwmark_change(daemon, Request::AddFwmarkRule(rule.clone())),
         Command::DelFwmarkRule(rule) => fwmark_change(daemon, Request::DelFwmarkRule(rule.clone())),
+        Command::AddAccess {
+            service,
+            list,
+            entry,
+        } => change(
+            daemon,
+            match list {
+                AccessList::Deny => Op::AddBlklst,
+                AccessList::Allow => Op::AddWhtlst,
+            },
+            Request::AddAccess {
+                service: *service,
+                list: *list,
+                entry: entry.clone(),
+            },
+        ),
+        Command::DelAccess {
+            service,
+            list,
+            entry,
+        } => change(
+            daemon,
+            match list {
+                AccessList::Deny => Op::DelBlklst,
+                AccessList::Allow => Op::DelWhtlst,
+            },
+            Request::DelAccess {
+                service: *service,
+                list: *list,
+                entry: entry.clone(),
+            },
+        ),
+        Command::GetAccess { service, list } => {
+            // DPVS prints the title and then the entries it finds: a service that does not
+            // exist has none.
+            let all = match daemon.call(Request::ListServices { service: *service })? {
+                Reply::Error(e) if e.errno == Errno::Esrch && service.is_some() => Vec::new(),
+                Reply::Error(e) => {
+                    return Err(Failure {
+                        code: 1,
+                        message: ipvs_strerror(Op::GetAccess, e.errno).to_owned(),
+                    });
+                }
+                Reply::Services(v) => v,
+                other => return Err(unexpected(&other)),
+            };
+            out.push_str(&format::access_lists(&all, *list));
+            Ok(())
+        }
         Command::GetLaddr { service, numeric } => {
             match query(
                 daemon,

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::popt::{Occurrence, Popt, PoptError, Tag};
 use super::resolve::{Resolver, inet_aton, string_to_number};
 use crate::proto::{
-    DestSpec, Forward, FwmarkRule, LaddrSpec, Protocol, ServiceKey, ServiceSpec, Timeouts, TunCsum,
-    TunSpec, TunType,
+    AccessList, DestSpec, Forward, FwmarkRule, LaddrSpec, Limits, Protocol, ServiceKey,
+    ServiceSpec, Timeouts, TunCsum, TunSpec, TunType,
 };
 
 /// Default scheduler (`DEF_SCHED`).
@@ -107,6 +107,23 @@ pub enum Command {
     AddFwmarkRule(FwmarkRule),
     /// rvs extension: `--del-fwmark-rule` with the same options.
     DelFwmarkRule(FwmarkRule),
+    /// DPVS `-U|--add-blklst -k ADDR` / `-O|--add-whtlst -2 ADDR` (rvs also takes `ADDR/LEN`).
+    AddAccess {
+        service: ServiceKey,
+        list: AccessList,
+        entry: String,
+    },
+    /// DPVS `-V|--del-blklst` / `-Y|--del-whtlst`.
+    DelAccess {
+        service: ServiceKey,
+        list: AccessList,
+        entry: String,
+    },
+    /// DPVS `-B|--get-blklst` / `-W|--get-whtlst` (of one service, or of all).
+    GetAccess {
+        service: Option<ServiceKey>,
+        list: AccessList,
+    },
 }
 
 /// `--add-fwmark-rule`/`--del-fwmark-rule` and their options (`-f`, `--proto`, `--dst`,
@@ -232,9 +249,15 @@ enum Cmd {
     AddLaddr,
     DelLaddr,
     GetLaddr,
+    AddBlklst,
+    DelBlklst,
+    GetBlklst,
+    AddWhtlst,
+    DelWhtlst,
+    GetWhtlst,
 }
 
-const CMD_NAMES: [&str; 17] = [
+const CMD_NAMES: [&str; 23] = [
     "add-service",
     "edit-service",
     "delete-service",
@@ -252,6 +275,12 @@ const CMD_NAMES: [&str; 17] = [
     "add-laddr",
     "del-laddr",
     "get-laddr",
+    "add-blklst",
+    "del-blklst",
+    "get-blklst",
+    "add-whtlst",
+    "del-whtlst",
+    "get-whtlst",
 ];
 
 /// Options, in ipvsadm 1.31's `optnames` order (then DPVS's); the index is the bit number.
@@ -295,9 +324,15 @@ enum Opt {
     Laddr,
     Ifname,
     Synproxy,
+    Blklst,
+    Whtlst,
+    ConnLimit,
+    ConnRate,
+    SrcRate,
+    SrcPrefix,
 }
 
-const OPT_NAMES: [&str; 37] = [
+const OPT_NAMES: [&str; 43] = [
     "numeric",
     "connection",
     "service-address",
@@ -335,29 +370,41 @@ const OPT_NAMES: [&str; 37] = [
     "laddr",
     "ifname",
     "synproxy",
+    "blklst-address",
+    "whtlst-address",
+    "conn-limit",
+    "conn-rate",
+    "src-rate",
+    "src-prefix",
 ];
 
 /// `commands_v_options`: per command, per option: `+` compulsory, `x` illegal, `1` exclusive
 /// (only one `1` option may be given), ` ` optional. Columns in [`OPT_NAMES`] order.
-const MATRIX: [&str; 17] = [
-    //n c s S p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r l i j
-    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx ", // add-service
-    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx ", // edit-service
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
-    " 11xxxxxxxxx11     x xxxxxxx xxxxxxxx", // list
-    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxx", // add-server
-    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
-    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxx", // edit-server
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
-    "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxx", // start-daemon
-    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxx", // stop-daemon
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
-    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
-    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++x", // add-laddr
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++x", // del-laddr
-    " x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-laddr
+const MATRIX: [&str; 23] = [
+    //n c s S p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r l i j k 2 c c s s
+    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx xx    ", // add-service
+    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx xx    ", // edit-service
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    " 11xxxxxxxxx11     x xxxxxxx xxxxxxxxxxxxxx", // list
+    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxxxxxx", // add-server
+    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
+    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxxxxxx", // edit-server
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
+    "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxxxxxxxx", // start-daemon
+    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxxxxxxxx", // stop-daemon
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++xxxxxxx", // add-laddr
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++xxxxxxx", // del-laddr
+    " x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-laddr
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxx", // add-blklst
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxx", // del-blklst
+    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-blklst
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxx", // add-whtlst
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxx", // del-whtlst
+    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-whtlst
 ];
 
 fn generic_opt_check(cmd: Cmd, options: u64) -> Result<(), ParseError> {
@@ -589,6 +636,12 @@ pub fn parse(
         Tag::AddLaddr => Cmd::AddLaddr,
         Tag::DelLaddr => Cmd::DelLaddr,
         Tag::GetLaddr => Cmd::GetLaddr,
+        Tag::AddBlklst => Cmd::AddBlklst,
+        Tag::DelBlklst => Cmd::DelBlklst,
+        Tag::GetBlklst => Cmd::GetBlklst,
+        Tag::AddWhtlst => Cmd::AddWhtlst,
+        Tag::DelWhtlst => Cmd::DelWhtlst,
+        Tag::GetWhtlst => Cmd::GetWhtlst,
         Tag::Help => return Ok(Invocation::Help),
         Tag::Version => return Ok(Invocation::Version),
         _ => return Err(try_help()),
@@ -647,6 +700,8 @@ pub fn parse(
     let mut sched_flags_arg = String::new();
     let mut laddr: Option<IpAddr> = None;
     let mut ifname = String::new();
+    let mut list_entry = String::new();
+    let mut limits = Limits::default();
 
     while let Some(next) = popt.next_opt() {
         let Occurrence { tag, arg, word } = match next {
@@ -882,6 +937,36 @@ pub fn parse(
                 set_option(&mut options, Opt::Ifname)?;
                 ifname = a.to_owned();
             }
+            Tag::Blklst => {
+                set_option(&mut options, Opt::Blklst)?;
+                list_entry = parse_list_entry(a, "blacklist")?;
+            }
+            Tag::Whtlst => {
+                set_option(&mut options, Opt::Whtlst)?;
+                list_entry = parse_list_entry(a, "whitelist")?;
+            }
+            Tag::ConnLimit => {
+                set_option(&mut options, Opt::ConnLimit)?;
+                match string_to_number(a, 0, i64::from(u32::MAX)) {
+                    Some(n) => limits.conn_limit = n as u32,
+                    None => return fail("illegal conn-limit specified"),
+                }
+            }
+            Tag::ConnRate => {
+                set_option(&mut options, Opt::ConnRate)?;
+                (limits.conn_rate, limits.conn_burst) = parse_rate(a, "conn-rate")?;
+            }
+            Tag::SrcRate => {
+                set_option(&mut options, Opt::SrcRate)?;
+                (limits.src_rate, limits.src_burst) = parse_rate(a, "src-rate")?;
+            }
+            Tag::SrcPrefix => {
+                set_option(&mut options, Opt::SrcPrefix)?;
+                match string_to_number(a, 1, 32) {
+                    Some(n) => limits.src_prefix = n as u8,
+                    None => return fail("illegal src-prefix specified"),
+                }
+            }
             // A second command (ipvsadm 1.31's `set_command` check).
             Tag::AddService
             | Tag::EditService
@@ -899,7 +984,13 @@ pub fn parse(
             | Tag::StopDaemon
             | Tag::AddLaddr
             | Tag::DelLaddr
-            | Tag::GetLaddr => return fail("multiple commands specified"),
+            | Tag::GetLaddr
+            | Tag::AddBlklst
+            | Tag::DelBlklst
+            | Tag::GetBlklst
+            | Tag::AddWhtlst
+            | Tag::DelWhtlst
+            | Tag::GetWhtlst => return fail("multiple commands specified"),
             Tag::Help | Tag::Version => return fail(format!("invalid option `{word}'")),
         }
     }
@@ -941,6 +1032,9 @@ pub fn parse(
         if has(Opt::SchedFlags) {
             sched_flags = parse_sched_flags(&svc.sched, &sched_flags_arg)?;
         }
+        if has(Opt::SrcPrefix) && limits.src_rate == 0 {
+            return fail("--src-prefix needs --src-rate");
+        }
     }
     if cmd == Cmd::StartDaemon && daemon.mcast_ifn.is_empty() {
         daemon.mcast_ifn = "eth0".to_owned();
@@ -972,6 +1066,7 @@ pub fn parse(
         pe: svc.pe.clone(),
         ops: svc.ops,
         synproxy: svc.synproxy,
+        limits,
     };
     let laddr_spec = || LaddrSpec {
         addr: laddr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
@@ -1031,8 +1126,91 @@ pub fn parse(
             service: has(Opt::Service).then_some(service),
             numeric: format.numeric,
         },
+        Cmd::AddBlklst | Cmd::AddWhtlst => Command::AddAccess {
+            service,
+            list: if cmd == Cmd::AddBlklst {
+                AccessList::Deny
+            } else {
+                AccessList::Allow
+            },
+            entry: list_entry,
+        },
+        Cmd::DelBlklst | Cmd::DelWhtlst => Command::DelAccess {
+            service,
+            list: if cmd == Cmd::DelBlklst {
+                AccessList::Deny
+            } else {
+                AccessList::Allow
+            },
+            entry: list_entry,
+        },
+        Cmd::GetBlklst | Cmd::GetWhtlst => Command::GetAccess {
+            service: has(Opt::Service).then_some(service),
+            list: if cmd == Cmd::GetBlklst {
+                AccessList::Deny
+            } else {
+                AccessList::Allow
+            },
+        },
     };
     Ok(Invocation::Command(command))
+}
+
+/// DPVS's `-k`/`-2` argument: an IPv4 address, or (rvs) a prefix `ADDR/LEN` with no host bits
+/// beyond LEN. DPVS's `ipset:NAME` entries are refused: rvs has no ipsets. Returned in
+/// canonical form (`ADDR` for a /32).
+fn parse_list_entry(arg: &str, what: &str) -> Result<String, ParseError> {
+    if arg.starts_with("ipset:") {
+        return fail(format!("{what} ipset entries are not supported by rvs"));
+    }
+    let (addr, len) = match arg.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (arg, None),
+    };
+    let Ok(ip) = addr.parse::<Ipv4Addr>() else {
+        return fail(format!(
+            "illegal {what} entry format, require [ IP | IP/LEN ]"
+        ));
+    };
+    let len = match len {
+        None => 32,
+        Some(l) => match string_to_number(l, 0, 32) {
+            Some(n) => n as u32,
+            None => return fail(format!("illegal {what} prefix length `{l}'")),
+        },
+    };
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    if u32::from(ip) & !mask != 0 {
+        return fail(format!(
+            "illegal {what} entry `{arg}': host bits set beyond /{len}"
+        ));
+    }
+    Ok(if len == 32 {
+        ip.to_string()
+    } else {
+        format!("{ip}/{len}")
+    })
+}
+
+/// `RATE[:BURST]` of `--conn-rate`/`--src-rate`: RATE 0.. (0 = no limit), BURST 1.. (default:
+/// one second's worth of RATE).
+fn parse_rate(arg: &str, what: &str) -> Result<(u32, u32), ParseError> {
+    let (rate, burst) = match arg.split_once(':') {
+        Some((r, b)) => (r, Some(b)),
+        None => (arg, None),
+    };
+    let bad = || fail(format!("illegal {what} specified"));
+    let Some(rate) = string_to_number(rate, 0, i64::from(u32::MAX)) else {
+        return bad();
+    };
+    let burst = match burst {
+        None => 0,
+        Some(b) => match string_to_number(b, 1, i64::from(u32::MAX)) {
+            Some(n) => n as u32,
+            None => return bad(),
+        },
+    };
+    Ok((rate as u32, burst))
 }
 
 /// ipvsadm 1.31's tunnel option rules: only with `-i`, and per tunnel type

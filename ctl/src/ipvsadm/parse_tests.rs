@@ -545,3 +545,147 @@ fn synproxy_switch() {
         "Illegal 'synproxy' option with the 'add-server' command",
     );
 }
+
+#[test]
+fn access_list_commands_take_dpvs_spelling() {
+    let k = key(Protocol::Tcp, "198.18.0.100", 80);
+    assert_eq!(
+        cmd("-U -t 198.18.0.100:80 -k 198.18.0.2"),
+        Command::AddAccess {
+            service: k,
+            list: AccessList::Deny,
+            entry: "198.18.0.2".into()
+        }
+    );
+    assert_eq!(
+        cmd("--del-blklst -t 198.18.0.100:80 --blklst 198.18.0.0/24"),
+        Command::DelAccess {
+            service: k,
+            list: AccessList::Deny,
+            entry: "198.18.0.0/24".into()
+        }
+    );
+    assert_eq!(
+        cmd("-O -t 198.18.0.100:80 -2 198.18.0.3"),
+        Command::AddAccess {
+            service: k,
+            list: AccessList::Allow,
+            entry: "198.18.0.3".into()
+        }
+    );
+    assert_eq!(
+        cmd("--del-whtlst -t 198.18.0.100:80 --whtlst=198.18.0.3/32"),
+        Command::DelAccess {
+            service: k,
+            list: AccessList::Allow,
+            entry: "198.18.0.3".into()
+        }
+    );
+    assert_eq!(
+        cmd("-B"),
+        Command::GetAccess {
+            service: None,
+            list: AccessList::Deny
+        }
+    );
+    assert_eq!(
+        cmd("-W -t 198.18.0.100:80"),
+        Command::GetAccess {
+            service: Some(k),
+            list: AccessList::Allow
+        }
+    );
+}
+
+#[test]
+fn access_list_errors() {
+    fails(
+        "-U -t 198.18.0.100:80",
+        "You need to supply the 'blklst-address' option for the 'add-blklst' command",
+    );
+    fails(
+        "-O -t 198.18.0.100:80 -k 198.18.0.2",
+        "Illegal 'blklst-address' option with the 'add-whtlst' command",
+    );
+    fails(
+        "-U -k 198.18.0.2",
+        "You need to supply the 'service-address' option for the 'add-blklst' command",
+    );
+    fails(
+        "-A -t 198.18.0.100:80 -k 198.18.0.2",
+        "Illegal 'blklst-address' option with the 'add-service' command",
+    );
+    fails(
+        "-U -t 198.18.0.100:80 -k nonsense",
+        "illegal blacklist entry format, require [ IP | IP/LEN ]",
+    );
+    fails(
+        "-O -t 198.18.0.100:80 -2 198.18.0.1/24",
+        "illegal whitelist entry `198.18.0.1/24': host bits set beyond /24",
+    );
+    fails(
+        "-O -t 198.18.0.100:80 -2 198.18.0.0/33",
+        "illegal whitelist prefix length `33'",
+    );
+    fails(
+        "-U -t 198.18.0.100:80 -k ipset:bad",
+        "blacklist ipset entries are not supported by rvs",
+    );
+    fails("-U -B", "multiple commands specified");
+}
+
+#[test]
+fn limits_on_add_and_edit() {
+    let Command::AddService(s) = cmd(
+        "-A -t 198.18.0.100:80 --conn-limit 100 --conn-rate 50:80 --src-rate 5 --src-prefix 24",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        s.limits,
+        Limits {
+            conn_limit: 100,
+            conn_rate: 50,
+            conn_burst: 80,
+            src_rate: 5,
+            src_burst: 0,
+            src_prefix: 24,
+        }
+    );
+    let Command::EditService(s) = cmd("-E -t 198.18.0.100:80 -s rr --conn-rate=7") else {
+        panic!()
+    };
+    assert_eq!(
+        (s.limits.conn_rate, s.limits.conn_limit),
+        (7, 0),
+        "-E sets what it is given, like every -E option"
+    );
+    fails(
+        "-A -t 198.18.0.100:80 --conn-limit -1",
+        "illegal conn-limit specified",
+    );
+    fails(
+        "-A -t 198.18.0.100:80 --conn-rate 5:0",
+        "illegal conn-rate specified",
+    );
+    fails(
+        "-A -t 198.18.0.100:80 --conn-rate x",
+        "illegal conn-rate specified",
+    );
+    fails(
+        "-A -t 198.18.0.100:80 --src-rate 1:x",
+        "illegal src-rate specified",
+    );
+    fails(
+        "-A -t 198.18.0.100:80 --src-rate 1 --src-prefix 33",
+        "illegal src-prefix specified",
+    );
+    fails(
+        "-A -t 198.18.0.100:80 --src-prefix 24",
+        "--src-prefix needs --src-rate",
+    );
+    fails(
+        "-a -t 198.18.0.100:80 -r 198.18.1.11 --conn-limit 5",
+        "Illegal 'conn-limit' option with the 'add-server' command",
+    );
+}

@@ -75,6 +75,18 @@ pub enum Tag {
     GetLaddr,
     Laddr,
     Ifname,
+    AddBlklst,
+    DelBlklst,
+    GetBlklst,
+    AddWhtlst,
+    DelWhtlst,
+    GetWhtlst,
+    Blklst,
+    Whtlst,
+    ConnLimit,
+    ConnRate,
+    SrcRate,
+    SrcPrefix,
 }
 
 /// Whether an option takes an argument.
@@ -176,6 +188,20 @@ pub const OPTIONS: &[OptDef] = &[
     def("get-laddr", Some('G'), Arg::None, Tag::GetLaddr),
     def("laddr", Some('z'), Arg::Required, Tag::Laddr),
     def("ifname", Some('F'), Arg::Required, Tag::Ifname),
+    // DPVS's access lists (blacklist = deny, whitelist = allow).
+    def("add-blklst", Some('U'), Arg::None, Tag::AddBlklst),
+    def("del-blklst", Some('V'), Arg::None, Tag::DelBlklst),
+    def("get-blklst", Some('B'), Arg::None, Tag::GetBlklst),
+    def("add-whtlst", Some('O'), Arg::None, Tag::AddWhtlst),
+    def("del-whtlst", Some('Y'), Arg::None, Tag::DelWhtlst),
+    def("get-whtlst", Some('W'), Arg::None, Tag::GetWhtlst),
+    def("blklst", Some('k'), Arg::Required, Tag::Blklst),
+    def("whtlst", Some('2'), Arg::Required, Tag::Whtlst),
+    // rvs's admission limits on -A/-E.
+    def("conn-limit", None, Arg::Required, Tag::ConnLimit),
+    def("conn-rate", None, Arg::Required, Tag::ConnRate),
+    def("src-rate", None, Arg::Required, Tag::SrcRate),
+    def("src-prefix", None, Arg::Required, Tag::SrcPrefix),
 ];
 
 /// DPVS's `-b` on `-a`/`-e`: FULLNAT, no argument (upstream's `-b flags` elsewhere).

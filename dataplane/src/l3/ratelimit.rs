@@ -39,14 +39,28 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket (`per_sec` 0: unlimited).
-    pub fn new(per_sec: u32, burst: u32) -> TokenBucket {
-        let burst = burst.max(1);
+    pub const fn new(per_sec: u32, burst: u32) -> TokenBucket {
+        let burst = if burst == 0 { 1 } else { burst };
         TokenBucket {
             per_sec,
             burst,
-            micro_tokens: u64::from(burst) * 1_000_000,
+            micro_tokens: burst as u64 * 1_000_000,
             last: Instant::ZERO,
         }
+    }
+
+    /// Whether [`TokenBucket::allow`] would give a token at `now`, taking none.
+    pub fn would_allow(&self, now: Instant) -> bool {
+        if self.per_sec == 0 {
+            return true;
+        }
+        let elapsed_us = now.as_micros().saturating_sub(self.last.as_micros());
+        let cap = u64::from(self.burst) * 1_000_000;
+        let tokens = self
+            .micro_tokens
+            .saturating_add(elapsed_us.saturating_mul(u64::from(self.per_sec)))
+            .min(cap);
+        tokens >= 1_000_000
     }
 
     /// Take a token if there is one at `now`.
@@ -94,6 +108,17 @@ mod tests {
         // A long quiet spell refills only up to the burst.
         let later = t0 + core::time::Duration::from_secs(100);
         assert_eq!((0..200).filter(|_| b.allow(later)).count(), 50);
+    }
+
+    #[test]
+    fn would_allow_takes_nothing() {
+        let mut b = TokenBucket::new(1, 2);
+        let t0 = Instant::from_secs(5);
+        assert!(b.would_allow(t0));
+        assert!(b.would_allow(t0));
+        assert!(b.allow(t0) && b.allow(t0));
+        assert!(!b.would_allow(t0));
+        assert!(b.would_allow(t0 + core::time::Duration::from_secs(1)));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //!
 //! Statistics are per-worker single-writer atomics; see [`stats`] for the no-RMW and zeroing rules.
 
+pub mod access;
 pub mod estimator;
 pub mod snapshot;
 pub mod stats;
@@ -30,6 +31,7 @@ pub mod table;
 use core::fmt;
 use std::net::Ipv4Addr;
 
+pub use access::{AccessLists, ListKind, Prefix, Rate, ServiceLimits};
 pub use snapshot::{Dest, Service, Snapshot};
 pub use stats::{DestStats, ServiceStats, StatsSlot, Totals};
 pub use table::ServiceTable;
@@ -164,6 +166,8 @@ pub struct ServiceConfig {
     /// and opened to a real server only after the client's handshake completes (NAT and
     /// FULLNAT dests; see `worker::synproxy`).
     pub synproxy: bool,
+    /// Admission limits (`--conn-limit`, `--conn-rate`, `--src-rate`), none by default.
+    pub limits: ServiceLimits,
 }
 
 impl ServiceConfig {
@@ -177,6 +181,7 @@ impl ServiceConfig {
             netmask: Ipv4Addr::BROADCAST,
             one_packet: false,
             synproxy: false,
+            limits: ServiceLimits::default(),
         }
     }
 }
@@ -271,6 +276,9 @@ pub enum ServiceError {
     /// u_threshold` with ERANGE, also when the upper threshold is 0 (none).
     #[error("lower threshold {lower} is higher than upper threshold {upper}")]
     ThresholdOrder { lower: u32, upper: u32 },
+    /// An access-list entry already there (add) or not there (delete).
+    #[error("{0}")]
+    List(#[from] access::ListError),
 }
 
 impl ServiceError {
@@ -283,6 +291,9 @@ impl ServiceError {
             ServiceError::Invalid(_) => Errno::Inval,
             ServiceError::IdsExhausted => Errno::NoMem,
             ServiceError::ThresholdOrder { .. } => Errno::Range,
+            ServiceError::List(access::ListError::Exists(_)) => Errno::Exist,
+            ServiceError::List(access::ListError::Missing(_)) => Errno::NoEnt,
+            ServiceError::List(access::ListError::Full) => Errno::NoMem,
         }
     }
 }

@@ -240,6 +240,11 @@ pub struct Service {
     pub(super) dests: Vec<Dest>,
     pub(super) stats: Arc<ServiceStats>,
     pub(super) version: u64,
+    /// Deny and allow lists (shared with the table until a list changes).
+    pub(super) access: Arc<super::AccessLists>,
+    /// The addresses of its NAT and FULLNAT dests, filled in when a snapshot is built (empty in
+    /// the control side's table), for the real-server-as-client check of `worker::admit`.
+    pub(super) nat_rips: super::access::PrefixSet,
 }
 
 impl Service {
@@ -273,6 +278,23 @@ impl Service {
     /// The shared counters (the same `Arc` across edits).
     pub fn stats(&self) -> &Arc<ServiceStats> {
         &self.stats
+    }
+    /// The deny and allow lists (`-U`/`-O`).
+    pub fn access(&self) -> &super::AccessLists {
+        &self.access
+    }
+    /// Whether `ip` is the address of one of its NAT or FULLNAT dests (in a snapshot).
+    #[inline]
+    pub fn is_nat_rip(&self, ip: Ipv4Addr) -> bool {
+        self.nat_rips.contains(ip)
+    }
+    /// Admission limits.
+    pub fn limits(&self) -> &super::ServiceLimits {
+        &self.config.limits
+    }
+    /// Connections of the service now: active + inactive over its dests and all workers.
+    pub fn total_conns(&self) -> u64 {
+        self.dests.iter().map(Dest::total_conns).sum()
     }
     /// Changes whenever this service's config or any of its dests changes (it is the table
     /// generation of the last change). Workers call their scheduler's `update` when it moves.
@@ -309,7 +331,16 @@ impl Snapshot {
         Snapshot::default()
     }
 
-    pub(super) fn build(generation: u64, services: Vec<Service>) -> Snapshot {
+    pub(super) fn build(generation: u64, mut services: Vec<Service>) -> Snapshot {
+        for svc in &mut services {
+            let rips: Vec<super::Prefix> = svc
+                .dests
+                .iter()
+                .filter(|d| d.method().replies_pass_director())
+                .map(|d| super::Prefix::host(d.addr()))
+                .collect();
+            svc.nat_rips = super::access::PrefixSet::new(&rips);
+        }
         let mut s = Snapshot {
             generation,
             ..Snapshot::default()

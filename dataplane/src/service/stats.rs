@@ -22,6 +22,8 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+use crate::drop::DropReason;
+
 /// Index of each cumulative counter in a slot.
 const CONNS: usize = 0;
 const INPKTS: usize = 1;
@@ -195,10 +197,29 @@ fn sum_of(slots: &[StatsSlot]) -> Totals {
     t.finish()
 }
 
+/// The drop reasons of new connections a service refused (`worker::admit`), counted per
+/// service too, in this order.
+pub const REFUSALS: [DropReason; 6] = [
+    DropReason::AclDenied,
+    DropReason::AclNotAllowed,
+    DropReason::SvcConnLimit,
+    DropReason::SvcRateLimited,
+    DropReason::SrcRateLimited,
+    DropReason::RipSource,
+];
+
+/// One worker's refusal counts for one service (written only by that worker).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct RefusalSlot {
+    counts: [AtomicU64; REFUSALS.len()],
+}
+
 /// Counters of one virtual service.
 #[derive(Debug)]
 pub struct ServiceStats {
     slots: Box<[StatsSlot]>,
+    refused: Box<[RefusalSlot]>,
 }
 
 impl ServiceStats {
@@ -206,7 +227,32 @@ impl ServiceStats {
     pub fn new(n_workers: usize) -> ServiceStats {
         ServiceStats {
             slots: new_slots(n_workers),
+            refused: (0..n_workers.max(1))
+                .map(|_| RefusalSlot::default())
+                .collect(),
         }
+    }
+
+    /// Worker `worker` refused a new connection for `reason` (one of [`REFUSALS`]; other
+    /// reasons are not counted here). Single writer per slot, as the other counters.
+    #[inline]
+    pub fn count_refusal(&self, worker: usize, reason: DropReason) {
+        if let Some(i) = REFUSALS.iter().position(|r| *r == reason) {
+            let slot = &self.refused[worker % self.refused.len()];
+            bump(&slot.counts[i], 1);
+        }
+    }
+
+    /// Refusals over all workers, by reason in [`REFUSALS`] order. Not reset by `-Z` (like the
+    /// drop counters they mirror).
+    pub fn refusals(&self) -> [u64; REFUSALS.len()] {
+        let mut out = [0u64; REFUSALS.len()];
+        for s in self.refused.iter() {
+            for (o, c) in out.iter_mut().zip(&s.counts) {
+                *o = o.wrapping_add(c.load(Relaxed));
+            }
+        }
+        out
     }
 
     /// The slot `worker` writes.

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use super::snapshot::{Dest, Service, Snapshot};
 use super::{
-    DestConfig, DestId, DestStats, ForwardMethod, MAX_PERSISTENCE, MAX_THRESHOLD, MAX_WEIGHT,
-    Protocol, ServiceConfig, ServiceError, ServiceId, ServiceKey, ServiceStats,
+    AccessLists, DestConfig, DestId, DestStats, ForwardMethod, ListKind, MAX_PERSISTENCE,
+    MAX_THRESHOLD, MAX_WEIGHT, Prefix, Protocol, ServiceConfig, ServiceError, ServiceId,
+    ServiceKey, ServiceStats,
 };
 use crate::sched;
 
@@ -101,6 +102,8 @@ impl ServiceTable {
             dests: Vec::new(),
             stats: Arc::new(ServiceStats::new(self.n_workers)),
             version,
+            access: Arc::default(),
+            nat_rips: Default::default(),
         });
         Ok(id)
     }
@@ -123,6 +126,42 @@ impl ServiceTable {
         svc.config = config;
         svc.version = version;
         Ok(())
+    }
+
+    /// DPVS `-U`/`-O`: add a source address or prefix to a service's deny or allow list. The
+    /// lists are kept across `-E` and deleted with the service.
+    pub fn add_list_entry(
+        &mut self,
+        key: &ServiceKey,
+        kind: ListKind,
+        entry: Prefix,
+    ) -> Result<(), ServiceError> {
+        let i = self.position(key)?;
+        let mut lists = (*self.services[i].access).clone();
+        lists.add(kind, entry)?;
+        self.set_lists(i, lists);
+        Ok(())
+    }
+
+    /// DPVS `-V`/`-Y`: remove an entry from a service's deny or allow list.
+    pub fn del_list_entry(
+        &mut self,
+        key: &ServiceKey,
+        kind: ListKind,
+        entry: Prefix,
+    ) -> Result<(), ServiceError> {
+        let i = self.position(key)?;
+        let mut lists = (*self.services[i].access).clone();
+        lists.remove(kind, entry)?;
+        self.set_lists(i, lists);
+        Ok(())
+    }
+
+    fn set_lists(&mut self, i: usize, lists: AccessLists) {
+        let version = self.bump();
+        let svc = &mut self.services[i];
+        svc.access = Arc::new(lists);
+        svc.version = version;
     }
 
     /// `-D`: delete a service and its dests.
@@ -279,6 +318,9 @@ fn validate_service(c: &ServiceConfig) -> Result<(), ServiceError> {
         return Err(ServiceError::Invalid(
             "persistence timeout must be 1..2678400 seconds",
         ));
+    }
+    if c.limits.src_prefix > 32 {
+        return Err(ServiceError::Invalid("source prefix length must be 0..32"));
     }
     sched::check(&c.scheduler, c.flags)?;
     Ok(())

@@ -17,6 +17,7 @@
 //!
 //! Layout, one file per concern:
 //! - `rx`: receive and classify (ARP, ICMP, the connection path, what is dropped and why);
+//! - `admit`: access lists and limits, asked before any new connection is made;
 //! - `conns`: connections: scheduling a new one, accounting a packet of a known one;
 //! - `tx`: routing, TTL, neighbour resolution, the Ethernet header, ICMP errors we originate;
 //! - `nexthop`: the route and neighbour of recent destinations, kept per epoch;
@@ -59,6 +60,7 @@
 //!   the mark of [`crate::fwmark::Classifier`]. One-packet (`-o`) UDP services schedule every
 //!   datagram and keep no connection.
 
+mod admit;
 mod conns;
 pub mod kernel;
 mod nexthop;
@@ -198,6 +200,8 @@ struct State<B> {
     /// SYN proxy: one slot per connection slot, empty until a SYN-proxy service exists
     /// ([`synproxy`]).
     proxy: Vec<synproxy::ProxySlot>,
+    /// Access lists and limits: rate buckets of this worker ([`admit`]).
+    admission: admit::Admission,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -269,6 +273,7 @@ impl<B: PacketBuf> Worker<B> {
             icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
             pressure_cursor: 0,
             proxy: Vec::new(),
+            admission: admit::Admission::new(workers),
         };
         let mut w = Worker {
             tables: tables.clone(),
@@ -286,6 +291,7 @@ impl<B: PacketBuf> Worker<B> {
         st.next_hops.invalidate();
         st.scheds
             .retain(|id, _| tables.services.service(*id).is_some());
+        st.admission.retain(&tables);
         // FULLNAT: every (local address, real server) pool exists before the first connection
         // needs it, so a new connection never grows the allocator's map.
         for svc in tables.services.services() {
@@ -362,6 +368,8 @@ impl<B: PacketBuf> Worker<B> {
         s.synproxy_opens.store(c.synproxy_opens, Ordering::Relaxed);
         s.synproxy_established
             .store(c.synproxy_established, Ordering::Relaxed);
+        s.src_rate_evictions
+            .store(st.admission.sources.evictions, Ordering::Relaxed);
         s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
         s.neigh_entries
             .store(st.neigh.len() as u64, Ordering::Relaxed);

@@ -39,6 +39,9 @@ pub struct WorkerStats {
     pub synproxy_opens: AtomicU64,
     /// SYN proxy: connections the real server accepted (renumbering from then on).
     pub synproxy_established: AtomicU64,
+    /// Sources evicted from the per-source rate table to make room for another
+    /// (`worker::admit`).
+    pub src_rate_evictions: AtomicU64,
     pub conns: AtomicU64,
     pub conn_capacity: AtomicU64,
     pub neigh_entries: AtomicU64,
@@ -63,6 +66,7 @@ impl Default for WorkerStats {
             synproxy_cookies: AtomicU64::new(0),
             synproxy_opens: AtomicU64::new(0),
             synproxy_established: AtomicU64::new(0),
+            src_rate_evictions: AtomicU64::new(0),
             conns: AtomicU64::new(0),
             conn_capacity: AtomicU64::new(0),
             neigh_entries: AtomicU64::new(0),

@@ -108,6 +108,7 @@ impl<B: PacketBuf> State<B> {
         let conf = &tables.synproxy;
         match p.tcp_flags & 0x17 {
             SYN => {
+                self.screen(tables, svc, key.src, port)?;
                 // Our MSS: what the client's port carries, less the TOA option when the service
                 // forwards with FULLNAT (the server's own MSS is not known yet).
                 let mtu = self
@@ -156,7 +157,7 @@ impl<B: PacketBuf> State<B> {
                 self.counters.synproxy_cookies += 1;
                 Ok(Action::Forward(Fwd::ORIGINATED))
             }
-            ACK => self.synproxy_open(tables, now, svc, p, &seg, &flow, buf),
+            ACK => self.synproxy_open(tables, now, port, svc, p, &seg, &flow, buf),
             _ => Err(DropReason::TcpNoConnection),
         }
     }
@@ -167,6 +168,7 @@ impl<B: PacketBuf> State<B> {
         &mut self,
         tables: &Tables,
         now: Instant,
+        port: PortId,
         svc: &Service,
         p: &Parsed,
         seg: &segment::Seg,
@@ -175,9 +177,14 @@ impl<B: PacketBuf> State<B> {
     ) -> Result<Action, DropReason> {
         let conf = &tables.synproxy;
         let our_isn = seg.ack.wrapping_sub(1);
-        let client_isn = seg.seq.wrapping_sub(1);
         let count = cookie::count_at(now.as_secs());
-        let mss = cookie::check(&conf.secrets, flow, our_isn, client_isn, count)
+        let check =
+            |isn: u32| cookie::check(&conf.secrets, flow, our_isn, isn, count).map(|m| (isn, m));
+        // The ACK itself carries the ISN + 1. A client whose ACK was lost (or refused: a full
+        // table) sends window probes instead, numbered one lower (its oldest unacknowledged
+        // sequence minus one, Linux's tcp_xmit_probe_skb): they open the connection too.
+        let (client_isn, mss) = check(seg.seq.wrapping_sub(1))
+            .or_else(|| (seg.payload == 0).then(|| check(seg.seq)).flatten())
             .ok_or(DropReason::SynproxyBadCookie)?;
         let (opts, ts) = match seg.ts {
             Some((value, echo)) => (cookie::ts_decode(echo), Some((value, echo))),
@@ -194,6 +201,7 @@ impl<B: PacketBuf> State<B> {
             // refuse rather than index out of bounds.
             return Err(DropReason::ConnTableFull);
         }
+        self.admit(tables, now, svc, p.key.src, port)?;
         let id = self.open_conn(tables, now, svc, p.key)?;
         if let Some(c) = self.conns.get_mut(id) {
             c.set_flag(ConnFlags::SYNPROXY, true);

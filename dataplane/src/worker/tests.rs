@@ -1327,6 +1327,7 @@ fn static_neighbour_installed_while_packets_wait_counts_them() {
     );
 }
 
+mod admit;
 mod kernel;
 mod methods;
 mod multi;

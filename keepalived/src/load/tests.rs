@@ -298,7 +298,17 @@ fn errors_name_file_and_line() {
         (
             "virtual_server 198.18.0.100 80 {\n lb_kind FNAT\n daddr_group_name deny1\n}\n",
             3,
-            "not supported",
+            "deny_address_group deny1 is not defined",
+        ),
+        (
+            "deny_address_group d {\n ipset:blocked\n}\n",
+            2,
+            "ipset members are not supported",
+        ),
+        (
+            "allow_address_group a {\n 198.18.0.1/24\n}\nvirtual_server 198.18.0.100 80 {\n waddr_group_name a\n real_server 198.18.1.11 80 {\n }\n}\n",
+            2,
+            "invalid prefix '198.18.0.1/24'",
         ),
         (
             "virtual_server group nope {\n}\n",
@@ -375,4 +385,48 @@ fn includes_with_globs_and_errors_in_included_files() {
     let e = load_file(&dir.join("missing.conf")).unwrap_err();
     assert!(e.to_string().contains("missing.conf"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn deny_and_allow_address_groups() {
+    let cfg = load(
+        "deny_address_group deny1 {
+    198.18.0.3
+    198.18.0.9-10
+    198.18.5.0/24
+}
+allow_address_group allow1 {
+    198.18.0.0/16
+}
+virtual_server 198.18.0.100 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    daddr_group_name deny1
+    waddr_group_name allow1
+    real_server 198.18.1.11 80 {
+        TCP_CHECK { connect_timeout 3 }
+    }
+}
+virtual_server 198.18.0.100 443 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    deny_address_group deny1
+    real_server 198.18.1.11 443 {
+        TCP_CHECK { connect_timeout 3 }
+    }
+}
+",
+    )
+    .unwrap();
+    let vs = &cfg.virtual_servers[0];
+    assert_eq!(
+        vs.access.deny,
+        ["198.18.0.3", "198.18.0.9", "198.18.0.10", "198.18.5.0/24"]
+    );
+    assert_eq!(vs.access.allow, ["198.18.0.0/16"]);
+    let vs = &cfg.virtual_servers[1];
+    assert_eq!(vs.access.deny.len(), 4);
+    assert!(vs.access.allow.is_empty());
 }

@@ -6,6 +6,7 @@ use ctl::proto::{DestInfo, Forward, Protocol, ServiceInfo, TunSpec};
 struct FakeRvsd {
     services: Vec<(ServiceSpec, Vec<DestSpec>)>,
     log: Vec<String>,
+    access: HashMap<ServiceKey, ctl::proto::AccessInfo>,
 }
 
 impl Control for FakeRvsd {
@@ -25,6 +26,8 @@ impl Control for FakeRvsd {
                 self.services
                     .iter()
                     .map(|(s, d)| ServiceInfo {
+                        refused: Default::default(),
+                        access: self.access.get(&s.key).cloned().unwrap_or_default(),
                         spec: s.clone(),
                         stats: Default::default(),
                         rates: Default::default(),
@@ -88,6 +91,41 @@ impl Control for FakeRvsd {
                     .retain(|d| (d.addr, d.port) != (addr, port));
                 Ok(Reply::Ok)
             }
+            Request::AddAccess {
+                service,
+                list,
+                entry,
+            } => {
+                if find(self, &service).is_none() {
+                    return err(Errno::Esrch);
+                }
+                let a = self.access.entry(service).or_default();
+                let l = match list {
+                    AccessList::Deny => &mut a.deny,
+                    AccessList::Allow => &mut a.allow,
+                };
+                if l.contains(&entry) {
+                    return err(Errno::Eexist);
+                }
+                l.push(entry);
+                Ok(Reply::Ok)
+            }
+            Request::DelAccess {
+                service,
+                list,
+                entry,
+            } => {
+                let a = self.access.entry(service).or_default();
+                let l = match list {
+                    AccessList::Deny => &mut a.deny,
+                    AccessList::Allow => &mut a.allow,
+                };
+                let Some(i) = l.iter().position(|e| *e == entry) else {
+                    return err(Errno::Enoent);
+                };
+                l.remove(i);
+                Ok(Reply::Ok)
+            }
             other => Err(format!("unexpected {other:?}")),
         }
     }
@@ -103,6 +141,7 @@ fn key() -> ServiceKey {
 
 fn spec(sched: &str) -> ServiceSpec {
     ServiceSpec {
+        limits: Default::default(),
         key: key(),
         scheduler: sched.into(),
         sched_flags: vec![],
@@ -134,6 +173,7 @@ fn differences_only_and_weights_edited_in_place() {
         vec![Wanted {
             spec: spec(sched),
             laddrs: vec![],
+            access: Default::default(),
             dests,
         }]
     };
@@ -167,6 +207,7 @@ fn adopts_what_an_earlier_run_left() {
     let mut rvsd = FakeRvsd {
         services: vec![(spec("rr"), vec![dest(11, 1), dest(12, 1), dest(13, 1)])],
         log: vec![],
+        access: HashMap::new(),
     };
     let mut p = Programmer::default();
     let found = p.adopt(&mut rvsd, &[key()]).unwrap();
@@ -175,6 +216,7 @@ fn adopts_what_an_earlier_run_left() {
     let w = vec![Wanted {
         spec: spec("rr"),
         laddrs: vec![],
+        access: Default::default(),
         dests: vec![dest(11, 1), dest(12, 2)],
     }];
     assert!(p.apply(&mut rvsd, &w).is_empty());
@@ -189,6 +231,7 @@ fn reconcile_puts_back_what_rvsd_lost_or_someone_changed() {
     let w = vec![Wanted {
         spec: spec("rr"),
         laddrs: vec![],
+        access: Default::default(),
         dests: vec![dest(11, 1), dest(12, 1)],
     }];
     assert!(p.apply(&mut rvsd, &w).is_empty());
@@ -235,4 +278,49 @@ fn socket_reconnects_after_the_daemon_closed_an_idle_connection() {
     assert_eq!(s.call(Request::Clear), Ok(Reply::Ok));
     assert_eq!(daemon.join().unwrap(), vec![true, true]);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn access_lists_follow_the_file() {
+    let mut rvsd = FakeRvsd::default();
+    let mut p = Programmer::default();
+    let w = |deny: &[&str], allow: &[&str]| {
+        vec![Wanted {
+            spec: spec("rr"),
+            laddrs: vec![],
+            access: ctl::proto::AccessInfo {
+                deny: deny.iter().map(|s| s.to_string()).collect(),
+                allow: allow.iter().map(|s| s.to_string()).collect(),
+            },
+            dests: vec![dest(11, 1)],
+        }]
+    };
+    assert!(
+        p.apply(&mut rvsd, &w(&["198.18.0.3"], &["198.18.0.0/24"]))
+            .is_empty()
+    );
+    assert_eq!(
+        rvsd.log,
+        ["add_service", "add_access", "add_access", "add_dest"]
+    );
+    rvsd.log.clear();
+    // Unchanged: nothing sent. Changed: only the difference.
+    assert!(
+        p.apply(&mut rvsd, &w(&["198.18.0.3"], &["198.18.0.0/24"]))
+            .is_empty()
+    );
+    assert!(rvsd.log.is_empty(), "{:?}", rvsd.log);
+    assert!(p.apply(&mut rvsd, &w(&["198.18.0.4"], &[])).is_empty());
+    assert_eq!(rvsd.log, ["del_access", "add_access", "del_access"]);
+    let a = &rvsd.access[&key()];
+    assert_eq!(
+        (a.deny.as_slice(), a.allow.len()),
+        (&["198.18.0.4".to_string()][..], 0)
+    );
+    // A later run adopts the lists rvsd has and sends nothing for them.
+    let mut p2 = Programmer::default();
+    p2.adopt(&mut rvsd, &[key()]).unwrap();
+    rvsd.log.clear();
+    assert!(p2.apply(&mut rvsd, &w(&["198.18.0.4"], &[])).is_empty());
+    assert!(rvsd.log.is_empty(), "{:?}", rvsd.log);
 }

@@ -89,6 +89,21 @@ impl ControlPlane {
                     format!("dest {}:{} of {key:?}", d.spec.addr, d.spec.port),
                 );
             }
+            for (list, entries) in [
+                (proto::AccessList::Deny, &s.access.deny),
+                (proto::AccessList::Allow, &s.access.allow),
+            ] {
+                for e in entries {
+                    apply(
+                        Request::AddAccess {
+                            service: key,
+                            list,
+                            entry: e.clone(),
+                        },
+                        format!("access-list entry {e} of {key:?}"),
+                    );
+                }
+            }
         }
         for l in &h.laddrs {
             for a in &l.laddrs {

@@ -360,3 +360,32 @@ fn a_syn_flood_beyond_the_table_makes_no_entries() {
     proxied(&mut h);
     assert_eq!(h.worker.conn_count(), 1);
 }
+
+/// A client whose ACK was lost sends zero-window probes numbered one below it (sequence =
+/// ISN): a probe proves the cookie too and opens the connection with the same ISN.
+#[test]
+fn a_window_probe_opens_the_connection_when_the_ack_was_lost() {
+    let mut h = harness();
+    let (isn, tsv) = handshake(&mut h);
+    let probe = tcp_frame_opts(&from_client(1000, isn + 1), ACK, &ts_opts(700, tsv), b"");
+    let (v, s) = one_on(&h.rx(CLIENT_NET, probe), SERVER_NET);
+    assert_eq!((v.tcp_flags, s.seq), (0x02, 1000));
+    assert_eq!(h.state(CPORT), "SYN_SENT");
+}
+
+/// Access lists apply before the SYN is answered: a denied source gets no SYN-ACK. Limits wait
+/// for the ACK that would make the connection.
+#[test]
+fn a_denied_source_gets_no_syn_ack() {
+    let mut h = harness();
+    h.services
+        .add_list_entry(
+            &sp_key(),
+            crate::service::ListKind::Deny,
+            crate::service::Prefix::new(CIP, 32).unwrap(),
+        )
+        .unwrap();
+    h.publish();
+    let syn = tcp_frame_opts(&from_client(1000, 0), SYN, &syn_opts(500), b"");
+    h.expect_drop(CLIENT_NET, syn, DropReason::AclDenied);
+}
