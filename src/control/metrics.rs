@@ -164,6 +164,7 @@ struct Families {
     worker_conn_reuses: IntCounterVec,
     worker_icmp_errors_limited: IntCounterVec,
     worker_embryonic_shortened: IntCounterVec,
+    worker_embryonic_evicted: IntCounterVec,
     worker_ipv4_options: IntCounterVec,
     worker_conns: IntGaugeVec,
     worker_conn_capacity: IntGaugeVec,
@@ -415,6 +416,12 @@ impl Families {
                  1 s grace because the worker's table was over 7/8 full.",
                 WORKER,
             ),
+            worker_embryonic_evicted: counter(
+                "rvs_worker_embryonic_evicted_total",
+                "Embryonic connections (TCP SYN_RECV, NAT/FULLNAT UDP without a reply) removed, \
+                 oldest first, to make room for a new connection in the worker's full table.",
+                WORKER,
+            ),
             worker_ipv4_options: counter(
                 "rvs_worker_ipv4_options_total",
                 "Received IPv4 packets with options (forwarded untouched).",
@@ -569,6 +576,7 @@ impl Families {
             &self.worker_conn_reuses,
             &self.worker_icmp_errors_limited,
             &self.worker_embryonic_shortened,
+            &self.worker_embryonic_evicted,
             &self.worker_ipv4_options,
             &self.worker_conns,
             &self.worker_conn_capacity,
@@ -644,6 +652,7 @@ impl Families {
             worker_conn_reuses,
             worker_icmp_errors_limited,
             worker_embryonic_shortened,
+            worker_embryonic_evicted,
             worker_ipv4_options,
             worker_conns,
             worker_conn_capacity,
@@ -825,6 +834,9 @@ impl Families {
             self.worker_embryonic_shortened
                 .with_label_values(&l)
                 .inc_by(load(&s.embryonic_shortened));
+            self.worker_embryonic_evicted
+                .with_label_values(&l)
+                .inc_by(load(&s.embryonic_evicted));
             self.worker_ipv4_options
                 .with_label_values(&l)
                 .inc_by(load(&s.ipv4_options));

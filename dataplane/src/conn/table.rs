@@ -50,8 +50,9 @@ pub struct ConnFlags(u8);
 impl ConnFlags {
     /// Counted in the dest's inactive connections (IPVS `IP_VS_CONN_F_INACTIVE`).
     pub const INACTIVE: ConnFlags = ConnFlags(1);
-    /// No reply seen yet and none expected (DR/TUN): TCP uses the INPUT_ONLY table. Cleared by the
-    /// first reply, as IPVS's `IP_VS_CONN_F_NOOUTPUT`.
+    /// No reply seen yet: DR/TUN (none expected; TCP uses the INPUT_ONLY table) and UDP of every
+    /// method (an unanswered flow, see `worker::pressure`). Cleared by the first reply, as IPVS's
+    /// `IP_VS_CONN_F_NOOUTPUT`.
     pub const NO_OUTPUT: ConnFlags = ConnFlags(2);
     /// A persistence template, counted in `persistconns`.
     pub const TEMPLATE: ConnFlags = ConnFlags(4);
@@ -497,7 +498,8 @@ impl ConnTable {
         }
         if index_reply {
             flags.insert(ConnFlags::REPLY_INDEXED);
-        } else {
+        }
+        if !index_reply || matches!(new.state, ConnState::Udp(_)) {
             flags.insert(ConnFlags::NO_OUTPUT);
         }
         *slot = Conn {
@@ -561,13 +563,13 @@ impl ConnTable {
         timeouts: &Timeouts,
     ) -> Option<Transition> {
         let c = self.get_mut(id)?;
+        if dir == Dir::Reply {
+            c.flags.remove(ConnFlags::NO_OUTPUT);
+        }
         let new = match c.state {
             ConnState::Tcp(s) => {
                 let tdir = match dir {
-                    Dir::Reply => {
-                        c.flags.remove(ConnFlags::NO_OUTPUT);
-                        TcpDir::Output
-                    }
+                    Dir::Reply => TcpDir::Output,
                     Dir::Original if c.flags.contains(ConnFlags::NO_OUTPUT) => TcpDir::InputOnly,
                     Dir::Original => TcpDir::Input,
                 };
@@ -968,6 +970,10 @@ mod tests {
             .unwrap();
         assert_eq!((tr.active_delta, tr.inactive_delta), (0, 0));
         assert!(t.get(id).unwrap().is_inactive());
+        // Unanswered until the real server's first reply.
+        assert!(t.get(id).unwrap().flags().contains(ConnFlags::NO_OUTPUT));
+        t.on_packet(id, Dir::Reply, 0, Instant::from_secs(100), &to);
+        assert!(!t.get(id).unwrap().flags().contains(ConnFlags::NO_OUTPUT));
         // Lazily moved to 400 s: not expired at 350 s, expired at 400 s.
         assert_eq!(
             t.expire(Instant::from_secs(350), 10_000, |_, _| Expiry::Remove),

@@ -192,8 +192,9 @@ struct State<B> {
     /// Budgets of the ICMP errors and echo replies this worker sends.
     icmp_errors: TokenBucket,
     icmp_echo: TokenBucket,
-    /// Next slot the embryonic-connection sweep examines ([`pressure`]).
-    pressure_cursor: usize,
+    /// The embryonic-connection defences: the shortening sweep's cursor and the eviction ring
+    /// ([`pressure`]).
+    pressure: pressure::Pressure,
 }
 
 impl<B> core::fmt::Debug for Worker<B> {
@@ -263,7 +264,7 @@ impl<B: PacketBuf> Worker<B> {
             staged: Vec::with_capacity(MAX_BURST),
             icmp_errors: TokenBucket::new(icmp.errors_per_sec, icmp.burst),
             icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
-            pressure_cursor: 0,
+            pressure: pressure::Pressure::new(capacity),
         };
         let mut w = Worker {
             tables: tables.clone(),
@@ -351,6 +352,8 @@ impl<B: PacketBuf> Worker<B> {
             .store(c.icmp_errors_limited, Ordering::Relaxed);
         s.embryonic_shortened
             .store(c.embryonic_shortened, Ordering::Relaxed);
+        s.embryonic_evicted
+            .store(c.embryonic_evicted, Ordering::Relaxed);
         s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
         s.neigh_entries
             .store(st.neigh.len() as u64, Ordering::Relaxed);

@@ -33,6 +33,9 @@ pub struct WorkerStats {
     /// Embryonic connections given only a short grace because the table was nearly full
     /// (`worker::pressure`).
     pub embryonic_shortened: AtomicU64,
+    /// Embryonic connections removed to make room for a new connection in a full table
+    /// (`worker::pressure`).
+    pub embryonic_evicted: AtomicU64,
     pub conns: AtomicU64,
     pub conn_capacity: AtomicU64,
     pub neigh_entries: AtomicU64,
@@ -54,6 +57,7 @@ impl Default for WorkerStats {
             neigh_probes: AtomicU64::new(0),
             icmp_errors_limited: AtomicU64::new(0),
             embryonic_shortened: AtomicU64::new(0),
+            embryonic_evicted: AtomicU64::new(0),
             conns: AtomicU64::new(0),
             conn_capacity: AtomicU64::new(0),
             neigh_entries: AtomicU64::new(0),
@@ -89,6 +93,7 @@ pub(super) struct Counters {
     pub(super) neigh_probes: u64,
     pub(super) icmp_errors_limited: u64,
     pub(super) embryonic_shortened: u64,
+    pub(super) embryonic_evicted: u64,
 }
 
 /// A connection as listings show it (`ipvsadm -Lc`).
