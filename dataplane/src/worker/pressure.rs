@@ -100,6 +100,7 @@ impl EmbryoRing {
         self.len += 1;
     }
 
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.len
     }
