@@ -141,18 +141,33 @@ fn add_dests(rvsd: &Rvsd, proto: &str, vs: &str, rport: u16) {
     }
 }
 
-/// Start the echo servers in both real-server namespaces (they go with the namespaces).
-fn start_servers(net: &TestNet) {
+/// The echo servers, stopped on drop (before the namespaces go).
+struct Servers(Vec<Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Start the echo servers in both real-server namespaces.
+fn start_servers(net: &TestNet) -> Servers {
+    let mut servers = Servers(Vec::new());
     for (i, r) in ["r1", "r2"].iter().enumerate() {
         let log = net.state_dir().join(format!("flood-server-{r}.log"));
         let logf = std::fs::File::create(&log).unwrap();
-        net.command(r)
+        let child = net
+            .command(r)
             .args(["python3", &script(), "server", &format!("rs{}", i + 1)])
             .arg(ECHO_PORT.to_string())
             .stdout(logf.try_clone().unwrap())
             .stderr(logf)
             .spawn()
             .unwrap();
+        servers.0.push(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -162,11 +177,12 @@ fn start_servers(net: &TestNet) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+    servers
 }
 
 /// The test network and rvsd (one worker, a table of [`CAPACITY`]) with a route to the spoofed
 /// network through the client, whose kernel drops what rvs sends there.
-fn setup(prefix: &str) -> (TestNet, Rvsd) {
+fn setup(prefix: &str) -> (TestNet, Servers, Rvsd) {
     let net = TestNet::up(prefix);
     let extra =
         format!("[[route]]\nprefix = \"{SPOOFED}.0.0/16\"\nvia = \"198.18.0.2\"\nport = \"dp0\"\n");
@@ -188,9 +204,9 @@ fn setup(prefix: &str) -> (TestNet, Rvsd) {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    start_servers(&net);
+    let servers = start_servers(&net);
     let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
-    (net, rvsd)
+    (net, servers, rvsd)
 }
 
 /// Run the flood generator (`kind` "syn" or "udp") against `target` from `sources` for `secs`.
@@ -379,7 +395,7 @@ fn stop_clean(rvsd: Rvsd) {
 fn syn_flood_without_syn_proxy_loses_no_client() {
     require_netns!();
     let _serial = common::serial();
-    let (net, rvsd) = setup("rvsfl");
+    let (net, _servers, rvsd) = setup("rvsfl");
     let r = flood_run(&net, &rvsd, &["-t", &format!("{VIP}:80"), "-s", "rr"]);
     check(&r, &rvsd);
     // The flood's entries made room for each other and for the real clients: evicted, never
@@ -418,7 +434,7 @@ fn syn_flood_without_syn_proxy_loses_no_client() {
 fn udp_flood_loses_no_client() {
     require_netns!();
     let _serial = common::serial();
-    let (net, rvsd) = setup("rvsflu");
+    let (net, _servers, rvsd) = setup("rvsflu");
     let r = flood_run(
         &net,
         &rvsd,
