@@ -419,7 +419,8 @@ impl Families {
             worker_embryonic_evicted: counter(
                 "rvs_worker_embryonic_evicted_total",
                 "Embryonic connections (TCP SYN_RECV, NAT/FULLNAT UDP without a reply) removed, \
-                 oldest first, to make room for a new connection in the worker's full table.",
+                 least recently opened or answered first, to make room for a new connection \
+                 in the worker's full table.",
                 WORKER,
             ),
             worker_ipv4_options: counter(

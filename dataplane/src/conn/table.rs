@@ -50,9 +50,8 @@ pub struct ConnFlags(u8);
 impl ConnFlags {
     /// Counted in the dest's inactive connections (IPVS `IP_VS_CONN_F_INACTIVE`).
     pub const INACTIVE: ConnFlags = ConnFlags(1);
-    /// No reply seen yet: DR/TUN (none expected; TCP uses the INPUT_ONLY table) and UDP of every
-    /// method (an unanswered flow, see `worker::pressure`). Cleared by the first reply, as IPVS's
-    /// `IP_VS_CONN_F_NOOUTPUT`.
+    /// No reply seen yet and none expected (DR/TUN): TCP uses the INPUT_ONLY table. Cleared by the
+    /// first reply, as IPVS's `IP_VS_CONN_F_NOOUTPUT`.
     pub const NO_OUTPUT: ConnFlags = ConnFlags(2);
     /// A persistence template, counted in `persistconns`.
     pub const TEMPLATE: ConnFlags = ConnFlags(4);
@@ -62,6 +61,9 @@ impl ConnFlags {
     pub const TOA_PENDING: ConnFlags = ConnFlags(16);
     /// Its controlling template has been told it is assured (done once per connection).
     pub const ASSURED_SENT: ConnFlags = ConnFlags(32);
+    /// A packet of the reply direction has been seen (the real server answered), on any method
+    /// whose replies pass the director. Never cleared. See `worker::pressure`.
+    pub const REPLIED: ConnFlags = ConnFlags(64);
     const OCCUPIED: ConnFlags = ConnFlags(0x80);
 
     pub const fn contains(self, f: ConnFlags) -> bool {
@@ -498,8 +500,7 @@ impl ConnTable {
         }
         if index_reply {
             flags.insert(ConnFlags::REPLY_INDEXED);
-        }
-        if !index_reply || matches!(new.state, ConnState::Udp(_)) {
+        } else {
             flags.insert(ConnFlags::NO_OUTPUT);
         }
         *slot = Conn {
@@ -564,12 +565,15 @@ impl ConnTable {
     ) -> Option<Transition> {
         let c = self.get_mut(id)?;
         if dir == Dir::Reply {
-            c.flags.remove(ConnFlags::NO_OUTPUT);
+            c.flags.insert(ConnFlags::REPLIED);
         }
         let new = match c.state {
             ConnState::Tcp(s) => {
                 let tdir = match dir {
-                    Dir::Reply => TcpDir::Output,
+                    Dir::Reply => {
+                        c.flags.remove(ConnFlags::NO_OUTPUT);
+                        TcpDir::Output
+                    }
                     Dir::Original if c.flags.contains(ConnFlags::NO_OUTPUT) => TcpDir::InputOnly,
                     Dir::Original => TcpDir::Input,
                 };
@@ -971,9 +975,9 @@ mod tests {
         assert_eq!((tr.active_delta, tr.inactive_delta), (0, 0));
         assert!(t.get(id).unwrap().is_inactive());
         // Unanswered until the real server's first reply.
-        assert!(t.get(id).unwrap().flags().contains(ConnFlags::NO_OUTPUT));
+        assert!(!t.get(id).unwrap().flags().contains(ConnFlags::REPLIED));
         t.on_packet(id, Dir::Reply, 0, Instant::from_secs(100), &to);
-        assert!(!t.get(id).unwrap().flags().contains(ConnFlags::NO_OUTPUT));
+        assert!(t.get(id).unwrap().flags().contains(ConnFlags::REPLIED));
         // Lazily moved to 400 s: not expired at 350 s, expired at 400 s.
         assert_eq!(
             t.expire(Instant::from_secs(350), 10_000, |_, _| Expiry::Remove),

@@ -257,6 +257,11 @@ impl<B: PacketBuf> State<B> {
         if dir == Dir::Reply && conn.in_key().proto == IpProtocol::UDP.0 {
             assure_template(tables, &mut self.conns, id, &conn);
         }
+        if dir == Dir::Reply && !conn.flags().contains(ConnFlags::REPLIED) {
+            // First answer of the real server: a handshake still open starts its eviction
+            // clock again from here (`pressure`).
+            self.note_embryo(id);
+        }
         let len = buf.len() as u64;
         let ports = &self.cfg.ports;
         let mtu = |port: crate::l3::addr::PortId| {

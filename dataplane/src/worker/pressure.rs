@@ -4,17 +4,22 @@
 //! them; two defences keep real clients getting in:
 //!
 //! - **Eviction** ([`State::evict_embryo`]): a new connection that finds the table full takes
-//!   the slot of the *oldest* embryonic connection, counted
-//!   (`rvs_worker_embryonic_evicted_total`). Every connection this worker opens is noted, in
-//!   order, in an [`EmbryoRing`] of `(slot, tag)` pairs sized to the table and allocated once;
-//!   entries whose connection became established, answered or was removed are skipped when they
-//!   reach the front (the tag, the low bits of the in-tuple's hash, tells a reused slot from the
-//!   one noted). A real client's SYN therefore always gets a slot, and on a LAN round trip it
-//!   completes its handshake long before a flood could push it to the front. Established and
-//!   answered connections are never evicted; with no embryonic connection left, a full table
-//!   refuses the new connection as before (`conn_table_full`). An evicted connection is removed
-//!   with the same accounting as any other (dest counts, persistence template, FULLNAT local
-//!   port). Work is amortized O(1): each noted entry is skipped or evicted at most once.
+//!   the slot of the embryonic connection that was *least recently* opened or answered, counted
+//!   (`rvs_worker_embryonic_evicted_total`). Every embryonic connection this worker opens is
+//!   noted, in order, in an [`EmbryoRing`] of `(slot, tag)` pairs allocated once; a TCP
+//!   connection is noted again when its real server first answers (the SYN-ACK), so a real
+//!   client's handshake gets a whole turnover of the table from the SYN-ACK on to send its ACK,
+//!   however long the SYN took to be answered. The tag (the in-tuple's hash, its low bit
+//!   whether the connection had been answered when noted) tells the note that counts from
+//!   earlier notes of the same connection and from a later connection in the same slot; entries
+//!   that no longer count (the connection was established, answered (UDP), removed, or noted
+//!   again) are skipped when they reach the front. A real client's SYN therefore always gets a
+//!   slot, and on a LAN round trip it completes its handshake long before a flood could push it
+//!   to the front. Established and answered UDP connections are never evicted; with no embryonic
+//!   connection left, a full table refuses the new connection as before (`conn_table_full`). An
+//!   evicted connection is removed with the same accounting as any other (dest counts,
+//!   persistence template, FULLNAT local port). Work is amortized O(1): each note is skipped or
+//!   evicted at most once.
 //! - **Shortening** ([`State::relieve_pressure`]): when the table passes its high watermark
 //!   (7/8 full), embryonic connections are given at most [`EMBRYO_GRACE`] more to live, so the
 //!   flood's entries drain within seconds instead of 60 s (SYN_RECV) or 300 s (UDP) once it
@@ -23,9 +28,10 @@
 //!   work per tick. Every connection shortened is counted
 //!   (`rvs_worker_embryonic_shortened_total`).
 //!
-//! The ring holds as many entries as the table has slots. When it is full of entries whose
-//! connections are still embryonic at the front, the oldest entry is let go (that connection can
-//! then only be shortened, not evicted); connections restored from a state file are not noted.
+//! The ring holds two entries per table slot (a connection counts in at most one, and may have
+//! one more that no longer counts). When it is full with an entry that still counts at the front,
+//! that entry is let go (its connection can then only be shortened, not evicted); connections
+//! restored from a state file are not noted.
 
 use core::time::Duration;
 
@@ -46,15 +52,18 @@ pub(super) fn embryonic(c: &Conn) -> bool {
     match c.state() {
         ConnState::Tcp(s) => matches!(s, TcpState::SynRecv | TcpState::None),
         ConnState::Udp(_) => {
-            c.flags().contains(ConnFlags::NO_OUTPUT)
+            !c.flags().contains(ConnFlags::REPLIED)
                 && matches!(c.method(), ForwardMethod::Masq | ForwardMethod::FullNat)
         }
     }
 }
 
-/// The tag that tells the connection noted in a slot from a later one in the same slot.
+/// The tag of a note of `c` made now: its in-tuple's hash (a later connection in the same slot
+/// has another) with the low bit saying whether it had been answered (a note made before its
+/// first answer no longer counts after it).
 fn tag(conns: &ConnTable, c: &Conn) -> u32 {
-    conns.hash(c.in_key()) as u32
+    let answered = c.flags().contains(ConnFlags::REPLIED);
+    (conns.hash(c.in_key()) as u32 & !1) | u32::from(answered)
 }
 
 /// Connections in the order this worker opened them, as `(slot, tag)`: a fixed ring, allocated
@@ -119,7 +128,7 @@ impl Pressure {
     pub(super) fn new(capacity: usize) -> Pressure {
         Pressure {
             cursor: 0,
-            ring: EmbryoRing::new(capacity),
+            ring: EmbryoRing::new(capacity.saturating_mul(2)),
         }
     }
 
@@ -137,11 +146,13 @@ fn still_embryonic(conns: &ConnTable, e: (u32, u32)) -> bool {
 }
 
 impl<B: PacketBuf> State<B> {
-    /// Note a connection just opened, as a candidate for eviction while it stays embryonic.
-    /// Entries at the front that no longer name an embryonic connection are dropped first, so
-    /// the ring lets a live entry go only when it is full of them.
+    /// Note an embryonic connection (just opened, or answered for the first time) as the most
+    /// recent candidate for eviction. Entries at the front that no longer count are dropped
+    /// first, so the ring lets a counting entry go only when it is full of them.
     pub(super) fn note_embryo(&mut self, id: ConnId) {
-        let Some(c) = self.conns.get(id) else { return };
+        let Some(c) = self.conns.get(id).filter(|c| embryonic(c)) else {
+            return;
+        };
         let e = (id.0, tag(&self.conns, c));
         let ring = &mut self.pressure.ring;
         if ring.len == ring.entries.len() {
