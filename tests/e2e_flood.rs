@@ -16,10 +16,9 @@
 //! and counters are printed. Needs root.
 //!
 //! Without a SYN proxy a real client's entry is as embryonic as the flood's until its ACK: it
-//! must complete its handshake before `conn_capacity` newer flood entries push it to the front
-//! of the eviction order, a window of capacity / rate: 205 ms here. With 1024 connections (51 ms)
-//! a new connection failed now and then on a busy two-core machine (one whose connect took
-//! 42 ms, evicted before its ACK); curl's slowest connect is printed.
+//! must send its ACK before `conn_capacity` newer flood entries push it to the front of the
+//! eviction order after its SYN-ACK, a window of capacity / rate: 205 ms here (curl's slowest
+//! connect is printed). `RVS_FLOOD_CAPACITY` and `RVS_FLOOD_RATE` change both, to measure.
 
 mod common;
 
