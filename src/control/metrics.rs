@@ -167,6 +167,7 @@ struct Families {
     worker_embryonic_shortened: IntCounterVec,
     worker_synproxy: IntCounterVec,
     worker_src_rate_evictions: IntCounterVec,
+    worker_embryonic_evicted: IntCounterVec,
     worker_ipv4_options: IntCounterVec,
     worker_conns: IntGaugeVec,
     worker_conn_capacity: IntGaugeVec,
@@ -437,6 +438,13 @@ impl Families {
                  rate table (--src-rate) to make room for another.",
                 WORKER,
             ),
+            worker_embryonic_evicted: counter(
+                "rvs_worker_embryonic_evicted_total",
+                "Embryonic connections (TCP SYN_RECV, NAT/FULLNAT UDP without a reply) removed, \
+                 least recently opened or answered first, to make room for a new connection \
+                 in the worker's full table.",
+                WORKER,
+            ),
             worker_ipv4_options: counter(
                 "rvs_worker_ipv4_options_total",
                 "Received IPv4 packets with options (forwarded untouched).",
@@ -594,6 +602,7 @@ impl Families {
             &self.worker_embryonic_shortened,
             &self.worker_synproxy,
             &self.worker_src_rate_evictions,
+            &self.worker_embryonic_evicted,
             &self.worker_ipv4_options,
             &self.worker_conns,
             &self.worker_conn_capacity,
@@ -672,6 +681,7 @@ impl Families {
             worker_embryonic_shortened,
             worker_synproxy,
             worker_src_rate_evictions,
+            worker_embryonic_evicted,
             worker_ipv4_options,
             worker_conns,
             worker_conn_capacity,
@@ -870,6 +880,9 @@ impl Families {
             self.worker_src_rate_evictions
                 .with_label_values(&l)
                 .inc_by(load(&s.src_rate_evictions));
+            self.worker_embryonic_evicted
+                .with_label_values(&l)
+                .inc_by(load(&s.embryonic_evicted));
             self.worker_ipv4_options
                 .with_label_values(&l)
                 .inc_by(load(&s.ipv4_options));

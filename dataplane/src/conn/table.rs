@@ -45,7 +45,7 @@ pub enum Dir {
 
 /// Connection flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ConnFlags(u8);
+pub struct ConnFlags(u16);
 
 impl ConnFlags {
     /// Counted in the dest's inactive connections (IPVS `IP_VS_CONN_F_INACTIVE`).
@@ -61,14 +61,17 @@ impl ConnFlags {
     pub const TOA_PENDING: ConnFlags = ConnFlags(16);
     /// Its controlling template has been told it is assured (done once per connection).
     pub const ASSURED_SENT: ConnFlags = ConnFlags(32);
+    /// A packet of the reply direction has been seen (the real server answered), on any method
+    /// whose replies pass the director. Never cleared. See `worker::pressure`.
+    pub const REPLIED: ConnFlags = ConnFlags(64);
     /// Opened by the SYN proxy: its segments are renumbered (the worker's proxy slot).
-    pub const SYNPROXY: ConnFlags = ConnFlags(64);
+    pub const SYNPROXY: ConnFlags = ConnFlags(0x100);
     const OCCUPIED: ConnFlags = ConnFlags(0x80);
 
     pub const fn contains(self, f: ConnFlags) -> bool {
         self.0 & f.0 == f.0
     }
-    pub const fn bits(self) -> u8 {
+    pub const fn bits(self) -> u16 {
         self.0
     }
     fn insert(&mut self, f: ConnFlags) {
@@ -563,6 +566,9 @@ impl ConnTable {
         timeouts: &Timeouts,
     ) -> Option<Transition> {
         let c = self.get_mut(id)?;
+        if dir == Dir::Reply {
+            c.flags.insert(ConnFlags::REPLIED);
+        }
         let new = match c.state {
             ConnState::Tcp(s) => {
                 let tdir = match dir {
@@ -970,6 +976,10 @@ mod tests {
             .unwrap();
         assert_eq!((tr.active_delta, tr.inactive_delta), (0, 0));
         assert!(t.get(id).unwrap().is_inactive());
+        // Unanswered until the real server's first reply.
+        assert!(!t.get(id).unwrap().flags().contains(ConnFlags::REPLIED));
+        t.on_packet(id, Dir::Reply, 0, Instant::from_secs(100), &to);
+        assert!(t.get(id).unwrap().flags().contains(ConnFlags::REPLIED));
         // Lazily moved to 400 s: not expired at 350 s, expired at 400 s.
         assert_eq!(
             t.expire(Instant::from_secs(350), 10_000, |_, _| Expiry::Remove),

@@ -83,6 +83,11 @@ impl<B: PacketBuf> State<B> {
     ) -> Result<ConnId, DropReason> {
         let svc_id = svc.id();
         let w = self.cfg.id;
+        if self.conns.is_full() {
+            // Make room by evicting the oldest embryonic connection, if there is one
+            // (`pressure`); otherwise the insert below refuses as before.
+            self.evict_embryo(tables);
+        }
         let slot = match self.scheds.get_mut(&svc_id) {
             Some(s) if s.name == svc.scheduler() && s.flags == svc.flags() => s,
             _ => {
@@ -210,6 +215,7 @@ impl<B: PacketBuf> State<B> {
         {
             c.set_control(r);
         }
+        self.note_embryo(id);
         let inactive = self.conns.get(id).is_some_and(|c| c.is_inactive());
         dest.bind_conn(w, inactive);
         dest.stats().slot(w).add_conn();
@@ -253,6 +259,11 @@ impl<B: PacketBuf> State<B> {
         }
         if conn.flags().contains(ConnFlags::SYNPROXY) {
             self.synproxy_adjust(id, dir, p, buf);
+        }
+        if dir == Dir::Reply && !conn.flags().contains(ConnFlags::REPLIED) {
+            // First answer of the real server: a handshake still open starts its eviction
+            // clock again from here (`pressure`).
+            self.note_embryo(id);
         }
         let len = buf.len() as u64;
         let ports = &self.cfg.ports;

@@ -195,8 +195,9 @@ struct State<B> {
     /// Budgets of the ICMP errors and echo replies this worker sends.
     icmp_errors: TokenBucket,
     icmp_echo: TokenBucket,
-    /// Next slot the embryonic-connection sweep examines ([`pressure`]).
-    pressure_cursor: usize,
+    /// The embryonic-connection defences: the shortening sweep's cursor and the eviction ring
+    /// ([`pressure`]).
+    pressure: pressure::Pressure,
     /// SYN proxy: one slot per connection slot, empty until a SYN-proxy service exists
     /// ([`synproxy`]).
     proxy: Vec<synproxy::ProxySlot>,
@@ -271,7 +272,7 @@ impl<B: PacketBuf> Worker<B> {
             staged: Vec::with_capacity(MAX_BURST),
             icmp_errors: TokenBucket::new(icmp.errors_per_sec, icmp.burst),
             icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
-            pressure_cursor: 0,
+            pressure: pressure::Pressure::new(capacity),
             proxy: Vec::new(),
             admission: admit::Admission::new(workers),
         };
@@ -370,6 +371,8 @@ impl<B: PacketBuf> Worker<B> {
             .store(c.synproxy_established, Ordering::Relaxed);
         s.src_rate_evictions
             .store(st.admission.sources.evictions, Ordering::Relaxed);
+        s.embryonic_evicted
+            .store(c.embryonic_evicted, Ordering::Relaxed);
         s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
         s.neigh_entries
             .store(st.neigh.len() as u64, Ordering::Relaxed);

@@ -42,6 +42,9 @@ pub struct WorkerStats {
     /// Sources evicted from the per-source rate table to make room for another
     /// (`worker::admit`).
     pub src_rate_evictions: AtomicU64,
+    /// Embryonic connections removed to make room for a new connection in a full table
+    /// (`worker::pressure`).
+    pub embryonic_evicted: AtomicU64,
     pub conns: AtomicU64,
     pub conn_capacity: AtomicU64,
     pub neigh_entries: AtomicU64,
@@ -67,6 +70,7 @@ impl Default for WorkerStats {
             synproxy_opens: AtomicU64::new(0),
             synproxy_established: AtomicU64::new(0),
             src_rate_evictions: AtomicU64::new(0),
+            embryonic_evicted: AtomicU64::new(0),
             conns: AtomicU64::new(0),
             conn_capacity: AtomicU64::new(0),
             neigh_entries: AtomicU64::new(0),
@@ -105,6 +109,7 @@ pub(super) struct Counters {
     pub(super) synproxy_cookies: u64,
     pub(super) synproxy_opens: u64,
     pub(super) synproxy_established: u64,
+    pub(super) embryonic_evicted: u64,
 }
 
 /// A connection as listings show it (`ipvsadm -Lc`).
