@@ -33,24 +33,8 @@ fn per_sec(r: &WrkReport) -> u64 {
 
 /// Prometheus text -> (family, labels) -> value.
 fn scrape(net: &TestNet) -> BTreeMap<(String, String), f64> {
-    let text = net.metrics();
-    assert!(!text.is_empty(), "metrics scrape failed");
-    let mut m = BTreeMap::new();
-    for line in text.lines() {
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let Some((key, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (family, labels) = match key.split_once('{') {
-            Some((f, l)) => (f, l.trim_end_matches('}')),
-            None => (key, ""),
-        };
-        if let Ok(v) = value.parse() {
-            m.insert((family.to_owned(), labels.to_owned()), v);
-        }
-    }
+    let m = net.scrape();
+    assert!(!m.is_empty(), "metrics scrape failed");
     m
 }
 

@@ -454,8 +454,9 @@ fn template(rig: &Rig, tmpl: u8, flags: u8) -> (PortId, Vec<u8>) {
     let cport = 1024 + u16::from((flags >> 3) & 0x0f);
     let payload: &[u8] = if flags & 0x80 != 0 { &[0x5a; 32] } else { &[] };
     match tmpl {
-        0..=5 => {
-            let (proto, vport, _, _) = SERVICES[usize::from(tmpl)];
+        0..=5 | 11 => {
+            // 11: the SYN-proxy service (templates 6 to 10 were taken when it came).
+            let (proto, vport, _, _) = SERVICES[usize::from(if tmpl == 11 { 6 } else { tmpl })];
             let f = l4_frame(
                 (PORT_MAC[0], CLIENT_MAC),
                 CIP,
@@ -507,20 +508,6 @@ fn template(rig: &Rig, tmpl: u8, flags: u8) -> (PortId, Vec<u8>) {
                 payload,
             );
             (SERVER_NET, f)
-        }
-        11 => {
-            let (proto, vport, _, _) = SERVICES[6];
-            let f = l4_frame(
-                (PORT_MAC[0], CLIENT_MAC),
-                CIP,
-                cport,
-                VIP,
-                vport,
-                proto,
-                tcp_flags,
-                payload,
-            );
-            (CLIENT_NET, f)
         }
         _ => (PortId::from(flags & 1), Vec::new()),
     }

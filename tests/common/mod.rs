@@ -120,6 +120,29 @@ impl TestNet {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// [`TestNet::metrics`] parsed: (family, labels as written between the braces) -> value.
+    /// Empty when the scrape fails.
+    #[allow(dead_code)] // not every test binary reads metrics this way
+    pub fn scrape(&self) -> std::collections::BTreeMap<(String, String), f64> {
+        let mut m = std::collections::BTreeMap::new();
+        for line in self.metrics().lines() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let (family, labels) = match key.split_once('{') {
+                Some((f, l)) => (f, l.trim_end_matches('}')),
+                None => (key, ""),
+            };
+            if let Ok(v) = value.parse() {
+                m.insert((family.to_owned(), labels.to_owned()), v);
+            }
+        }
+        m
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         PathBuf::from(format!("/tmp/rvs-testnet/{}", self.id))
     }

@@ -577,21 +577,7 @@ pub fn laddrs(list: &[ServiceLaddrs], numeric: bool, resolver: &Resolver) -> Str
 pub fn save_laddrs(list: &[ServiceLaddrs]) -> String {
     let mut out = String::new();
     for s in list {
-        let svc = match s.service {
-            ServiceKey::Inet {
-                protocol,
-                addr,
-                port,
-            } => {
-                let flag = match protocol {
-                    Protocol::Tcp => "-t",
-                    Protocol::Udp => "-u",
-                    Protocol::Sctp => "--sctp-service",
-                };
-                format!("{flag} {addr}:{port}")
-            }
-            ServiceKey::Fwmark { mark, .. } => format!("-f {mark}"),
-        };
+        let svc = save_service_name(&s.service);
         for l in &s.laddrs {
             let _ = writeln!(out, "-P {svc} -z {} -F {}", l.spec.addr, l.spec.ifname);
         }
