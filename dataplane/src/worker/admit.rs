@@ -161,10 +161,14 @@ impl Admission {
         }
     }
 
-    /// Forget the buckets of services that are gone (called when new tables arrive).
+    /// Forget the buckets of services that are gone, and make room for one per service, so
+    /// that a service's first connection on this worker does not grow the map (called when new
+    /// tables arrive, off the packet path).
     pub(super) fn retain(&mut self, tables: &Tables) {
         self.services
             .retain(|id, _| tables.services.service(*id).is_some());
+        let n = tables.services.services().len();
+        self.services.reserve(n.saturating_sub(self.services.len()));
     }
 
     /// This worker's share of `rate`.
