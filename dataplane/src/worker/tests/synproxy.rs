@@ -389,3 +389,16 @@ fn a_denied_source_gets_no_syn_ack() {
     let syn = tcp_frame_opts(&from_client(1000, 0), SYN, &syn_opts(500), b"");
     h.expect_drop(CLIENT_NET, syn, DropReason::AclDenied);
 }
+
+/// A cookie made by one worker opens the connection on another (workers hold the same
+/// secrets): the ACK may reach another worker than its SYN did.
+#[test]
+fn a_cookie_from_one_worker_opens_on_another() {
+    let mut w0 = harness();
+    let mut w1 = harness();
+    let (isn, tsv) = handshake(&mut w0);
+    let ack = tcp_frame_opts(&from_client(1001, isn + 1), ACK, &ts_opts(501, tsv), b"");
+    let (v, s) = one_on(&w1.rx(CLIENT_NET, ack), SERVER_NET);
+    assert_eq!((v.tcp_flags, s.seq), (0x02, 1000));
+    assert_eq!((w0.worker.conn_count(), w1.worker.conn_count()), (0, 1));
+}
