@@ -210,6 +210,19 @@ fn screen(
     Ok(())
 }
 
+/// A refusal is also counted per service (`rvs_service_refused_total`); the caller counts the
+/// drop.
+fn counted(
+    svc: &Service,
+    worker: usize,
+    verdict: Result<(), DropReason>,
+) -> Result<(), DropReason> {
+    if let Err(reason) = verdict {
+        svc.stats().count_refusal(worker, reason);
+    }
+    verdict
+}
+
 impl<B: PacketBuf> State<B> {
     /// May `src`, arriving on `in_port`, open a new connection to `svc` at `now`? See the
     /// module doc for the checks and their order. Only buckets change (a token is taken when
@@ -223,11 +236,7 @@ impl<B: PacketBuf> State<B> {
         in_port: PortId,
     ) -> Result<(), DropReason> {
         let verdict = self.decide(tables, now, svc, src, in_port);
-        if let Err(reason) = verdict {
-            // Also per service (`rvs_service_refused_total`); the caller counts the drop.
-            svc.stats().count_refusal(self.cfg.id, reason);
-        }
-        verdict
+        counted(svc, self.cfg.id, verdict)
     }
 
     /// Checks 1 and 2 only (who may connect, not how many): what a SYN proxy asks before it
@@ -240,11 +249,7 @@ impl<B: PacketBuf> State<B> {
         src: Ipv4Addr,
         in_port: PortId,
     ) -> Result<(), DropReason> {
-        let verdict = screen(tables, svc, src, in_port);
-        if let Err(reason) = verdict {
-            svc.stats().count_refusal(self.cfg.id, reason);
-        }
-        verdict
+        counted(svc, self.cfg.id, screen(tables, svc, src, in_port))
     }
 
     fn decide(
