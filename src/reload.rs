@@ -534,6 +534,7 @@ mac = "02:00:00:00:01:10"
                 pe: None,
                 ops: false,
                 synproxy: false,
+                client_addr: Default::default(),
             },
             stats: Default::default(),
             rates: Default::default(),

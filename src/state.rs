@@ -34,10 +34,10 @@ use serde::{Deserialize, Serialize};
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"RVSSTATE";
 /// The layout version this rvsd writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Older layouts this rvsd still reads (version 1: records without the SYN proxy's
-/// renumbering).
-const READS: [u32; 2] = [1, 2];
+/// renumbering; version 2: without the PROXY header's progress).
+const READS: [u32; 3] = [1, 2, 3];
 
 /// Everything but the connections.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -156,10 +156,10 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Saved, StateError> {
     if !READS.contains(&version) {
         return Err(StateError::Version(p(), version));
     }
-    let record_size = if version == 1 {
-        ConnRecord::SIZE_V1
-    } else {
-        ConnRecord::SIZE
+    let record_size = match version {
+        1 => ConnRecord::SIZE_V1,
+        2 => ConnRecord::SIZE_V2,
+        _ => ConnRecord::SIZE,
     };
     let header_len = u32_at(
         cur.take(4)
@@ -273,6 +273,8 @@ mod tests {
             controlled: false,
             remaining_ms: 900_000 - i as u64,
             seq_adj: None,
+            synproxy: false,
+            proxy_hdr: None,
         };
         Saved {
             header: Header {

@@ -198,6 +198,7 @@ fn service(key: ServiceKey, scheduler: &str) -> ServiceSpec {
         pe: None,
         ops: false,
         synproxy: false,
+        client_addr: Default::default(),
     }
 }
 

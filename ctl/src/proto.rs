@@ -209,6 +209,110 @@ pub struct ServiceSpec {
     /// encodes as before.
     #[serde(default, skip_serializing_if = "Limits::is_none")]
     pub limits: Limits,
+    /// How FULLNAT dests learn the client's address (`--proxy-protocol`, `--toa`, `--uoa`).
+    /// Not written when it is the default (TOA only), as for the limits.
+    #[serde(default, skip_serializing_if = "ClientAddr::is_default")]
+    pub client_addr: ClientAddr,
+}
+
+/// PROXY protocol mode (`--proxy-protocol`, DPVS's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyProtocol {
+    #[default]
+    Disable,
+    V1,
+    V2,
+    V1Insecure,
+    V2Insecure,
+}
+
+impl ProxyProtocol {
+    pub const ALL: [ProxyProtocol; 5] = [
+        ProxyProtocol::Disable,
+        ProxyProtocol::V1,
+        ProxyProtocol::V2,
+        ProxyProtocol::V1Insecure,
+        ProxyProtocol::V2Insecure,
+    ];
+
+    /// DPVS's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProxyProtocol::Disable => "disable",
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+            ProxyProtocol::V1Insecure => "v1-insecure",
+            ProxyProtocol::V2Insecure => "v2-insecure",
+        }
+    }
+
+    /// The mode a name stands for, case-insensitive (as DPVS's `strcasecmp`).
+    pub fn from_name(s: &str) -> Option<ProxyProtocol> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s))
+    }
+}
+
+/// UOA mode (`--uoa`, after DPVS's `uoa_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UoaMode {
+    #[default]
+    Disable,
+    Opp,
+    Ipo,
+}
+
+impl UoaMode {
+    pub const ALL: [UoaMode; 3] = [UoaMode::Disable, UoaMode::Opp, UoaMode::Ipo];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            UoaMode::Disable => "disable",
+            UoaMode::Opp => "opp",
+            UoaMode::Ipo => "ipo",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<UoaMode> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s))
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How a service's FULLNAT dests learn the client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientAddr {
+    #[serde(default)]
+    pub proxy_protocol: ProxyProtocol,
+    /// The TOA option on TCP (on by default).
+    #[serde(default = "default_true")]
+    pub toa: bool,
+    #[serde(default)]
+    pub uoa: UoaMode,
+}
+
+impl Default for ClientAddr {
+    fn default() -> Self {
+        ClientAddr {
+            proxy_protocol: ProxyProtocol::Disable,
+            toa: true,
+            uoa: UoaMode::Disable,
+        }
+    }
+}
+
+impl ClientAddr {
+    pub fn is_default(&self) -> bool {
+        *self == ClientAddr::default()
+    }
 }
 
 /// Admission limits of a service; 0 means "no limit" everywhere. A burst of 0 is one second's

@@ -126,6 +126,7 @@ fn table(req: &Request) -> Reply {
                 pe: None,
                 ops: false,
                 synproxy: false,
+                client_addr: Default::default(),
             },
             stats: Stats::default(),
             rates: Rates::default(),
@@ -184,6 +185,7 @@ fn add_service_sends_the_request() {
             pe: None,
             ops: false,
             synproxy: false,
+            client_addr: Default::default(),
         })]
     );
 }

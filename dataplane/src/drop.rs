@@ -125,6 +125,10 @@ drop_reasons! {
     /// than the one its replies use, trying to open a connection to the service (spoofed: such
     /// a connection could never work, see `worker::admit`).
     RipSource => "rip_source",
+    /// FULLNAT UDP with a PROXY header: the datagram with the header would exceed the egress
+    /// MTU (rvs does not fragment); a datagram with DF set was answered with ICMP
+    /// fragmentation-needed.
+    ProxyHdrTooBig => "proxy_hdr_too_big",
 }
 
 /// Per-reason drop counts of one worker.

@@ -251,6 +251,7 @@ fn virtual_server(
     let mut persistence_engine = None;
     let mut ops = false;
     let mut synproxy = false;
+    let mut proxy_protocol = ctl::proto::ProxyProtocol::Disable;
     let mut quorum = 1;
     let mut hysteresis = 0;
     let mut quorum_up = None;
@@ -334,6 +335,19 @@ fn virtual_server(
                 no_arg(s)?;
                 synproxy = true;
             }
+            // DPVS's keepalived: `proxy_protocol v1|v2|v1-insecure|v2-insecure|disable`.
+            "proxy_protocol" => {
+                let v = one_arg(s)?;
+                proxy_protocol = ctl::proto::ProxyProtocol::from_name(v).ok_or_else(|| {
+                    ConfigError::new(
+                        &s.loc,
+                        format!(
+                            "'proxy_protocol' must be disable, v1, v2, v1-insecure or \
+                             v2-insecure, not '{v}'"
+                        ),
+                    )
+                })?;
+            }
             "quorum" => quorum = u32_value(s, 1, u32::MAX)?,
             "hysteresis" => hysteresis = u32_value(s, 0, u32::MAX)?,
             "quorum_up" => quorum_up = Some(script(s)?),
@@ -375,15 +389,6 @@ fn virtual_server(
             }
             "waddr_group_name" | "allow_address_group" => {
                 allow_group = Some((one_arg(s)?.to_owned(), s.loc.clone()));
-            }
-            kw @ "proxy_protocol" => {
-                return err(
-                    &s.loc,
-                    format!(
-                        "'{kw}' (a DPVS extension) is not supported: rvs has no such feature yet, \
-                         and ignoring it would change what the service does"
-                    ),
-                );
             }
             "smtp_alert" | "ha_suspend" => {}
             "real_server" => real_nodes.push(s),
@@ -512,6 +517,7 @@ fn virtual_server(
         persistence_engine,
         ops,
         synproxy,
+        proxy_protocol,
         delay_loop: defaults.delay_loop,
         quorum,
         hysteresis,

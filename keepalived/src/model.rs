@@ -52,6 +52,8 @@ pub struct VirtualServer {
     pub ops: bool,
     /// `syn_proxy` (DPVS): the service's SYN proxy.
     pub synproxy: bool,
+    /// `proxy_protocol` (DPVS): the PROXY protocol header for FULLNAT real servers.
+    pub proxy_protocol: ctl::proto::ProxyProtocol,
     pub delay_loop: Duration,
     pub quorum: u32,
     pub hysteresis: u32,

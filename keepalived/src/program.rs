@@ -38,6 +38,10 @@ pub fn service_specs(vs: &VirtualServer) -> Vec<ServiceSpec> {
             pe: vs.persistence_engine.clone(),
             ops: vs.ops,
             synproxy: vs.synproxy,
+            client_addr: ctl::proto::ClientAddr {
+                proxy_protocol: vs.proxy_protocol,
+                ..Default::default()
+            },
         })
         .collect()
 }

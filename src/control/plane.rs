@@ -201,7 +201,36 @@ fn service_from_proto(s: &proto::ServiceSpec) -> Result<ServiceConfig, Reply> {
         one_packet: s.ops,
         synproxy: s.synproxy,
         limits: limits_from_proto(&s.limits)?,
+        client_addr: client_addr_from_proto(&s.client_addr),
     })
+}
+
+fn client_addr_from_proto(c: &proto::ClientAddr) -> service::ClientAddr {
+    use proto::{ProxyProtocol as P, UoaMode as U};
+    service::ClientAddr {
+        proxy: match c.proxy_protocol {
+            P::Disable => service::ProxyProtocol::Disable,
+            P::V1 => service::ProxyProtocol::V1,
+            P::V2 => service::ProxyProtocol::V2,
+            P::V1Insecure => service::ProxyProtocol::V1Insecure,
+            P::V2Insecure => service::ProxyProtocol::V2Insecure,
+        },
+        toa: c.toa,
+        uoa: match c.uoa {
+            U::Disable => service::UoaMode::Disable,
+            U::Opp => service::UoaMode::Opp,
+            U::Ipo => service::UoaMode::Ipo,
+        },
+    }
+}
+
+fn client_addr_to_proto(c: &service::ClientAddr) -> proto::ClientAddr {
+    let proxy_protocol = proto::ProxyProtocol::from_name(c.proxy.name()).unwrap_or_default();
+    proto::ClientAddr {
+        proxy_protocol,
+        toa: c.toa,
+        uoa: proto::UoaMode::from_name(c.uoa.name()).unwrap_or_default(),
+    }
 }
 
 fn limits_from_proto(l: &proto::Limits) -> Result<service::ServiceLimits, Reply> {
@@ -290,6 +319,7 @@ fn service_to_proto(c: &ServiceConfig) -> proto::ServiceSpec {
         ops: c.one_packet,
         synproxy: c.synproxy,
         limits: limits_to_proto(&c.limits),
+        client_addr: client_addr_to_proto(&c.client_addr),
     }
 }
 

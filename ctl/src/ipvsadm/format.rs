@@ -328,6 +328,7 @@ pub fn service_entry(out: &mut String, s: &ServiceInfo, format: &Format, resolve
             let _ = write!(out, " -b {flags}");
         }
         out.push_str(&limits_rule(&spec.limits));
+        out.push_str(&client_addr_rule(&spec.client_addr));
     } else if format.stats || format.rate {
         let _ = write!(out, "{svc_name:<33}");
         let v = if format.stats {
@@ -363,6 +364,7 @@ pub fn service_entry(out: &mut String, s: &ServiceInfo, format: &Format, resolve
         if spec.synproxy {
             out.push_str(" synproxy");
         }
+        out.push_str(&client_addr_text(&spec.client_addr));
         out.push_str(&limits_text(&spec.limits));
     }
     out.push('\n');
@@ -682,6 +684,39 @@ fn limits_text(l: &crate::proto::Limits) -> String {
             l.src_rate,
             burst(l.src_rate, l.src_burst)
         );
+    }
+    out
+}
+
+/// How FULLNAT dests learn the client's address, as `-Ln` shows it after the flags: DPVS's
+/// ` ppv2` (` pp` and the mode's name), and rvs's ` notoa`, ` uoa-opp`/` uoa-ipo` when not
+/// the defaults.
+fn client_addr_text(c: &crate::proto::ClientAddr) -> String {
+    let mut out = String::new();
+    if c.proxy_protocol != crate::proto::ProxyProtocol::Disable {
+        let _ = write!(out, " pp{}", c.proxy_protocol.name());
+    }
+    if !c.toa {
+        out.push_str(" notoa");
+    }
+    if c.uoa != crate::proto::UoaMode::Disable {
+        let _ = write!(out, " uoa-{}", c.uoa.name());
+    }
+    out
+}
+
+/// The client-address options as `-S` writes them on the `-A` line (only what differs from
+/// the defaults).
+fn client_addr_rule(c: &crate::proto::ClientAddr) -> String {
+    let mut out = String::new();
+    if c.proxy_protocol != crate::proto::ProxyProtocol::Disable {
+        let _ = write!(out, " --proxy-protocol {}", c.proxy_protocol.name());
+    }
+    if !c.toa {
+        out.push_str(" --toa disable");
+    }
+    if c.uoa != crate::proto::UoaMode::Disable {
+        let _ = write!(out, " --uoa {}", c.uoa.name());
     }
     out
 }

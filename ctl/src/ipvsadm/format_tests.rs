@@ -31,6 +31,7 @@ fn svc(key: ServiceKey, sched: &str) -> ServiceInfo {
             pe: None,
             ops: false,
             synproxy: false,
+            client_addr: Default::default(),
         },
         stats: Stats::default(),
         rates: Rates::default(),

@@ -109,6 +109,11 @@ rvs limits (with -A|-E):
   --conn-rate RATE[:BURST]            new connections per second to the service
   --src-rate RATE[:BURST]             new connections per second from one source prefix
   --src-prefix LEN                    that source prefix length (default 32)
+The client's address at FULLNAT real servers (with -A|-E):
+  --proxy-protocol disable|v1|v2|v1-insecure|v2-insecure
+                                      PROXY protocol header (v1: TCP only)
+  --toa enable|disable                TCP option with the client address (default enable)
+  --uoa opp|ipo|disable               UDP option of address (default disable)
 "#;
 
 /// `ipvsadm -h` for the program name `program`.

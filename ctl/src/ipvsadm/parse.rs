@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::popt::{Occurrence, Popt, PoptError, Tag};
 use super::resolve::{Resolver, inet_aton, string_to_number};
 use crate::proto::{
-    AccessList, DestSpec, Forward, FwmarkRule, LaddrSpec, Limits, Protocol, ServiceKey,
-    ServiceSpec, Timeouts, TunCsum, TunSpec, TunType,
+    AccessList, ClientAddr, DestSpec, Forward, FwmarkRule, LaddrSpec, Limits, Protocol,
+    ProxyProtocol, ServiceKey, ServiceSpec, Timeouts, TunCsum, TunSpec, TunType, UoaMode,
 };
 
 /// Default scheduler (`DEF_SCHED`).
@@ -330,9 +330,12 @@ enum Opt {
     ConnRate,
     SrcRate,
     SrcPrefix,
+    ProxyProtocol,
+    Toa,
+    Uoa,
 }
 
-const OPT_NAMES: [&str; 43] = [
+const OPT_NAMES: [&str; 46] = [
     "numeric",
     "connection",
     "service-address",
@@ -376,35 +379,38 @@ const OPT_NAMES: [&str; 43] = [
     "conn-rate",
     "src-rate",
     "src-prefix",
+    "proxy-protocol",
+    "toa",
+    "uoa",
 ];
 
 /// `commands_v_options`: per command, per option: `+` compulsory, `x` illegal, `1` exclusive
 /// (only one `1` option may be given), ` ` optional. Columns in [`OPT_NAMES`] order.
 const MATRIX: [&str; 23] = [
-    //n c s S p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r l i j k 2 c c s s
-    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx xx    ", // add-service
-    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx xx    ", // edit-service
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
-    " 11xxxxxxxxx11     x xxxxxxx xxxxxxxxxxxxxx", // list
-    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxxxxxx", // add-server
-    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
-    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxxxxxx", // edit-server
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
-    "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxxxxxxxx", // start-daemon
-    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxxxxxxxx", // stop-daemon
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
-    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
-    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++xxxxxxx", // add-laddr
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++xxxxxxx", // del-laddr
-    " x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-laddr
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxx", // add-blklst
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxx", // del-blklst
-    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-blklst
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxx", // add-whtlst
-    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxx", // del-whtlst
-    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-whtlst
+    //n c s S p M r f w x y m t d s r t p s s e o p b g p t s t t t n c r l i j k 2 c c s s p t u
+    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx xx       ", // add-service
+    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx xx       ", // edit-service
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    " 11xxxxxxxxx11     x xxxxxxx xxxxxxxxxxxxxxxxx", // list
+    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxxxxxxxxx", // add-server
+    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
+    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxxxxxxxxx", // edit-server
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
+    "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxxxxxxxxxxx", // start-daemon
+    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxxxxxxxxxxx", // stop-daemon
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++xxxxxxxxxx", // add-laddr
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx++xxxxxxxxxx", // del-laddr
+    " x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-laddr
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxxxxx", // add-blklst
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxxxxx", // del-blklst
+    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-blklst
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxxxx", // add-whtlst
+    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxxxx", // del-whtlst
+    "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-whtlst
 ];
 
 fn generic_opt_check(cmd: Cmd, options: u64) -> Result<(), ParseError> {
@@ -454,6 +460,7 @@ struct Svc {
     persistent: bool,
     ops: bool,
     synproxy: bool,
+    client_addr: ClientAddr,
     timeout: u32,
     netmask: u32,
     pe: Option<String>,
@@ -682,6 +689,7 @@ pub fn parse(
         persistent: false,
         ops: false,
         synproxy: false,
+        client_addr: ClientAddr::default(),
         timeout: 0,
         netmask: 0xffff_ffff,
         pe: None,
@@ -893,6 +901,29 @@ pub fn parse(
                     return fail("synproxy switch must be enable or disable");
                 };
             }
+            Tag::ProxyProtocol => {
+                set_option(&mut options, Opt::ProxyProtocol)?;
+                svc.client_addr.proxy_protocol = ProxyProtocol::from_name(a).ok_or_else(|| {
+                    ParseError::Fail(
+                        "proxy protocol must be disable, v1, v2, v1-insecure or v2-insecure"
+                            .to_owned(),
+                    )
+                })?;
+            }
+            Tag::Toa => {
+                set_option(&mut options, Opt::Toa)?;
+                svc.client_addr.toa = match a {
+                    "enable" => true,
+                    "disable" => false,
+                    _ => return fail("toa switch must be enable or disable"),
+                };
+            }
+            Tag::Uoa => {
+                set_option(&mut options, Opt::Uoa)?;
+                svc.client_addr.uoa = UoaMode::from_name(a).ok_or_else(|| {
+                    ParseError::Fail("uoa must be opp, ipo or disable".to_owned())
+                })?;
+            }
             Tag::Pe => {
                 set_option(&mut options, Opt::Pe)?;
                 svc.pe = Some(a.to_owned());
@@ -1039,6 +1070,15 @@ pub fn parse(
     if cmd == Cmd::StartDaemon && daemon.mcast_ifn.is_empty() {
         daemon.mcast_ifn = "eth0".to_owned();
     }
+    if matches!(cmd, Cmd::Add | Cmd::Edit)
+        && svc.protocol == Some(Protocol::Udp)
+        && matches!(
+            svc.client_addr.proxy_protocol,
+            ProxyProtocol::V1 | ProxyProtocol::V1Insecure
+        )
+    {
+        return fail("PROXY protocol v1 is for TCP services only");
+    }
     if let Cmd::AddDest | Cmd::EditDest = cmd {
         // The dest port must equal the service port for DR and TUN (not for fwmark services).
         if svc.fwmark == 0 && matches!(dest.forward, Forward::Tunnel | Forward::Route) {
@@ -1067,6 +1107,7 @@ pub fn parse(
         ops: svc.ops,
         synproxy: svc.synproxy,
         limits,
+        client_addr: svc.client_addr,
     };
     let laddr_spec = || LaddrSpec {
         addr: laddr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),

@@ -87,6 +87,9 @@ pub enum Tag {
     ConnRate,
     SrcRate,
     SrcPrefix,
+    ProxyProtocol,
+    Toa,
+    Uoa,
 }
 
 /// Whether an option takes an argument.
@@ -202,6 +205,10 @@ pub const OPTIONS: &[OptDef] = &[
     def("conn-rate", None, Arg::Required, Tag::ConnRate),
     def("src-rate", None, Arg::Required, Tag::SrcRate),
     def("src-prefix", None, Arg::Required, Tag::SrcPrefix),
+    // How FULLNAT dests learn the client's address: DPVS's PROXY protocol, rvs's TOA and UOA.
+    def("proxy-protocol", None, Arg::Required, Tag::ProxyProtocol),
+    def("toa", None, Arg::Required, Tag::Toa),
+    def("uoa", None, Arg::Required, Tag::Uoa),
 ];
 
 /// DPVS's `-b` on `-a`/`-e`: FULLNAT, no argument (upstream's `-b flags` elsewhere).

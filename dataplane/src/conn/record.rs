@@ -34,8 +34,12 @@ pub struct ConnRecord {
     pub controlled: bool,
     /// Time left before it expires without packets, milliseconds.
     pub remaining_ms: u64,
-    /// A SYN-proxied connection's renumbering (absent from version-1 records).
+    /// A renumbered connection's translation (absent from version-1 records).
     pub seq_adj: Option<crate::synproxy::seqadj::SeqAdj>,
+    /// Opened by the SYN proxy (version-2 records: whenever `seq_adj` is present).
+    pub synproxy: bool,
+    /// A PROXY protocol header's progress (absent before version 3).
+    pub proxy_hdr: Option<crate::xmit::proxy::TcpPp>,
 }
 
 /// A record's bytes do not describe a connection.
@@ -99,9 +103,12 @@ const METHODS: [ForwardMethod; 4] = [
 impl ConnRecord {
     /// Bytes per record of the first format (no renumbering).
     pub const SIZE_V1: usize = 2 * 13 + 8 + 6 + 1 + 2 + 1 + 8;
-    /// Bytes per encoded record: the first format and the renumbering (present, three
+    /// Bytes per record of the second format: the first and the renumbering (present, three
     /// deltas, two window pairs, timestamps).
-    pub const SIZE: usize = Self::SIZE_V1 + 1 + 12 + 2 + 1;
+    pub const SIZE_V2: usize = Self::SIZE_V1 + 1 + 12 + 2 + 1;
+    /// Bytes per encoded record: the second format and the PROXY header (present, first
+    /// sequence number, header length, bytes replaced, decided/acknowledged).
+    pub const SIZE: usize = Self::SIZE_V2 + 1 + 4 + 2 + 2 + 1;
 
     /// Append the record's bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -134,7 +141,8 @@ impl ConnRecord {
         out.push(
             u8::from(self.toa_pending)
                 | u8::from(self.assured) << 1
-                | u8::from(self.controlled) << 2,
+                | u8::from(self.controlled) << 2
+                | u8::from(self.synproxy) << 3,
         );
         out.extend_from_slice(&self.remaining_ms.to_le_bytes());
         let a = self.seq_adj.unwrap_or_default();
@@ -143,12 +151,18 @@ impl ConnRecord {
         out.extend_from_slice(&a.cli_delta.to_le_bytes());
         out.extend_from_slice(&a.ts_delta.to_le_bytes());
         out.extend_from_slice(&[a.win_c2s, a.win_s2c, u8::from(a.ts)]);
+        let pp = self.proxy_hdr.unwrap_or_default();
+        out.push(u8::from(self.proxy_hdr.is_some()));
+        out.extend_from_slice(&pp.base.to_le_bytes());
+        out.extend_from_slice(&pp.hdr.to_le_bytes());
+        out.extend_from_slice(&pp.strip.to_le_bytes());
+        out.push(u8::from(pp.decided) | u8::from(pp.acked) << 1);
     }
 
-    /// Read one record from exactly [`ConnRecord::SIZE`] bytes (or [`ConnRecord::SIZE_V1`]
-    /// for a first-format record).
+    /// Read one record from exactly [`ConnRecord::SIZE`] bytes (or [`ConnRecord::SIZE_V1`],
+    /// [`ConnRecord::SIZE_V2`] for a record of an earlier format).
     pub fn decode(bytes: &[u8]) -> Result<ConnRecord, RecordError> {
-        if bytes.len() != Self::SIZE && bytes.len() != Self::SIZE_V1 {
+        if ![Self::SIZE, Self::SIZE_V2, Self::SIZE_V1].contains(&bytes.len()) {
             return Err(RecordError("wrong length"));
         }
         let mut r = Reader(bytes);
@@ -187,14 +201,14 @@ impl ConnRecord {
             _ => return Err(RecordError("state")),
         };
         let flags = r.u8()?;
-        if flags > 7 {
+        if flags > 15 || (flags > 7 && bytes.len() != Self::SIZE) {
             return Err(RecordError("flags"));
         }
         let remaining_ms = r.u64()?;
         if in_key.proto != out_key.proto {
             return Err(RecordError("tuples of different protocols"));
         }
-        let seq_adj = if bytes.len() == Self::SIZE {
+        let seq_adj = if bytes.len() >= Self::SIZE_V2 {
             let present = r.u8()?;
             let (srv_delta, cli_delta, ts_delta) = (r.u32()?, r.u32()?, r.u32()?);
             let (win_c2s, win_s2c, ts) = (r.u8()?, r.u8()?, r.u8()?);
@@ -205,6 +219,9 @@ impl ConnRecord {
                     Some(crate::synproxy::seqadj::SeqAdj {
                         srv_delta,
                         cli_delta,
+                        cli_base: 0,
+                        cli_hdr: 0,
+
                         ts_delta,
                         win_c2s,
                         win_s2c,
@@ -216,6 +233,36 @@ impl ConnRecord {
         } else {
             None
         };
+        let (synproxy, proxy_hdr) = if bytes.len() == Self::SIZE {
+            let present = r.u8()?;
+            let (base, hdr, strip, st) = (r.u32()?, r.u16()?, r.u16()?, r.u8()?);
+            let pp = match present {
+                0 => None,
+                1 if usize::from(hdr) <= crate::xmit::proxy::MAX_LEN
+                    && usize::from(strip) <= crate::xmit::proxy::MAX_LEN
+                    && st <= 3 =>
+                {
+                    Some(crate::xmit::proxy::TcpPp {
+                        base,
+                        hdr,
+                        strip,
+                        decided: st & 1 != 0,
+                        acked: st & 2 != 0,
+                    })
+                }
+                _ => return Err(RecordError("PROXY header")),
+            };
+            (flags & 8 != 0, pp)
+        } else {
+            (seq_adj.is_some(), None)
+        };
+        let seq_adj = seq_adj.map(|mut a| {
+            if let Some(pp) = proxy_hdr {
+                a.cli_base = pp.base;
+                a.cli_hdr = pp.hdr;
+            }
+            a
+        });
         Ok(ConnRecord {
             in_key,
             out_key,
@@ -228,6 +275,8 @@ impl ConnRecord {
             controlled: flags & 4 != 0,
             remaining_ms,
             seq_adj,
+            synproxy,
+            proxy_hdr,
         })
     }
 }
@@ -265,6 +314,8 @@ mod tests {
             controlled: true,
             remaining_ms: 899_500,
             seq_adj: None,
+            synproxy: false,
+            proxy_hdr: None,
         }
     }
 
@@ -284,8 +335,37 @@ mod tests {
             win_c2s: crate::synproxy::seqadj::shifts(7, 0),
             win_s2c: crate::synproxy::seqadj::shifts(0, 7),
             ts: true,
+            ..Default::default()
         });
-        for rec in [sample(), fw, proxied] {
+        proxied.synproxy = true;
+        let mut with_header = proxied;
+        let pp = crate::xmit::proxy::TcpPp {
+            base: 0x1234_5678,
+            hdr: 45,
+            strip: 28,
+            decided: true,
+            acked: false,
+        };
+        with_header.proxy_hdr = Some(pp);
+        with_header.seq_adj = with_header.seq_adj.map(|mut a| {
+            a.cli_delta = pp.delta();
+            a.cli_base = pp.base;
+            a.cli_hdr = pp.hdr;
+            a
+        });
+        let mut header_only = sample();
+        header_only.proxy_hdr = Some(pp);
+        header_only.seq_adj = with_header
+            .seq_adj
+            .map(|a| crate::synproxy::seqadj::SeqAdj {
+                srv_delta: 0,
+                ts_delta: 0,
+                ts: false,
+                win_c2s: 0,
+                win_s2c: 0,
+                ..a
+            });
+        for rec in [sample(), fw, proxied, with_header, header_only] {
             let mut b = Vec::new();
             rec.encode(&mut b);
             assert_eq!(b.len(), ConnRecord::SIZE);
@@ -309,6 +389,19 @@ mod tests {
         let mut bad = b.clone();
         bad[ConnRecord::SIZE_V1] = 2;
         assert_eq!(ConnRecord::decode(&bad), Err(RecordError("renumbering")));
+        // Second format: a renumbered record was a SYN-proxied one.
+        let mut proxied = sample();
+        proxied.seq_adj = Some(crate::synproxy::seqadj::SeqAdj {
+            srv_delta: 7,
+            ..Default::default()
+        });
+        let mut b = Vec::new();
+        proxied.encode(&mut b);
+        proxied.synproxy = true;
+        assert_eq!(ConnRecord::decode(&b[..ConnRecord::SIZE_V2]), Ok(proxied));
+        let mut bad = b.clone();
+        bad[ConnRecord::SIZE_V2] = 2;
+        assert_eq!(ConnRecord::decode(&bad), Err(RecordError("PROXY header")));
     }
 
     #[test]

@@ -66,6 +66,12 @@ impl ConnFlags {
     pub const REPLIED: ConnFlags = ConnFlags(64);
     /// Opened by the SYN proxy: its segments are renumbered (the worker's proxy slot).
     pub const SYNPROXY: ConnFlags = ConnFlags(0x100);
+    /// FULLNAT TCP with a PROXY protocol header: the client's bytes are shifted by it, its
+    /// segments renumbered (the worker's proxy slot, `worker::proxyhdr`).
+    pub const PROXY_HDR: ConnFlags = ConnFlags(0x200);
+    /// FULLNAT UDP: how many datagrams carried the UOA option (two bits, 0..=3).
+    pub const UOA_SENT_1: ConnFlags = ConnFlags(0x400);
+    pub const UOA_SENT_2: ConnFlags = ConnFlags(0x800);
     const OCCUPIED: ConnFlags = ConnFlags(0x80);
 
     pub const fn contains(self, f: ConnFlags) -> bool {
@@ -196,10 +202,31 @@ impl Conn {
         self.control = r.0;
     }
 
+    /// How many datagrams carried the UOA option (0..=3).
+    pub fn uoa_sent(&self) -> u8 {
+        u8::from(self.flags.contains(ConnFlags::UOA_SENT_1))
+            | u8::from(self.flags.contains(ConnFlags::UOA_SENT_2)) << 1
+    }
+
+    /// Count one more datagram with the UOA option (saturates at 3).
+    pub fn count_uoa(&mut self) {
+        let n = (self.uoa_sent() + 1).min(3);
+        self.set_flag(ConnFlags::UOA_SENT_1, n & 1 != 0);
+        self.set_flag(ConnFlags::UOA_SENT_2, n & 2 != 0);
+    }
+
     /// Set or clear a flag the table does not manage itself ([`ConnFlags::TOA_PENDING`],
     /// [`ConnFlags::ASSURED_SENT`]); other flags are left alone.
     pub fn set_flag(&mut self, f: ConnFlags, on: bool) {
-        if f != ConnFlags::TOA_PENDING && f != ConnFlags::ASSURED_SENT && f != ConnFlags::SYNPROXY {
+        const SETTABLE: [ConnFlags; 6] = [
+            ConnFlags::TOA_PENDING,
+            ConnFlags::ASSURED_SENT,
+            ConnFlags::SYNPROXY,
+            ConnFlags::PROXY_HDR,
+            ConnFlags::UOA_SENT_1,
+            ConnFlags::UOA_SENT_2,
+        ];
+        if !SETTABLE.contains(&f) {
             return;
         }
         if on {

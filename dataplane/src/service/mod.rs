@@ -168,6 +168,131 @@ pub struct ServiceConfig {
     pub synproxy: bool,
     /// Admission limits (`--conn-limit`, `--conn-rate`, `--src-rate`), none by default.
     pub limits: ServiceLimits,
+    /// How FULLNAT dests learn the client's address (`--proxy-protocol`, `--toa`, `--uoa`).
+    pub client_addr: ClientAddr,
+}
+
+/// PROXY protocol mode of a service (`--proxy-protocol`, DPVS's spelling): the header that goes
+/// before the client's first bytes on FULLNAT connections (see `xmit::proxy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProxyProtocol {
+    /// No header (the default).
+    #[default]
+    Disable,
+    /// Version 1 (text), TCP only.
+    V1,
+    /// Version 2 (binary), TCP and UDP (every datagram).
+    V2,
+    /// Version 1; a version-1 header the client sent itself is passed on unchanged.
+    V1Insecure,
+    /// Version 2; a version-2 header the client sent itself is passed on unchanged.
+    V2Insecure,
+}
+
+impl ProxyProtocol {
+    /// Every mode, in the order of DPVS's names.
+    pub const ALL: [ProxyProtocol; 5] = [
+        ProxyProtocol::Disable,
+        ProxyProtocol::V1,
+        ProxyProtocol::V2,
+        ProxyProtocol::V1Insecure,
+        ProxyProtocol::V2Insecure,
+    ];
+
+    /// DPVS's name (`disable`, `v1`, `v2`, `v1-insecure`, `v2-insecure`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProxyProtocol::Disable => "disable",
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+            ProxyProtocol::V1Insecure => "v1-insecure",
+            ProxyProtocol::V2Insecure => "v2-insecure",
+        }
+    }
+
+    /// The mode a name stands for (case-insensitive, as DPVS).
+    pub fn from_name(s: &str) -> Option<ProxyProtocol> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s))
+    }
+
+    /// The header version sent: 1, 2, or `None` when disabled.
+    pub const fn version(self) -> Option<u8> {
+        match self {
+            ProxyProtocol::Disable => None,
+            ProxyProtocol::V1 | ProxyProtocol::V1Insecure => Some(1),
+            ProxyProtocol::V2 | ProxyProtocol::V2Insecure => Some(2),
+        }
+    }
+
+    /// A header of the same version the client sent is kept as it is.
+    pub const fn insecure(self) -> bool {
+        matches!(self, ProxyProtocol::V1Insecure | ProxyProtocol::V2Insecure)
+    }
+}
+
+/// UDP Option of Address mode of a service (`--uoa`, after DPVS's `uoa_mode`): the client's
+/// address in the first datagrams of a FULLNAT UDP connection (see `xmit::uoa`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UoaMode {
+    /// No UOA (the default: a server without DPVS's `uoa` module would not read it).
+    #[default]
+    Disable,
+    /// The private "option protocol" (IP protocol 248) header before the UDP header.
+    Opp,
+    /// An IPv4 header option (type 0x9f).
+    Ipo,
+}
+
+impl UoaMode {
+    pub const ALL: [UoaMode; 3] = [UoaMode::Disable, UoaMode::Opp, UoaMode::Ipo];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            UoaMode::Disable => "disable",
+            UoaMode::Opp => "opp",
+            UoaMode::Ipo => "ipo",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<UoaMode> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s))
+    }
+}
+
+/// How a FULLNAT connection tells its real server who the client is. TCP: the PROXY header when
+/// one is configured, else the TOA option unless `toa` is off. UDP: the PROXY v2 header when
+/// configured, else UOA when configured, else nothing. NAT, DR and TUN dests see the client's
+/// own address and get none of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddr {
+    pub proxy: ProxyProtocol,
+    /// The TOA option on TCP (rvs's `--toa enable|disable`; on by default, as DPVS).
+    pub toa: bool,
+    pub uoa: UoaMode,
+}
+
+impl Default for ClientAddr {
+    fn default() -> Self {
+        ClientAddr {
+            proxy: ProxyProtocol::Disable,
+            toa: true,
+            uoa: UoaMode::Disable,
+        }
+    }
+}
+
+impl ClientAddr {
+    /// Whether a service of `protocol` can carry this (PROXY v1 is TCP only).
+    pub fn check(&self, protocol: Option<Protocol>) -> Result<(), &'static str> {
+        if self.proxy.version() == Some(1) && protocol == Some(Protocol::Udp) {
+            return Err("PROXY protocol version 1 carries TCP only");
+        }
+        Ok(())
+    }
 }
 
 impl ServiceConfig {
@@ -182,6 +307,7 @@ impl ServiceConfig {
             one_packet: false,
             synproxy: false,
             limits: ServiceLimits::default(),
+            client_addr: ClientAddr::default(),
         }
     }
 }

@@ -322,6 +322,13 @@ fn validate_service(c: &ServiceConfig) -> Result<(), ServiceError> {
     if c.limits.src_prefix > 32 {
         return Err(ServiceError::Invalid("source prefix length must be 0..32"));
     }
+    let protocol = match c.key {
+        ServiceKey::Addr { protocol, .. } => Some(protocol),
+        ServiceKey::Fwmark(_) => None,
+    };
+    c.client_addr
+        .check(protocol)
+        .map_err(ServiceError::Invalid)?;
     sched::check(&c.scheduler, c.flags)?;
     Ok(())
 }

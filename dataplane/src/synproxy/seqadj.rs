@@ -23,11 +23,17 @@ use crate::drop::DropReason;
 use crate::wire::checksum::{add, sum};
 use crate::wire::tcp::{TcpOption, TcpOptions};
 
-/// How one connection's segments are rewritten (module doc). 16 bytes.
+/// How one connection's segments are rewritten (module doc). 24 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeqAdj {
     pub srv_delta: u32,
     pub cli_delta: u32,
+    /// With a PROXY header (`cli_hdr` > 0): the client's first sequence number, where the
+    /// header sits in the server's numbering. The server's acknowledgements (and SACK edges)
+    /// inside the header, `[cli_base, cli_base + cli_hdr)`, mean "nothing of the client's yet"
+    /// and reach the client as `cli_base`.
+    pub cli_base: u32,
+    pub cli_hdr: u16,
     pub ts_delta: u32,
     /// Client -> server window: shift left by the high nibble, right by the low one.
     pub win_c2s: u8,
@@ -79,6 +85,27 @@ fn be32(b: &[u8], at: usize) -> u32 {
 /// Apply `adj` to the TCP segment `seg` (header and payload, checksum field valid or not: the
 /// update keeps it as right or as wrong as it was) going `way`.
 pub fn apply(seg: &mut [u8], adj: &SeqAdj, way: Way) -> Result<(), DropReason> {
+    apply_with(seg, adj, way, false)
+}
+
+/// A client acknowledgement number for the server's `ack` (or SACK edge) `v`.
+#[inline]
+fn to_client_ack(adj: &SeqAdj, v: u32) -> u32 {
+    if adj.cli_hdr != 0 && v.wrapping_sub(adj.cli_base) < u32::from(adj.cli_hdr) {
+        adj.cli_base
+    } else {
+        v.wrapping_sub(adj.cli_delta)
+    }
+}
+
+/// [`apply`], and `seq_fixed`: a client segment that carries the PROXY header at its start
+/// keeps its sequence number (it is where the header begins in the server's numbering).
+pub fn apply_with(
+    seg: &mut [u8],
+    adj: &SeqAdj,
+    way: Way,
+    seq_fixed: bool,
+) -> Result<(), DropReason> {
     if seg.len() < 20 {
         return Err(DropReason::TcpMalformed);
     }
@@ -88,8 +115,14 @@ pub fn apply(seg: &mut [u8], adj: &SeqAdj, way: Way) -> Result<(), DropReason> {
     }
     let flags = seg[13];
     let (syn, ack) = (flags & 0x02 != 0, flags & 0x10 != 0);
+    let to_client = way == Way::ToClient;
+    let clamp = to_client && adj.cli_hdr != 0;
     let (seq_d, ack_d, sack_d) = match way {
-        Way::ToServer => (adj.cli_delta, adj.srv_delta, adj.srv_delta),
+        Way::ToServer => (
+            if seq_fixed { 0 } else { adj.cli_delta },
+            adj.srv_delta,
+            adj.srv_delta,
+        ),
         Way::ToClient => (
             adj.srv_delta.wrapping_neg(),
             adj.cli_delta.wrapping_neg(),
@@ -100,9 +133,16 @@ pub fn apply(seg: &mut [u8], adj: &SeqAdj, way: Way) -> Result<(), DropReason> {
         let v = be32(seg, 4).wrapping_add(seq_d);
         patch(seg, 4, &v.to_be_bytes());
     }
-    if ack && ack_d != 0 {
-        let v = be32(seg, 8).wrapping_add(ack_d);
-        patch(seg, 8, &v.to_be_bytes());
+    if ack && (ack_d != 0 || clamp) {
+        let old = be32(seg, 8);
+        let v = if to_client {
+            to_client_ack(adj, old)
+        } else {
+            old.wrapping_add(ack_d)
+        };
+        if v != old {
+            patch(seg, 8, &v.to_be_bytes());
+        }
     }
     if !syn {
         let pair = match way {
@@ -115,7 +155,7 @@ pub fn apply(seg: &mut [u8], adj: &SeqAdj, way: Way) -> Result<(), DropReason> {
             patch(seg, 14, &nw.to_be_bytes());
         }
     }
-    if hlen == 20 || (sack_d == 0 && !adj.ts) {
+    if hlen == 20 || (sack_d == 0 && !clamp && !adj.ts) {
         return Ok(());
     }
     // Options: find SACK blocks and timestamps by walking them (positions, then patch).
@@ -150,11 +190,16 @@ pub fn apply(seg: &mut [u8], adj: &SeqAdj, way: Way) -> Result<(), DropReason> {
     }
     for &(pos, kind) in &edits[..n] {
         match kind {
-            5 if sack_d != 0 => {
+            5 if sack_d != 0 || clamp => {
                 let edges = usize::from(seg[pos + 1]).saturating_sub(2) / 4;
                 for k in 0..edges {
                     let p = pos + 2 + 4 * k;
-                    let v = be32(seg, p).wrapping_add(sack_d);
+                    let old = be32(seg, p);
+                    let v = if to_client {
+                        to_client_ack(adj, old)
+                    } else {
+                        old.wrapping_add(sack_d)
+                    };
                     patch(seg, p, &v.to_be_bytes());
                 }
             }
@@ -224,6 +269,7 @@ mod tests {
             win_c2s: shifts(7, 7),
             win_s2c: shifts(5, 7),
             ts: true,
+            ..Default::default()
         };
         let mut f = frame(TcpFlags::ACK);
         apply(&mut f[L4..], &adj, Way::ToServer).unwrap();
@@ -248,6 +294,7 @@ mod tests {
             win_c2s: 0,
             win_s2c: shifts(5, 7),
             ts: true,
+            ..Default::default()
         };
         let mut f = frame(TcpFlags::ACK);
         apply(&mut f[L4..], &adj, Way::ToClient).unwrap();
@@ -280,7 +327,7 @@ mod tests {
                                                seq in any::<u32>(), ack in any::<u32>()) {
             let spec = FrameSpec::tcp("198.18.0.2", 40000, "198.18.0.100", 80).seq_ack(seq, ack);
             let orig = tcp_frame_opts(&spec, TcpFlags::ACK, &options(), b"xyz");
-            let adj = SeqAdj { srv_delta: s, cli_delta: c, ts_delta: t, win_c2s: 0, win_s2c: 0, ts: true };
+            let adj = SeqAdj { srv_delta: s, cli_delta: c, ts_delta: t, win_c2s: 0, win_s2c: 0, ts: true, ..Default::default() };
             let mut f = orig.clone();
             apply(&mut f[L4..], &adj, Way::ToServer).unwrap();
             prop_assert!(verify_frame(&f).is_ok());
@@ -296,7 +343,7 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80), to_server in any::<bool>()) {
             let mut b = bytes;
-            let adj = SeqAdj { srv_delta: 1, cli_delta: 2, ts_delta: 3, win_c2s: shifts(1, 2), win_s2c: shifts(2, 1), ts: true };
+            let adj = SeqAdj { srv_delta: 1, cli_delta: 2, ts_delta: 3, win_c2s: shifts(1, 2), win_s2c: shifts(2, 1), ts: true, ..Default::default() };
             let _ = apply(&mut b, &adj, if to_server { Way::ToServer } else { Way::ToClient });
         }
     }

@@ -13,7 +13,7 @@ use crate::packet::PacketBuf;
 use crate::parse::Parsed;
 use crate::persist::PersistError;
 use crate::sched::{SchedFlags, SchedInput, Scheduler};
-use crate::service::{ForwardMethod, Service};
+use crate::service::{ForwardMethod, ProxyProtocol, Service};
 use crate::time::Instant;
 use crate::wire::IpProtocol;
 use crate::xmit;
@@ -204,10 +204,16 @@ impl<B: PacketBuf> State<B> {
         };
         if let Some((_, _, li)) = laddr {
             crate::laddr::count_conn(&tables.laddrs.of(svc_id)[li].stats, w, 1);
+            let proxy_hdr = svc.config().client_addr.proxy != ProxyProtocol::Disable;
             if key.proto == IpProtocol::TCP.0
                 && let Some(c) = self.conns.get_mut(id)
             {
                 c.set_flag(ConnFlags::TOA_PENDING, true);
+                c.set_flag(ConnFlags::PROXY_HDR, proxy_hdr);
+            }
+            if proxy_hdr && let Some(slot) = self.proxy.get_mut(id.0 as usize) {
+                // Set when the connection's SYN passes (`proxyhdr`).
+                *slot = Default::default();
             }
         }
         if let Some(r) = control
@@ -257,8 +263,17 @@ impl<B: PacketBuf> State<B> {
         if dir == Dir::Reply && conn.in_key().proto == IpProtocol::UDP.0 {
             assure_template(tables, &mut self.conns, id, &conn);
         }
-        if conn.flags().contains(ConnFlags::SYNPROXY) {
-            self.synproxy_adjust(id, dir, p, buf);
+        let mut seq_fixed = false;
+        if conn.flags().contains(ConnFlags::PROXY_HDR) {
+            match dir {
+                Dir::Original => {
+                    seq_fixed = self.proxy_hdr_to_server(tables, svc, &conn, id, p, buf)?;
+                }
+                Dir::Reply => self.proxy_hdr_from_server(id, p, buf),
+            }
+        }
+        if super::proxyhdr::renumbered(&conn) {
+            self.seq_adjust(id, dir, p, buf, seq_fixed);
         }
         if dir == Dir::Reply && !conn.flags().contains(ConnFlags::REPLIED) {
             // First answer of the real server: a handshake still open starts its eviction
@@ -277,10 +292,22 @@ impl<B: PacketBuf> State<B> {
             addrs: &tables.addrs,
             mtu: &mtu,
             ip_ident: &mut self.ip_ident,
+            client_addr: svc.config().client_addr,
         };
-        let (verdict, toa_sent) = xmit::apply(&conn, dir, p, buf, &mut env)?;
-        if toa_sent && let Some(c) = self.conns.get_mut(id) {
+        let (verdict, sent) = xmit::apply(&conn, dir, p, buf, &mut env)?;
+        if sent.toa
+            && let Some(c) = self.conns.get_mut(id)
+        {
             c.set_flag(ConnFlags::TOA_PENDING, false);
+        }
+        if sent.uoa
+            && let Some(c) = self.conns.get_mut(id)
+        {
+            c.count_uoa();
+            self.counters.uoa_sent += 1;
+        }
+        if sent.proxy_hdr {
+            self.counters.proxy_udp += 1;
         }
         let how = match verdict {
             xmit::Verdict::Forward(how) => how,

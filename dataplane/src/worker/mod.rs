@@ -65,6 +65,7 @@ mod conns;
 pub mod kernel;
 mod nexthop;
 mod pressure;
+mod proxyhdr;
 mod rx;
 mod state;
 mod stats;
@@ -201,6 +202,8 @@ struct State<B> {
     /// SYN proxy: one slot per connection slot, empty until a SYN-proxy service exists
     /// ([`synproxy`]).
     proxy: Vec<synproxy::ProxySlot>,
+    /// A PROXY header segment to send after the packet being handled ([`proxyhdr`]).
+    pp_pending: proxyhdr::Pending,
     /// Access lists and limits: rate buckets of this worker ([`admit`]).
     admission: admit::Admission,
 }
@@ -274,6 +277,7 @@ impl<B: PacketBuf> Worker<B> {
             icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
             pressure: pressure::Pressure::new(capacity),
             proxy: Vec::new(),
+            pp_pending: proxyhdr::Pending::new(),
             admission: admit::Admission::new(workers),
         };
         let mut w = Worker {
@@ -369,6 +373,11 @@ impl<B: PacketBuf> Worker<B> {
         s.synproxy_opens.store(c.synproxy_opens, Ordering::Relaxed);
         s.synproxy_established
             .store(c.synproxy_established, Ordering::Relaxed);
+        s.proxy_headers.store(c.proxy_headers, Ordering::Relaxed);
+        s.proxy_standalone
+            .store(c.proxy_standalone, Ordering::Relaxed);
+        s.proxy_udp.store(c.proxy_udp, Ordering::Relaxed);
+        s.uoa_sent.store(c.uoa_sent, Ordering::Relaxed);
         s.src_rate_evictions
             .store(st.admission.sources.evictions, Ordering::Relaxed);
         s.embryonic_evicted
@@ -648,6 +657,7 @@ impl<B: PacketBuf> State<B> {
             }
             Err(reason) => self.drops.count(reason),
         }
+        self.flush_proxy_pending(tables, now, io);
     }
 }
 

@@ -71,10 +71,14 @@ impl<B: PacketBuf> Worker<B> {
                     assured: c.flags().contains(ConnFlags::ASSURED_SENT),
                     controlled: c.control().is_some(),
                     remaining_ms: c.deadline().saturating_since(now).as_millis() as u64,
-                    seq_adj: c
-                        .flags()
-                        .contains(ConnFlags::SYNPROXY)
+                    seq_adj: super::proxyhdr::renumbered(c)
                         .then(|| self.st.proxy_adj(id))
+                        .flatten(),
+                    synproxy: c.flags().contains(ConnFlags::SYNPROXY),
+                    proxy_hdr: c
+                        .flags()
+                        .contains(ConnFlags::PROXY_HDR)
+                        .then(|| self.st.proxy_pp(id))
                         .flatten(),
                 })
             })
@@ -155,12 +159,17 @@ impl<B: PacketBuf> Worker<B> {
                 None
             };
             if let Some(adj) = r.seq_adj {
-                self.st.set_proxy_adj(id, adj);
+                self.st
+                    .set_proxy_adj(id, adj, r.proxy_hdr.unwrap_or_default());
             }
             if let Some(c) = self.st.conns.get_mut(id) {
                 c.set_flag(ConnFlags::TOA_PENDING, r.toa_pending);
                 c.set_flag(ConnFlags::ASSURED_SENT, r.assured);
-                c.set_flag(ConnFlags::SYNPROXY, r.seq_adj.is_some());
+                c.set_flag(ConnFlags::SYNPROXY, r.synproxy && r.seq_adj.is_some());
+                c.set_flag(
+                    ConnFlags::PROXY_HDR,
+                    r.proxy_hdr.is_some() && r.seq_adj.is_some(),
+                );
                 if let Some(t) = control {
                     c.set_control(t);
                 }

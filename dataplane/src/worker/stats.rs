@@ -39,6 +39,12 @@ pub struct WorkerStats {
     pub synproxy_opens: AtomicU64,
     /// SYN proxy: connections the real server accepted (renumbering from then on).
     pub synproxy_established: AtomicU64,
+    /// FULLNAT: PROXY headers sent on TCP connections (in a client segment or alone), of
+    /// which alone, PROXY headers sent on UDP datagrams, datagrams sent with the UOA option.
+    pub proxy_headers: AtomicU64,
+    pub proxy_standalone: AtomicU64,
+    pub proxy_udp: AtomicU64,
+    pub uoa_sent: AtomicU64,
     /// Sources evicted from the per-source rate table to make room for another
     /// (`worker::admit`).
     pub src_rate_evictions: AtomicU64,
@@ -69,6 +75,10 @@ impl Default for WorkerStats {
             synproxy_cookies: AtomicU64::new(0),
             synproxy_opens: AtomicU64::new(0),
             synproxy_established: AtomicU64::new(0),
+            proxy_headers: AtomicU64::new(0),
+            proxy_standalone: AtomicU64::new(0),
+            proxy_udp: AtomicU64::new(0),
+            uoa_sent: AtomicU64::new(0),
             src_rate_evictions: AtomicU64::new(0),
             embryonic_evicted: AtomicU64::new(0),
             conns: AtomicU64::new(0),
@@ -109,6 +119,10 @@ pub(super) struct Counters {
     pub(super) synproxy_cookies: u64,
     pub(super) synproxy_opens: u64,
     pub(super) synproxy_established: u64,
+    pub(super) proxy_headers: u64,
+    pub(super) proxy_standalone: u64,
+    pub(super) proxy_udp: u64,
+    pub(super) uoa_sent: u64,
     pub(super) embryonic_evicted: u64,
 }
 

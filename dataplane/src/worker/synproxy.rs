@@ -25,7 +25,7 @@ use crate::parse::Parsed;
 use crate::service::{ForwardMethod, Service};
 use crate::synproxy::cookie::{self, Flow, TsOptions};
 use crate::synproxy::segment::{self, Bare};
-use crate::synproxy::seqadj::{SeqAdj, Way, shifts};
+use crate::synproxy::seqadj::{SeqAdj, shifts};
 use crate::time::Instant;
 use crate::xmit::{Fwd, toa};
 
@@ -48,6 +48,8 @@ const ACK: u8 = 0x10;
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct ProxySlot {
     pub adj: SeqAdj,
+    /// The PROXY header's progress (`worker::proxyhdr`); its shift is mirrored in `adj`.
+    pub pp: crate::xmit::proxy::TcpPp,
     our_isn: u32,
     client_isn: u32,
     our_tsval: u32,
@@ -63,6 +65,15 @@ pub(super) struct ProxySlot {
     ts: bool,
 }
 
+impl ProxySlot {
+    /// Mirror the PROXY header's shift into the renumbering.
+    pub fn sync_pp(&mut self) {
+        self.adj.cli_delta = self.pp.delta();
+        self.adj.cli_base = self.pp.base;
+        self.adj.cli_hdr = self.pp.hdr;
+    }
+}
+
 fn micros(now: Instant) -> u32 {
     now.as_micros() as u32
 }
@@ -73,14 +84,13 @@ fn since(now: Instant, then_us: u32) -> Duration {
 
 impl<B: PacketBuf> State<B> {
     /// Make sure every connection slot has its proxy slot (called when tables with a SYN-proxy
-    /// service arrive; a control-path allocation, once).
+    /// or PROXY-protocol service arrive; a control-path allocation, once).
     pub(super) fn prepare_synproxy(&mut self, tables: &Tables) {
         if self.proxy.is_empty()
-            && tables
-                .services
-                .services()
-                .iter()
-                .any(|s| s.config().synproxy)
+            && tables.services.services().iter().any(|s| {
+                let c = s.config();
+                c.synproxy || c.client_addr.proxy != crate::service::ProxyProtocol::Disable
+            })
         {
             self.proxy = vec![ProxySlot::default(); self.conns.capacity()];
         }
@@ -208,6 +218,7 @@ impl<B: PacketBuf> State<B> {
         }
         let slot = ProxySlot {
             adj: SeqAdj::default(),
+            pp: Default::default(),
             our_isn,
             client_isn,
             our_tsval: ts.map_or(0, |t| t.1),
@@ -368,9 +379,12 @@ impl<B: PacketBuf> State<B> {
         let server_ts = seg.ts.filter(|_| s.ts);
         let server_ws = seg.wscale.filter(|_| s.client_ws.is_some());
         let ours = tables.synproxy.wscale;
+        // A PROXY header's part (set when the connection opened) stays.
         let adj = SeqAdj {
             srv_delta: seg.seq.wrapping_sub(s.our_isn),
-            cli_delta: 0,
+            cli_delta: s.adj.cli_delta,
+            cli_base: s.adj.cli_base,
+            cli_hdr: s.adj.cli_hdr,
             ts_delta: server_ts.map_or(0, |(v, _)| v.wrapping_sub(s.our_tsval)),
             win_c2s: match s.client_ws {
                 Some(cw) => shifts(cw, server_ws.map_or(0, |_| cw)),
@@ -484,29 +498,20 @@ impl<B: PacketBuf> State<B> {
         self.proxy.get(id.0 as usize).map(|s| s.adj)
     }
 
-    /// Give a restored connection its renumbering (the slots appear if the tables had no
-    /// SYN-proxy service).
-    pub(super) fn set_proxy_adj(&mut self, id: ConnId, adj: SeqAdj) {
+    /// A connection's PROXY header progress (for the state file).
+    pub(super) fn proxy_pp(&self, id: ConnId) -> Option<crate::xmit::proxy::TcpPp> {
+        self.proxy.get(id.0 as usize).map(|s| s.pp)
+    }
+
+    /// Give a restored connection its renumbering and PROXY header progress (the slots appear
+    /// if the tables had no SYN-proxy or PROXY-protocol service).
+    pub(super) fn set_proxy_adj(&mut self, id: ConnId, adj: SeqAdj, pp: crate::xmit::proxy::TcpPp) {
         if self.proxy.is_empty() {
             self.proxy = vec![ProxySlot::default(); self.conns.capacity()];
         }
         if let Some(s) = self.proxy.get_mut(id.0 as usize) {
             s.adj = adj;
-        }
-    }
-
-    /// The translation of a proxied connection past its opening.
-    #[inline]
-    pub(super) fn synproxy_adjust(&self, id: ConnId, dir: Dir, p: &Parsed, buf: &mut B) {
-        let Some(s) = self.proxy.get(id.0 as usize) else {
-            return;
-        };
-        let way = match dir {
-            Dir::Original => Way::ToServer,
-            Dir::Reply => Way::ToClient,
-        };
-        if let Some(seg) = buf.data_mut().get_mut(usize::from(p.l4)..) {
-            let _ = crate::synproxy::seqadj::apply(seg, &s.adj, way);
+            s.pp = pp;
         }
     }
 }

@@ -12,8 +12,10 @@ pub mod dr;
 pub mod fullnat;
 pub mod icmp;
 pub mod nat;
+pub mod proxy;
 pub mod toa;
 pub mod tun;
+pub mod uoa;
 
 use std::net::Ipv4Addr;
 
@@ -24,7 +26,7 @@ use crate::l3::icmp::IcmpError;
 use crate::l3::route::RouteTable;
 use crate::packet::PacketBuf;
 use crate::parse::{L3, Parsed};
-use crate::service::ForwardMethod;
+use crate::service::{ClientAddr, ForwardMethod, ProxyProtocol, UoaMode};
 use crate::wire::IpProtocol;
 
 /// How to route a packet once its method is done with it.
@@ -73,20 +75,34 @@ pub struct Env<'a> {
     pub mtu: &'a dyn Fn(crate::l3::addr::PortId) -> usize,
     /// The worker's IP identification counter, for headers it builds (TUN's outer header).
     pub ip_ident: &'a mut u16,
+    /// How the connection's service gives FULLNAT dests the client's address.
+    pub client_addr: ClientAddr,
+}
+
+/// What went out with a packet, for the worker to note in the connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The TOA option went on the first data segment (no longer pending).
+    pub toa: bool,
+    /// The UOA option went on this datagram.
+    pub uoa: bool,
+    /// A PROXY v2 header went on this datagram.
+    pub proxy_hdr: bool,
 }
 
 /// Apply connection `conn`'s method to a packet that matched its `dir` tuple. `p` describes the
-/// packet as received. Returns the verdict and whether the TOA option went out on this packet
-/// (the worker then clears [`ConnFlags::TOA_PENDING`]).
+/// packet as received. Returns the verdict and what went out with it for the client's address
+/// (the worker then clears [`ConnFlags::TOA_PENDING`] or counts the UOA).
 pub fn apply<B: PacketBuf>(
     conn: &Conn,
     dir: Dir,
     p: &Parsed,
     buf: &mut B,
     env: &mut Env<'_>,
-) -> Result<(Verdict, bool), DropReason> {
+) -> Result<(Verdict, Sent), DropReason> {
     let (i, o) = (conn.in_key(), conn.out_key());
-    let forward = |f| Ok((Verdict::Forward(f), false));
+    let forward = |f| Ok((Verdict::Forward(f), Sent::default()));
+    let toa_on = env.client_addr.toa && env.client_addr.proxy == ProxyProtocol::Disable;
     match (conn.method(), dir) {
         (ForwardMethod::Masq, Dir::Original) => {
             nat::rewrite_parsed(buf.data_mut(), p, None, Some((o.src, o.sport)))?;
@@ -100,12 +116,20 @@ pub fn apply<B: PacketBuf>(
         (ForwardMethod::Tunnel, Dir::Original) => tunnel(o.src, buf, env),
         (ForwardMethod::FullNat, Dir::Original) => {
             fullnat::to_dest(buf.data_mut(), p, o.dst, o.dport, o.src, o.sport)?;
-            let toa = i.proto == IpProtocol::TCP.0 && add_toa(conn, p, buf)?;
-            Ok((Verdict::Forward(Fwd::routed_to(o.src)), toa))
+            let mut sent = Sent::default();
+            if i.proto == IpProtocol::TCP.0 {
+                sent.toa = toa_on && add_toa(conn, p, buf)?;
+            } else if i.proto == IpProtocol::UDP.0 {
+                match udp_client_addr(conn, p, buf, env)? {
+                    Ok(s) => sent = s,
+                    Err(v) => return Ok((v, sent)),
+                }
+            }
+            Ok((Verdict::Forward(Fwd::routed_to(o.src)), sent))
         }
         (ForwardMethod::FullNat, Dir::Reply) => {
             fullnat::to_client(buf.data_mut(), p, i.dst, i.dport, i.src, i.sport)?;
-            if i.proto == IpProtocol::TCP.0 && p.tcp_flags & 0x12 == 0x12 {
+            if toa_on && i.proto == IpProtocol::TCP.0 && p.tcp_flags & 0x12 == 0x12 {
                 toa::reduce_mss(buf, toa::LEN as u16)?;
             }
             forward(Fwd::routed_to(i.src))
@@ -117,12 +141,82 @@ pub fn apply<B: PacketBuf>(
     }
 }
 
+/// The egress MTU towards `addr`.
+fn mtu_to(env: &Env<'_>, addr: Ipv4Addr) -> Result<usize, DropReason> {
+    let nh = env.routes.lookup(addr).ok_or(DropReason::NoRoute)?;
+    Ok((env.mtu)(nh.port))
+}
+
+/// FULLNAT UDP, after the rewrite: a PROXY v2 header on every datagram, or the UOA option on
+/// the first ones. `Err(verdict)`: the datagram cannot take the header within the MTU and is
+/// refused with an ICMP error (when it forbids fragmenting) or dropped.
+fn udp_client_addr<B: PacketBuf>(
+    conn: &Conn,
+    p: &Parsed,
+    buf: &mut B,
+    env: &Env<'_>,
+) -> Result<Result<Sent, Verdict>, DropReason> {
+    let i = conn.in_key();
+    let ca = env.client_addr;
+    let l4 = usize::from(p.l4);
+    let ip_len = |b: &B| {
+        b.data()
+            .get(L3 + 2..L3 + 4)
+            .map_or(0, |t| usize::from(u16::from_be_bytes([t[0], t[1]])))
+    };
+    // Version 1 is text for TCP: a UDP datagram of a fwmark service gets none.
+    if let Some(version) = ca.proxy.version().filter(|&v| v == 2) {
+        let payload = buf.data().get(l4 + 8..L3 + ip_len(buf)).unwrap_or_default();
+        let theirs = proxy::find(payload);
+        if let Some(f) = theirs
+            && ca.proxy.insecure()
+            && f.version == version
+        {
+            return Ok(Ok(Sent::default()));
+        }
+        let h = proxy::Header::new(version, i.proto, i.src, i.sport, i.dst, i.dport);
+        let strip = theirs.map_or(0, |f| f.len);
+        let mtu = mtu_to(env, conn.out_key().src)?;
+        let grown = (ip_len(buf) + h.len()).saturating_sub(strip);
+        if grown > mtu {
+            // rvs does not fragment: a datagram that forbids it learns the room left.
+            if buf.data().get(L3 + 6).is_some_and(|b| b & 0x40 != 0) {
+                let room = u16::try_from(mtu.saturating_sub(h.len())).unwrap_or(u16::MAX);
+                let kind = IcmpError::FragNeeded { mtu: room };
+                return Ok(Err(Verdict::IcmpError(kind, DropReason::ProxyHdrTooBig)));
+            }
+            return Err(DropReason::ProxyHdrTooBig);
+        }
+        proxy::splice(buf, l4, strip, h.as_bytes())?;
+        return Ok(Ok(Sent {
+            proxy_hdr: true,
+            ..Sent::default()
+        }));
+    }
+    let form = match ca.uoa {
+        UoaMode::Disable => return Ok(Ok(Sent::default())),
+        UoaMode::Ipo => uoa::Form::Ipo,
+        UoaMode::Opp => uoa::Form::Opp,
+    };
+    if conn.uoa_sent() >= uoa::MAX_TRAIL || conn.flags().contains(ConnFlags::REPLIED) {
+        return Ok(Ok(Sent::default()));
+    }
+    if ip_len(buf) + uoa::overhead(form) > mtu_to(env, conn.out_key().src)? {
+        return Ok(Ok(Sent::default()));
+    }
+    let uoa = uoa::insert(buf, form, i.src, i.sport)?;
+    Ok(Ok(Sent {
+        uoa,
+        ..Sent::default()
+    }))
+}
+
 /// TUN: check the encapsulated size against the egress MTU, then wrap the packet.
 fn tunnel<B: PacketBuf>(
     rip: Ipv4Addr,
     buf: &mut B,
     env: &mut Env<'_>,
-) -> Result<(Verdict, bool), DropReason> {
+) -> Result<(Verdict, Sent), DropReason> {
     let nh = env.routes.lookup(rip).ok_or(DropReason::NoRoute)?;
     let mtu = (env.mtu)(nh.port);
     let (inner, df) = tun::inner_len_df(buf.data())?;
@@ -134,7 +228,10 @@ fn tunnel<B: PacketBuf>(
         let kind = IcmpError::FragNeeded {
             mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
         };
-        return Ok((Verdict::IcmpError(kind, DropReason::TunTooBig), false));
+        return Ok((
+            Verdict::IcmpError(kind, DropReason::TunTooBig),
+            Sent::default(),
+        ));
     }
     let src = env
         .addrs
@@ -150,7 +247,7 @@ fn tunnel<B: PacketBuf>(
             ident,
         },
     )?;
-    Ok((Verdict::Forward(Fwd::ORIGINATED), false))
+    Ok((Verdict::Forward(Fwd::ORIGINATED), Sent::default()))
 }
 
 /// Bytes of TCP payload in the frame `p` describes (IPv4 total length minus both headers; no

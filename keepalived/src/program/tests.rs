@@ -150,6 +150,7 @@ fn spec(sched: &str) -> ServiceSpec {
         pe: None,
         ops: false,
         synproxy: false,
+        client_addr: Default::default(),
     }
 }
 
