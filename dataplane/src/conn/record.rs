@@ -156,7 +156,7 @@ impl ConnRecord {
         out.extend_from_slice(&pp.base.to_le_bytes());
         out.extend_from_slice(&pp.hdr.to_le_bytes());
         out.extend_from_slice(&pp.strip.to_le_bytes());
-        out.push(u8::from(pp.decided) | u8::from(pp.acked) << 1);
+        out.push(u8::from(pp.decided) | u8::from(pp.acked) << 1 | u8::from(pp.sent) << 2);
     }
 
     /// Read one record from exactly [`ConnRecord::SIZE`] bytes (or [`ConnRecord::SIZE_V1`],
@@ -240,7 +240,7 @@ impl ConnRecord {
                 0 => None,
                 1 if usize::from(hdr) <= crate::xmit::proxy::MAX_LEN
                     && usize::from(strip) <= crate::xmit::proxy::MAX_LEN
-                    && st <= 3 =>
+                    && st <= 7 =>
                 {
                     Some(crate::xmit::proxy::TcpPp {
                         base,
@@ -248,6 +248,7 @@ impl ConnRecord {
                         strip,
                         decided: st & 1 != 0,
                         acked: st & 2 != 0,
+                        sent: st & 4 != 0,
                     })
                 }
                 _ => return Err(RecordError("PROXY header")),
@@ -345,6 +346,7 @@ mod tests {
             strip: 28,
             decided: true,
             acked: false,
+            sent: true,
         };
         with_header.proxy_hdr = Some(pp);
         with_header.seq_adj = with_header.seq_adj.map(|mut a| {

@@ -95,7 +95,7 @@ impl<B: PacketBuf> State<B> {
                 ..proxy::TcpPp::default()
             };
             slot.sync_pp();
-            return Ok(false);
+            return Ok(true);
         }
         let ip_len = buf
             .data()
@@ -119,6 +119,7 @@ impl<B: PacketBuf> State<B> {
         slot.sync_pp();
         let adj = slot.adj;
         match plan {
+            TcpPlan::Keep => Ok(true),
             TcpPlan::Shift => Ok(false),
             TcpPlan::Insert { strip } => {
                 let hdr = Self::proxy_header(conn, version);

@@ -1336,6 +1336,7 @@ mod methods;
 mod multi;
 mod persist;
 mod pressure;
+mod proxyhdr;
 mod restore;
 mod sloppy;
 mod synproxy;

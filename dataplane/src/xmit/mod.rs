@@ -115,16 +115,23 @@ pub fn apply<B: PacketBuf>(
         (ForwardMethod::Route, Dir::Original) => forward(dr::to_dest(o.src)),
         (ForwardMethod::Tunnel, Dir::Original) => tunnel(o.src, buf, env),
         (ForwardMethod::FullNat, Dir::Original) => {
-            fullnat::to_dest(buf.data_mut(), p, o.dst, o.dport, o.src, o.sport)?;
-            let mut sent = Sent::default();
-            if i.proto == IpProtocol::TCP.0 {
-                sent.toa = toa_on && add_toa(conn, p, buf)?;
-            } else if i.proto == IpProtocol::UDP.0 {
-                match udp_client_addr(conn, p, buf, env)? {
-                    Ok(s) => sent = s,
-                    Err(v) => return Ok((v, sent)),
+            let udp = if i.proto == IpProtocol::UDP.0 {
+                match udp_plan(conn, p, buf, env)? {
+                    Ok(plan) => plan,
+                    Err(v) => return Ok((v, Sent::default())),
                 }
-            }
+            } else {
+                UdpPlan::None
+            };
+            fullnat::to_dest(buf.data_mut(), p, o.dst, o.dport, o.src, o.sport)?;
+            let sent = if i.proto == IpProtocol::TCP.0 {
+                Sent {
+                    toa: toa_on && add_toa(conn, p, buf)?,
+                    ..Sent::default()
+                }
+            } else {
+                udp_write(conn, p, buf, udp)?
+            };
             Ok((Verdict::Forward(Fwd::routed_to(o.src)), sent))
         }
         (ForwardMethod::FullNat, Dir::Reply) => {
@@ -147,38 +154,45 @@ fn mtu_to(env: &Env<'_>, addr: Ipv4Addr) -> Result<usize, DropReason> {
     Ok((env.mtu)(nh.port))
 }
 
-/// FULLNAT UDP, after the rewrite: a PROXY v2 header on every datagram, or the UOA option on
+/// What a FULLNAT UDP datagram carries for the client's address (decided before the
+/// rewrite, written after it).
+enum UdpPlan {
+    None,
+    /// A PROXY v2 header, replacing `strip` bytes the client sent.
+    Proxy(proxy::Header, usize),
+    Uoa(uoa::Form),
+}
+
+/// FULLNAT UDP, before the rewrite: a PROXY v2 header on every datagram, or the UOA option on
 /// the first ones. `Err(verdict)`: the datagram cannot take the header within the MTU and is
-/// refused with an ICMP error (when it forbids fragmenting) or dropped.
-fn udp_client_addr<B: PacketBuf>(
+/// refused with an ICMP error to the client (when it forbids fragmenting; otherwise dropped).
+fn udp_plan<B: PacketBuf>(
     conn: &Conn,
     p: &Parsed,
-    buf: &mut B,
+    buf: &B,
     env: &Env<'_>,
-) -> Result<Result<Sent, Verdict>, DropReason> {
+) -> Result<Result<UdpPlan, Verdict>, DropReason> {
     let i = conn.in_key();
     let ca = env.client_addr;
-    let l4 = usize::from(p.l4);
-    let ip_len = |b: &B| {
-        b.data()
-            .get(L3 + 2..L3 + 4)
-            .map_or(0, |t| usize::from(u16::from_be_bytes([t[0], t[1]])))
-    };
+    let ip_len = buf
+        .data()
+        .get(L3 + 2..L3 + 4)
+        .map_or(0, |t| usize::from(u16::from_be_bytes([t[0], t[1]])));
     // Version 1 is text for TCP: a UDP datagram of a fwmark service gets none.
     if let Some(version) = ca.proxy.version().filter(|&v| v == 2) {
-        let payload = buf.data().get(l4 + 8..L3 + ip_len(buf)).unwrap_or_default();
+        let l4 = usize::from(p.l4);
+        let payload = buf.data().get(l4 + 8..L3 + ip_len).unwrap_or_default();
         let theirs = proxy::find(payload);
         if let Some(f) = theirs
             && ca.proxy.insecure()
             && f.version == version
         {
-            return Ok(Ok(Sent::default()));
+            return Ok(Ok(UdpPlan::None));
         }
         let h = proxy::Header::new(version, i.proto, i.src, i.sport, i.dst, i.dport);
         let strip = theirs.map_or(0, |f| f.len);
         let mtu = mtu_to(env, conn.out_key().src)?;
-        let grown = (ip_len(buf) + h.len()).saturating_sub(strip);
-        if grown > mtu {
+        if (ip_len + h.len()).saturating_sub(strip) > mtu {
             // rvs does not fragment: a datagram that forbids it learns the room left.
             if buf.data().get(L3 + 6).is_some_and(|b| b & 0x40 != 0) {
                 let room = u16::try_from(mtu.saturating_sub(h.len())).unwrap_or(u16::MAX);
@@ -187,28 +201,44 @@ fn udp_client_addr<B: PacketBuf>(
             }
             return Err(DropReason::ProxyHdrTooBig);
         }
-        proxy::splice(buf, l4, strip, h.as_bytes())?;
-        return Ok(Ok(Sent {
-            proxy_hdr: true,
-            ..Sent::default()
-        }));
+        return Ok(Ok(UdpPlan::Proxy(h, strip)));
     }
     let form = match ca.uoa {
-        UoaMode::Disable => return Ok(Ok(Sent::default())),
+        UoaMode::Disable => return Ok(Ok(UdpPlan::None)),
         UoaMode::Ipo => uoa::Form::Ipo,
         UoaMode::Opp => uoa::Form::Opp,
     };
-    if conn.uoa_sent() >= uoa::MAX_TRAIL || conn.flags().contains(ConnFlags::REPLIED) {
-        return Ok(Ok(Sent::default()));
+    if conn.uoa_sent() >= uoa::MAX_TRAIL
+        || conn.flags().contains(ConnFlags::REPLIED)
+        || ip_len + uoa::overhead(form) > mtu_to(env, conn.out_key().src)?
+    {
+        return Ok(Ok(UdpPlan::None));
     }
-    if ip_len(buf) + uoa::overhead(form) > mtu_to(env, conn.out_key().src)? {
-        return Ok(Ok(Sent::default()));
-    }
-    let uoa = uoa::insert(buf, form, i.src, i.sport)?;
-    Ok(Ok(Sent {
-        uoa,
-        ..Sent::default()
-    }))
+    Ok(Ok(UdpPlan::Uoa(form)))
+}
+
+/// Write what [`udp_plan`] decided into the rewritten datagram.
+fn udp_write<B: PacketBuf>(
+    conn: &Conn,
+    p: &Parsed,
+    buf: &mut B,
+    plan: UdpPlan,
+) -> Result<Sent, DropReason> {
+    let i = conn.in_key();
+    Ok(match plan {
+        UdpPlan::None => Sent::default(),
+        UdpPlan::Proxy(h, strip) => {
+            proxy::splice(buf, usize::from(p.l4), strip, h.as_bytes())?;
+            Sent {
+                proxy_hdr: true,
+                ..Sent::default()
+            }
+        }
+        UdpPlan::Uoa(form) => Sent {
+            uoa: uoa::insert(buf, form, i.src, i.sport)?,
+            ..Sent::default()
+        },
+    })
 }
 
 /// TUN: check the encapsulated size against the egress MTU, then wrap the packet.

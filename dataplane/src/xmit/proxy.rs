@@ -196,6 +196,8 @@ pub struct TcpPp {
     pub decided: bool,
     /// The real server acknowledged the header: no segment carries it again.
     pub acked: bool,
+    /// A segment carried the header (or sent it alone) at least once.
+    pub sent: bool,
 }
 
 impl TcpPp {
@@ -208,6 +210,8 @@ impl TcpPp {
 /// What to do with one client segment of a connection with a PROXY header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpPlan {
+    /// The SYN, or a RST before any header went: the sequence number is the client's.
+    Keep,
     /// Renumber as every later segment (sequence + delta).
     Shift,
     /// Put the header in front of the payload, replacing its first `strip` bytes; the segment
@@ -235,8 +239,12 @@ pub fn plan_tcp(
     room: usize,
 ) -> TcpPlan {
     let (syn, rst) = (flags & 0x02 != 0, flags & 0x04 != 0);
-    if st.hdr == 0 || st.acked || syn || rst || seq != st.base {
-        if seq != st.base && !syn {
+    if syn || (rst && !st.sent) {
+        // Before the header, in the client's own numbering.
+        return TcpPlan::Keep;
+    }
+    if st.hdr == 0 || st.acked || rst || seq != st.base {
+        if seq != st.base {
             st.decided = true;
         }
         return TcpPlan::Shift;
@@ -264,6 +272,7 @@ pub fn plan_tcp(
         usize::from(st.strip)
     };
     let grow = usize::from(st.hdr).saturating_sub(strip);
+    st.sent = true;
     if grow <= room {
         TcpPlan::Insert { strip }
     } else {
@@ -628,7 +637,12 @@ mod tests {
         let mut st = fresh(28);
         assert_eq!(
             plan_tcp(&mut st, 0x02, 1000, b"", 2, false, 100),
-            TcpPlan::Shift
+            TcpPlan::Keep
+        );
+        assert_eq!(
+            plan_tcp(&mut st, 0x14, 1001, b"", 2, false, 100),
+            TcpPlan::Keep,
+            "a RST before the header"
         );
         assert_eq!(
             plan_tcp(&mut st, 0x10, 1001, b"", 2, false, 100),
