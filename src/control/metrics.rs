@@ -166,6 +166,7 @@ struct Families {
     worker_icmp_errors_limited: IntCounterVec,
     worker_embryonic_shortened: IntCounterVec,
     worker_synproxy: IntCounterVec,
+    worker_client_addr: IntCounterVec,
     worker_src_rate_evictions: IntCounterVec,
     worker_embryonic_evicted: IntCounterVec,
     worker_ipv4_options: IntCounterVec,
@@ -432,6 +433,14 @@ impl Families {
                  (established).",
                 &["worker", "stage"],
             ),
+            worker_client_addr: counter(
+                "rvs_worker_client_addr_total",
+                "What FULLNAT told real servers about clients, by kind: PROXY headers on TCP \
+                 connections (proxy_tcp), of which sent in a segment of their own \
+                 (proxy_standalone), PROXY v2 headers on UDP datagrams (proxy_udp), datagrams \
+                 with the UOA option (uoa).",
+                &["worker", "kind"],
+            ),
             worker_src_rate_evictions: counter(
                 "rvs_worker_src_rate_evictions_total",
                 "Sources evicted (least recently used) from the worker's fixed-size per-source \
@@ -601,6 +610,7 @@ impl Families {
             &self.worker_icmp_errors_limited,
             &self.worker_embryonic_shortened,
             &self.worker_synproxy,
+            &self.worker_client_addr,
             &self.worker_src_rate_evictions,
             &self.worker_embryonic_evicted,
             &self.worker_ipv4_options,
@@ -680,6 +690,7 @@ impl Families {
             worker_icmp_errors_limited,
             worker_embryonic_shortened,
             worker_synproxy,
+            worker_client_addr,
             worker_src_rate_evictions,
             worker_embryonic_evicted,
             worker_ipv4_options,
@@ -875,6 +886,16 @@ impl Families {
             ] {
                 self.worker_synproxy
                     .with_label_values(&[l[0], stage])
+                    .inc_by(load(n));
+            }
+            for (kind, n) in [
+                ("proxy_tcp", &s.proxy_headers),
+                ("proxy_standalone", &s.proxy_standalone),
+                ("proxy_udp", &s.proxy_udp),
+                ("uoa", &s.uoa_sent),
+            ] {
+                self.worker_client_addr
+                    .with_label_values(&[l[0], kind])
                     .inc_by(load(n));
             }
             self.worker_src_rate_evictions
