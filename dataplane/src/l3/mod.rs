@@ -16,5 +16,5 @@ pub mod route;
 
 pub use addr::{OwnedAddr, OwnedAddrs, PortId};
 
-pub use neigh::{NeighConfig, NeighTable, Resolve};
+pub use neigh::{NdUpdate, NeighConfig, NeighTable, Resolve};
 pub use route::{NextHop, Route, RouteTable};
