@@ -666,9 +666,10 @@ impl<B, A: NeighAddr> NeighTable<B, A> {
                     e.state = NeighState::Reachable;
                     e.confirmed = now;
                     e.probes = 0;
-                } else if changed {
-                    e.state = NeighState::Stale;
-                } else if e.state == NeighState::Reachable && now >= e.confirmed + reachable_time {
+                } else if changed
+                    || (e.state == NeighState::Reachable && now >= e.confirmed + reachable_time)
+                {
+                    // A new address is unconfirmed; an old confirmation has run out.
                     e.state = NeighState::Stale;
                 }
                 0
