@@ -10,6 +10,7 @@
 pub mod addr;
 pub mod arp;
 pub mod icmp;
+pub mod icmp6;
 pub mod nd;
 pub mod neigh;
 pub mod ratelimit;
