@@ -22,9 +22,10 @@
 //! [`ExtPolicy::classify`] turns the walk into what the worker does, one [`ExtDrop`] per reason
 //! to count. The policy, compared with what the others do:
 //! - Fragments are dropped, first or not (`ipv6_fragment`): rvs does not reassemble, exactly as
-//!   for IPv4. DPVS does the same in its IPVS path ("don't support frag now" in
-//!   `ip_vs_core.c`); Linux IPVS relies on netfilter's reassembly (`nf_defrag_ipv6`), which a
-//!   kernel-bypass director does not have. An *atomic* fragment (offset 0, M clear, RFC 6946) is
+//!   for IPv4. DPVS does not reassemble for forwarding either (its `ip_vs_core.c` drops IPv4
+//!   fragments, since RSS cannot steer a flow's fragments to the core owning its connection, and
+//!   IPv6 fragments in its ICMPv6 path); Linux IPVS relies on netfilter's reassembly
+//!   (`nf_defrag_ipv6`), which a kernel-bypass director does not have. An *atomic* fragment (offset 0, M clear, RFC 6946) is
 //!   not a fragment and is processed as an unfragmented packet.
 //! - A routing header with segments left > 0 is dropped (`ipv6_routing_header`): the packet's
 //!   destination is an intermediate hop and the final one is elsewhere, so a VIP lookup on it
