@@ -337,12 +337,13 @@ pub enum ExtError {
 }
 
 /// Walk the extension headers of an IPv6 payload whose first next header is `first` (module
-/// doc). Never reads past `payload`, never walks more than `max_headers` headers.
+/// doc). Never reads past `payload`, never walks more than `max_headers` headers (at most 255).
 pub fn walk(
     first: IpProtocol,
     payload: &[u8],
     max_headers: usize,
 ) -> core::result::Result<ExtHeaders, ExtError> {
+    let max_headers = max_headers.min(usize::from(u8::MAX));
     let mut r = ExtHeaders {
         protocol: first,
         l4_offset: HEADER_LEN,
@@ -722,6 +723,15 @@ mod tests {
         assert_eq!(
             classify(60, &many[8..]).map(|e| (e.count, e.protocol)),
             Ok((8, IpProtocol::TCP))
+        );
+        // 300 headers against a bound above what the count can hold: stopped at 255.
+        let mut huge = Vec::new();
+        for _ in 0..300 {
+            huge.extend_from_slice(&ext(60, 8));
+        }
+        assert_eq!(
+            walk(next_header::DEST_OPTS, &huge, 1000),
+            Err(ExtError::TooMany)
         );
     }
 
