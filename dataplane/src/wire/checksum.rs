@@ -262,6 +262,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn v6_udp_zero_result_is_sent_as_ffff() {
+        // A segment whose checksum field holds 0xffff - (pseudo + rest) folds to a full sum of
+        // 0xffff: the computed checksum is 0, sent as 0xffff, and an address change that keeps
+        // the sum keeps it there.
+        let a: Ipv6Addr = "2001:2::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:2::2".parse().unwrap();
+        let mut seg = vec![0x14, 0xe9, 0x00, 0x35, 0x00, 0x0a, 0, 0, 0x68, 0x69];
+        let partial = add(pseudo_header_v6(a, b, 17, 10), sum(&seg));
+        seg[6..8].copy_from_slice(&(0xffff - partial).to_be_bytes());
+        let c = l4_checksum_v6(a, b, 17, &seg);
+        assert_eq!(c, 0);
+        // Swapping source and destination keeps the pseudo-header sum: the update gives 0,
+        // transmitted as 0xffff.
+        let swapped = update_udp_addr_v6(update_udp_addr_v6(udp_fixup(c), a, b), b, a);
+        assert_eq!(swapped, 0xffff);
+        assert_eq!(update_addr_v6(0x1234, a, a), 0x1234);
+    }
+
     fn word(d: &[u8], at: usize) -> u16 {
         u16::from_be_bytes([d[at], d[at + 1]])
     }
@@ -331,6 +350,9 @@ mod tests {
             prop_assert_eq!(c2, full);
             seg[6..8].copy_from_slice(&c2.to_be_bytes());
             prop_assert_eq!(l4_checksum_v6(new_src, new_dst, nh, &seg), 0);
+            // UDP: the transmitted form (0 sent as 0xffff) updates to the transmitted form.
+            let u = update_udp_addr_v6(update_udp_addr_v6(udp_fixup(c), src, new_src), dst, new_dst);
+            prop_assert_eq!(u, udp_fixup(full));
         }
 
         #[test]
