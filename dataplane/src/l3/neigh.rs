@@ -31,6 +31,10 @@
 //! overheard requests) only updates an entry that already exists ([`Learn::UpdateOnly`]), as Linux
 //! does with `arp_accept = 0`. Confirming an `Incomplete` entry releases its queued packets in
 //! arrival order.
+//! Neighbour Discovery updates entries through [`NeighTable::update_nd`] instead, which follows
+//! RFC 4861's finer rules (a solicitation's address creates a `Stale` entry, only a solicited
+//! advertisement makes one `Reachable`, a different address without the override flag is not
+//! taken).
 //!
 //! Bounds and allocation: `max_entries` slots, an open-addressing index with backward-shift
 //! deletion (no tombstones, never rehashes), a shared pool of `queue_total` wait slots, and a
@@ -142,6 +146,20 @@ pub enum Learn {
     Create,
     /// Overheard or gratuitous: update an existing entry only.
     UpdateOnly,
+}
+
+/// What a Neighbour Discovery message says about the entry it updates
+/// ([`NeighTable::update_nd`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NdUpdate {
+    /// Create the entry when absent (the message was addressed to us: a solicitation for one of
+    /// our addresses); otherwise only an existing entry is updated.
+    pub create: bool,
+    /// The neighbour is confirmed reachable (a solicited advertisement: S flag).
+    pub reachable: bool,
+    /// The link-layer address given replaces a different known one (O flag; a solicitation's
+    /// source address always does).
+    pub override_: bool,
 }
 
 /// Why [`NeighTable::queue`] gave a packet back.
@@ -566,6 +584,99 @@ impl<B, A: NeighAddr> NeighTable<B, A> {
         self.drain_queue(slot, &mut release)
     }
 
+    /// Update `ip` on `port` from a Neighbour Discovery message, by RFC 4861's rules (7.2.3 for
+    /// a solicitation's source link-layer address, 7.2.5 for an advertisement), which are finer
+    /// than ARP's [`NeighTable::learn`]:
+    /// - no entry: created (with `nd.create` and a `mac`) as `Reachable` if `nd.reachable`
+    ///   (a solicited advertisement), else `Stale`;
+    /// - `Incomplete`: needs a `mac`; becomes `Reachable` or `Stale` as above and releases its
+    ///   queued packets to `release`;
+    /// - otherwise, if `mac` differs from the known one and `nd.override_` is clear, the entry
+    ///   keeps its address and a `Reachable` one goes `Stale` (someone else claims it: verify);
+    ///   else the address is taken, and the entry becomes `Reachable` if `nd.reachable`, or
+    ///   `Stale` if the address changed, or keeps its state.
+    ///
+    /// `Permanent` entries never change. Returns how many packets were released.
+    pub fn update_nd(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        ip: A,
+        mac: Option<MacAddr>,
+        nd: NdUpdate,
+        mut release: impl FnMut(B),
+    ) -> usize {
+        if !ip.is_neighbour() || mac.is_some_and(|m| !m.is_unicast()) {
+            return 0;
+        }
+        let fresh = if nd.reachable {
+            NeighState::Reachable
+        } else {
+            NeighState::Stale
+        };
+        let Some(slot) = self.slot_of(port, ip) else {
+            if let (true, Some(mac)) = (nd.create, mac) {
+                if self.free_slots.is_empty() {
+                    // Learning never evicts (module doc).
+                    return 0;
+                }
+                self.insert(Entry {
+                    port,
+                    ip,
+                    mac,
+                    state: fresh,
+                    confirmed: now,
+                    used: now,
+                    next_probe: now,
+                    probes: 0,
+                    qhead: NIL,
+                    qtail: NIL,
+                    qlen: 0,
+                    qbytes: 0,
+                });
+            }
+            return 0;
+        };
+        let reachable_time = self.cfg.reachable_time;
+        let Some(e) = self.slots[slot].as_mut() else {
+            return 0;
+        };
+        match e.state {
+            NeighState::Permanent => 0,
+            NeighState::Incomplete => {
+                let Some(mac) = mac else { return 0 };
+                e.mac = mac;
+                e.state = fresh;
+                e.confirmed = now;
+                e.probes = 0;
+                self.drain_queue(slot, &mut release)
+            }
+            _ => {
+                let changed = mac.is_some_and(|m| m != e.mac);
+                if changed && !nd.override_ {
+                    if e.state == NeighState::Reachable {
+                        e.state = NeighState::Stale;
+                    }
+                    return 0;
+                }
+                if let Some(m) = mac {
+                    e.mac = m;
+                }
+                if nd.reachable {
+                    e.state = NeighState::Reachable;
+                    e.confirmed = now;
+                    e.probes = 0;
+                } else if changed
+                    || (e.state == NeighState::Reachable && now >= e.confirmed + reachable_time)
+                {
+                    // A new address is unconfirmed; an old confirmation has run out.
+                    e.state = NeighState::Stale;
+                }
+                0
+            }
+        }
+    }
+
     /// Drive timers: retransmit requests, fail resolutions that ran out of probes (their
     /// packets go to `failed` with [`DropReason::NeighTimeout`]), start probing delayed entries,
     /// age reachable entries to stale and remove stale ones unused for `gc_stale_time`. Call
@@ -959,6 +1070,67 @@ mod tests {
             t.learn(secs(1), 0, junk, MAC, Learn::Create, |_| {});
             assert!(t.get(0, junk).is_none());
         }
+    }
+
+    /// RFC 4861's finer rules for ND updates (7.2.3, 7.2.5).
+    #[test]
+    fn nd_update_rules() {
+        let a: Ipv6Addr = "2001:2::11".parse().unwrap();
+        let other = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+        let mut t = NeighTable::<u32, Ipv6Addr>::new(NeighConfig::default());
+        let state = |t: &NeighTable<u32, Ipv6Addr>| t.get(0, a).map(|i| (i.state, i.mac));
+        let (sol, unsol_o, unsol) = (
+            NdUpdate {
+                reachable: true,
+                override_: true,
+                create: false,
+            },
+            NdUpdate {
+                reachable: false,
+                override_: true,
+                create: false,
+            },
+            NdUpdate::default(),
+        );
+        let create = |u: NdUpdate| NdUpdate { create: true, ..u };
+        // An advertisement for an unknown neighbour creates nothing.
+        t.update_nd(secs(0), 0, a, Some(MAC), sol, |_| {});
+        assert!(t.is_empty());
+        // A solicitation's SLLA creates a stale entry.
+        t.update_nd(secs(0), 0, a, Some(MAC), create(unsol_o), |_| {});
+        assert_eq!(state(&t), Some((NeighState::Stale, Some(MAC))));
+        // A solicited NA confirms it.
+        t.update_nd(secs(1), 0, a, Some(MAC), sol, |_| {});
+        assert_eq!(state(&t), Some((NeighState::Reachable, Some(MAC))));
+        // Another MAC without O: kept, but reachable goes stale.
+        t.update_nd(secs(2), 0, a, Some(other), unsol, |_| {});
+        assert_eq!(state(&t), Some((NeighState::Stale, Some(MAC))));
+        // Another MAC with O, unsolicited: taken, stale.
+        t.update_nd(secs(3), 0, a, Some(other), unsol_o, |_| {});
+        assert_eq!(state(&t), Some((NeighState::Stale, Some(other))));
+        // A solicited NA without TLLA confirms the known address.
+        t.update_nd(secs(4), 0, a, None, sol, |_| {});
+        assert_eq!(state(&t), Some((NeighState::Reachable, Some(other))));
+        // An incomplete entry: released by an advertisement with an address, not without.
+        let b: Ipv6Addr = "2001:2::12".parse().unwrap();
+        t.queue(secs(5), 0, b, 7, 86).unwrap();
+        let mut out = Vec::new();
+        t.update_nd(secs(5), 0, b, None, sol, |q| out.push(q));
+        assert!(out.is_empty());
+        t.update_nd(secs(5), 0, b, Some(MAC), sol, |q| out.push(q));
+        assert_eq!(out, [7]);
+        assert_eq!(t.resolve(secs(5), 0, b), Resolve::Known(MAC));
+        // Permanent entries never change.
+        t.add_static(secs(6), 0, b, MAC, |_| {}).unwrap();
+        t.update_nd(secs(6), 0, b, Some(other), create(sol), |_| {});
+        assert_eq!(t.get(0, b).unwrap().mac, Some(MAC));
+        // Multicast targets and MACs are never learnt.
+        let m: Ipv6Addr = "ff02::1".parse().unwrap();
+        t.update_nd(secs(7), 0, m, Some(MAC), create(sol), |_| {});
+        assert!(t.get(0, m).is_none());
+        let c: Ipv6Addr = "2001:2::13".parse().unwrap();
+        t.update_nd(secs(7), 0, c, Some(MacAddr::BROADCAST), create(sol), |_| {});
+        assert!(t.get(0, c).is_none());
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //!
 //! UDP is the one exception: a computed checksum of 0 is transmitted as `0xffff`, because 0 on the
 //! wire means "no checksum" (RFC 768). [`udp_fixup`] and [`update_udp_u16`] / [`update_udp_u32`]
-//! apply that rule.
+//! apply that rule. IPv6 has no header checksum; its pseudo header ([`pseudo_header_v6`]) feeds
+//! TCP, UDP and ICMPv6, and a NAT6 rewrite patches them with [`update_addr_v6`].
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Fold a 64-bit accumulator of 16/32-bit words into a 16-bit ones'-complement sum.
 #[inline]
@@ -82,6 +83,28 @@ pub fn l4_checksum_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, segment: &[u8]
     !add(pseudo_header_v4(src, dst, protocol, len), sum(segment))
 }
 
+/// Sum of the IPv6 pseudo header (RFC 8200 section 8.1) used by TCP, UDP and ICMPv6: source,
+/// destination, the 32-bit upper-layer length, three zero bytes and the next header value.
+/// `dst` is the final destination (for a packet with a routing header, the last segment).
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, l4_len: u32) -> u16 {
+    let mut acc = 0u64;
+    for a in [u128::from(src), u128::from(dst)] {
+        acc += (a >> 96) as u64 & 0xffff_ffff;
+        acc += (a >> 64) as u64 & 0xffff_ffff;
+        acc += (a >> 32) as u64 & 0xffff_ffff;
+        acc += a as u64 & 0xffff_ffff;
+    }
+    fold(acc + u64::from(l4_len) + u64::from(next_header))
+}
+
+/// The upper-layer checksum over IPv6 of `segment` (TCP, UDP or ICMPv6 header and payload; its
+/// checksum field is summed as it is: zero it to fill, leave it to verify, a valid one gives 0).
+/// Segments longer than `u32::MAX` bytes cannot exist in a frame; their length is saturated.
+pub fn l4_checksum_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, segment: &[u8]) -> u16 {
+    let len = u32::try_from(segment.len()).unwrap_or(u32::MAX);
+    !add(pseudo_header_v6(src, dst, next_header, len), sum(segment))
+}
+
 /// UDP transmits a computed checksum of 0 as `0xffff` (0 means "no checksum").
 #[inline]
 pub fn udp_fixup(checksum: u16) -> u16 {
@@ -112,6 +135,29 @@ pub fn update_u32(checksum: u16, old: u32, new: u32) -> u16 {
 #[inline]
 pub fn update_addr(checksum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
     update_u32(checksum, u32::from(old), u32::from(new))
+}
+
+/// [`update_u16`] for a 128-bit field: an IPv6 address rewritten by NAT. Only the L4 checksum
+/// (TCP, UDP, ICMPv6, through the pseudo header) takes it; IPv6 has no header checksum.
+#[inline]
+pub fn update_addr_v6(checksum: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
+    let (o, n) = (u128::from(old), u128::from(new));
+    let mut acc = u64::from(!checksum);
+    for shift in [96u32, 64, 32, 0] {
+        let ow = (o >> shift) as u32;
+        let nw = (n >> shift) as u32;
+        acc += u64::from(!(ow >> 16) & 0xffff) + u64::from(!ow & 0xffff);
+        acc += u64::from(nw >> 16) + u64::from(nw & 0xffff);
+    }
+    !fold(acc)
+}
+
+/// [`update_addr_v6`] for a UDP checksum: a result of 0 becomes `0xffff`. Over IPv6 a zero UDP
+/// checksum is not "absent" but invalid (RFC 8200 section 8.1), so unlike [`update_udp_u32`]
+/// this does not leave 0 alone: it updates it like any value (the receiver drops it either way).
+#[inline]
+pub fn update_udp_addr_v6(checksum: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
+    udp_fixup(update_addr_v6(checksum, old, new))
 }
 
 /// [`update_u16`] for a UDP checksum: 0 (no checksum) stays 0, a result of 0 becomes `0xffff`.
@@ -193,6 +239,48 @@ mod tests {
         assert_eq!(sum(&[0xff, 0xff, 0x00, 0x01]), 0x0001);
     }
 
+    /// RFC 8200 8.1 pseudo header written out as bytes and summed with the generic `sum`.
+    fn pseudo_v6_bytes(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, len: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&src.octets());
+        v.extend_from_slice(&dst.octets());
+        v.extend_from_slice(&len.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, nh]);
+        v
+    }
+
+    #[test]
+    fn v6_pseudo_header_known_value() {
+        // 2001:2::1 -> 2001:2::2, UDP, length 12: the nonzero words are 0x2001, 0x0002, 0x0001
+        // and 0x2001, 0x0002, 0x0002, then the length and the next header.
+        let a: Ipv6Addr = "2001:2::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:2::2".parse().unwrap();
+        assert_eq!(pseudo_header_v6(a, b, 17, 12), 0x2004 + 0x2005 + 12 + 17);
+        assert_eq!(
+            pseudo_header_v6(a, b, 17, 12),
+            sum(&pseudo_v6_bytes(a, b, 17, 12))
+        );
+    }
+
+    #[test]
+    fn v6_udp_zero_result_is_sent_as_ffff() {
+        // A segment whose checksum field holds 0xffff - (pseudo + rest) folds to a full sum of
+        // 0xffff: the computed checksum is 0, sent as 0xffff, and an address change that keeps
+        // the sum keeps it there.
+        let a: Ipv6Addr = "2001:2::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:2::2".parse().unwrap();
+        let mut seg = vec![0x14, 0xe9, 0x00, 0x35, 0x00, 0x0a, 0, 0, 0x68, 0x69];
+        let partial = add(pseudo_header_v6(a, b, 17, 10), sum(&seg));
+        seg[6..8].copy_from_slice(&(0xffff - partial).to_be_bytes());
+        let c = l4_checksum_v6(a, b, 17, &seg);
+        assert_eq!(c, 0);
+        // Swapping source and destination keeps the pseudo-header sum: the update gives 0,
+        // transmitted as 0xffff.
+        let swapped = update_udp_addr_v6(update_udp_addr_v6(udp_fixup(c), a, b), b, a);
+        assert_eq!(swapped, 0xffff);
+        assert_eq!(update_addr_v6(0x1234, a, a), 0x1234);
+    }
+
     fn word(d: &[u8], at: usize) -> u16 {
         u16::from_be_bytes([d[at], d[at + 1]])
     }
@@ -232,6 +320,39 @@ mod tests {
             let old = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
             data[at..at + 4].copy_from_slice(&new.to_be_bytes());
             prop_assert_eq!(update_u32(csum, old, new), checksum(&data));
+        }
+
+        #[test]
+        fn v6_pseudo_header_matches_bytes(src in any::<u128>(), dst in any::<u128>(), nh in any::<u8>(), len in any::<u32>()) {
+            let (src, dst) = (Ipv6Addr::from(src), Ipv6Addr::from(dst));
+            prop_assert_eq!(pseudo_header_v6(src, dst, nh, len), sum(&pseudo_v6_bytes(src, dst, nh, len)));
+        }
+
+        #[test]
+        fn v6_address_update_matches_full(
+            src in any::<u128>(), dst in any::<u128>(), new_src in any::<u128>(), new_dst in any::<u128>(),
+            nh in prop::sample::select(vec![6u8, 17, 58]),
+            payload in proptest::collection::vec(any::<u8>(), 8..64),
+        ) {
+            let (src, dst) = (Ipv6Addr::from(src), Ipv6Addr::from(dst));
+            let (new_src, new_dst) = (Ipv6Addr::from(new_src), Ipv6Addr::from(new_dst));
+            // The checksum lives in the first 8 bytes for UDP and ICMPv6 (offset 6 or 2); put it
+            // at 6 for every protocol here: the arithmetic does not care where it is.
+            let mut seg = payload.clone();
+            seg[6..8].copy_from_slice(&[0, 0]);
+            let c = l4_checksum_v6(src, dst, nh, &seg);
+            seg[6..8].copy_from_slice(&c.to_be_bytes());
+            prop_assert_eq!(l4_checksum_v6(src, dst, nh, &seg), 0);
+            // NAT6: both addresses rewritten, the checksum patched incrementally.
+            let c2 = update_addr_v6(update_addr_v6(c, src, new_src), dst, new_dst);
+            seg[6..8].copy_from_slice(&[0, 0]);
+            let full = l4_checksum_v6(new_src, new_dst, nh, &seg);
+            prop_assert_eq!(c2, full);
+            seg[6..8].copy_from_slice(&c2.to_be_bytes());
+            prop_assert_eq!(l4_checksum_v6(new_src, new_dst, nh, &seg), 0);
+            // UDP: the transmitted form (0 sent as 0xffff) updates to the transmitted form.
+            let u = update_udp_addr_v6(update_udp_addr_v6(udp_fixup(c), src, new_src), dst, new_dst);
+            prop_assert_eq!(u, udp_fixup(full));
         }
 
         #[test]

@@ -24,7 +24,9 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
@@ -83,3 +85,5 @@ pub(crate) fn ipv4_at(b: &[u8], at: usize) -> std::net::Ipv4Addr {
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+#[cfg(test)]
+pub(crate) mod fixtures_v6;
