@@ -732,3 +732,55 @@ fn entry(s: &ServiceInfo, f: &Format, r: &Resolver) -> String {
     service_entry(&mut out, s, f, r);
     out
 }
+
+/// The client-address choices: DPVS's ` ppv2` in listings and `--proxy-protocol v2` in saved
+/// rules; rvs's ` notoa`, ` uoa-opp` and `--toa disable`, `--uoa opp`; nothing at the defaults.
+#[test]
+fn client_address_in_listing_and_rules() {
+    use crate::proto::{ClientAddr, ProxyProtocol, UoaMode};
+    let r = Resolver::default();
+    let rule = Format {
+        rule: true,
+        ..numeric()
+    };
+    let cases = [
+        (
+            ClientAddr {
+                proxy_protocol: ProxyProtocol::V2,
+                ..ClientAddr::default()
+            },
+            "TCP  10.0.0.5:80 rr ppv2",
+            "-A -t 10.0.0.5:80 -s rr --proxy-protocol v2",
+        ),
+        (
+            ClientAddr {
+                proxy_protocol: ProxyProtocol::V1Insecure,
+                toa: false,
+                uoa: UoaMode::Disable,
+            },
+            "TCP  10.0.0.5:80 rr ppv1-insecure notoa",
+            "-A -t 10.0.0.5:80 -s rr --proxy-protocol v1-insecure --toa disable",
+        ),
+        (
+            ClientAddr {
+                uoa: UoaMode::Opp,
+                ..ClientAddr::default()
+            },
+            "TCP  10.0.0.5:80 rr uoa-opp",
+            "-A -t 10.0.0.5:80 -s rr --uoa opp",
+        ),
+        (
+            ClientAddr::default(),
+            "TCP  10.0.0.5:80 rr",
+            "-A -t 10.0.0.5:80 -s rr",
+        ),
+    ];
+    for (ca, listed, saved) in cases {
+        let mut s = svc(tcp("10.0.0.5", 80), "rr");
+        s.spec.client_addr = ca;
+        let out = list_all(None, &[s.clone()], &numeric(), &r);
+        assert!(out.lines().any(|l| l == listed), "{ca:?}\n{out}");
+        let out = list_all(None, &[s], &rule, &r);
+        assert!(out.lines().any(|l| l == saved), "{ca:?}\n{out}");
+    }
+}

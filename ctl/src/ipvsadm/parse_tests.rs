@@ -689,3 +689,75 @@ fn limits_on_add_and_edit() {
         "Illegal 'conn-limit' option with the 'add-server' command",
     );
 }
+
+/// `--proxy-protocol` (DPVS's names, case-insensitive as DPVS's `strcasecmp`), rvs's `--toa`
+/// and `--uoa`, on -A/-E only; version 1 refused for a UDP service; a bad value named.
+#[test]
+fn client_address_options() {
+    use crate::proto::{ClientAddr, ProxyProtocol, UoaMode};
+    let Command::AddService(s) = cmd("-A -t 198.18.0.100:80 -s rr --proxy-protocol V2-Insecure")
+    else {
+        panic!()
+    };
+    assert_eq!(s.client_addr.proxy_protocol, ProxyProtocol::V2Insecure);
+    assert!(s.client_addr.toa);
+    for (name, want) in [
+        ("disable", ProxyProtocol::Disable),
+        ("v1", ProxyProtocol::V1),
+        ("v2", ProxyProtocol::V2),
+        ("v1-insecure", ProxyProtocol::V1Insecure),
+    ] {
+        let Command::EditService(s) =
+            cmd(&format!("-E -t 198.18.0.100:80 --proxy-protocol {name}"))
+        else {
+            panic!()
+        };
+        assert_eq!(s.client_addr.proxy_protocol, want, "{name}");
+    }
+    let Command::AddService(s) = cmd("-A -u 198.18.0.100:53 --uoa opp --toa disable") else {
+        panic!()
+    };
+    assert_eq!(
+        s.client_addr,
+        ClientAddr {
+            proxy_protocol: ProxyProtocol::Disable,
+            toa: false,
+            uoa: UoaMode::Opp
+        }
+    );
+    let Command::AddService(s) = cmd("-A -u 198.18.0.100:53 --proxy-protocol v2 --uoa ipo") else {
+        panic!()
+    };
+    assert_eq!(
+        (s.client_addr.proxy_protocol, s.client_addr.uoa),
+        (ProxyProtocol::V2, UoaMode::Ipo)
+    );
+    let Command::AddService(s) = cmd("-A -t 198.18.0.100:80") else {
+        panic!()
+    };
+    assert_eq!(s.client_addr, ClientAddr::default());
+    fails(
+        "-A -t 198.18.0.100:80 --proxy-protocol v3",
+        "proxy protocol must be disable, v1, v2, v1-insecure or v2-insecure",
+    );
+    fails(
+        "-A -u 198.18.0.100:53 --proxy-protocol v1",
+        "PROXY protocol v1 is for TCP services only",
+    );
+    fails(
+        "-A -t 198.18.0.100:80 --toa off",
+        "toa switch must be enable or disable",
+    );
+    fails(
+        "-A -u 198.18.0.100:53 --uoa yes",
+        "uoa must be opp, ipo or disable",
+    );
+    fails(
+        "-a -t 198.18.0.100:80 -r 198.18.1.11 --proxy-protocol v2",
+        "Illegal 'proxy-protocol' option with the 'add-server' command",
+    );
+    fails(
+        "-D -t 198.18.0.100:80 --uoa opp",
+        "Illegal 'uoa' option with the 'delete-service' command",
+    );
+}

@@ -379,6 +379,41 @@ mod tests {
         DestConfig::new(Ipv4Addr::new(198, 18, 1, last), 80, ForwardMethod::Masq)
     }
 
+    /// PROXY protocol version 1 is text for TCP: a UDP service with it is refused (EINVAL),
+    /// on -A and -E, and the table keeps what it had; fwmark and TCP services take it.
+    #[test]
+    fn proxy_protocol_v1_is_refused_for_udp() {
+        use crate::service::{ClientAddr, ProxyProtocol};
+        let mut t = ServiceTable::new(1);
+        let udp = ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            vip: Ipv4Addr::new(198, 18, 0, 10),
+            vport: 53,
+        };
+        let with = |k: ServiceKey, proxy: ProxyProtocol| {
+            let mut c = ServiceConfig::new(k, "rr");
+            c.client_addr = ClientAddr {
+                proxy,
+                ..ClientAddr::default()
+            };
+            c
+        };
+        let e = t.add_service(with(udp, ProxyProtocol::V1)).unwrap_err();
+        assert_eq!(e.errno(), Errno::Inval);
+        t.add_service(with(udp, ProxyProtocol::V2)).unwrap();
+        assert!(
+            t.edit_service(with(udp, ProxyProtocol::V1Insecure))
+                .is_err()
+        );
+        let kept = t.snapshot();
+        let kept = kept.services()[0].config().client_addr.proxy;
+        assert_eq!(kept, ProxyProtocol::V2);
+        t.add_service(with(tcp([198, 18, 0, 10], 80), ProxyProtocol::V1))
+            .unwrap();
+        t.add_service(with(ServiceKey::Fwmark(3), ProxyProtocol::V1))
+            .unwrap();
+    }
+
     #[test]
     fn add_lookup_and_ids() {
         let mut t = ServiceTable::new(2);

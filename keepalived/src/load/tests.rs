@@ -430,3 +430,30 @@ virtual_server 198.18.0.100 443 {
     assert_eq!(vs.access.deny.len(), 4);
     assert!(vs.access.allow.is_empty());
 }
+
+/// DPVS's `proxy_protocol` in a virtual server: every mode taken (case-insensitive as DPVS), a
+/// value DPVS would silently turn into "disable" refused here with its line.
+#[test]
+fn proxy_protocol_keyword() {
+    use ctl::proto::ProxyProtocol;
+    for (v, want) in [
+        ("v1", ProxyProtocol::V1),
+        ("V2", ProxyProtocol::V2),
+        ("v1-insecure", ProxyProtocol::V1Insecure),
+        ("v2-insecure", ProxyProtocol::V2Insecure),
+        ("disable", ProxyProtocol::Disable),
+    ] {
+        let cfg = load(&format!(
+            "virtual_server 198.18.0.100 80 {{\n    lvs_method FNAT\n    protocol TCP\n    \
+             proxy_protocol {v}\n    real_server 198.18.1.11 80 {{\n    }}\n}}\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.virtual_servers[0].proxy_protocol, want, "{v}");
+        let specs = crate::program::service_specs(&cfg.virtual_servers[0]);
+        assert_eq!(specs[0].client_addr.proxy_protocol, want);
+    }
+    let e = load("virtual_server 198.18.0.100 80 {\n    protocol TCP\n    proxy_protocol v3\n}\n")
+        .unwrap_err();
+    assert_eq!(e.loc.line, 3, "{e}");
+    assert!(e.reason.contains("'proxy_protocol' must be"), "{e}");
+}
