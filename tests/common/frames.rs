@@ -234,3 +234,86 @@ pub fn hex(f: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join("")
 }
+
+/// A UDP datagram in an Ethernet frame (checksum computed in full).
+pub fn udp(
+    dst_mac: Mac,
+    src_mac: Mac,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    ttl: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = eth(dst_mac, src_mac, 0x0800);
+    f.extend_from_slice(&ipv4(
+        src.0,
+        dst.0,
+        ttl,
+        17,
+        &udp_segment(src, dst, payload),
+    ));
+    f
+}
+
+/// A UDP header and payload with its checksum over the IPv4 pseudo-header.
+pub fn udp_segment(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&src.1.to_be_bytes());
+    u.extend_from_slice(&dst.1.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    let mut ps = Vec::new();
+    ps.extend_from_slice(&src.0.octets());
+    ps.extend_from_slice(&dst.0.octets());
+    ps.extend_from_slice(&[0, 17]);
+    ps.extend_from_slice(&(u.len() as u16).to_be_bytes());
+    ps.extend_from_slice(&u);
+    let mut c = ones_sum(&ps);
+    if c == 0 {
+        c = 0xffff;
+    }
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    u
+}
+
+/// An IPv4 packet (DF, id 0x1234) with header `options` (a multiple of 4 bytes), protocol
+/// `proto` and `body` after the header, in an Ethernet frame.
+#[allow(clippy::too_many_arguments)]
+pub fn ipv4_raw(
+    dst_mac: Mac,
+    src_mac: Mac,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ttl: u8,
+    proto: u8,
+    options: &[u8],
+    body: &[u8],
+) -> Vec<u8> {
+    assert!(options.len() % 4 == 0 && options.len() <= 40);
+    let hl = 20 + options.len();
+    let mut ip = vec![
+        0x40 | (hl / 4) as u8,
+        0,
+        0,
+        0,
+        0x12,
+        0x34,
+        0x40,
+        0,
+        ttl,
+        proto,
+        0,
+        0,
+    ];
+    ip[2..4].copy_from_slice(&((hl + body.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    ip.extend_from_slice(options);
+    let c = ones_sum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut f = eth(dst_mac, src_mac, 0x0800);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(body);
+    f
+}
