@@ -29,8 +29,9 @@ fn script() -> String {
         .to_string()
 }
 
-/// Start the script's server `args` in both real servers.
-fn serve(net: &TestNet, args: &[&str]) {
+/// Start the script's server `args` in both real servers (killed with the network; the test
+/// reaps them at its end).
+fn serve(net: &TestNet, args: &[&str], children: &mut Vec<std::process::Child>) {
     for (i, r) in ["r1", "r2"].iter().enumerate() {
         let name = format!("rs{}", i + 1);
         let mut a: Vec<&str> = vec!["python3", "-u"];
@@ -42,12 +43,14 @@ fn serve(net: &TestNet, args: &[&str]) {
         a.extend(&args[1..]);
         let log = std::fs::File::create(net.state_dir().join(format!("proxy-{r}-{}.log", args[1])))
             .unwrap();
-        net.command(r)
+        let child = net
+            .command(r)
             .args(&a)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
+        children.push(child);
     }
 }
 
@@ -160,11 +163,12 @@ fn client_address_reaches_fullnat_servers() {
     .render(&net);
     let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
     start_nginx(&net);
-    serve(&net, &["tcp", "8081"]);
-    serve(&net, &["tcp", "8082", "greet"]);
-    serve(&net, &["udp", "5353"]);
-    serve(&net, &["uoa", "5354"]);
-    serve(&net, &["uoa", "5355"]);
+    let mut children = Vec::new();
+    serve(&net, &["tcp", "8081"], &mut children);
+    serve(&net, &["tcp", "8082", "greet"], &mut children);
+    serve(&net, &["udp", "5353"], &mut children);
+    serve(&net, &["uoa", "5354"], &mut children);
+    serve(&net, &["uoa", "5355"], &mut children);
     for port in [8080, 8081, 8082] {
         wait_listen(&net, port);
     }
@@ -345,4 +349,8 @@ fn client_address_reaches_fullnat_servers() {
     let (status, log) = rvsd.stop();
     assert!(status.success(), "rvsd exit {status}:\n{log}");
     assert!(log.contains("all mbufs returned"), "{log}");
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
