@@ -429,3 +429,52 @@ fn uoa_goes_on_the_first_three_datagrams_until_the_server_answers() {
         assert_eq!((out[14], out[23]), (0x45, 17), "{uoa:?}: answered, no UOA");
     }
 }
+
+/// The SYN proxy and a PROXY header on one connection: the ACK the proxy sends the server on
+/// the client's behalf carries the header, and the two renumberings (the proxy's server-side
+/// shift, the header's client-side one) compose.
+#[test]
+fn the_syn_proxy_ack_carries_the_header() {
+    let mut h = Harness::new();
+    h.learn_all();
+    let k = key(Protocol::Tcp, FNAT_PORT);
+    let mut c = ServiceConfig::new(k, "rr");
+    c.synproxy = true;
+    c.client_addr = mode(ProxyProtocol::V2);
+    h.services.edit_service(c).unwrap();
+    h.publish();
+    // SYN -> cookie SYN-ACK.
+    let out = h.rx(CLIENT_NET, tcp_frame(&from_client(1000, 0), SYN, b""));
+    let synack: Vec<_> = out.iter().filter(|(p, _)| *p == CLIENT_NET).collect();
+    assert_eq!(synack.len(), 1);
+    let isn = seq_ack(&synack[0].1).0;
+    // The ACK proves the cookie: the proxy's SYN to the server, in the client's numbering.
+    let out = h.rx(CLIENT_NET, tcp_frame(&from_client(1001, isn + 1), ACK, b""));
+    let syn: Vec<_> = out.iter().filter(|(p, _)| *p == SERVER_NET).collect();
+    assert_eq!(syn.len(), 1, "{:?}", h.worker.drops());
+    let v = verify_frame(&syn[0].1).unwrap();
+    assert_eq!((v.tcp_flags, seq_ack(&syn[0].1).0), (0x02, 1000));
+    let l = Leg {
+        lip: v.src,
+        lport: v.sport,
+        rip: v.dst,
+    };
+    // The server answers: the proxy ACKs it with the header, and opens the client's window.
+    let synack = tcp_frame_opts(&from_rs(l, 7000, 1001), SYN_ACK, &[2, 4, 0x05, 0xb4], b"");
+    let out = h.rx(SERVER_NET, synack);
+    let to_rs: Vec<_> = out.iter().filter(|(p, _)| *p == SERVER_NET).collect();
+    assert_eq!(to_rs.len(), 1);
+    verify_frame(&to_rs[0].1).unwrap();
+    assert_eq!(seq_ack(&to_rs[0].1), (1001, 7001));
+    assert_eq!(payload(&to_rs[0].1), v2());
+    // Client data (in the proxy's numbering towards the client): header in front, acks shifted
+    // by the proxy; the server's acknowledgement of it reaches the client in its own terms.
+    let f = tcp_frame(&from_client(1001, isn + 1), PSH_ACK, b"GET");
+    let out = h.rx(CLIENT_NET, f);
+    let to_rs: Vec<_> = out.iter().filter(|(p, _)| *p == SERVER_NET).collect();
+    verify_frame(&to_rs[0].1).unwrap();
+    assert_eq!(seq_ack(&to_rs[0].1), (1001, 7001));
+    assert_eq!(payload(&to_rs[0].1), [v2(), b"GET".to_vec()].concat());
+    let out = server(&mut h, l, 7001, 1001 + 28 + 3, &[], b"OK");
+    assert_eq!(seq_ack(&out), (isn + 1, 1004));
+}
