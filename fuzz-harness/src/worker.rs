@@ -18,7 +18,8 @@ use dataplane::l3::route::RouteTable;
 use dataplane::laddr::{Laddr, LaddrStats, LaddrTable};
 use dataplane::packet::{HeapBuf, PacketBuf};
 use dataplane::service::{
-    DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable,
+    ClientAddr, DestConfig, ForwardMethod, Protocol, ProxyProtocol, ServiceConfig, ServiceKey,
+    ServiceTable, UoaMode,
 };
 use dataplane::time::Instant;
 use dataplane::wire::{MacAddr, checksum};
@@ -54,7 +55,7 @@ const TCP: u8 = 6;
 const UDP: u8 = 17;
 
 /// The virtual services: (protocol, vport, real-server port, method).
-const SERVICES: [(u8, u16, u16, ForwardMethod); 7] = [
+const SERVICES: [(u8, u16, u16, ForwardMethod); 11] = [
     (TCP, 80, 80, ForwardMethod::Masq),
     (UDP, 53, 53, ForwardMethod::Masq),
     (TCP, 8083, 8083, ForwardMethod::Route),
@@ -62,9 +63,32 @@ const SERVICES: [(u8, u16, u16, ForwardMethod); 7] = [
     (TCP, 8082, 80, ForwardMethod::FullNat),
     (UDP, 55, 53, ForwardMethod::FullNat),
     (TCP, SYNPROXY_PORT, 80, ForwardMethod::Masq),
+    (TCP, PP_SYNPROXY_PORT, 80, ForwardMethod::FullNat),
+    (TCP, 8085, 80, ForwardMethod::FullNat),
+    (UDP, 56, 53, ForwardMethod::FullNat),
+    (UDP, 57, 53, ForwardMethod::FullNat),
 ];
 /// The service with the SYN proxy on (`-j enable`).
 const SYNPROXY_PORT: u16 = 9000;
+/// FULLNAT with the SYN proxy and a PROXY v2 header on the same connections.
+const PP_SYNPROXY_PORT: u16 = 8084;
+
+/// How the FULLNAT services tell their servers the client's address: TOA on 8082 and 55 (the
+/// defaults), PROXY v2 (with the SYN proxy) on 8084, v1-insecure on 8085, v2 on UDP 56, UOA
+/// as an IP option on UDP 57.
+fn client_addr(vport: u16) -> ClientAddr {
+    let with = |proxy, uoa| ClientAddr {
+        proxy,
+        uoa,
+        ..ClientAddr::default()
+    };
+    match vport {
+        PP_SYNPROXY_PORT | 56 => with(ProxyProtocol::V2, UoaMode::Disable),
+        8085 => with(ProxyProtocol::V1Insecure, UoaMode::Disable),
+        57 => with(ProxyProtocol::Disable, UoaMode::Ipo),
+        _ => ClientAddr::default(),
+    }
+}
 
 /// TCP flags a structured record picks from: SYN, ACK, PSH|ACK, FIN|ACK, RST, SYN|ACK,
 /// RST|ACK, none.
@@ -120,6 +144,7 @@ impl Io<HeapBuf> for Capture {
 /// One worker with every method's services, its clock and what it sent.
 pub struct Rig {
     worker: Worker<HeapBuf>,
+    stats: Arc<WorkerStats>,
     services: ServiceTable,
     io: Capture,
     now: Instant,
@@ -137,7 +162,8 @@ impl Rig {
         for (proto, vport, rport, method) in SERVICES {
             let k = key(proto, vport);
             let mut c = ServiceConfig::new(k, "rr");
-            c.synproxy = vport == SYNPROXY_PORT;
+            c.synproxy = vport == SYNPROXY_PORT || vport == PP_SYNPROXY_PORT;
+            c.client_addr = client_addr(vport);
             services.add_service(c).expect("service");
             for rip in RIPS {
                 services
@@ -207,8 +233,10 @@ impl Rig {
             icmp: Default::default(),
             workers: 1,
         };
+        let stats = Arc::new(WorkerStats::default());
         Rig {
-            worker: Worker::new(cfg, tables, Arc::new(WorkerStats::default()), 0xf022),
+            worker: Worker::new(cfg, tables, stats.clone(), 0xf022),
+            stats,
             services,
             io: Capture::default(),
             now: Instant::from_secs(1_000),
@@ -242,6 +270,14 @@ impl Rig {
     /// Frames sent so far.
     pub fn sent(&self) -> u64 {
         self.io.sent
+    }
+
+    /// PROXY headers sent on TCP connections so far.
+    pub fn proxy_headers(&self) -> u64 {
+        self.worker.publish_stats();
+        self.stats
+            .proxy_headers
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Run the clock past every timeout, tick, and check that nothing is left: no connection,
@@ -396,15 +432,16 @@ pub fn raw_record(port: PortId, tick: bool, advance: u8, frame: &[u8]) -> Vec<u8
 }
 
 /// What a structured record starts from.
-const TEMPLATES: u8 = 13;
+const TEMPLATES: u8 = 17;
 
 /// Structured mode: records of `[template, flags, control, offset, n, bytes...]`.
 ///
-/// `template` (mod 12): 0..=5 a client segment to the service of that index in [`SERVICES`]
+/// `template` (mod 17): 0..=5 a client segment to the service of that index in [`SERVICES`]
 /// (NAT TCP and UDP, DR, TUN, FULLNAT TCP and UDP), 6 a reply to a recently sent frame
 /// (addresses, ports and MACs swapped, back on the port it left by), 7 an ICMP echo request to
 /// the VIP, 8 an ICMP error from the real server about a recently sent frame, 9 an ARP request
-/// for the VIP, 10 a real server's segment to the client, 11 no template (the bytes alone).
+/// for the VIP, 10 a real server's segment to the client, 11 the SYN-proxy service, 12 no
+/// template (the bytes alone), 13..=16 the services with PROXY headers and UOA (7..=10).
 /// `flags`: bits 0..=2 the TCP flags ([`FLAGS`]), bits 3..=6 the client port (1024 + n), bit 7
 /// a 32-byte payload. `control`: bit 0 tick after, bit 1 recompute checksums after splicing,
 /// bit 2 insert the bytes (else overwrite), bits 3..=7 the clock advance. The `n` bytes that
@@ -454,9 +491,15 @@ fn template(rig: &Rig, tmpl: u8, flags: u8) -> (PortId, Vec<u8>) {
     let cport = 1024 + u16::from((flags >> 3) & 0x0f);
     let payload: &[u8] = if flags & 0x80 != 0 { &[0x5a; 32] } else { &[] };
     match tmpl {
-        0..=5 | 11 => {
-            // 11: the SYN-proxy service (templates 6 to 10 were taken when it came).
-            let (proto, vport, _, _) = SERVICES[usize::from(if tmpl == 11 { 6 } else { tmpl })];
+        0..=5 | 11 | 13..=16 => {
+            // 11: the SYN-proxy service (templates 6 to 10 were taken when it came); 13..=16
+            // the services that came after it.
+            let i = match tmpl {
+                11 => 6,
+                13.. => tmpl - 6,
+                _ => tmpl,
+            };
+            let (proto, vport, _, _) = SERVICES[usize::from(i)];
             let f = l4_frame(
                 (PORT_MAC[0], CLIENT_MAC),
                 CIP,
@@ -610,9 +653,9 @@ pub fn seeds() -> Vec<(String, Vec<u8>, bool)> {
         }
         out.push((format!("open-{proto}-{vport}"), r, false));
     }
-    // Structured: per method, a SYN, the reply to what was sent, the ACK, an ICMP error, a
-    // tick after two minutes.
-    for tmpl in 0..6u8 {
+    // Structured: per method (and per client-address carrier), a SYN, the reply to what was
+    // sent, the ACK, an ICMP error, a tick after two minutes.
+    for tmpl in (0..6u8).chain(13..17) {
         let mut r = Vec::new();
         r.extend(structured_record(tmpl, 0, 0, 0, &[]));
         r.extend(structured_record(6, 5, 0, 0, &[]));
@@ -630,6 +673,14 @@ pub fn seeds() -> Vec<(String, Vec<u8>, bool)> {
     r.extend(structured_record(11, 2 | 0x80, 0, 0, &[]));
     r.extend(structured_record(11, 3, 1 | (31 << 3), 0, &[]));
     out.push(("synproxy".into(), r, true));
+    // The same through the FULLNAT service with the SYN proxy and a PROXY v2 header.
+    let mut r = Vec::new();
+    r.extend(structured_record(13, 0, 0, 0, &[]));
+    r.extend(structured_record(6, 1, 0, 0, &[]));
+    r.extend(structured_record(6, 5 | (1 << 3), 0, 0, &[]));
+    r.extend(structured_record(13, 2 | 0x80, 0, 0, &[]));
+    r.extend(structured_record(13, 3, 1 | (31 << 3), 0, &[]));
+    out.push(("synproxy-proxy-header".into(), r, true));
     let mut r = Vec::new();
     for tmpl in [7u8, 9, 10, 12] {
         r.extend(structured_record(tmpl, 0, 2, 14, &[0x45, 0, 0, 20]));

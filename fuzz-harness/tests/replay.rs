@@ -95,6 +95,18 @@ fn synproxy_seed_opens_a_proxied_connection() {
     assert!(rig.sent() >= 5, "sent {}", rig.sent());
 }
 
+/// The seed through the FULLNAT service with the SYN proxy and PROXY v2 reaches the header:
+/// the proxy's ACK to the server carries it.
+#[test]
+fn proxy_header_seed_sends_a_header() {
+    let (_, data, _) = fuzz_harness::worker::seeds()
+        .into_iter()
+        .find(|(n, _, _)| n == "synproxy-proxy-header")
+        .expect("seed");
+    let rig = fuzz_harness::worker::structured_rig(&data);
+    assert!(rig.proxy_headers() >= 1, "sent {}", rig.sent());
+}
+
 /// Regenerate the worker targets' seeds into `fuzz/corpus/` (run by hand after changing the
 /// record formats: `cargo test -p fuzz-harness --test replay -- --ignored write_worker_seeds`).
 #[test]
