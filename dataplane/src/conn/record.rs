@@ -156,7 +156,13 @@ impl ConnRecord {
         out.extend_from_slice(&pp.base.to_le_bytes());
         out.extend_from_slice(&pp.hdr.to_le_bytes());
         out.extend_from_slice(&pp.strip.to_le_bytes());
-        out.push(u8::from(pp.decided) | u8::from(pp.acked) << 1 | u8::from(pp.sent) << 2);
+        out.push(
+            u8::from(pp.decided)
+                | u8::from(pp.acked) << 1
+                | u8::from(pp.sent) << 2
+                | u8::from(pp.insecure) << 3
+                | (pp.version & 3) << 4,
+        );
     }
 
     /// Read one record from exactly [`ConnRecord::SIZE`] bytes (or [`ConnRecord::SIZE_V1`],
@@ -240,7 +246,7 @@ impl ConnRecord {
                 0 => None,
                 1 if usize::from(hdr) <= crate::xmit::proxy::MAX_LEN
                     && usize::from(strip) <= crate::xmit::proxy::MAX_LEN
-                    && st <= 7 =>
+                    && st <= 0x3f =>
                 {
                     Some(crate::xmit::proxy::TcpPp {
                         base,
@@ -249,6 +255,8 @@ impl ConnRecord {
                         decided: st & 1 != 0,
                         acked: st & 2 != 0,
                         sent: st & 4 != 0,
+                        insecure: st & 8 != 0,
+                        version: (st >> 4) & 3,
                     })
                 }
                 _ => return Err(RecordError("PROXY header")),
@@ -347,6 +355,8 @@ mod tests {
             decided: true,
             acked: false,
             sent: true,
+            version: 1,
+            insecure: true,
         };
         with_header.proxy_hdr = Some(pp);
         with_header.seq_adj = with_header.seq_adj.map(|mut a| {

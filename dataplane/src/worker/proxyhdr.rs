@@ -77,25 +77,32 @@ impl<B: PacketBuf> State<B> {
         p: &Parsed,
         buf: &mut B,
     ) -> Result<bool, DropReason> {
-        let mode = svc.config().client_addr.proxy;
-        let Some(version) = mode.version() else {
-            return Ok(false);
-        };
         let l4 = usize::from(p.l4);
         let seq = proxy::seq_of(buf.data(), l4).ok_or(DropReason::TcpMalformed)?;
         let Some(slot) = self.proxy.get_mut(id.0 as usize) else {
             return Ok(false);
         };
         if p.tcp_flags & 0x12 == 0x02 {
-            // The SYN (the client's, or the one the SYN proxy sends for it).
+            // The SYN (the client's, or the one the SYN proxy sends for it): the mode is the
+            // service's now, and stays the connection's.
+            let mode = svc.config().client_addr.proxy;
+            let Some(version) = mode.version() else {
+                return Ok(true);
+            };
             let hdr = Self::proxy_header(conn, version);
             slot.pp = proxy::TcpPp {
                 base: seq.wrapping_add(1),
                 hdr: hdr.len() as u16,
+                version,
+                insecure: mode.insecure(),
                 ..proxy::TcpPp::default()
             };
             slot.sync_pp();
             return Ok(true);
+        }
+        let version = slot.pp.version;
+        if version == 0 {
+            return Ok(false);
         }
         let ip_len = buf
             .data()
@@ -112,8 +119,6 @@ impl<B: PacketBuf> State<B> {
             p.tcp_flags,
             seq,
             proxy::tcp_payload(buf.data(), l4),
-            version,
-            mode.insecure(),
             room,
         );
         slot.sync_pp();

@@ -198,6 +198,10 @@ pub struct TcpPp {
     pub acked: bool,
     /// A segment carried the header (or sent it alone) at least once.
     pub sent: bool,
+    /// The header's version (1 or 2) and mode, fixed when the connection opened (an `-E` of
+    /// the service later does not change a connection's numbering).
+    pub version: u8,
+    pub insecure: bool,
 }
 
 impl TcpPp {
@@ -224,43 +228,41 @@ pub enum TcpPlan {
 }
 
 /// Decide for a client segment (flags, sequence number in the client's numbering, payload)
-/// and update `st`. `insecure`: a client header of `version` is kept (the connection then
-/// carries no header of rvs's). `room`: bytes the frame may grow by on its way out. `eager`:
+/// and update `st`. `room`: bytes the frame may grow by on its way out. In the secure modes
 /// the header may go in a segment without data (the handshake's last ACK), so that a server
-/// that speaks first gets it (the secure modes; the insecure ones must see the client's first
-/// bytes before they know whether to send one).
-pub fn plan_tcp(
-    st: &mut TcpPp,
-    flags: u8,
-    seq: u32,
-    payload: &[u8],
-    version: u8,
-    insecure: bool,
-    room: usize,
-) -> TcpPlan {
-    let (syn, rst) = (flags & 0x02 != 0, flags & 0x04 != 0);
+/// that speaks first gets it; the insecure modes must see the client's first bytes before
+/// they know whether to send one (a client header of the connection's version is then kept
+/// and rvs sends none).
+pub fn plan_tcp(st: &mut TcpPp, flags: u8, seq: u32, payload: &[u8], room: usize) -> TcpPlan {
+    let (syn, rst, ack) = (flags & 0x02 != 0, flags & 0x04 != 0, flags & 0x10 != 0);
     if syn || (rst && !st.sent) {
-        // Before the header, in the client's own numbering.
         return TcpPlan::Keep;
     }
-    if st.hdr == 0 || st.acked || rst || seq != st.base {
-        if seq != st.base {
-            st.decided = true;
-        }
+    if st.hdr == 0 || st.acked || rst {
         return TcpPlan::Shift;
     }
-    if payload.is_empty() && (insecure || flags & 0x10 == 0) {
-        // Nothing to carry it yet: a pure ACK in the insecure modes.
+    if seq != st.base {
+        // Past the first byte: the shift is what it is now, for good.
+        st.decided = true;
         return TcpPlan::Shift;
+    }
+    if payload.is_empty() && (st.insecure || !ack) {
+        // Nothing to carry it yet (a pure ACK or a FIN in the insecure modes): in the client's
+        // numbering until a header has gone.
+        return if st.sent {
+            TcpPlan::Shift
+        } else {
+            TcpPlan::Keep
+        };
     }
     if !payload.is_empty() && !st.decided {
         st.decided = true;
         match find(payload) {
-            Some(f) if insecure && f.version == version => {
+            Some(f) if st.insecure && f.version == st.version => {
                 // The client's own header passes; rvs adds none.
                 st.hdr = 0;
                 st.strip = 0;
-                return TcpPlan::Shift;
+                return TcpPlan::Keep;
             }
             Some(f) => st.strip = f.len as u16,
             None => st.strip = 0,
@@ -624,53 +626,48 @@ mod tests {
         assert_eq!(seq_of(&out[..n], 34), seq_of(&f, 34));
     }
 
-    fn fresh(hdr: u16) -> TcpPp {
+    fn fresh(hdr: u16, version: u8, insecure: bool) -> TcpPp {
         TcpPp {
             base: 1001,
             hdr,
+            version,
+            insecure,
             ..TcpPp::default()
         }
     }
 
     #[test]
     fn secure_mode_sends_the_header_with_the_handshake_ack() {
-        let mut st = fresh(28);
+        let mut st = fresh(28, 2, false);
+        assert_eq!(plan_tcp(&mut st, 0x02, 1000, b"", 100), TcpPlan::Keep);
         assert_eq!(
-            plan_tcp(&mut st, 0x02, 1000, b"", 2, false, 100),
-            TcpPlan::Keep
-        );
-        assert_eq!(
-            plan_tcp(&mut st, 0x14, 1001, b"", 2, false, 100),
+            plan_tcp(&mut st, 0x14, 1001, b"", 100),
             TcpPlan::Keep,
             "a RST before the header"
         );
         assert_eq!(
-            plan_tcp(&mut st, 0x10, 1001, b"", 2, false, 100),
+            plan_tcp(&mut st, 0x10, 1001, b"", 100),
             TcpPlan::Insert { strip: 0 }
         );
-        assert!(!st.decided);
+        assert!(!st.decided && st.sent);
         // The first data at the same sequence number: the header again (same bytes, same
         // place), then the shift is fixed.
         assert_eq!(
-            plan_tcp(&mut st, 0x18, 1001, b"GET", 2, false, 100),
+            plan_tcp(&mut st, 0x18, 1001, b"GET", 100),
             TcpPlan::Insert { strip: 0 }
         );
         assert!(st.decided);
-        assert_eq!(
-            plan_tcp(&mut st, 0x18, 1004, b"x", 2, false, 100),
-            TcpPlan::Shift
-        );
+        assert_eq!(plan_tcp(&mut st, 0x18, 1004, b"x", 100), TcpPlan::Shift);
         assert_eq!(st.delta(), 28);
+        // A RST after the header: renumbered.
+        assert_eq!(plan_tcp(&mut st, 0x14, 1004, b"", 100), TcpPlan::Shift);
         // Too big to grow: the header goes alone.
         assert_eq!(
-            plan_tcp(&mut st, 0x10, 1001, &[1; 1460], 2, false, 0),
+            plan_tcp(&mut st, 0x10, 1001, &[1; 1460], 0),
             TcpPlan::Standalone { strip: 0 }
         );
         st.acked = true;
-        assert_eq!(
-            plan_tcp(&mut st, 0x10, 1001, b"", 2, false, 100),
-            TcpPlan::Shift
-        );
+        assert_eq!(plan_tcp(&mut st, 0x10, 1001, b"", 100), TcpPlan::Shift);
     }
 
     #[test]
@@ -678,40 +675,46 @@ mod tests {
         let h = v1();
         let mut body = h.as_bytes().to_vec();
         body.extend(b"GET");
-        let mut st = fresh(28);
+        let mut st = fresh(28, 2, false);
         assert_eq!(
-            plan_tcp(&mut st, 0x18, 1001, &body, 2, false, 100),
+            plan_tcp(&mut st, 0x18, 1001, &body, 100),
             TcpPlan::Insert { strip: h.len() }
         );
         assert_eq!(st.delta(), 28u32.wrapping_sub(h.len() as u32));
         // Insecure, same version: passes untouched, nothing shifted.
-        let mut st = fresh(h.len() as u16);
-        assert_eq!(
-            plan_tcp(&mut st, 0x10, 1001, b"", 1, true, 100),
-            TcpPlan::Shift
-        );
-        assert_eq!(
-            plan_tcp(&mut st, 0x18, 1001, &body, 1, true, 100),
-            TcpPlan::Shift
-        );
+        let mut st = fresh(h.len() as u16, 1, true);
+        assert_eq!(plan_tcp(&mut st, 0x10, 1001, b"", 100), TcpPlan::Keep);
+        assert_eq!(plan_tcp(&mut st, 0x18, 1001, &body, 100), TcpPlan::Keep);
         assert_eq!((st.hdr, st.delta()), (0, 0));
+        assert_eq!(plan_tcp(&mut st, 0x18, 1049, b"x", 100), TcpPlan::Shift);
         // Insecure, other version: replaced by rvs's.
-        let mut st = fresh(28);
+        let mut st = fresh(28, 2, true);
         assert_eq!(
-            plan_tcp(&mut st, 0x18, 1001, &body, 2, true, 100),
+            plan_tcp(&mut st, 0x18, 1001, &body, 100),
             TcpPlan::Insert { strip: h.len() }
         );
         // Insecure, no header from the client: rvs's goes with the first data.
-        let mut st = fresh(28);
+        let mut st = fresh(28, 2, true);
         assert_eq!(
-            plan_tcp(&mut st, 0x18, 1001, b"GET", 2, true, 100),
+            plan_tcp(&mut st, 0x18, 1001, b"GET", 100),
             TcpPlan::Insert { strip: 0 }
         );
     }
 
+    /// Insecure modes: a client that closes without sending anything keeps its own numbers
+    /// (no header ever went, so there is nothing to shift by).
+    #[test]
+    fn insecure_mode_without_data_shifts_nothing() {
+        let mut st = fresh(28, 2, true);
+        assert_eq!(plan_tcp(&mut st, 0x10, 1001, b"", 100), TcpPlan::Keep);
+        assert_eq!(plan_tcp(&mut st, 0x11, 1001, b"", 100), TcpPlan::Keep);
+        assert_eq!(plan_tcp(&mut st, 0x14, 1001, b"", 100), TcpPlan::Keep);
+        assert!(!st.sent);
+    }
+
     #[test]
     fn acknowledgement_of_the_header_is_recognised() {
-        let st = fresh(28);
+        let st = fresh(28, 2, false);
         assert!(!header_acked(&st, 1001));
         assert!(!header_acked(&st, 1028));
         assert!(header_acked(&st, 1029));

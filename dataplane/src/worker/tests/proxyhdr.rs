@@ -478,3 +478,20 @@ fn the_syn_proxy_ack_carries_the_header() {
     let out = server(&mut h, l, 7001, 1001 + 28 + 3, &[], b"OK");
     assert_eq!(seq_ack(&out), (isn + 1, 1004));
 }
+
+/// `-E` of the service to another mode does not change a connection that has its header: a
+/// retransmission still carries the version it began with, the shift stays.
+#[test]
+fn a_service_edit_leaves_open_connections_their_header() {
+    let mut h = harness(mode(ProxyProtocol::V2));
+    let l = open(&mut h);
+    client(&mut h, 1001, ACK, b"");
+    let mut c = ServiceConfig::new(key(Protocol::Tcp, FNAT_PORT), "rr");
+    c.client_addr = mode(ProxyProtocol::V1);
+    h.services.edit_service(c).unwrap();
+    h.publish();
+    let out = client(&mut h, 1001, PSH_ACK, b"GET");
+    assert_eq!(payload(&out[0]), [v2(), b"GET".to_vec()].concat());
+    let out = server(&mut h, l, 5001, 1001 + 28 + 3, &[], b"");
+    assert_eq!(seq_ack(&out).1, 1004);
+}
