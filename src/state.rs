@@ -314,6 +314,28 @@ mod tests {
         assert_eq!(decode(Path::new("f"), &b).unwrap(), s);
     }
 
+    /// A version-2 file (records without the PROXY header's progress), as the previous rvsd
+    /// wrote it, is still read.
+    #[test]
+    fn version_2_files_are_read() {
+        let s = sample(3);
+        let header = serde_json::to_vec(&s.header).unwrap();
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&2u32.to_le_bytes());
+        b.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        b.extend_from_slice(&header);
+        b.extend_from_slice(&(s.conns.len() as u64).to_le_bytes());
+        for c in &s.conns {
+            let mut r = Vec::new();
+            c.encode(&mut r);
+            b.extend_from_slice(&r[..ConnRecord::SIZE_V2]);
+        }
+        let sum = fnv1a(&b);
+        b.extend_from_slice(&sum.to_le_bytes());
+        assert_eq!(decode(Path::new("f"), &b).unwrap(), s);
+    }
+
     #[test]
     fn round_trip() {
         let s = sample(3);
@@ -333,11 +355,11 @@ mod tests {
             "/var/lib/rvs/rvsd.state: not an rvs state file (no RVSSTATE magic)"
         );
         assert!(msg(b"").contains("not an rvs state file"));
-        let mut v3 = good.clone();
-        v3[8] = 3;
+        let mut v4 = good.clone();
+        v4[8] = 4;
         assert_eq!(
-            msg(&v3),
-            "/var/lib/rvs/rvsd.state: state file format version 3, this rvsd reads versions 1 to 2"
+            msg(&v4),
+            "/var/lib/rvs/rvsd.state: state file format version 4, this rvsd reads versions 1 to 3"
         );
         // Every truncation is refused, none panics.
         for n in 8..good.len() {
