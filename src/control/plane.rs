@@ -441,6 +441,7 @@ impl State {
             addrs: self.addrs.clone(),
             routes: self.routes.clone(),
             static_neighs: self.static_neighs.clone(),
+            v6: Default::default(),
             timeouts: self.timeouts,
             laddrs: Arc::new(laddrs),
             persist: self.persist.clone(),

@@ -446,7 +446,8 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
             let mut burst_port = None;
             for m in rx_batch.drain() {
                 let port = port_of.get(usize::from(m.port())).copied().flatten();
-                let arp = m.data().get(12..14) == Some(&[0x08, 0x06]);
+                let arp = m.data().get(12..14) == Some(&[0x08, 0x06])
+                    || dataplane::worker::is_nd_frame(m.data());
                 if port != burst_port || arp {
                     if let Some(bp) = burst_port {
                         let nic = |_: &Packet| None;
