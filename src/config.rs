@@ -950,8 +950,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
                     format!("{:?} is not an IPv6 address", n.ip),
                 )
             })?;
-            let mac =
-                parse_mac(&n.mac).map_err(|m| invalid(file, format!("neigh[{i}].mac"), m))?;
+            let mac = parse_mac(&n.mac).map_err(|m| invalid(file, format!("neigh[{i}].mac"), m))?;
             neighs6.push(Neigh6Conf { port, ip, mac });
             continue;
         }
@@ -1369,18 +1368,23 @@ rules = "conf/demo.rules"
         assert!(e.starts_with("t.toml: addr[1].ip: "), "{e}");
         assert!(e.contains("over 128"), "{e}");
         let e = with("[[addr]]\nport = \"dp0\"\nip = \"ff02::1/64\"\n");
-        assert!(e.contains("addr[1].ip: ff02::1 is not a unicast address"), "{e}");
+        assert!(
+            e.contains("addr[1].ip: ff02::1 is not a unicast address"),
+            "{e}"
+        );
         let e = with(
             "[[addr]]\nport = \"dp0\"\nip = \"2001:2::1/64\"\n\
              [[addr]]\nport = \"dp1\"\nip = \"2001:2::1/64\"\n",
         );
         assert!(e.starts_with("t.toml: addr[2].ip: "), "{e}");
         assert!(e.contains("configured twice"), "{e}");
-        let e = with("[[route]]\nprefix = \"2001:2:1::/48\"\nvia = \"198.18.0.9\"\nport = \"dp0\"\n");
+        let e =
+            with("[[route]]\nprefix = \"2001:2:1::/48\"\nvia = \"198.18.0.9\"\nport = \"dp0\"\n");
         assert!(e.starts_with("t.toml: route[1].via: "), "{e}");
         let e = with("[[route]]\nprefix = \"2001:2:1::/48\"\nport = \"nope\"\n");
         assert!(e.starts_with("t.toml: route[1].port: "), "{e}");
-        let e = with("[[neigh]]\nport = \"dp0\"\nip = \"2001:2::g\"\nmac = \"02:00:00:00:00:01\"\n");
+        let e =
+            with("[[neigh]]\nport = \"dp0\"\nip = \"2001:2::g\"\nmac = \"02:00:00:00:00:01\"\n");
         assert!(e.starts_with("t.toml: neigh[0].ip: "), "{e}");
     }
 

@@ -103,10 +103,7 @@ fn nd_lladdr(frame: &[u8]) -> MacAddr {
 pub fn is_nd_frame(frame: &[u8]) -> bool {
     frame.get(12..14) == Some(&[0x86, 0xdd][..])
         && frame.get(L3 + 6) == Some(&next_header::ICMPV6.0)
-        && matches!(
-            frame.get(L3 + ipv6::HEADER_LEN).copied(),
-            Some(135 | 136)
-        )
+        && matches!(frame.get(L3 + ipv6::HEADER_LEN).copied(), Some(135 | 136))
 }
 
 /// Whether `frame` is a Neighbour Advertisement: the kernel twin gets a copy (its own
@@ -136,17 +133,15 @@ impl<B: PacketBuf> State<B> {
             (ext, ip.src_addr(), ip.dst_addr())
         };
         if ext.protocol == next_header::ICMPV6 {
-            let ty = buf
-                .data()
-                .get(L3 + ext.l4_offset)
-                .copied()
-                .map(Icmpv6Type);
+            let ty = buf.data().get(L3 + ext.l4_offset).copied().map(Icmpv6Type);
             match ty {
                 Some(Icmpv6Type::NEIGHBOR_SOLICIT | Icmpv6Type::NEIGHBOR_ADVERT) => {
                     return self.handle_nd(tables, now, port, mac, buf, io);
                 }
                 Some(Icmpv6Type::ECHO_REQUEST) if tables.answers_for6(port, dst) => {
-                    if src.is_unspecified() || src.is_multicast() || tables.addrs.owns6(src).is_some()
+                    if src.is_unspecified()
+                        || src.is_multicast()
+                        || tables.addrs.owns6(src).is_some()
                     {
                         return Err(DropReason::MartianSource);
                     }
@@ -306,9 +301,7 @@ impl<B: PacketBuf> State<B> {
         self.announced6
             .retain(|(p, ip)| tables.addrs.owns_on6(*p, *ip));
         for a in tables.addrs.iter6() {
-            if self.announced6.len() >= MAX_ANNOUNCED
-                || self.announced6.contains(&(a.port, a.ip))
-            {
+            if self.announced6.len() >= MAX_ANNOUNCED || self.announced6.contains(&(a.port, a.ip)) {
                 continue;
             }
             let Some(mac) = self.cfg.ports.get(usize::from(a.port)).map(|p| p.mac) else {

@@ -99,7 +99,15 @@ fn client_ns(src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
         body.extend_from_slice(&[1, 1]);
         body.extend_from_slice(&CLIENT_MAC.0);
     }
-    v6_frame(gmac, src, group, 58, 255, &[], &icmp6(src, group, 135, &body))
+    v6_frame(
+        gmac,
+        src,
+        group,
+        58,
+        255,
+        &[],
+        &icmp6(src, group, 135, &body),
+    )
 }
 
 /// The client's solicited advertisement of its own address to `to` (S and O, its MAC).
@@ -108,14 +116,30 @@ fn client_na(to: Ipv6Addr) -> Vec<u8> {
     body.extend_from_slice(&CIP6.octets());
     body.extend_from_slice(&[2, 1]);
     body.extend_from_slice(&CLIENT_MAC.0);
-    v6_frame(PORT0_MAC.0, CIP6, to, 58, 255, &[], &icmp6(CIP6, to, 136, &body))
+    v6_frame(
+        PORT0_MAC.0,
+        CIP6,
+        to,
+        58,
+        255,
+        &[],
+        &icmp6(CIP6, to, 136, &body),
+    )
 }
 
 fn echo_request(src: Ipv6Addr, dst: Ipv6Addr, seq: u16) -> Vec<u8> {
     let mut body = vec![0x12, 0x34];
     body.extend_from_slice(&seq.to_be_bytes());
     body.extend_from_slice(b"rvs ping6 payload");
-    v6_frame(PORT0_MAC.0, src, dst, 58, 64, &[], &icmp6(src, dst, 128, &body))
+    v6_frame(
+        PORT0_MAC.0,
+        src,
+        dst,
+        58,
+        64,
+        &[],
+        &icmp6(src, dst, 128, &body),
+    )
 }
 
 /// An ICMPv6 frame rvs sent, read and checked independently.
@@ -172,7 +196,11 @@ fn solicitation_for_an_owned_address_is_answered_and_teaches_the_solicitor() {
     assert_eq!(na.eth_src, PORT0_MAC.0);
     assert_eq!((na.src, na.dst, na.hop_limit), (DIP6, CIP6, 255));
     assert_eq!(na.msg.len(), 32);
-    assert_eq!((na.msg[0], na.msg[1]), (136, 0), "a neighbour advertisement");
+    assert_eq!(
+        (na.msg[0], na.msg[1]),
+        (136, 0),
+        "a neighbour advertisement"
+    );
     assert_eq!(na.msg[4], 0x60, "solicited and override, not router");
     assert_eq!(&na.msg[8..24], &DIP6.octets());
     assert_eq!(&na.msg[24..26], &[2, 1], "target link-layer address option");
@@ -263,7 +291,11 @@ fn echo_to_an_unresolved_client_solicits_it_and_the_reply_waits_for_the_advertis
     assert_eq!((reply.eth_dst, reply.eth_src), (CLIENT_MAC.0, PORT0_MAC.0));
     assert_eq!((reply.src, reply.dst), (DIP6, CIP6));
     assert_eq!(reply.msg[0], 129, "echo reply");
-    assert_eq!(&reply.msg[4..], &req[58..], "identifier, sequence and data echoed");
+    assert_eq!(
+        &reply.msg[4..],
+        &req[58..],
+        "identifier, sequence and data echoed"
+    );
     let n = h.worker.neighs6().next().unwrap();
     assert_eq!((n.state, n.queued), (NeighState::Reachable, 0));
     // The next request is answered at once.
@@ -433,7 +465,10 @@ fn addresses_are_announced_once_and_static_neighbours_installed() {
     let out = h.tick();
     assert_eq!(out.len(), 1, "{out:?}");
     let na = read6(&out[0].1);
-    assert_eq!((na.eth_dst, na.src, na.hop_limit), (ALL_NODES_MAC, DIP6, 255));
+    assert_eq!(
+        (na.eth_dst, na.src, na.hop_limit),
+        (ALL_NODES_MAC, DIP6, 255)
+    );
     assert_eq!((na.msg[0], na.msg[4]), (136, 0x20), "unsolicited, override");
     assert_eq!(&na.msg[8..24], &DIP6.octets());
     assert!(h.tick().is_empty(), "announced once");

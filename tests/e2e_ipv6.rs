@@ -1,0 +1,250 @@
+//! IPv6 at layer 3 end to end (docs/ipv6.md): the director owns 2001:2::1/64 on its client port
+//! (`[[addr]]` in the config file); a client namespace with 2001:2::2/64 pings it with the
+//! kernel's `ping -6`, which needs Neighbour Discovery both ways (the client solicits the
+//! director's MAC, rvs answers and learns the client, then routes its echo replies through its
+//! IPv6 neighbour table). `rvsctl` shows and changes IPv6 entries of the running daemon, and a
+//! configuration with a bad IPv6 address is refused naming file and key. Addresses only from
+//! 2001:2::/48, inside the test's own namespaces. Needs root; skips with a printed reason
+//! without it (CI runs it for real).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Rvsd, TestNet};
+
+fn rvsctl(socket: &Path, args: &[&str]) -> Output {
+    Command::new(common::bin("rvsctl"))
+        .args(args)
+        .env("RVS_SOCKET", socket)
+        .output()
+        .unwrap()
+}
+
+fn rvsctl_ok(socket: &Path, args: &[&str]) -> String {
+    let o = rvsctl(socket, args);
+    assert!(
+        o.status.success(),
+        "rvsctl {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The MAC of `dev` in namespace `ns`.
+fn mac_of(ns: &str, dev: &str) -> String {
+    let o = Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show", dev])
+        .output()
+        .unwrap();
+    let text = ok(&o, "ip link show");
+    let mut words = text.split_whitespace();
+    words
+        .by_ref()
+        .find(|w| *w == "link/ether")
+        .and_then(|_| words.next())
+        .unwrap_or_else(|| panic!("no MAC in {text}"))
+        .to_owned()
+}
+
+#[test]
+fn ping6_the_director_with_neighbour_discovery_both_ways() {
+    require_netns!();
+    let _serial = common::serial();
+    let net = TestNet::up("rvse2v6");
+    let (c, d) = (net.ns("c"), net.ns("d"));
+    // testnet.sh turns IPv6 off in every namespace; the client gets it back on its veth.
+    // (The director's kernel keeps it off: d0 belongs to rvs.)
+    ok(
+        &net.exec(
+            "c",
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=0",
+                "net.ipv6.conf.c0.disable_ipv6=0",
+            ],
+        ),
+        "sysctl",
+    );
+    ok(
+        &Command::new("ip")
+            .args([
+                "-n",
+                &c,
+                "-6",
+                "addr",
+                "add",
+                "2001:2::2/64",
+                "dev",
+                "c0",
+                "nodad",
+            ])
+            .output()
+            .unwrap(),
+        "ip -6 addr add",
+    );
+    let conf = common::DirectorConf {
+        extra: "[[addr]]\nport = \"dp0\"\nip = \"2001:2::1/64\"\n",
+        ..common::DirectorConf::new(1)
+    };
+    let (text, socket) = conf.render(&net);
+    let rvsd = Rvsd::start(Some(&d), &text, &socket, &net.state_dir());
+
+    let ping = net.exec("c", &["ping", "-6", "-c", "3", "-W", "2", "2001:2::1"]);
+    let out = String::from_utf8_lossy(&ping.stdout);
+    assert!(ping.status.success(), "ping -6: {out}\n{}", rvsd.log_text());
+    assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
+
+    // The client learnt the director's MAC by Neighbour Discovery.
+    let d0_mac = mac_of(&d, "d0");
+    let neigh = ok(
+        &Command::new("ip")
+            .args(["-n", &c, "-6", "neigh", "show", "2001:2::1", "dev", "c0"])
+            .output()
+            .unwrap(),
+        "ip -6 neigh",
+    );
+    assert!(
+        neigh.contains(&format!("lladdr {d0_mac}")),
+        "client neighbour: {neigh:?}, director MAC {d0_mac}"
+    );
+
+    // rvs learnt the client (its solicitation, then its advertisement).
+    let c0_mac = mac_of(&c, "c0");
+    let neighs = rvsctl_ok(&socket, &["neigh", "show", "dev", "dp0"]);
+    assert!(
+        neighs.contains(&format!("2001:2::2 dev dp0 lladdr {c0_mac}")),
+        "{neighs}"
+    );
+    let addrs = rvsctl_ok(&socket, &["addr", "show", "dev", "dp0"]);
+    assert!(
+        addrs.contains("inet6 2001:2::1/64 scope global dp0"),
+        "{addrs}"
+    );
+    assert!(addrs.contains("inet 198.18.0.1/24"), "{addrs}");
+
+    // Changes at run time: an address and a route, shown, refused when wrong, removed.
+    rvsctl_ok(&socket, &["addr", "add", "2001:2:0:1::1/64", "dev", "dp1"]);
+    rvsctl_ok(
+        &socket,
+        &[
+            "route",
+            "add",
+            "2001:2:5::/48",
+            "via",
+            "2001:2::fe",
+            "dev",
+            "dp0",
+        ],
+    );
+    let routes = rvsctl_ok(&socket, &["route", "show"]);
+    for want in [
+        "2001:2::/64 dev dp0 proto kernel scope link",
+        "2001:2:0:1::/64 dev dp1 proto kernel scope link",
+        "2001:2:5::/48 via 2001:2::fe dev dp0",
+        "198.18.0.0/24 dev dp0 proto kernel scope link",
+    ] {
+        assert!(routes.contains(want), "{want:?} in {routes}");
+    }
+    let o = rvsctl(&socket, &["addr", "add", "2001:2::1/64", "dev", "dp1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "rvsctl: 2001:2::1 is already owned on dp0\n"
+    );
+    let o = rvsctl(
+        &socket,
+        &[
+            "route",
+            "add",
+            "2001:2:6::/48",
+            "via",
+            "2001:2:9::1",
+            "dev",
+            "dp0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    rvsctl_ok(&socket, &["route", "del", "2001:2:5::/48"]);
+    rvsctl_ok(&socket, &["addr", "del", "2001:2:0:1::1/64", "dev", "dp1"]);
+    let routes = rvsctl_ok(&socket, &["route", "show"]);
+    assert!(!routes.contains("2001:2:5::"), "{routes}");
+    assert!(!routes.contains("2001:2:0:1::"), "{routes}");
+    // A static IPv6 neighbour, listed as permanent, then deleted.
+    rvsctl_ok(
+        &socket,
+        &[
+            "neigh",
+            "add",
+            "2001:2::9",
+            "lladdr",
+            "02:00:00:00:00:09",
+            "dev",
+            "dp0",
+        ],
+    );
+    let neighs = rvsctl_ok(&socket, &["neigh", "show"]);
+    assert!(
+        neighs.contains("2001:2::9 dev dp0 lladdr 02:00:00:00:00:09 PERMANENT"),
+        "{neighs}"
+    );
+    rvsctl_ok(&socket, &["neigh", "del", "2001:2::9", "dev", "dp0"]);
+    assert!(!rvsctl_ok(&socket, &["neigh", "show"]).contains("2001:2::9"));
+
+    // The daemon still answers after the refused requests.
+    let ping = net.exec("c", &["ping", "-6", "-c", "1", "-W", "2", "2001:2::1"]);
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let (status, log) = rvsd.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn a_bad_ipv6_address_in_the_config_is_named_with_file_and_key() {
+    let dir = std::env::temp_dir().join(format!("rvs-test-v6conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "2001:2::zz/64",
+            "addr[0].ip: \"2001:2::zz/64\" is not an IPv6 address",
+        ),
+        ("2001:2::1/130", "addr[0].ip: prefix length 130 is over 128"),
+    ];
+    for (i, (ip, want)) in cases.iter().enumerate() {
+        let f = dir.join(format!("v6-{i}.toml"));
+        std::fs::write(
+            &f,
+            format!(
+                "[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\n[[addr]]\nport = \"dp0\"\nip = \"{ip}\"\n"
+            ),
+        )
+        .unwrap();
+        let o = Command::new(common::bin("rvsd"))
+            .args(["--config", f.to_str().unwrap(), "--check"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "case {i}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.starts_with(&format!("rvsd: {}: {want}", f.display())),
+            "case {i}: {e}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
