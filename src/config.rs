@@ -569,6 +569,8 @@ pub struct KernelConf {
     pub driver: TwinDriver,
     /// Addresses to put on the interface (resolved: the port's `[[addr]]` when not given).
     pub addrs: Vec<Prefix>,
+    /// The IPv6 ones (IPv6 is turned on for the interface when there are any).
+    pub addrs6: Vec<Prefix6>,
     pub rate: u32,
     pub burst: u32,
     /// Serviceable VIPs go on this twin as /32 addresses.
@@ -1026,6 +1028,11 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
                 .filter(|a| usize::from(a.port) == i)
                 .map(|a| a.prefix)
                 .collect();
+            conf.addrs6 = addrs6
+                .iter()
+                .filter(|a| usize::from(a.port) == i)
+                .map(|a| a.prefix)
+                .collect();
         }
     }
     Ok(Validated {
@@ -1179,9 +1186,14 @@ fn kernel_conf(
         }
     };
     let mut addrs = Vec::new();
+    let mut addrs6 = Vec::new();
     for (j, a) in k.addrs.iter().flatten().enumerate() {
-        addrs
-            .push(parse_prefix(a).map_err(|m| invalid(file, format!("{}[{j}]", key("addrs")), m))?);
+        let bad = |m| invalid(file, format!("{}[{j}]", key("addrs")), m);
+        if is_v6_text(a) {
+            addrs6.push(parse_prefix6(a).map_err(bad)?);
+        } else {
+            addrs.push(parse_prefix(a).map_err(bad)?);
+        }
     }
     if k.rate == 0 {
         return Err(invalid(file, key("rate"), "at least 1 frame per second"));
@@ -1193,6 +1205,7 @@ fn kernel_conf(
         ifname,
         driver,
         addrs,
+        addrs6,
         rate: k.rate,
         burst: k.burst,
         announce: k.announce,

@@ -67,35 +67,7 @@ fn ping6_the_director_with_neighbour_discovery_both_ways() {
     let (c, d) = (net.ns("c"), net.ns("d"));
     // testnet.sh turns IPv6 off in every namespace; the client gets it back on its veth.
     // (The director's kernel keeps it off: d0 belongs to rvs.)
-    ok(
-        &net.exec(
-            "c",
-            &[
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=0",
-                "net.ipv6.conf.c0.disable_ipv6=0",
-            ],
-        ),
-        "sysctl",
-    );
-    ok(
-        &Command::new("ip")
-            .args([
-                "-n",
-                &c,
-                "-6",
-                "addr",
-                "add",
-                "2001:2::2/64",
-                "dev",
-                "c0",
-                "nodad",
-            ])
-            .output()
-            .unwrap(),
-        "ip -6 addr add",
-    );
+    client_v6(&net);
     let conf = common::DirectorConf {
         extra: "[[addr]]\nport = \"dp0\"\nip = \"2001:2::1/64\"\n",
         ..common::DirectorConf::new(1)
@@ -211,6 +183,116 @@ fn ping6_the_director_with_neighbour_discovery_both_ways() {
         "{}",
         String::from_utf8_lossy(&ping.stdout)
     );
+    let (status, log) = rvsd.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// Client namespace with IPv6 back on and 2001:2::2/64 on c0.
+fn client_v6(net: &TestNet) {
+    ok(
+        &net.exec(
+            "c",
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=0",
+                "net.ipv6.conf.c0.disable_ipv6=0",
+            ],
+        ),
+        "sysctl",
+    );
+    ok(
+        &Command::new("ip")
+            .args([
+                "-n",
+                &net.ns("c"),
+                "-6",
+                "addr",
+                "add",
+                "2001:2::2/64",
+                "dev",
+                "c0",
+                "nodad",
+            ])
+            .output()
+            .unwrap(),
+        "ip -6 addr add",
+    );
+}
+
+/// With a kernel twin on the port, the twin carries the director's IPv6 address too, and the
+/// director's own IPv6 traffic reaches its kernel: an HTTP server of the director's namespace
+/// on [2001:2::1]:8080 answers the client through rvs (rvs hands the segments to the twin as
+/// `ipv6_not_served`, and copies the client's advertisements to it so that the kernel resolves
+/// the client), while echo requests stay rvs's.
+#[test]
+fn the_kernel_twin_serves_the_directors_own_ipv6_traffic() {
+    require_netns!();
+    let _serial = common::serial();
+    let net = TestNet::up("rvse2v6k");
+    client_v6(&net);
+    let conf = common::DirectorConf {
+        kernel: Some("rate = 2000, burst = 1000"),
+        extra: "[[addr]]\nport = \"dp0\"\nip = \"2001:2::1/64\"\n",
+        ..common::DirectorConf::new(1)
+    };
+    let (text, socket) = conf.render(&net);
+    let rvsd = Rvsd::start(Some(&net.ns("d")), &text, &socket, &net.state_dir());
+    // The twin dp0 carries the address.
+    let addrs = ok(
+        &net.exec("d", &["ip", "-6", "addr", "show", "dev", "dp0"]),
+        "ip -6 addr show dp0",
+    );
+    assert!(addrs.contains("inet6 2001:2::1/64"), "{addrs}");
+
+    let www = net.state_dir().join("www-v6");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "director over IPv6\n").unwrap();
+    let mut server = net
+        .command("d")
+        .args([
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "2001:2::1",
+        ])
+        .arg("--directory")
+        .arg(&www)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(&net.exec("d", &["ss", "-ltn"]).stdout).contains(":8080 ") {
+        assert!(std::time::Instant::now() < deadline, "no listener on 8080");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let got = net.exec("c", &["curl", "-s", "-m", "5", "http://[2001:2::1]:8080/"]);
+    let body = String::from_utf8_lossy(&got.stdout).into_owned();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        body.trim(),
+        "director over IPv6",
+        "curl: {}\n{}",
+        String::from_utf8_lossy(&got.stderr),
+        rvsd.log_text()
+    );
+    let ping = net.exec("c", &["ping", "-6", "-c", "2", "-W", "2", "2001:2::1"]);
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    // Run-time changes follow onto the twin.
+    rvsctl_ok(&socket, &["addr", "add", "2001:2:0:7::1/64", "dev", "dp0"]);
+    let addrs = ok(
+        &net.exec("d", &["ip", "-6", "addr", "show", "dev", "dp0"]),
+        "ip -6 addr show dp0",
+    );
+    assert!(addrs.contains("inet6 2001:2:0:7::1/64"), "{addrs}");
     let (status, log) = rvsd.stop();
     assert!(status.success(), "{log}");
 }

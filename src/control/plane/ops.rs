@@ -675,7 +675,10 @@ impl ControlPlane {
     /// follows the port's addresses, gets the same change. A failure is logged (rvs's own
     /// change stands).
     fn twin_follows(&self, a: &AddrSpec, add: bool) {
-        let IpAddr::V4(ip) = a.addr else { return };
+        let ip = match a.addr {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => return self.twin_follows6(a, ip, add),
+        };
         let prefix = crate::config::Prefix {
             addr: ip,
             len: a.prefix_len,
@@ -697,6 +700,26 @@ impl ControlPlane {
                 }
             }
             Err(e) => tracing::warn!(twin = %twin.ifname, "address {prefix}: {e:#}"),
+        }
+    }
+
+    /// [`ControlPlane::twin_follows`] for an IPv6 address.
+    fn twin_follows6(&self, a: &AddrSpec, ip: Ipv6Addr, add: bool) {
+        let prefix = crate::config::Prefix6 {
+            addr: ip,
+            len: a.prefix_len,
+        };
+        let ports = lock(&self.ports);
+        let Some(twin) = ports
+            .iter()
+            .find(|p| p.name == a.port)
+            .and_then(|p| p.kernel.as_ref())
+            .filter(|t| t.follows_owned)
+        else {
+            return;
+        };
+        if let Err(e) = crate::runtime::kernel::twin_addr6(&twin.ifname, prefix, add) {
+            tracing::warn!(twin = %twin.ifname, "address {prefix}: {e:#}");
         }
     }
 }
