@@ -495,6 +495,33 @@ mac = "02:00:00:00:01:10"
     }
 
     #[test]
+    fn ipv6_network_changes_become_requests_too() {
+        let v6 = |addr: &str, route: &str, mac: &str| {
+            format!(
+                "{BASE}[[addr]]\nport = \"dp0\"\nip = \"{addr}\"\n\
+                 [[route]]\nprefix = \"{route}\"\nvia = \"2001:2::fe\"\nport = \"dp0\"\n\
+                 [[neigh]]\nport = \"dp0\"\nip = \"2001:2::fe\"\nmac = \"{mac}\"\n"
+            )
+        };
+        let a = conf(&v6("2001:2::1/64", "2001:2:8::/48", "02:00:00:00:00:fe"));
+        assert!(net_requests(&a, &a).is_empty());
+        let b = conf(&v6("2001:2::2/64", "2001:2:9::/48", "02:00:00:00:00:fd"));
+        let got: Vec<String> = net_requests(&a, &b)
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        assert_eq!(got.len(), 5, "{got:#?}");
+        assert!(got[0].contains("del_route") && got[0].contains("2001:2:8::"));
+        assert!(got[1].contains("del_addr") && got[1].contains("2001:2::1"));
+        assert!(got[2].contains("add_addr") && got[2].contains("2001:2::2"));
+        assert!(got[3].contains("add_route") && got[3].contains("2001:2:9::"));
+        assert!(got[4].contains("add_neigh") && got[4].contains("2001:2::fe"));
+        // Without IPv6 entries at all: every one of them is removed.
+        let got = net_requests(&a, &conf(BASE));
+        assert_eq!(got.len(), 3, "{got:#?}");
+    }
+
+    #[test]
     fn network_changes_become_requests_in_order() {
         let a = conf(BASE);
         let b = conf(

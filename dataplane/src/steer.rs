@@ -540,6 +540,12 @@ mod tests {
             VIP,
         );
         assert_eq!(s.owner(&arp, &Ctx), Owner::All);
+        // IPv6 Neighbour Discovery too (every worker has its own IPv6 neighbour table); other
+        // IPv6 stays with the receiver.
+        let mut nd = crate::wire::fixtures_v6::NS.to_vec();
+        assert_eq!(s.owner(&nd, &Ctx), Owner::All);
+        nd[ethernet::HEADER_LEN + 40] = 128; // an echo request
+        assert_eq!(s.owner(&nd, &Ctx), Owner::Receiver);
         let echo = crate::testutil::icmp_echo_frame(&FrameSpec::new(CIP, 0, VIP, 0), 8, 1, 1, b"x");
         assert_eq!(s.owner(&echo, &Ctx), Owner::Receiver);
         assert_eq!(s.owner(&[0u8; 10], &Ctx), Owner::Receiver);

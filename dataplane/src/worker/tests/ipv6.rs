@@ -325,6 +325,24 @@ fn unresolved_next_hop_is_solicited_again_then_fails() {
 }
 
 #[test]
+fn echo_replies_share_the_echo_budget() {
+    let mut h = v6_harness();
+    h.rx(CLIENT_NET, client_ns(CIP6, DIP6));
+    // The default budget: a burst of 50 at one instant, then nothing until time passes.
+    let burst = crate::l3::ratelimit::IcmpLimits::default().burst as u16;
+    for seq in 0..burst {
+        assert_eq!(h.rx(CLIENT_NET, echo_request(CIP6, DIP6, seq)).len(), 1);
+    }
+    h.expect_drop(
+        CLIENT_NET,
+        echo_request(CIP6, DIP6, burst),
+        DropReason::IcmpRateLimited,
+    );
+    h.advance(1);
+    assert_eq!(h.rx(CLIENT_NET, echo_request(CIP6, DIP6, 0)).len(), 1);
+}
+
+#[test]
 fn echo_to_an_address_we_do_not_own_is_not_answered() {
     let mut h = v6_harness();
     h.expect_drop(
