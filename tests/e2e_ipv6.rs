@@ -187,6 +187,56 @@ fn ping6_the_director_with_neighbour_discovery_both_ways() {
     assert!(status.success(), "{log}");
 }
 
+/// Two workers: Neighbour Discovery frames are copied to every worker (each has its own IPv6
+/// neighbour table), so whichever worker a ping lands on can route its reply; every neighbour
+/// entry is listed once per worker.
+#[test]
+fn ping6_with_two_workers() {
+    require_netns!();
+    let _serial = common::serial();
+    let net = TestNet::up("rvse2v6w2");
+    client_v6(&net);
+    let conf = common::DirectorConf {
+        extra: "[[addr]]\nport = \"dp0\"\nip = \"2001:2::1/64\"\n",
+        ..common::DirectorConf::new(2)
+    };
+    let (text, socket) = conf.render(&net);
+    let rvsd = Rvsd::start(Some(&net.ns("d")), &text, &socket, &net.state_dir());
+    let ping = net.exec(
+        "c",
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "10",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "2001:2::1",
+        ],
+    );
+    let out = String::from_utf8_lossy(&ping.stdout);
+    assert!(
+        out.contains("10 packets transmitted, 10 received"),
+        "{out}\n{}",
+        rvsd.log_text()
+    );
+    let c0_mac = mac_of(&net.ns("c"), "c0");
+    let neighs = rvsctl_ok(&socket, &["neigh", "show", "dev", "dp0"]);
+    for w in 0..2 {
+        assert!(
+            neighs.lines().any(
+                |l| l.starts_with(&format!("2001:2::2 dev dp0 lladdr {c0_mac}"))
+                    && l.ends_with(&format!("worker {w}"))
+            ),
+            "worker {w}: {neighs}"
+        );
+    }
+    let (status, log) = rvsd.stop();
+    assert!(status.success(), "{log}");
+}
+
 /// Client namespace with IPv6 back on and 2001:2::2/64 on c0.
 fn client_v6(net: &TestNet) {
     ok(
