@@ -6,7 +6,7 @@
 //! NIC, no shared EAL config files (`--no-shconf`), so several rvsd processes can coexist.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -171,7 +171,8 @@ fn default_desc() -> u16 {
     1024
 }
 
-/// `[[addr]]`: an address the director owns, with its connected prefix.
+/// `[[addr]]`: an address the director owns, with its connected prefix (IPv4 or IPv6:
+/// `"2001:2::1/64"`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddrSection {
@@ -179,7 +180,7 @@ pub struct AddrSection {
     pub ip: String,
 }
 
-/// `[[route]]`: a static route.
+/// `[[route]]`: a static route (IPv4 or IPv6; `via` of the same family).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSection {
@@ -189,7 +190,8 @@ pub struct RouteSection {
     pub port: String,
 }
 
-/// `[[neigh]]`: a static neighbour (ARP) entry, as `ip neigh add ... nud permanent`.
+/// `[[neigh]]`: a static neighbour (ARP, or Neighbour Discovery for an IPv6 address) entry, as
+/// `ip neigh add ... nud permanent`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeighSection {
@@ -420,6 +422,45 @@ pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
     Ok(Prefix { addr, len })
 }
 
+/// An IPv6 prefix `addr/len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix6 {
+    pub addr: Ipv6Addr,
+    pub len: u8,
+}
+
+impl std::fmt::Display for Prefix6 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Parse `2001:2::1/64` (a bare address means /128).
+pub fn parse_prefix6(s: &str) -> Result<Prefix6, String> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => {
+            let len: u8 = l
+                .parse()
+                .map_err(|_| format!("bad prefix length in {s:?}"))?;
+            if len > 128 {
+                return Err(format!("prefix length {len} is over 128 in {s:?}"));
+            }
+            (a, len)
+        }
+        None => (s, 128),
+    };
+    let addr: Ipv6Addr = addr
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv6 address"))?;
+    Ok(Prefix6 { addr, len })
+}
+
+/// An address written with a colon is IPv6 (`[[addr]]`, `[[route]]` and `[[neigh]]` take
+/// either family).
+fn is_v6_text(s: &str) -> bool {
+    s.contains(':')
+}
+
 /// Parse an EAL core list such as `0-1`, `0,2,4-5` into lcore ids (in the given order, without
 /// duplicates).
 pub fn parse_cores(s: &str) -> Result<Vec<u32>, String> {
@@ -528,6 +569,8 @@ pub struct KernelConf {
     pub driver: TwinDriver,
     /// Addresses to put on the interface (resolved: the port's `[[addr]]` when not given).
     pub addrs: Vec<Prefix>,
+    /// The IPv6 ones (IPv6 is turned on for the interface when there are any).
+    pub addrs6: Vec<Prefix6>,
     pub rate: u32,
     pub burst: u32,
     /// Serviceable VIPs go on this twin as /32 addresses.
@@ -562,6 +605,30 @@ pub struct RouteConf {
     pub prefix: Prefix,
     pub via: Option<Ipv4Addr>,
     pub port: u16,
+}
+
+/// A validated owned IPv6 address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addr6Conf {
+    /// Index into [`Validated::ports`].
+    pub port: u16,
+    pub prefix: Prefix6,
+}
+
+/// A validated IPv6 route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route6Conf {
+    pub prefix: Prefix6,
+    pub via: Option<Ipv6Addr>,
+    pub port: u16,
+}
+
+/// A validated static IPv6 neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neigh6Conf {
+    pub port: u16,
+    pub ip: Ipv6Addr,
+    pub mac: [u8; 6],
 }
 
 /// A validated static neighbour.
@@ -609,6 +676,10 @@ pub struct Validated {
     pub addrs: Vec<AddrConf>,
     pub routes: Vec<RouteConf>,
     pub neighs: Vec<NeighConf>,
+    /// The IPv6 `[[addr]]`, `[[route]]` and `[[neigh]]` entries.
+    pub addrs6: Vec<Addr6Conf>,
+    pub routes6: Vec<Route6Conf>,
+    pub neighs6: Vec<Neigh6Conf>,
     /// Firewall-mark classifier rules, in order.
     pub fwmarks: Vec<dataplane::fwmark::MarkRule>,
     pub socket: PathBuf,
@@ -802,8 +873,26 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
             .ok_or_else(|| invalid(file, key, format!("no [[port]] is named {name:?}")))
     };
     let mut addrs = Vec::new();
+    let mut addrs6: Vec<Addr6Conf> = Vec::new();
     for (i, a) in raw.addrs.iter().enumerate() {
         let port = port_index(format!("addr[{i}].port"), &a.port)?;
+        if is_v6_text(&a.ip) {
+            let key = || format!("addr[{i}].ip");
+            let prefix = parse_prefix6(&a.ip).map_err(|m| invalid(file, key(), m))?;
+            let ip = prefix.addr;
+            if ip.is_multicast() || ip.is_unspecified() || ip.is_loopback() {
+                return Err(invalid(
+                    file,
+                    key(),
+                    format!("{ip} is not a unicast address"),
+                ));
+            }
+            if addrs6.iter().any(|o| o.prefix.addr == ip) {
+                return Err(invalid(file, key(), format!("{ip} is configured twice")));
+            }
+            addrs6.push(Addr6Conf { port, prefix });
+            continue;
+        }
         let prefix = parse_prefix(&a.ip).map_err(|m| invalid(file, format!("addr[{i}].ip"), m))?;
         if addrs
             .iter()
@@ -818,8 +907,25 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         addrs.push(AddrConf { port, prefix });
     }
     let mut routes = Vec::new();
+    let mut routes6 = Vec::new();
     for (i, r) in raw.routes.iter().enumerate() {
         let port = port_index(format!("route[{i}].port"), &r.port)?;
+        if is_v6_text(&r.prefix) {
+            let prefix = parse_prefix6(&r.prefix)
+                .map_err(|m| invalid(file, format!("route[{i}].prefix"), m))?;
+            let via = match &r.via {
+                Some(v) => Some(v.parse::<Ipv6Addr>().map_err(|_| {
+                    invalid(
+                        file,
+                        format!("route[{i}].via"),
+                        format!("{v:?} is not an IPv6 address (the prefix is IPv6)"),
+                    )
+                })?),
+                None => None,
+            };
+            routes6.push(Route6Conf { prefix, via, port });
+            continue;
+        }
         let prefix =
             parse_prefix(&r.prefix).map_err(|m| invalid(file, format!("route[{i}].prefix"), m))?;
         let via = match &r.via {
@@ -827,7 +933,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
                 invalid(
                     file,
                     format!("route[{i}].via"),
-                    format!("{v:?} is not an IPv4 address"),
+                    format!("{v:?} is not an IPv4 address (the prefix is IPv4)"),
                 )
             })?),
             None => None,
@@ -835,8 +941,21 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         routes.push(RouteConf { prefix, via, port });
     }
     let mut neighs = Vec::new();
+    let mut neighs6 = Vec::new();
     for (i, n) in raw.neighs.iter().enumerate() {
         let port = port_index(format!("neigh[{i}].port"), &n.port)?;
+        if is_v6_text(&n.ip) {
+            let ip = n.ip.parse::<Ipv6Addr>().map_err(|_| {
+                invalid(
+                    file,
+                    format!("neigh[{i}].ip"),
+                    format!("{:?} is not an IPv6 address", n.ip),
+                )
+            })?;
+            let mac = parse_mac(&n.mac).map_err(|m| invalid(file, format!("neigh[{i}].mac"), m))?;
+            neighs6.push(Neigh6Conf { port, ip, mac });
+            continue;
+        }
         let ip = n.ip.parse::<Ipv4Addr>().map_err(|_| {
             invalid(
                 file,
@@ -909,6 +1028,11 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
                 .filter(|a| usize::from(a.port) == i)
                 .map(|a| a.prefix)
                 .collect();
+            conf.addrs6 = addrs6
+                .iter()
+                .filter(|a| usize::from(a.port) == i)
+                .map(|a| a.prefix)
+                .collect();
         }
     }
     Ok(Validated {
@@ -921,6 +1045,9 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         addrs,
         routes,
         neighs,
+        addrs6,
+        routes6,
+        neighs6,
         fwmarks,
         socket: raw.control.socket,
         control_limits,
@@ -1059,9 +1186,14 @@ fn kernel_conf(
         }
     };
     let mut addrs = Vec::new();
+    let mut addrs6 = Vec::new();
     for (j, a) in k.addrs.iter().flatten().enumerate() {
-        addrs
-            .push(parse_prefix(a).map_err(|m| invalid(file, format!("{}[{j}]", key("addrs")), m))?);
+        let bad = |m| invalid(file, format!("{}[{j}]", key("addrs")), m);
+        if is_v6_text(a) {
+            addrs6.push(parse_prefix6(a).map_err(bad)?);
+        } else {
+            addrs.push(parse_prefix(a).map_err(bad)?);
+        }
     }
     if k.rate == 0 {
         return Err(invalid(file, key("rate"), "at least 1 frame per second"));
@@ -1073,6 +1205,7 @@ fn kernel_conf(
         ifname,
         driver,
         addrs,
+        addrs6,
         rate: k.rate,
         burst: k.burst,
         announce: k.announce,
@@ -1194,6 +1327,78 @@ rules = "conf/demo.rules"
 
     fn err(text: &str) -> String {
         parse(Path::new("t.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn ipv6_addresses_routes_and_neighbours() {
+        let text = format!(
+            "{GOOD}\n[[addr]]\nport = \"dp0\"\nip = \"2001:2::1/64\"\n\
+             [[addr]]\nport = \"dp1\"\nip = \"2001:2:0:1::1\"\n\
+             [[route]]\nprefix = \"::/0\"\nvia = \"2001:2::fe\"\nport = \"dp0\"\n\
+             [[neigh]]\nport = \"dp0\"\nip = \"2001:2::fe\"\nmac = \"02:00:00:00:00:fe\"\n"
+        );
+        let v = parse(Path::new("t.toml"), &text).unwrap();
+        assert_eq!(v.addrs.len(), 1, "IPv4 entries unchanged");
+        assert_eq!(v.routes.len(), 1);
+        assert_eq!(
+            v.addrs6,
+            vec![
+                Addr6Conf {
+                    port: 0,
+                    prefix: parse_prefix6("2001:2::1/64").unwrap()
+                },
+                Addr6Conf {
+                    port: 1,
+                    prefix: parse_prefix6("2001:2:0:1::1/128").unwrap()
+                },
+            ]
+        );
+        assert_eq!(
+            v.routes6,
+            vec![Route6Conf {
+                prefix: parse_prefix6("::/0").unwrap(),
+                via: Some("2001:2::fe".parse().unwrap()),
+                port: 0,
+            }]
+        );
+        assert_eq!(
+            v.neighs6,
+            vec![Neigh6Conf {
+                port: 0,
+                ip: "2001:2::fe".parse().unwrap(),
+                mac: [2, 0, 0, 0, 0, 0xfe],
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_ipv6_entries_name_file_and_key() {
+        let with = |extra: &str| err(&format!("{GOOD}\n{extra}"));
+        let e = with("[[addr]]\nport = \"dp0\"\nip = \"2001:2::zz/64\"\n");
+        assert!(e.starts_with("t.toml: addr[1].ip: "), "{e}");
+        assert!(e.contains("not an IPv6 address"), "{e}");
+        let e = with("[[addr]]\nport = \"dp0\"\nip = \"2001:2::1/129\"\n");
+        assert!(e.starts_with("t.toml: addr[1].ip: "), "{e}");
+        assert!(e.contains("over 128"), "{e}");
+        let e = with("[[addr]]\nport = \"dp0\"\nip = \"ff02::1/64\"\n");
+        assert!(
+            e.contains("addr[1].ip: ff02::1 is not a unicast address"),
+            "{e}"
+        );
+        let e = with(
+            "[[addr]]\nport = \"dp0\"\nip = \"2001:2::1/64\"\n\
+             [[addr]]\nport = \"dp1\"\nip = \"2001:2::1/64\"\n",
+        );
+        assert!(e.starts_with("t.toml: addr[2].ip: "), "{e}");
+        assert!(e.contains("configured twice"), "{e}");
+        let e =
+            with("[[route]]\nprefix = \"2001:2:1::/48\"\nvia = \"198.18.0.9\"\nport = \"dp0\"\n");
+        assert!(e.starts_with("t.toml: route[1].via: "), "{e}");
+        let e = with("[[route]]\nprefix = \"2001:2:1::/48\"\nport = \"nope\"\n");
+        assert!(e.starts_with("t.toml: route[1].port: "), "{e}");
+        let e =
+            with("[[neigh]]\nport = \"dp0\"\nip = \"2001:2::g\"\nmac = \"02:00:00:00:00:01\"\n");
+        assert!(e.starts_with("t.toml: neigh[0].ip: "), "{e}");
     }
 
     #[test]

@@ -84,12 +84,37 @@ pub fn net_requests(old: &Validated, new: &Validated) -> Vec<Request> {
         mac: n.mac,
         port: port(conf, n.port),
     };
-    let old_addrs: Vec<AddrSpec> = old.addrs.iter().map(|a| addr(old, a)).collect();
-    let new_addrs: Vec<AddrSpec> = new.addrs.iter().map(|a| addr(new, a)).collect();
-    let old_routes: Vec<RouteSpec> = old.routes.iter().map(|r| route(old, r)).collect();
-    let new_routes: Vec<RouteSpec> = new.routes.iter().map(|r| route(new, r)).collect();
-    let old_neighs: Vec<NeighSpec> = old.neighs.iter().map(|n| neigh(old, n)).collect();
-    let new_neighs: Vec<NeighSpec> = new.neighs.iter().map(|n| neigh(new, n)).collect();
+    let addr6 = |conf: &Validated, a: &crate::config::Addr6Conf| AddrSpec {
+        port: port(conf, a.port),
+        addr: IpAddr::V6(a.prefix.addr),
+        prefix_len: a.prefix.len,
+    };
+    let route6 = |conf: &Validated, r: &crate::config::Route6Conf| RouteSpec {
+        prefix: IpAddr::V6(r.prefix.addr),
+        len: r.prefix.len,
+        via: r.via.map(IpAddr::V6),
+        port: port(conf, r.port),
+    };
+    let neigh6 = |conf: &Validated, n: &crate::config::Neigh6Conf| NeighSpec {
+        ip: IpAddr::V6(n.ip),
+        mac: n.mac,
+        port: port(conf, n.port),
+    };
+    let addrs = |c: &Validated| -> Vec<AddrSpec> {
+        let v4 = c.addrs.iter().map(|a| addr(c, a));
+        v4.chain(c.addrs6.iter().map(|a| addr6(c, a))).collect()
+    };
+    let routes = |c: &Validated| -> Vec<RouteSpec> {
+        let v4 = c.routes.iter().map(|r| route(c, r));
+        v4.chain(c.routes6.iter().map(|r| route6(c, r))).collect()
+    };
+    let neighs = |c: &Validated| -> Vec<NeighSpec> {
+        let v4 = c.neighs.iter().map(|n| neigh(c, n));
+        v4.chain(c.neighs6.iter().map(|n| neigh6(c, n))).collect()
+    };
+    let (old_addrs, new_addrs) = (addrs(old), addrs(new));
+    let (old_routes, new_routes) = (routes(old), routes(new));
+    let (old_neighs, new_neighs) = (neighs(old), neighs(new));
 
     let mut out = Vec::new();
     for r in old_routes.iter().filter(|r| !new_routes.contains(r)) {
@@ -467,6 +492,33 @@ mac = "02:00:00:00:01:10"
                 "dataplane.neigh"
             ]
         );
+    }
+
+    #[test]
+    fn ipv6_network_changes_become_requests_too() {
+        let v6 = |addr: &str, route: &str, mac: &str| {
+            format!(
+                "{BASE}[[addr]]\nport = \"dp0\"\nip = \"{addr}\"\n\
+                 [[route]]\nprefix = \"{route}\"\nvia = \"2001:2::fe\"\nport = \"dp0\"\n\
+                 [[neigh]]\nport = \"dp0\"\nip = \"2001:2::fe\"\nmac = \"{mac}\"\n"
+            )
+        };
+        let a = conf(&v6("2001:2::1/64", "2001:2:8::/48", "02:00:00:00:00:fe"));
+        assert!(net_requests(&a, &a).is_empty());
+        let b = conf(&v6("2001:2::2/64", "2001:2:9::/48", "02:00:00:00:00:fd"));
+        let got: Vec<String> = net_requests(&a, &b)
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        assert_eq!(got.len(), 5, "{got:#?}");
+        assert!(got[0].contains("del_route") && got[0].contains("2001:2:8::"));
+        assert!(got[1].contains("del_addr") && got[1].contains("2001:2::1"));
+        assert!(got[2].contains("add_addr") && got[2].contains("2001:2::2"));
+        assert!(got[3].contains("add_route") && got[3].contains("2001:2:9::"));
+        assert!(got[4].contains("add_neigh") && got[4].contains("2001:2::fe"));
+        // Without IPv6 entries at all: every one of them is removed.
+        let got = net_requests(&a, &conf(BASE));
+        assert_eq!(got.len(), 3, "{got:#?}");
     }
 
     #[test]

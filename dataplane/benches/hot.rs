@@ -83,6 +83,18 @@ fn parse(c: &mut Criterion) {
             )
         })
     });
+    // The worker's parse-once classifier (`dataplane::parse::parse`) on the same IPv4 frame: the
+    // IPv4 fast path, which IPv6 support must not slow down.
+    let mac = dataplane::wire::MacAddr([2, 0, 0, 0, 0, 0xd0]);
+    c.bench_function("parse::parse eth+ipv4+tcp (worker classifier)", |b| {
+        b.iter(|| {
+            dataplane::parse::parse(
+                black_box(&f[..]),
+                mac,
+                dataplane::parse::RxChecksum::default(),
+            )
+        })
+    });
     c.bench_function("tcp checksum verify (full, 20 B)", |b| {
         let ip = ipv4::Packet::new_checked(&f[ethernet::HEADER_LEN..]).expect("ip");
         let t = tcp::Packet::new_checked(ip.payload()).expect("tcp");

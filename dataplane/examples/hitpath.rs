@@ -135,6 +135,7 @@ fn main() {
         routes: RouteTable::with_connected(&addrs),
         addrs,
         static_neighs,
+        v6: Default::default(),
         timeouts: Timeouts::default(),
         laddrs: Arc::new(dataplane::laddr::LaddrTable::new(1)),
         persist: Arc::new(dataplane::persist::PersistTable::new(1024, 1)),

@@ -129,6 +129,33 @@ drop_reasons! {
     /// MTU (rvs does not fragment); a datagram with DF set was answered with ICMP
     /// fragmentation-needed.
     ProxyHdrTooBig => "proxy_hdr_too_big",
+    /// IPv6 header truncated or of the wrong version.
+    Ipv6Malformed => "ipv6_malformed",
+    /// IPv6 payload length larger than the frame.
+    Ipv6BadLength => "ipv6_bad_length",
+    /// IPv6 extension-header chain malformed: a header running past the payload, hop-by-hop
+    /// options not first, a second fragment or routing header.
+    Ipv6ExtMalformed => "ipv6_ext_malformed",
+    /// More IPv6 extension headers than the policy allows (8).
+    Ipv6ExtHeadersTooMany => "ipv6_ext_headers_too_many",
+    /// IPv6 fragment (policy: fragments are not reassembled; atomic fragments pass).
+    Ipv6Fragment => "ipv6_fragment",
+    /// IPv6 routing header with segments left: the destination is a waypoint, not the packet's
+    /// final destination.
+    Ipv6RoutingHeader => "ipv6_routing_header",
+    /// IPv6 traffic rvs does not serve yet: to one of the director's IPv6 addresses, a
+    /// link-local address or a multicast group, other than Neighbour Discovery and echo
+    /// requests (given to the kernel twin when the port has one).
+    Ipv6NotServed => "ipv6_not_served",
+    /// Neighbour Solicitation or Advertisement failing RFC 4861's checks (hop limit not 255,
+    /// bad options, DAD probe not to the solicited-node group, ...).
+    NdMalformed => "nd_malformed",
+    /// Neighbour Solicitation for an address that is not ours on the port, or our own ND frame
+    /// coming back.
+    NdNotForUs => "nd_not_for_us",
+    /// Neighbour Advertisement from another node for one of our addresses (an address
+    /// conflict).
+    NdAddressConflict => "nd_address_conflict",
 }
 
 /// Per-reason drop counts of one worker.

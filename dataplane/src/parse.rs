@@ -8,7 +8,10 @@
 //! IPv4 must have a sound header (`ipv4_bad_length`, `ipv4_malformed`), a good header checksum
 //! (`ipv4_bad_checksum`; skipped when the NIC verified it, see [`RxChecksum`]) and must not be a
 //! fragment (`ipv4_fragment`); a TCP or UDP header must fit (`tcp_malformed`, `udp_malformed`).
-//! Other ethertypes are `unknown_ethertype`. IPv4 options are allowed (and reported in
+//! IPv6 (ethertype `0x86dd`) is classified [`Class::Ipv6`] without further checks: the worker's
+//! IPv6 path validates it (it is not on the IPv4 fast path), and frames to an IPv6 multicast MAC
+//! (`33:33:...`: solicited-node and all-nodes groups) are accepted for it. Other ethertypes are
+//! `unknown_ethertype`. IPv4 options are allowed (and reported in
 //! [`Parsed::options`]); L4 is found through the IHL.
 //!
 //! The L4 checksum is not verified here: only a packet that opens a connection is checked (see
@@ -50,6 +53,9 @@ pub enum Class {
     Icmp,
     /// Another IPv4 protocol ([`Parsed::key`] has the addresses).
     OtherIp,
+    /// An IPv6 frame, to our MAC, broadcast or an IPv6 multicast MAC (not validated yet: the
+    /// worker's IPv6 path does it; [`Parsed::key`] is empty).
+    Ipv6,
 }
 
 /// One frame, validated. Offsets are from the start of the frame.
@@ -97,7 +103,7 @@ pub fn parse(frame: &[u8], mac: MacAddr, hw: RxChecksum) -> Parsed {
         return Parsed::dropped(DropReason::EthTruncated);
     };
     let dst = eth.dst_addr();
-    if dst != mac && !dst.is_broadcast() {
+    if dst != mac && !dst.is_broadcast() && !is_ipv6_multicast(&eth) {
         return Parsed::dropped(DropReason::NotOurMac);
     }
     match eth.ethertype() {
@@ -106,8 +112,20 @@ pub fn parse(frame: &[u8], mac: MacAddr, hw: RxChecksum) -> Parsed {
             class: Class::Arp,
             ..Parsed::dropped(DropReason::EthTruncated)
         },
+        crate::wire::EtherType::IPV6 => Parsed {
+            class: Class::Ipv6,
+            ..Parsed::dropped(DropReason::EthTruncated)
+        },
         _ => Parsed::dropped(DropReason::UnknownEthertype),
     }
+}
+
+/// An IPv6 frame to an IPv6 multicast MAC (`33:33:...`, RFC 2464 7). Asked only of frames not
+/// to our MAC nor broadcast.
+#[cold]
+fn is_ipv6_multicast<T: AsRef<[u8]>>(eth: &ethernet::Frame<T>) -> bool {
+    let d = eth.dst_addr().0;
+    d[0] == 0x33 && d[1] == 0x33 && eth.ethertype() == crate::wire::EtherType::IPV6
 }
 
 fn parse_ipv4(frame: &[u8], hw: RxChecksum) -> Parsed {
@@ -268,11 +286,36 @@ mod tests {
         };
         assert_eq!(reason(&good, hw_bad), Some(DropReason::Ipv4BadChecksum));
         let mut f = good.clone();
-        f[12] = 0x86;
-        f[13] = 0xdd;
+        f[12] = 0x88;
+        f[13] = 0xcc; // LLDP
         assert_eq!(
             reason(&f, RxChecksum::default()),
             Some(DropReason::UnknownEthertype)
+        );
+    }
+
+    #[test]
+    fn ipv6_frames_to_us_and_to_ipv6_groups_are_classified() {
+        let mut f = tcp_frame(&spec(), TcpFlags::ACK, b"");
+        f[12] = 0x86;
+        f[13] = 0xdd;
+        assert_eq!(parse(&f, MAC, RxChecksum::default()).class, Class::Ipv6);
+        // Solicited-node and all-nodes groups: accepted for IPv6 only.
+        for group in [[0x33, 0x33, 0xff, 0, 0, 1], [0x33, 0x33, 0, 0, 0, 1]] {
+            f[..6].copy_from_slice(&group);
+            assert_eq!(parse(&f, MAC, RxChecksum::default()).class, Class::Ipv6);
+        }
+        let mut v4 = tcp_frame(&spec(), TcpFlags::ACK, b"");
+        v4[..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+        assert_eq!(
+            parse(&v4, MAC, RxChecksum::default()).class,
+            Class::Drop(DropReason::NotOurMac)
+        );
+        // Another host's unicast MAC stays not ours.
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        assert_eq!(
+            parse(&f, MAC, RxChecksum::default()).class,
+            Class::Drop(DropReason::NotOurMac)
         );
     }
 

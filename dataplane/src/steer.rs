@@ -22,8 +22,9 @@
 //!   `client_owner(dst, dport)`;
 //! - ICMP errors quoting a TCP/UDP packet: the rules above applied to the quoted packet reversed
 //!   (the quoted packet is one the director sent; reversed, it is what its peer sends);
-//! - ARP: [`Owner::All`]: every worker keeps its own neighbour table, so the receiving worker
-//!   handles the frame (and answers a request, once) and every other worker learns from a copy;
+//! - ARP and IPv6 Neighbour Discovery: [`Owner::All`]: every worker keeps its own neighbour
+//!   tables, so the receiving worker handles the frame (and answers a solicitation, once) and
+//!   every other worker learns from a copy;
 //! - anything else (ICMP echo, other protocols, fragments, malformed frames): the receiving
 //!   worker, which answers or drops it with its reason.
 //!
@@ -224,6 +225,7 @@ impl Steering {
         };
         match eth.ethertype() {
             EtherType::ARP => return Owner::All,
+            EtherType::IPV6 if crate::worker::is_nd_frame(frame) => return Owner::All,
             EtherType::IPV4 => {}
             _ => return Owner::Receiver,
         }
@@ -538,6 +540,12 @@ mod tests {
             VIP,
         );
         assert_eq!(s.owner(&arp, &Ctx), Owner::All);
+        // IPv6 Neighbour Discovery too (every worker has its own IPv6 neighbour table); other
+        // IPv6 stays with the receiver.
+        let mut nd = crate::wire::fixtures_v6::NS.to_vec();
+        assert_eq!(s.owner(&nd, &Ctx), Owner::All);
+        nd[ethernet::HEADER_LEN + 40] = 128; // an echo request
+        assert_eq!(s.owner(&nd, &Ctx), Owner::Receiver);
         let echo = crate::testutil::icmp_echo_frame(&FrameSpec::new(CIP, 0, VIP, 0), 8, 1, 1, b"x");
         assert_eq!(s.owner(&echo, &Ctx), Owner::Receiver);
         assert_eq!(s.owner(&[0u8; 10], &Ctx), Owner::Receiver);

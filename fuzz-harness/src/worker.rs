@@ -210,6 +210,7 @@ impl Rig {
             routes: RouteTable::with_connected(&addrs),
             addrs,
             static_neighs,
+            v6: Default::default(),
             timeouts,
             laddrs: Arc::new(laddrs),
             persist: Arc::new(dataplane::persist::PersistTable::new(64, 1)),

@@ -202,6 +202,7 @@ pub fn tables(services: &mut ServiceTable, dests: usize) -> Result<Arc<Tables>> 
         addrs,
         routes,
         static_neighs,
+        v6: Default::default(),
         timeouts: Timeouts::default(),
         sloppy_tcp: false,
         synproxy: dataplane::synproxy::SynProxyConf::new(

@@ -5,7 +5,7 @@
 //! request is applied under one lock; a failed request changes nothing. Every successful change
 //! publishes a new immutable [`Tables`] that the workers pick up between bursts.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -25,7 +25,7 @@ use dataplane::service::{
     ServiceTable,
 };
 use dataplane::wire::MacAddr;
-use dataplane::worker::{StaticNeigh, Tables};
+use dataplane::worker::{StaticNeigh, Tables, Tables6};
 
 use super::metrics::RuntimeSamples;
 use super::origin;
@@ -56,6 +56,10 @@ struct State {
     addrs: OwnedAddrs,
     routes: RouteTable,
     static_neighs: Vec<StaticNeigh>,
+    /// IPv6 routes (static and connected) and static neighbours; the owned IPv6 addresses are
+    /// in `addrs`.
+    routes6: RouteTable<Ipv6Addr>,
+    static_neighs6: Vec<StaticNeigh<Ipv6Addr>>,
     /// FULLNAT local addresses per service, in the order they were added.
     laddrs: Vec<(ServiceKey, Vec<Laddr>)>,
     /// Port names (`[[port]] name`), indexed by [`PortId`], for `-F`.
@@ -134,6 +138,12 @@ fn v4(addr: IpAddr) -> Result<Ipv4Addr, Reply> {
         IpAddr::V4(a) => Ok(a),
         IpAddr::V6(_) => Err(err(Errno::Eafnosupport, "IPv6 is not supported yet")),
     }
+}
+
+/// A link-local IPv6 address (`fe80::/10`): on-link on every port, so a valid gateway without a
+/// connected prefix.
+fn is_link_local6(ip: Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
 }
 
 fn key_from_proto(k: &proto::ServiceKey) -> Result<ServiceKey, Reply> {
@@ -441,6 +451,10 @@ impl State {
             addrs: self.addrs.clone(),
             routes: self.routes.clone(),
             static_neighs: self.static_neighs.clone(),
+            v6: Tables6 {
+                routes: self.routes6.clone(),
+                static_neighs: self.static_neighs6.clone(),
+            },
             timeouts: self.timeouts,
             laddrs: Arc::new(laddrs),
             persist: self.persist.clone(),
@@ -623,6 +637,32 @@ impl ControlPlane {
                 .add(a.port, a.prefix.addr, a.prefix.len)
                 .with_context(|| format!("{}: addr[{i}]", conf.file.display()))?;
         }
+        for a in &conf.addrs6 {
+            addrs
+                .add6(a.port, a.prefix.addr, a.prefix.len)
+                .with_context(|| format!("{}: addr {}", conf.file.display(), a.prefix))?;
+        }
+        let mut routes6 = RouteTable::with_connected6(&addrs);
+        for r in &conf.routes6 {
+            if let Some(g) = r.via
+                && !addrs.on_port6(r.port).any(|a| a.contains(g))
+                && !is_link_local6(g)
+            {
+                bail!(
+                    "{}: route {}: gateway {g} is not on a connected IPv6 network of its port",
+                    conf.file.display(),
+                    r.prefix
+                );
+            }
+            routes6
+                .add(Route {
+                    prefix: r.prefix.addr,
+                    len: r.prefix.len,
+                    via: r.via,
+                    port: r.port,
+                })
+                .with_context(|| format!("{}: route {}", conf.file.display(), r.prefix))?;
+        }
         let mut routes = RouteTable::with_connected(&addrs);
         for (i, r) in conf.routes.iter().enumerate() {
             routes
@@ -641,6 +681,16 @@ impl ControlPlane {
             routes,
             static_neighs: conf
                 .neighs
+                .iter()
+                .map(|n| StaticNeigh {
+                    port: n.port,
+                    ip: n.ip,
+                    mac: MacAddr(n.mac),
+                })
+                .collect(),
+            routes6,
+            static_neighs6: conf
+                .neighs6
                 .iter()
                 .map(|n| StaticNeigh {
                     port: n.port,

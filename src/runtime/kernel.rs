@@ -200,6 +200,12 @@ impl Twin {
         for a in &self.conf.addrs {
             ip(&["addr", "replace", &a.to_string(), "dev", ifname])?;
         }
+        if !self.conf.addrs6.is_empty() {
+            enable_ipv6(ifname)?;
+        }
+        for a in &self.conf.addrs6 {
+            twin_addr6(ifname, *a, true)?;
+        }
         Ok(())
     }
 
@@ -240,6 +246,30 @@ pub fn twin_addr(ifname: &str, prefix: Prefix, add: bool) -> anyhow::Result<()> 
         ip(&["addr", "replace", &a, "dev", ifname])
     } else {
         ip(&["addr", "del", &a, "dev", ifname])
+    }
+}
+
+/// [`twin_addr`] for an IPv6 address. It is added without duplicate address detection
+/// (`nodad`): it is the director's, which rvs answers for and defends on the port.
+pub fn twin_addr6(ifname: &str, prefix: crate::config::Prefix6, add: bool) -> anyhow::Result<()> {
+    let a = prefix.to_string();
+    if add {
+        enable_ipv6(ifname)?;
+        ip(&["-6", "addr", "replace", &a, "dev", ifname, "nodad"])
+    } else {
+        ip(&["-6", "addr", "del", &a, "dev", ifname])
+    }
+}
+
+/// Turn IPv6 on for `ifname` (a host or namespace may have it off by default for new
+/// interfaces, and then refuses IPv6 addresses).
+fn enable_ipv6(ifname: &str) -> anyhow::Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    match std::fs::read_to_string(&path) {
+        Ok(v) if v.trim() == "0" => Ok(()),
+        Ok(_) => std::fs::write(&path, "0").with_context(|| format!("turning IPv6 on: {path}")),
+        // IPv6 absent from the kernel: `ip` will say so.
+        Err(_) => Ok(()),
     }
 }
 

@@ -50,12 +50,12 @@ const TX_RETRIES: usize = 4;
 pub enum WorkerRequest {
     /// Every connection of this worker, as of now.
     ListConns(Sender<Vec<ConnView>>),
-    /// Every neighbour entry of this worker (`rvsctl neigh show`).
-    ListNeighs(Sender<Vec<NeighInfo>>),
+    /// Every neighbour entry of this worker (`rvsctl neigh show`): IPv4, then IPv6.
+    ListNeighs(Sender<(Vec<NeighInfo>, Vec<NeighInfo<std::net::Ipv6Addr>>)>),
     /// Forget learned neighbour entries (of one port or all); answers how many went.
     FlushNeighs(Option<PortId>, Sender<usize>),
     /// Delete one neighbour entry; answers whether it existed.
-    DelNeigh(PortId, std::net::Ipv4Addr, Sender<bool>),
+    DelNeigh(PortId, std::net::IpAddr, Sender<bool>),
 }
 
 /// Runtime counters of one worker (the dataplane keeps its own in [`WorkerStats`]). Single
@@ -446,7 +446,8 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
             let mut burst_port = None;
             for m in rx_batch.drain() {
                 let port = port_of.get(usize::from(m.port())).copied().flatten();
-                let arp = m.data().get(12..14) == Some(&[0x08, 0x06]);
+                let arp = m.data().get(12..14) == Some(&[0x08, 0x06])
+                    || dataplane::worker::is_nd_frame(m.data());
                 if port != burst_port || arp {
                     if let Some(bp) = burst_port {
                         let nic = |_: &Packet| None;
@@ -489,13 +490,17 @@ pub fn run(mut ctx: WorkerCtx) -> i32 {
                         let _ = reply.send(worker.conns(t).collect());
                     }
                     WorkerRequest::ListNeighs(reply) => {
-                        let _ = reply.send(worker.neighs().collect());
+                        let _ = reply.send((worker.neighs().collect(), worker.neighs6().collect()));
                     }
                     WorkerRequest::FlushNeighs(port, reply) => {
                         let _ = reply.send(worker.flush_neighs(port));
                     }
                     WorkerRequest::DelNeigh(port, ip, reply) => {
-                        let _ = reply.send(worker.del_neigh(port, ip));
+                        let found = match ip {
+                            std::net::IpAddr::V4(ip) => worker.del_neigh(port, ip),
+                            std::net::IpAddr::V6(ip) => worker.del_neigh6(port, ip),
+                        };
+                        let _ = reply.send(found);
                     }
                 }
             }

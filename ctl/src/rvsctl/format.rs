@@ -152,11 +152,19 @@ pub fn links_json(links: &[LinkInfo], stats: bool) -> Value {
     )
 }
 
+/// `inet` or `inet6`, as `ip` names the families.
+fn family(a: IpAddr) -> &'static str {
+    if a.is_ipv6() { "inet6" } else { "inet" }
+}
+
 fn addr_line(out: &mut String, a: &AddrInfo) {
     let _ = write!(
         out,
-        "    inet {}/{} scope global {}",
-        a.addr, a.prefix_len, a.port
+        "    {} {}/{} scope global {}",
+        family(a.addr),
+        a.addr,
+        a.prefix_len,
+        a.port
     );
     if let (AddrKind::Laddr, Some(u)) = (a.kind, a.laddr) {
         let _ = write!(
@@ -191,7 +199,7 @@ pub fn addrs(links: &[LinkInfo], addrs: &[AddrInfo], dev: Option<&str>) -> Strin
 pub fn addrs_json(links: &[LinkInfo], addrs: &[AddrInfo], dev: Option<&str>) -> Value {
     let info = |a: &AddrInfo| {
         let mut v = json!({
-            "family": "inet",
+            "family": family(a.addr),
             "local": a.addr.to_string(),
             "prefixlen": a.prefix_len,
             "scope": "global",
@@ -224,9 +232,9 @@ pub fn addrs_json(links: &[LinkInfo], addrs: &[AddrInfo], dev: Option<&str>) -> 
 }
 
 fn dst(r: &RouteInfo) -> String {
-    if r.len == 0 && r.prefix == IpAddr::from([0, 0, 0, 0]) {
+    if r.len == 0 && r.prefix.is_unspecified() {
         "default".to_owned()
-    } else if r.len == 32 {
+    } else if (r.len == 32 && r.prefix.is_ipv4()) || r.len == 128 {
         r.prefix.to_string()
     } else {
         format!("{}/{}", r.prefix, r.len)

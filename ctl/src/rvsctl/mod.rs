@@ -157,7 +157,7 @@ pub fn execute(
         Command::RouteDel { prefix, len } => ok(
             daemon,
             Request::DelRoute {
-                prefix: (*prefix).into(),
+                prefix: *prefix,
                 len: *len,
             },
         )?,
@@ -193,7 +193,7 @@ pub fn execute(
         Command::NeighDel { ip, dev } => ok(
             daemon,
             Request::DelNeigh {
-                ip: (*ip).into(),
+                ip: *ip,
                 port: dev.clone(),
             },
         )?,

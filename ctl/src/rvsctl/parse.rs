@@ -33,7 +33,7 @@ pub enum Command {
     RouteShow,
     RouteAdd(RouteSpec),
     RouteDel {
-        prefix: Ipv4Addr,
+        prefix: IpAddr,
         len: u8,
     },
     NeighShow {
@@ -44,7 +44,7 @@ pub enum Command {
     },
     NeighAdd(NeighSpec),
     NeighDel {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         dev: String,
     },
     WorkerShow,
@@ -178,7 +178,7 @@ pub fn parse(args: &[String]) -> Result<(Opts, Command), UsageError> {
         ("route", "del") => {
             let r = route_spec(args, false)?;
             Command::RouteDel {
-                prefix: v4(r.prefix)?,
+                prefix: r.prefix,
                 len: r.len,
             }
         }
@@ -195,7 +195,7 @@ pub fn parse(args: &[String]) -> Result<(Opts, Command), UsageError> {
             let dev = required(&kv, "dev", "PORT")?;
             no_keys(&kv, &["dev", "lladdr"])?;
             Command::NeighDel {
-                ip: parse_v4(&ip)?,
+                ip: parse_ip(&ip)?,
                 dev,
             }
         }
@@ -342,11 +342,33 @@ fn parse_v4(s: &str) -> Result<Ipv4Addr, UsageError> {
         .map_err(|_| usage(format!("\"{s}\" is not an IPv4 address")))
 }
 
-fn v4(a: IpAddr) -> Result<Ipv4Addr, UsageError> {
-    match a {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(a) => Err(usage(format!("{a}: IPv6 is not supported yet"))),
+/// An IPv4 or IPv6 address.
+fn parse_ip(s: &str) -> Result<IpAddr, UsageError> {
+    s.parse::<IpAddr>()
+        .map_err(|_| usage(format!("\"{s}\" is not an IPv4 or IPv6 address")))
+}
+
+/// [`parse_prefix`] for either family: an address with a colon is IPv6 (`2001:2::/48`, no
+/// length = /128); `default` is the IPv4 default route (`::/0` the IPv6 one).
+pub fn parse_ip_prefix(s: &str, allow_default: bool) -> Result<(IpAddr, u8), UsageError> {
+    if !s.contains(':') {
+        return parse_prefix(s, allow_default).map(|(ip, len)| (IpAddr::V4(ip), len));
     }
+    let (ip, len) = match s.split_once('/') {
+        Some((ip, len)) => {
+            let len: u8 = len
+                .parse()
+                .ok()
+                .filter(|l| *l <= 128)
+                .ok_or_else(|| usage(format!("\"{s}\": prefix length must be 0..128")))?;
+            (ip, len)
+        }
+        None => (s, 128),
+    };
+    let ip = ip
+        .parse::<std::net::Ipv6Addr>()
+        .map_err(|_| usage(format!("\"{ip}\" is not an IPv6 address")))?;
+    Ok((IpAddr::V6(ip), len))
 }
 
 /// `A.B.C.D[/LEN]` (no length = /32), or `default` when `allow_default`.
@@ -389,10 +411,10 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], UsageError> {
 fn addr_spec(args: &[String]) -> Result<AddrSpec, UsageError> {
     let (pos, kv) = positional(args, "IP/LEN")?;
     no_keys(&kv, &["dev"])?;
-    let (ip, len) = parse_prefix(&pos, false)?;
+    let (ip, len) = parse_ip_prefix(&pos, false)?;
     Ok(AddrSpec {
         port: required(&kv, "dev", "PORT")?,
-        addr: IpAddr::V4(ip),
+        addr: ip,
         prefix_len: len,
     })
 }
@@ -400,17 +422,22 @@ fn addr_spec(args: &[String]) -> Result<AddrSpec, UsageError> {
 fn route_spec(args: &[String], need_dev: bool) -> Result<RouteSpec, UsageError> {
     let (pos, kv) = positional(args, "PREFIX")?;
     no_keys(&kv, &["dev", "via"])?;
-    let (prefix, len) = parse_prefix(&pos, true)?;
-    let via = get(&kv, "via").map(|g| parse_v4(&g)).transpose()?;
+    let (prefix, len) = parse_ip_prefix(&pos, true)?;
+    let via = get(&kv, "via").map(|g| parse_ip(&g)).transpose()?;
+    if via.is_some_and(|g| g.is_ipv6() != prefix.is_ipv6()) {
+        return Err(usage(format!(
+            "gateway and prefix {pos} are of different address families"
+        )));
+    }
     let port = if need_dev {
         required(&kv, "dev", "PORT")?
     } else {
         get(&kv, "dev").unwrap_or_default()
     };
     Ok(RouteSpec {
-        prefix: IpAddr::V4(prefix),
+        prefix,
         len,
-        via: via.map(IpAddr::V4),
+        via,
         port,
     })
 }
@@ -419,7 +446,7 @@ fn neigh_spec(args: &[String]) -> Result<NeighSpec, UsageError> {
     let (pos, kv) = positional(args, "IP")?;
     no_keys(&kv, &["dev", "lladdr"])?;
     Ok(NeighSpec {
-        ip: IpAddr::V4(parse_v4(&pos)?),
+        ip: parse_ip(&pos)?,
         mac: parse_mac(&required(&kv, "lladdr", "MAC")?)?,
         port: required(&kv, "dev", "PORT")?,
     })

@@ -231,7 +231,7 @@ fn parses_objects_commands_and_abbreviations() {
     assert_eq!(
         p("ro delete 10.0.0.0/8").1,
         Command::RouteDel {
-            prefix: Ipv4Addr::new(10, 0, 0, 0),
+            prefix: ip("10.0.0.0"),
             len: 8
         }
     );
@@ -246,7 +246,7 @@ fn parses_objects_commands_and_abbreviations() {
     assert_eq!(
         p("n del 198.18.0.9 dev dp0").1,
         Command::NeighDel {
-            ip: Ipv4Addr::new(198, 18, 0, 9),
+            ip: ip("198.18.0.9"),
             dev: "dp0".into()
         }
     );
@@ -586,4 +586,151 @@ fn daemon_stop_and_reload_send_their_requests() {
     assert_eq!(err, "rvsctl: reload refused, nothing changed: x\n");
     let (code, _, err, sent) = run_with("daemon stop now", |_| Reply::Ok);
     assert_eq!((code, sent.len()), (255, 0), "{err}");
+}
+
+/// A fake daemon with IPv6 entries beside IPv4 ones.
+fn table6(r: &Request) -> Reply {
+    match r {
+        Request::ListLinks => Reply::Links(vec![link(0, "dp0", Some(true))]),
+        Request::ListAddrs => Reply::Addrs(vec![
+            AddrInfo {
+                port: "dp0".into(),
+                addr: ip("198.18.0.1"),
+                prefix_len: 24,
+                kind: AddrKind::Owned,
+                laddr: None,
+            },
+            AddrInfo {
+                port: "dp0".into(),
+                addr: ip("2001:2::1"),
+                prefix_len: 64,
+                kind: AddrKind::Owned,
+                laddr: None,
+            },
+        ]),
+        Request::ListRoutes => Reply::Routes(vec![
+            RouteInfo {
+                prefix: ip("2001:2::"),
+                len: 64,
+                via: None,
+                port: "dp0".into(),
+                connected: true,
+            },
+            RouteInfo {
+                prefix: ip("2001:2:1::5"),
+                len: 128,
+                via: Some(ip("2001:2::fe")),
+                port: "dp0".into(),
+                connected: false,
+            },
+            RouteInfo {
+                prefix: ip("::"),
+                len: 0,
+                via: Some(ip("fe80::1")),
+                port: "dp0".into(),
+                connected: false,
+            },
+        ]),
+        Request::ListNeighs { .. } => Reply::Neighs(vec![NeighEntry {
+            worker: 0,
+            port: "dp0".into(),
+            ip: ip("2001:2::2"),
+            mac: Some([2, 0, 0, 0, 0, 0x22]),
+            state: "STALE".into(),
+            queued: 0,
+        }]),
+        _ => Reply::Ok,
+    }
+}
+
+#[test]
+fn ipv6_addresses_routes_and_neighbours() {
+    let p = |s: &str| parse(&argv(s)).unwrap().1;
+    assert_eq!(
+        p("addr add 2001:2::1/64 dev dp0"),
+        Command::AddrAdd(AddrSpec {
+            port: "dp0".into(),
+            addr: ip("2001:2::1"),
+            prefix_len: 64
+        })
+    );
+    assert_eq!(
+        p("addr del 2001:2::1 dev dp0"),
+        Command::AddrDel(AddrSpec {
+            port: "dp0".into(),
+            addr: ip("2001:2::1"),
+            prefix_len: 128
+        })
+    );
+    assert_eq!(
+        p("route add ::/0 via 2001:2::fe dev dp0"),
+        Command::RouteAdd(RouteSpec {
+            prefix: ip("::"),
+            len: 0,
+            via: Some(ip("2001:2::fe")),
+            port: "dp0".into()
+        })
+    );
+    assert_eq!(
+        p("route del 2001:2:1::/48"),
+        Command::RouteDel {
+            prefix: ip("2001:2:1::"),
+            len: 48
+        }
+    );
+    assert_eq!(
+        p("neigh add 2001:2::9 lladdr 02:00:00:00:00:09 dev dp0"),
+        Command::NeighAdd(NeighSpec {
+            ip: ip("2001:2::9"),
+            mac: [2, 0, 0, 0, 0, 9],
+            port: "dp0".into()
+        })
+    );
+    assert_eq!(
+        p("neigh del 2001:2::9 dev dp0"),
+        Command::NeighDel {
+            ip: ip("2001:2::9"),
+            dev: "dp0".into()
+        }
+    );
+    let e = |s: &str| parse(&argv(s)).unwrap_err().to_string();
+    assert_eq!(
+        e("addr add 2001:2::1/129 dev dp0"),
+        "\"2001:2::1/129\": prefix length must be 0..128"
+    );
+    assert_eq!(
+        e("addr add 2001:2::zz/64 dev dp0"),
+        "\"2001:2::zz\" is not an IPv6 address"
+    );
+    assert_eq!(
+        e("route add 2001:2:1::/48 via 198.18.0.1 dev dp0"),
+        "gateway and prefix 2001:2:1::/48 are of different address families"
+    );
+
+    let (code, out, _, _) = run_with("addr show", table6);
+    assert_eq!(code, 0);
+    assert!(
+        out.ends_with(
+            "    inet 198.18.0.1/24 scope global dp0\n    inet6 2001:2::1/64 scope global dp0\n"
+        ),
+        "{out}"
+    );
+    let (_, out, _, _) = run_with("-j addr", table6);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["addr_info"][1]["family"], "inet6");
+    assert_eq!(v[0]["addr_info"][1]["local"], "2001:2::1");
+    let (_, out, _, _) = run_with("route", table6);
+    assert_eq!(
+        out,
+        "\
+2001:2::/64 dev dp0 proto kernel scope link
+2001:2:1::5 via 2001:2::fe dev dp0
+default via fe80::1 dev dp0
+"
+    );
+    let (_, out, _, _) = run_with("neigh", table6);
+    assert_eq!(
+        out,
+        "2001:2::2 dev dp0 lladdr 02:00:00:00:00:22 STALE worker 0\n"
+    );
 }

@@ -117,6 +117,20 @@ impl RouteTable<Ipv4Addr> {
     }
 }
 
+impl RouteTable<Ipv6Addr> {
+    /// An IPv6 table with the connected routes of the IPv6 addresses of `addrs`.
+    pub fn with_connected6(addrs: &OwnedAddrs) -> Self {
+        let mut t = Self::new();
+        t.set_connected6(addrs);
+        t
+    }
+
+    /// Replace the connected routes with those of the IPv6 addresses of `addrs`.
+    pub fn set_connected6(&mut self, addrs: &OwnedAddrs) {
+        self.set_connected_prefixes(addrs.iter6().map(|a| (a.port, a.ip, a.prefix_len)));
+    }
+}
+
 impl<A: RouteAddr> RouteTable<A> {
     pub fn new() -> Self {
         Self::default()

@@ -15,10 +15,14 @@
 //! - ARP requests: answered by rvs (the kernel never sees them, so it never answers twice);
 //!   ARP *replies* are learnt by rvs and also copied to the kernel, whose own neighbour
 //!   resolution needs them (the kernel sends its requests itself, through the twin);
-//! - other ethertypes addressed to the port (`unknown_ethertype`: IPv6, LLDP, VLAN tags ...)
-//!   and multicast frames (`not_our_mac` with a group address: IPv6 neighbour discovery,
-//!   OSPF, VRRP; the port is promiscuous, the kernel filters by its own memberships): the
-//!   kernel.
+//! - IPv6 (docs/ipv6.md): Neighbour Solicitations for the director's IPv6 addresses and echo
+//!   requests to them are answered by rvs; advertisements are learnt and copied to the kernel
+//!   (as ARP replies); solicitations for other targets (`nd_not_for_us`: the twin's
+//!   link-local address) and everything else to the director (`ipv6_not_served`: its IPv6
+//!   addresses, link-local addresses, multicast groups) go to the kernel;
+//! - other ethertypes addressed to the port (`unknown_ethertype`: LLDP, VLAN tags ...) and
+//!   multicast frames (`not_our_mac` with a group address: OSPF, VRRP; the port is
+//!   promiscuous, the kernel filters by its own memberships): the kernel.
 //!
 //! Frames for other hosts (`not_for_us`, unicast `not_our_mac`) and malformed ones stay
 //! dropped. Without a twin every frame above is dropped with its reason, as before. What the
@@ -35,17 +39,22 @@ use super::{Io, State};
 /// Whether a frame the worker would drop for `reason` goes to the kernel twin instead.
 pub fn takes(reason: DropReason, frame: &[u8]) -> bool {
     match reason {
-        DropReason::LocalNotService | DropReason::UnknownEthertype => true,
+        DropReason::LocalNotService
+        | DropReason::UnknownEthertype
+        | DropReason::Ipv6NotServed
+        | DropReason::NdNotForUs => true,
         // A group address (I/G bit) that is not broadcast: parse drops it as not ours.
         DropReason::NotOurMac => frame.first().is_some_and(|b| b & 1 == 1),
         _ => false,
     }
 }
 
-/// Whether an ARP frame is one the kernel gets a copy of: a reply (operation 2).
+/// Whether an ARP or ND frame is one the kernel gets a copy of: an ARP reply (operation 2) or
+/// an IPv6 Neighbour Advertisement.
 pub fn copies_arp(frame: &[u8]) -> bool {
-    frame.get(12..14) == Some(&EtherType::ARP.0.to_be_bytes()[..])
-        && frame.get(20..22) == Some(&[0, 2][..])
+    (frame.get(12..14) == Some(&EtherType::ARP.0.to_be_bytes()[..])
+        && frame.get(20..22) == Some(&[0, 2][..]))
+        || super::v6::is_nd_advert(frame)
 }
 
 impl<B: PacketBuf> State<B> {

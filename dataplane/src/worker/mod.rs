@@ -22,6 +22,7 @@
 //! - `tx`: routing, TTL, neighbour resolution, the Ethernet header, ICMP errors we originate;
 //! - `nexthop`: the route and neighbour of recent destinations, kept per epoch;
 //! - `kernel`: which frames go to the port's kernel twin;
+//! - `v6`: IPv6 at layer 3 (Neighbour Discovery, echo, the IPv6 neighbour table);
 //! - `tables`: what the worker reads but does not own ([`Tables`]);
 //! - `stats`: its counters and their published copy ([`WorkerStats`]).
 //!
@@ -72,9 +73,10 @@ mod stats;
 mod synproxy;
 mod tables;
 mod tx;
+mod v6;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -95,7 +97,8 @@ use crate::wire::MacAddr;
 pub use crate::conn::table::MemAdvice;
 pub use state::ImportReport;
 pub use stats::{ConnView, WorkerStats};
-pub use tables::{StaticNeigh, Tables};
+pub use tables::{StaticNeigh, Tables, Tables6};
+pub use v6::is_nd_frame;
 
 use conns::SchedSlot;
 use stats::Counters;
@@ -175,6 +178,10 @@ struct State<B> {
     cfg: WorkerConfig,
     conns: ConnTable,
     neigh: NeighTable<B>,
+    /// The IPv6 neighbour table, with the same bounds as the IPv4 one ([`v6`]).
+    neigh6: NeighTable<B, Ipv6Addr>,
+    /// IPv6 addresses announced with an unsolicited advertisement ([`v6`]).
+    announced6: Vec<(PortId, Ipv6Addr)>,
     scheds: HashMap<ServiceId, SchedSlot, FastBuildHasher>,
     drops: DropCounters,
     counters: Counters,
@@ -260,6 +267,8 @@ impl<B: PacketBuf> Worker<B> {
         let icmp = cfg.icmp;
         let st = State {
             neigh: NeighTable::new(cfg.neigh),
+            neigh6: NeighTable::new(cfg.neigh),
+            announced6: Vec::new(),
             cfg,
             conns,
             scheds: HashMap::default(),
@@ -326,6 +335,13 @@ impl<B: PacketBuf> Worker<B> {
                     drops.count(DropReason::NeighTimeout)
                 });
         }
+        for n in &tables.v6.static_neighs {
+            let _ = st
+                .neigh6
+                .add_static(Instant::ZERO, n.port, n.ip, n.mac, |_b| {
+                    drops.count(DropReason::NeighTimeout)
+                });
+        }
         self.tables = tables;
     }
 
@@ -384,7 +400,7 @@ impl<B: PacketBuf> Worker<B> {
             .store(c.embryonic_evicted, Ordering::Relaxed);
         s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
         s.neigh_entries
-            .store(st.neigh.len() as u64, Ordering::Relaxed);
+            .store((st.neigh.len() + st.neigh6.len()) as u64, Ordering::Relaxed);
         for (r, n) in st.drops.iter() {
             s.drops[r as usize].store(n, Ordering::Relaxed);
         }
@@ -428,9 +444,37 @@ impl<B: PacketBuf> Worker<B> {
         self.st.neigh.iter()
     }
 
-    /// Forget the learned (non-permanent) neighbour entries, of one port or all; packets
-    /// waiting on them are dropped (`neigh_timeout`). Returns how many entries went.
+    /// Every IPv6 neighbour entry, for listings (`rvsctl neigh show`).
+    pub fn neighs6(&self) -> impl Iterator<Item = crate::l3::neigh::NeighInfo<Ipv6Addr>> + '_ {
+        self.st.neigh6.iter()
+    }
+
+    /// Forget the learned (non-permanent) neighbour entries, IPv4 and IPv6, of one port or all;
+    /// packets waiting on them are dropped (`neigh_timeout`). Returns how many entries went.
     pub fn flush_neighs(&mut self, port: Option<PortId>) -> usize {
+        let v6 = self.flush_neighs6(port);
+        self.flush_neighs4(port) + v6
+    }
+
+    fn flush_neighs6(&mut self, port: Option<PortId>) -> usize {
+        let st = &mut self.st;
+        let victims: Vec<_> = st
+            .neigh6
+            .iter()
+            .filter(|n| n.state != crate::l3::neigh::NeighState::Permanent)
+            .filter(|n| port.is_none_or(|p| p == n.port))
+            .map(|n| (n.port, n.ip))
+            .collect();
+        let drops = &mut st.drops;
+        for (p, ip) in &victims {
+            let _ = st
+                .neigh6
+                .remove(*p, *ip, |_b| drops.count(DropReason::NeighTimeout));
+        }
+        victims.len()
+    }
+
+    fn flush_neighs4(&mut self, port: Option<PortId>) -> usize {
         let st = &mut self.st;
         st.next_hops.invalidate();
         let victims: Vec<_> = st
@@ -461,6 +505,15 @@ impl<B: PacketBuf> Worker<B> {
             .is_ok()
     }
 
+    /// [`Worker::del_neigh`] for an IPv6 neighbour.
+    pub fn del_neigh6(&mut self, port: PortId, ip: Ipv6Addr) -> bool {
+        let st = &mut self.st;
+        let drops = &mut st.drops;
+        st.neigh6
+            .remove(port, ip, |_b| drops.count(DropReason::NeighTimeout))
+            .is_ok()
+    }
+
     /// Where a received frame is processed ([`crate::steer`]), by this worker's current tables.
     /// The runtime hands a frame owned by another worker to it, and copies ARP frames
     /// ([`Owner::All`]) to every other worker's [`Worker::learn_arp`].
@@ -479,12 +532,16 @@ impl<B: PacketBuf> Worker<B> {
         self.st.cfg.id
     }
 
-    /// Learn from a copy of an ARP frame another worker received on `port` and handled: the
-    /// neighbour table is taught as [`Worker::process`] would teach it (packets waiting for the
-    /// neighbour are sent), but nothing is answered, nothing counted as received, and the copy
-    /// is freed.
+    /// Learn from a copy of an ARP frame (or an IPv6 Neighbour Discovery frame,
+    /// [`is_nd_frame`]) another worker received on `port` and handled: the neighbour table is
+    /// taught as [`Worker::process`] would teach it (packets waiting for the neighbour are
+    /// sent), but nothing is answered, nothing counted as received, and the copy is freed.
     pub fn learn_arp<I: Io<B>>(&mut self, now: Instant, port: PortId, buf: B, io: &mut I) {
-        self.st.learn_arp(&self.tables, now, port, buf, io);
+        if is_nd_frame(buf.data()) {
+            self.st.learn_nd(&self.tables, now, port, buf, io);
+        } else {
+            self.st.learn_arp(&self.tables, now, port, buf, io);
+        }
     }
 
     /// Take one received frame to its end (a burst of one).
@@ -592,7 +649,10 @@ impl<B: PacketBuf> Worker<B> {
         st.next_hops.invalidate();
         let drops = &mut st.drops;
         st.neigh.on_tick(now, |_b, reason| drops.count(reason));
+        st.neigh6.on_tick(now, |_b, reason| drops.count(reason));
         st.send_solicits(tables, io);
+        st.send_solicits6(tables, io);
+        st.announce6(tables, io);
         st.relieve_pressure(now);
         let lports = &mut st.lports;
         st.conns.expire(now, EXPIRE_BUDGET, |_, c| {
@@ -641,12 +701,13 @@ impl<B: PacketBuf> State<B> {
     ) {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += buf.len() as u64;
-        if p.class == Class::Arp && io.has_kernel(port) {
+        if matches!(p.class, Class::Arp | Class::Ipv6) && io.has_kernel(port) {
             self.copy_to_kernel(port, &buf, io);
         }
         match self.handle(tables, now, port, &mut buf, p, h, io) {
             Ok(tx::Action::Transmit(out)) => self.transmit(out, buf, io),
             Ok(tx::Action::Forward(how)) => self.forward(tables, now, how, buf, io),
+            Ok(tx::Action::Forward6) => self.forward6(tables, now, buf, io),
             Ok(tx::Action::IcmpError(kind, reason)) => {
                 self.icmp_error(tables, now, kind, reason, &buf, io)
             }

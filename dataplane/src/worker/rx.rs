@@ -41,6 +41,7 @@ impl<B: PacketBuf> State<B> {
             Class::Flow => self.handle_flow(tables, now, port, buf, p, h, io),
             Class::Icmp => self.handle_icmp(tables, now, port, p, buf),
             Class::OtherIp => Err(not_ours(tables, p)),
+            Class::Ipv6 => self.handle_ipv6(tables, now, port, setup.mac, buf, io),
         }
     }
 

@@ -2,7 +2,7 @@
 //! swapped between bursts), and the questions the worker asks of it: which service a packet
 //! belongs to, and which addresses are the director's own.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::conn::Timeouts;
@@ -15,12 +15,22 @@ use crate::service::Snapshot;
 use crate::steer::FlowContext;
 use crate::wire::MacAddr;
 
-/// A static neighbour entry (`[[neigh]]` in the config, `rvsctl neigh add`).
+/// A static neighbour entry (`[[neigh]]` in the config, `rvsctl neigh add`), IPv4 or (with
+/// `A = Ipv6Addr`) IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StaticNeigh {
+pub struct StaticNeigh<A = Ipv4Addr> {
     pub port: PortId,
-    pub ip: Ipv4Addr,
+    pub ip: A,
     pub mac: MacAddr,
+}
+
+/// The IPv6 side of the layer-3 tables (the owned IPv6 addresses are in [`Tables::addrs`],
+/// beside the IPv4 ones).
+#[derive(Debug, Clone, Default)]
+pub struct Tables6 {
+    /// Static IPv6 routes and the connected routes of the owned IPv6 prefixes.
+    pub routes: RouteTable<Ipv6Addr>,
+    pub static_neighs: Vec<StaticNeigh<Ipv6Addr>>,
 }
 
 /// Everything a worker reads but does not own, published whole by the control plane.
@@ -30,6 +40,8 @@ pub struct Tables {
     pub addrs: OwnedAddrs,
     pub routes: RouteTable,
     pub static_neighs: Vec<StaticNeigh>,
+    /// IPv6 routes and static neighbours.
+    pub v6: Tables6,
     pub timeouts: Timeouts,
     /// FULLNAT local addresses per service.
     pub laddrs: Arc<LaddrTable>,
@@ -72,6 +84,12 @@ impl Tables {
             || ((self.services.is_vip(ip) || self.fwmarks.is_vip(ip))
                 && self.addrs.on_port(port).any(|a| a.contains(ip)))
             || self.laddrs.is_on(port, ip)
+    }
+
+    /// Whether the director answers Neighbour Discovery and ICMPv6 echo for the IPv6 address
+    /// `ip` on `port`: an owned IPv6 address of that port.
+    pub fn answers_for6(&self, port: PortId, ip: Ipv6Addr) -> bool {
+        self.addrs.owns_on6(port, ip)
     }
 
     /// Whether `ip` is the director's own (an owned address or a VIP).

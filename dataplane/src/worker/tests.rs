@@ -357,6 +357,7 @@ fn tables_n(services: &mut ServiceTable, timeouts: Timeouts, workers: usize) -> 
         routes: RouteTable::with_connected(&addrs),
         addrs,
         static_neighs: Vec::new(),
+        v6: Default::default(),
         timeouts,
         laddrs: Arc::new(laddrs),
         persist: Arc::new(crate::persist::PersistTable::new(1024, 1)),
@@ -732,8 +733,11 @@ fn malformed_frames_are_dropped_with_their_reason() {
     h.expect_drop(CLIENT_NET, good[..10].to_vec(), DropReason::EthTruncated);
     h.expect_drop(CLIENT_NET, Vec::new(), DropReason::EthTruncated);
     let mut f = good.clone();
-    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    f[12..14].copy_from_slice(&[0x88, 0xcc]);
     h.expect_drop(CLIENT_NET, f, DropReason::UnknownEthertype);
+    let mut f = good.clone();
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    h.expect_drop(CLIENT_NET, f, DropReason::Ipv6Malformed);
     let mut f = good.clone();
     f[0..6].copy_from_slice(&RS2_MAC.0);
     h.expect_drop(CLIENT_NET, f, DropReason::NotOurMac);
@@ -1331,6 +1335,7 @@ fn static_neighbour_installed_while_packets_wait_counts_them() {
 }
 
 mod admit;
+mod ipv6;
 mod kernel;
 mod methods;
 mod multi;

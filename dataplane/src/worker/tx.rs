@@ -26,6 +26,8 @@ pub(super) enum Action {
     Transmit(PortId),
     /// Route, resolve the next hop, fill the Ethernet header.
     Forward(Fwd),
+    /// The same for an IPv6 packet the director sends (an echo reply).
+    Forward6,
     /// Drop the packet for `reason` and answer its source with this ICMP error.
     IcmpError(IcmpError, DropReason),
     /// Kept or used up by the worker (an ARP reply that resolved a neighbour).

@@ -14,7 +14,7 @@ use ctl::proto::{
     AddrInfo, AddrKind, AddrSpec, LaddrUsage, LinkInfo, LinkStats, NeighEntry, NeighSpec,
     RouteInfo, RouteSpec, WorkerInfo,
 };
-use dataplane::l3::addr::AddrError;
+use dataplane::l3::addr::{AddrError, AddrError6};
 use dataplane::l3::neigh::NeighState;
 use dataplane::l3::route::RouteError;
 use std::sync::atomic::Ordering;
@@ -38,14 +38,11 @@ fn nud_name(s: NeighState) -> &'static str {
     }
 }
 
-fn v4_only(addr: IpAddr) -> Result<Ipv4Addr, Reply> {
-    match addr {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(a) => Err(err(
-            Errno::Eafnosupport,
-            format!("{a}: IPv6 is not supported yet"),
-        )),
-    }
+fn family_mismatch(what: &str, a: IpAddr, b: IpAddr) -> Reply {
+    err(
+        Errno::Einval,
+        format!("{what} {b} is not of the same address family as {a}"),
+    )
 }
 
 impl State {
@@ -86,8 +83,50 @@ impl State {
         }
     }
 
+    fn add_addr6(&mut self, a: &AddrSpec, ip: Ipv6Addr) -> Result<(), Reply> {
+        let port = self.port_id(&a.port)?;
+        if ip.is_multicast() || ip.is_unspecified() || ip.is_loopback() {
+            return Err(err(Errno::Einval, format!("{ip} is not a unicast address")));
+        }
+        self.addrs
+            .add6(port, ip, a.prefix_len)
+            .map_err(|e| match e {
+                AddrError6::AlreadyOwned(ip, p) => err(
+                    Errno::Eexist,
+                    format!("{ip} is already owned on {}", self.port_name(p)),
+                ),
+                other => err(Errno::Einval, other.to_string()),
+            })?;
+        self.routes6.set_connected6(&self.addrs);
+        Ok(())
+    }
+
+    fn del_addr6(&mut self, a: &AddrSpec, ip: Ipv6Addr) -> Result<(), Reply> {
+        let port = self.port_id(&a.port)?;
+        match self.addrs.get6(ip) {
+            Some(o) if o.port == port && o.prefix_len != a.prefix_len => {
+                return Err(err(
+                    Errno::Enoent,
+                    format!(
+                        "{ip}/{} is not owned on {} ({ip}/{} is)",
+                        a.prefix_len, a.port, o.prefix_len
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        self.addrs
+            .remove6(port, ip)
+            .map_err(|_| err(Errno::Enoent, format!("{ip} is not owned on {}", a.port)))?;
+        self.routes6.set_connected6(&self.addrs);
+        Ok(())
+    }
+
     fn add_addr(&mut self, a: &AddrSpec) -> Result<(), Reply> {
-        let ip = v4_only(a.addr)?;
+        let ip = match a.addr {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => return self.add_addr6(a, ip),
+        };
         let port = self.port_id(&a.port)?;
         if let Some(what) = self.is_vip_or_lip(ip) {
             return Err(err(Errno::Einval, format!("{ip} is already {what}")));
@@ -109,7 +148,10 @@ impl State {
     }
 
     fn del_addr(&mut self, a: &AddrSpec) -> Result<(), Reply> {
-        let ip = v4_only(a.addr)?;
+        let ip = match a.addr {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => return self.del_addr6(a, ip),
+        };
         let port = self.port_id(&a.port)?;
         match self.addrs.get(ip) {
             Some(o) if o.port == port && o.prefix_len != a.prefix_len => {
@@ -142,6 +184,13 @@ impl State {
                 laddr: None,
             })
             .collect();
+        out.extend(self.addrs.iter6().map(|a| AddrInfo {
+            port: self.port_name(a.port),
+            addr: IpAddr::V6(a.ip),
+            prefix_len: a.prefix_len,
+            kind: AddrKind::Owned,
+            laddr: None,
+        }));
         let mut lips: Vec<(&Laddr, u32)> = Vec::new();
         for a in self.laddrs.iter().flat_map(|(_, l)| l) {
             match lips.iter_mut().find(|(l, _)| l.ip == a.ip) {
@@ -169,9 +218,68 @@ impl State {
         Reply::Addrs(out)
     }
 
+    fn add_route6(&mut self, r: &RouteSpec, prefix: Ipv6Addr) -> Result<(), Reply> {
+        let via = match r.via {
+            None => None,
+            Some(IpAddr::V6(g)) => Some(g),
+            Some(g) => return Err(family_mismatch("gateway", r.prefix, g)),
+        };
+        let port = self.port_id(&r.port)?;
+        if let Some(g) = via
+            && !self.addrs.on_port6(port).any(|a| a.contains(g))
+            && g.segments()[0] & 0xffc0 != 0xfe80
+        {
+            return Err(err(
+                Errno::Einval,
+                format!(
+                    "gateway {g} is not on a connected network of {} (add an address first)",
+                    r.port
+                ),
+            ));
+        }
+        self.routes6
+            .add(Route {
+                prefix,
+                len: r.len,
+                via,
+                port,
+            })
+            .map_err(|e| match e {
+                RouteError::Exists(..) => err(Errno::Eexist, e.to_string()),
+                other => err(Errno::Einval, other.to_string()),
+            })
+    }
+
+    fn del_route6(&mut self, prefix: Ipv6Addr, len: u8) -> Result<(), Reply> {
+        match self.routes6.remove(prefix, len) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let connected = self
+                    .routes6
+                    .iter()
+                    .any(|(r, c)| c && r.prefix == prefix && r.len == len);
+                Err(if connected {
+                    err(
+                        Errno::Esrch,
+                        format!("{prefix}/{len} is a connected route: delete its address instead"),
+                    )
+                } else {
+                    err(Errno::Esrch, e.to_string())
+                })
+            }
+        }
+    }
+
     fn add_route(&mut self, r: &RouteSpec) -> Result<(), Reply> {
-        let prefix = v4_only(r.prefix)?;
-        let via = r.via.map(v4_only).transpose()?;
+        let prefix = match r.prefix {
+            IpAddr::V4(p) => p,
+            IpAddr::V6(p) => return self.add_route6(r, p),
+        };
+        let via = match r.via {
+            None => None,
+            Some(IpAddr::V4(g)) => Some(g),
+            Some(g) => return Err(family_mismatch("gateway", r.prefix, g)),
+        };
         let port = self.port_id(&r.port)?;
         if let Some(g) = via
             && !self.addrs.on_port(port).any(|a| a.contains(g))
@@ -198,7 +306,10 @@ impl State {
     }
 
     fn del_route(&mut self, prefix: IpAddr, len: u8) -> Result<(), Reply> {
-        let prefix = v4_only(prefix)?;
+        let prefix = match prefix {
+            IpAddr::V4(p) => p,
+            IpAddr::V6(p) => return self.del_route6(p, len),
+        };
         match self.routes.remove(prefix, len) {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -229,12 +340,18 @@ impl State {
                     port: self.port_name(r.port),
                     connected,
                 })
+                .chain(self.routes6.iter().map(|(r, connected)| RouteInfo {
+                    prefix: IpAddr::V6(r.prefix),
+                    len: r.len,
+                    via: r.via.map(IpAddr::V6),
+                    port: self.port_name(r.port),
+                    connected,
+                }))
                 .collect(),
         )
     }
 
     fn add_neigh(&mut self, n: &NeighSpec) -> Result<(), Reply> {
-        let ip = v4_only(n.ip)?;
         let port = self.port_id(&n.port)?;
         if n.mac[0] & 1 == 1 || n.mac == [0; 6] {
             return Err(err(
@@ -242,6 +359,28 @@ impl State {
                 format!("{} is not a unicast MAC address", MacAddr(n.mac)),
             ));
         }
+        let ip = match n.ip {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => {
+                if ip.is_multicast() || ip.is_unspecified() {
+                    return Err(err(Errno::Einval, format!("{ip} is not a unicast address")));
+                }
+                let entry = StaticNeigh {
+                    port,
+                    ip,
+                    mac: MacAddr(n.mac),
+                };
+                match self
+                    .static_neighs6
+                    .iter_mut()
+                    .find(|s| s.port == port && s.ip == ip)
+                {
+                    Some(s) => *s = entry,
+                    None => self.static_neighs6.push(entry),
+                }
+                return Ok(());
+            }
+        };
         let entry = StaticNeigh {
             port,
             ip,
@@ -340,20 +479,29 @@ impl ControlPlane {
         };
         let st = lock(&self.state);
         let mut out = Vec::new();
-        for (w, entries) in answers.into_iter().enumerate() {
-            let mut entries: Vec<_> = entries
+        for (w, (v4, v6)) in answers.into_iter().enumerate() {
+            let mut entries: Vec<_> = v4
                 .into_iter()
-                .filter(|n| only.is_none_or(|p| p == n.port))
+                .map(|n| (n.port, IpAddr::V4(n.ip), n.mac, n.state, n.queued))
+                .chain(
+                    v6.into_iter()
+                        .map(|n| (n.port, IpAddr::V6(n.ip), n.mac, n.state, n.queued)),
+                )
+                .filter(|n| only.is_none_or(|p| p == n.0))
                 .collect();
-            entries.sort_by_key(|n| (n.port, n.ip));
-            out.extend(entries.into_iter().map(|n| NeighEntry {
-                worker: u32::try_from(w).unwrap_or(u32::MAX),
-                port: st.port_name(n.port),
-                ip: IpAddr::V4(n.ip),
-                mac: n.mac.map(|m| m.0),
-                state: nud_name(n.state).to_owned(),
-                queued: u32::try_from(n.queued).unwrap_or(u32::MAX),
-            }));
+            entries.sort_by_key(|n| (n.0, n.1));
+            out.extend(
+                entries
+                    .into_iter()
+                    .map(|(port, ip, mac, state, queued)| NeighEntry {
+                        worker: u32::try_from(w).unwrap_or(u32::MAX),
+                        port: st.port_name(port),
+                        ip,
+                        mac: mac.map(|m| m.0),
+                        state: nud_name(state).to_owned(),
+                        queued: u32::try_from(queued).unwrap_or(u32::MAX),
+                    }),
+            );
         }
         Reply::Neighs(out)
     }
@@ -378,14 +526,16 @@ impl ControlPlane {
     fn del_neigh(&self, ip: IpAddr, port: &str) -> Reply {
         let (ip, port_id, was_static) = {
             let mut st = lock(&self.state);
-            let (ip, port_id) = match v4_only(ip).and_then(|ip| Ok((ip, st.port_id(port)?))) {
+            let port_id = match st.port_id(port) {
                 Ok(v) => v,
                 Err(r) => return r,
             };
-            let before = st.static_neighs.len();
+            let before = st.static_neighs.len() + st.static_neighs6.len();
             st.static_neighs
-                .retain(|s| !(s.port == port_id && s.ip == ip));
-            let was_static = st.static_neighs.len() != before;
+                .retain(|s| !(s.port == port_id && IpAddr::V4(s.ip) == ip));
+            st.static_neighs6
+                .retain(|s| !(s.port == port_id && IpAddr::V6(s.ip) == ip));
+            let was_static = st.static_neighs.len() + st.static_neighs6.len() != before;
             if was_static {
                 self.publish(&mut st);
             }
@@ -525,7 +675,10 @@ impl ControlPlane {
     /// follows the port's addresses, gets the same change. A failure is logged (rvs's own
     /// change stands).
     fn twin_follows(&self, a: &AddrSpec, add: bool) {
-        let IpAddr::V4(ip) = a.addr else { return };
+        let ip = match a.addr {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => return self.twin_follows6(a, ip, add),
+        };
         let prefix = crate::config::Prefix {
             addr: ip,
             len: a.prefix_len,
@@ -547,6 +700,26 @@ impl ControlPlane {
                 }
             }
             Err(e) => tracing::warn!(twin = %twin.ifname, "address {prefix}: {e:#}"),
+        }
+    }
+
+    /// [`ControlPlane::twin_follows`] for an IPv6 address.
+    fn twin_follows6(&self, a: &AddrSpec, ip: Ipv6Addr, add: bool) {
+        let prefix = crate::config::Prefix6 {
+            addr: ip,
+            len: a.prefix_len,
+        };
+        let ports = lock(&self.ports);
+        let Some(twin) = ports
+            .iter()
+            .find(|p| p.name == a.port)
+            .and_then(|p| p.kernel.as_ref())
+            .filter(|t| t.follows_owned)
+        else {
+            return;
+        };
+        if let Err(e) = crate::runtime::kernel::twin_addr6(&twin.ifname, prefix, add) {
+            tracing::warn!(twin = %twin.ifname, "address {prefix}: {e:#}");
         }
     }
 }

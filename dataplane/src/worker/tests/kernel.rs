@@ -60,12 +60,13 @@ fn what_rvs_does_not_take_goes_to_the_twin() {
     gre[23] = 47;
     fix_ipv4_checksum(&mut gre);
     expect_kernel(&mut h, CLIENT_NET, gre);
-    // Another ethertype addressed to the port, and an IPv6 multicast frame.
-    let mut v6 = client_syn(1);
-    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
-    expect_kernel(&mut h, CLIENT_NET, v6.clone());
-    v6[0..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
-    expect_kernel(&mut h, CLIENT_NET, v6);
+    // Another ethertype (LLDP) addressed to the port, and a multicast frame (IPv6: see
+    // `tests/ipv6.rs`).
+    let mut other = client_syn(1);
+    other[12..14].copy_from_slice(&[0x88, 0xcc]);
+    expect_kernel(&mut h, CLIENT_NET, other.clone());
+    other[0..6].copy_from_slice(&[0x01, 0x80, 0xc2, 0, 0, 0x0e]);
+    expect_kernel(&mut h, CLIENT_NET, other);
     h.worker.publish_stats();
     assert_eq!(h.stats.to_kernel.load(Ordering::Relaxed), 9);
 }
