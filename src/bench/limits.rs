@@ -54,7 +54,7 @@ fn anon_huge_bytes() -> u64 {
 
 /// The buffer size: the 1M-connection table's own accounting, and how it was obtained.
 pub fn table_bytes() -> (usize, String) {
-    match dataplane::conn::ConnTable::new(1_000_000, 0) {
+    match dataplane::conn::ConnTable::<dataplane::conn::ConnKey>::new(1_000_000, 0) {
         Ok(t) => (t.memory_bytes(), "ConnTable::new(1M).memory_bytes()".into()),
         Err(_) => (FALLBACK_BYTES, "fallback 128 MiB".into()),
     }

@@ -542,7 +542,7 @@ fn established(
     // The table's own accounting, from a table of the same capacity (the worker keeps its own
     // private); the worker's resident memory is measured around its construction and setup.
     let table_bytes = if m.name == "NAT" {
-        dataplane::conn::ConnTable::new(n, 0)
+        dataplane::conn::ConnTable::<dataplane::conn::ConnKey>::new(n, 0)
             .map(|t| t.memory_bytes())
             .unwrap_or(0)
     } else {

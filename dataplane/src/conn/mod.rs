@@ -30,7 +30,7 @@ pub mod udp;
 
 use core::time::Duration;
 
-pub use key::ConnKey;
+pub use key::{ConnKey, ConnKey6, FlowKey};
 pub use record::{ConnRecord, RecordError};
 pub use table::{
     Conn, ConnFlags, ConnId, ConnTable, ConnTableError, Dir, Expiry, InsertError, NewConn,

@@ -25,7 +25,7 @@
 use core::time::Duration;
 
 use super::timer::{NIL, TimerLink, TimerNodes, TimerWheel};
-use super::{ConnKey, ConnState, TcpDir, Timeouts, tcp};
+use super::{ConnKey, ConnState, FlowKey, TcpDir, Timeouts, tcp};
 use crate::service::{DestId, ForwardMethod, ServiceId};
 use crate::time::Instant;
 
@@ -102,9 +102,9 @@ pub struct Transition {
 /// One connection: one 64-byte cache line.
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
-pub struct Conn {
-    in_key: ConnKey,
-    out_key: ConnKey,
+pub struct Conn<K: FlowKey = ConnKey> {
+    in_key: K,
+    out_key: K,
     service: ServiceId,
     dest: DestId,
     deadline: Instant,
@@ -120,22 +120,10 @@ pub struct Conn {
 /// [`Conn::control`] of a connection no template controls.
 const NO_CONTROL: u32 = u32::MAX;
 
-impl Conn {
-    const FREE: Conn = Conn {
-        in_key: ConnKey::new(
-            0,
-            std::net::Ipv4Addr::UNSPECIFIED,
-            0,
-            std::net::Ipv4Addr::UNSPECIFIED,
-            0,
-        ),
-        out_key: ConnKey::new(
-            0,
-            std::net::Ipv4Addr::UNSPECIFIED,
-            0,
-            std::net::Ipv4Addr::UNSPECIFIED,
-            0,
-        ),
+impl<K: FlowKey> Conn<K> {
+    const FREE: Self = Conn {
+        in_key: K::EMPTY,
+        out_key: K::EMPTY,
         service: ServiceId(0),
         dest: DestId(0),
         deadline: Instant::ZERO,
@@ -151,16 +139,16 @@ impl Conn {
     }
 
     /// Client -> VIP, as the client's packets arrive.
-    pub fn in_key(&self) -> &ConnKey {
+    pub fn in_key(&self) -> &K {
         &self.in_key
     }
     /// The reply as it arrives at the director (RS -> client for NAT, RS -> LIP for FULLNAT). For
     /// DR/TUN it is recorded (RS -> client) but not indexed, since replies bypass the director.
-    pub fn out_key(&self) -> &ConnKey {
+    pub fn out_key(&self) -> &K {
         &self.out_key
     }
     /// The tuple a packet in direction `dir` carries.
-    pub fn key(&self, dir: Dir) -> &ConnKey {
+    pub fn key(&self, dir: Dir) -> &K {
         match dir {
             Dir::Original => &self.in_key,
             Dir::Reply => &self.out_key,
@@ -261,7 +249,7 @@ impl Conn {
     }
 }
 
-impl TimerNodes for [Conn] {
+impl<K: FlowKey> TimerNodes for [Conn<K>] {
     fn link_mut(&mut self, id: u32) -> Option<&mut TimerLink> {
         self.get_mut(id as usize).map(|c| &mut c.timer)
     }
@@ -269,10 +257,10 @@ impl TimerNodes for [Conn] {
 
 /// What to create.
 #[derive(Debug, Clone, Copy)]
-pub struct NewConn {
-    pub in_key: ConnKey,
+pub struct NewConn<K: FlowKey = ConnKey> {
+    pub in_key: K,
     /// See [`Conn::out_key`]; indexed only when `method` has replies through the director.
-    pub out_key: ConnKey,
+    pub out_key: K,
     pub service: ServiceId,
     pub dest: DestId,
     pub method: ForwardMethod,
@@ -350,8 +338,8 @@ pub type MemAdvice = fn(*const u8, usize) -> bool;
 
 /// One worker's connections.
 #[derive(Debug)]
-pub struct ConnTable {
-    conns: Box<[Conn]>,
+pub struct ConnTable<K: FlowKey = ConnKey> {
+    conns: Box<[Conn<K>]>,
     free_head: u32,
     len: usize,
     index: Box<[Bucket]>,
@@ -369,10 +357,10 @@ fn advised_slice<T>(n: usize, advice: Option<MemAdvice>, f: impl FnMut(usize) ->
     v.into_boxed_slice()
 }
 
-impl ConnTable {
+impl<K: FlowKey> ConnTable<K> {
     /// A table for `capacity` connections, hashing with `seed` (random per worker, from the
     /// runtime), with the default 4096-second timer wheel.
-    pub fn new(capacity: usize, seed: u64) -> Result<ConnTable, ConnTableError> {
+    pub fn new(capacity: usize, seed: u64) -> Result<Self, ConnTableError> {
         Self::build(capacity, seed, super::timer::DEFAULT_BUCKETS, None)
     }
 
@@ -382,16 +370,12 @@ impl ConnTable {
         capacity: usize,
         seed: u64,
         advice: MemAdvice,
-    ) -> Result<ConnTable, ConnTableError> {
+    ) -> Result<Self, ConnTableError> {
         Self::build(capacity, seed, super::timer::DEFAULT_BUCKETS, Some(advice))
     }
 
     /// As [`ConnTable::new`], with a wheel of `buckets` one-second buckets.
-    pub fn with_wheel(
-        capacity: usize,
-        seed: u64,
-        buckets: usize,
-    ) -> Result<ConnTable, ConnTableError> {
+    pub fn with_wheel(capacity: usize, seed: u64, buckets: usize) -> Result<Self, ConnTableError> {
         Self::build(capacity, seed, buckets, None)
     }
 
@@ -400,7 +384,7 @@ impl ConnTable {
         seed: u64,
         wheel_buckets: usize,
         advice: Option<MemAdvice>,
-    ) -> Result<ConnTable, ConnTableError> {
+    ) -> Result<Self, ConnTableError> {
         if capacity > MAX_CAPACITY {
             return Err(ConnTableError::CapacityTooLarge(capacity));
         }
@@ -408,7 +392,7 @@ impl ConnTable {
             let next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
             Conn {
                 timer: TimerLink::free_with_next(next),
-                ..Conn::FREE
+                ..Conn::<K>::FREE
             }
         });
         let buckets = capacity.div_ceil(4).max(1);
@@ -445,7 +429,7 @@ impl ConnTable {
 
     /// The seeded hash of `key`, as [`ConnTable::lookup_hashed`] and the staged helpers take it.
     #[inline]
-    pub fn hash(&self, key: &ConnKey) -> u64 {
+    pub fn hash(&self, key: &K) -> u64 {
         key.hash(self.seed)
     }
 
@@ -464,7 +448,7 @@ impl ConnTable {
     /// The record of the first entry of `h`'s home bucket whose tag matches (to prefetch it
     /// once the bucket is cached): usually the connection the lookup will find.
     #[inline]
-    pub fn candidate(&self, h: u64) -> Option<&Conn> {
+    pub fn candidate(&self, h: u64) -> Option<&Conn<K>> {
         let b = self.bucket(h);
         let tag = h as u16;
         let i = (0..WAYS).find(|&i| b.tags[i] == tag && b.slots[i] != EMPTY)?;
@@ -473,13 +457,13 @@ impl ConnTable {
 
     /// The connection a packet with tuple `key` belongs to, and which of its tuples matched.
     #[inline]
-    pub fn lookup(&self, key: &ConnKey) -> Option<(ConnId, Dir)> {
+    pub fn lookup(&self, key: &K) -> Option<(ConnId, Dir)> {
         self.lookup_hashed(key, self.hash(key))
     }
 
     /// [`ConnTable::lookup`] with the key's hash already computed.
     #[inline]
-    pub fn lookup_hashed(&self, key: &ConnKey, h: u64) -> Option<(ConnId, Dir)> {
+    pub fn lookup_hashed(&self, key: &K, h: u64) -> Option<(ConnId, Dir)> {
         let tag = h as u16;
         let mut b = self.home(h);
         for _ in 0..self.index.len() {
@@ -508,7 +492,7 @@ impl ConnTable {
     }
 
     /// Create a connection. Refused if the table is full or either indexed tuple already exists.
-    pub fn insert(&mut self, new: NewConn) -> Result<ConnId, InsertError> {
+    pub fn insert(&mut self, new: NewConn<K>) -> Result<ConnId, InsertError> {
         let index_reply = new.method.replies_pass_director();
         if self.lookup(&new.in_key).is_some()
             || (index_reply && (self.lookup(&new.out_key).is_some() || new.out_key == new.in_key))
@@ -555,14 +539,14 @@ impl ConnTable {
 
     /// The connection with this id, if live.
     #[inline]
-    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+    pub fn get(&self, id: ConnId) -> Option<&Conn<K>> {
         self.conns.get(id.0 as usize).filter(|c| c.occupied())
     }
 
     /// The connection with this id, if live, for state/flag changes (keys and deadline are
     /// changed only through the table, which keeps index and timer in step).
     #[inline]
-    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn<K>> {
         self.conns.get_mut(id.0 as usize).filter(|c| c.occupied())
     }
 
@@ -616,7 +600,7 @@ impl ConnTable {
     }
 
     /// Remove a connection (index, timer, slab). Returns its last contents for accounting.
-    pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
+    pub fn remove(&mut self, id: ConnId) -> Option<Conn<K>> {
         let c = *self.get(id)?;
         self.index_remove(&c.in_key, join(id.0, Dir::Original));
         if c.flags.contains(ConnFlags::REPLY_INDEXED) {
@@ -624,7 +608,7 @@ impl ConnTable {
         }
         self.wheel.disarm(&mut self.conns[..], id.0);
         if let Some(slot) = self.conns.get_mut(id.0 as usize) {
-            *slot = Conn::FREE;
+            *slot = Conn::<K>::FREE;
             slot.timer = TimerLink::free_with_next(self.free_head);
             self.free_head = id.0;
         }
@@ -633,7 +617,7 @@ impl ConnTable {
     }
 
     /// Live connections, for listings (`ipvsadm -Lc`). Control-plane rate only: it walks the slab.
-    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn<K>)> {
         self.conns
             .iter()
             .enumerate()
@@ -649,7 +633,7 @@ impl ConnTable {
         &mut self,
         now: Instant,
         max: usize,
-        mut f: impl FnMut(ConnId, &Conn) -> Expiry,
+        mut f: impl FnMut(ConnId, &Conn<K>) -> Expiry,
     ) -> usize {
         let mut budget = max;
         let mut removed = 0;
@@ -714,7 +698,7 @@ impl ConnTable {
         std::hint::black_box(acc);
     }
 
-    fn index_insert(&mut self, key: &ConnKey, slot: u32) {
+    fn index_insert(&mut self, key: &K, slot: u32) {
         let h = self.hash(key);
         let tag = h as u16;
         let mut b = self.home(h);
@@ -736,7 +720,7 @@ impl ConnTable {
         }
     }
 
-    fn index_remove(&mut self, key: &ConnKey, slot: u32) {
+    fn index_remove(&mut self, key: &K, slot: u32) {
         let h = self.hash(key);
         let home = self.home(h);
         let mut b = home;
@@ -827,10 +811,62 @@ mod tests {
         assert_eq!(core::mem::size_of::<Bucket>(), 64);
         assert_eq!(core::mem::align_of::<Bucket>(), 64);
         for cap in [1 << 16, 100_000, 1_000_000] {
-            let t = ConnTable::new(cap, 1).unwrap();
+            let t = ConnTable::<ConnKey>::new(cap, 1).unwrap();
             let per_conn = t.memory_bytes() / cap;
             assert!(per_conn <= 81, "{cap}: {per_conn} bytes per connection");
         }
+    }
+
+    /// The same table over IPv6 tuples: records of two lines, both tuples found, FULLNAT
+    /// (v6 -> v6) and DR shapes, removal and expiry as for IPv4.
+    #[test]
+    fn v6_tuples_in_a_table_of_their_own() {
+        use crate::conn::ConnKey6;
+        use std::net::Ipv6Addr;
+        assert_eq!(core::mem::size_of::<Conn<ConnKey6>>(), 128);
+        let vip: Ipv6Addr = "2001:2::100".parse().unwrap();
+        let rip: Ipv6Addr = "2001:2:1::11".parse().unwrap();
+        let lip: Ipv6Addr = "2001:2:1::5".parse().unwrap();
+        let cip =
+            |n: u32| Ipv6Addr::from_bits(0x2001_0002_0000_0000_0000_0000_0000_0000 | u128::from(n));
+        let mut t = ConnTable::<ConnKey6>::new(1000, 3).unwrap();
+        let mut ids = Vec::new();
+        for n in 0..900u32 {
+            let fullnat = n % 2 == 0;
+            let new = NewConn {
+                in_key: ConnKey6::new(6, cip(n), 40000, vip, 80),
+                out_key: if fullnat {
+                    ConnKey6::new(6, rip, 80, lip, 1024 + n as u16)
+                } else {
+                    ConnKey6::new(6, rip, 80, cip(n), 40000)
+                },
+                service: ServiceId(1),
+                dest: DestId(1),
+                method: if fullnat {
+                    ForwardMethod::FullNat
+                } else {
+                    ForwardMethod::Route
+                },
+                state: ConnState::Tcp(TcpState::None),
+                deadline: Instant::from_secs(100 + u64::from(n % 7)),
+                template: false,
+            };
+            let id = t.insert(new).unwrap();
+            assert_eq!(t.lookup(&new.in_key), Some((id, Dir::Original)));
+            let reply = t.lookup(&new.out_key);
+            assert_eq!(reply, fullnat.then_some((id, Dir::Reply)), "{n}");
+            assert_eq!(t.insert(new), Err(InsertError::KeyExists));
+            ids.push((id, new));
+        }
+        assert_eq!(t.len(), 900);
+        for (id, new) in ids.iter().step_by(3) {
+            assert_eq!(t.remove(*id).map(|c| *c.in_key()), Some(new.in_key));
+            assert_eq!(t.lookup(&new.in_key), None);
+            assert_eq!(t.lookup(&new.out_key), None);
+        }
+        let removed = t.expire(Instant::from_secs(200), usize::MAX, |_, _| Expiry::Remove);
+        assert_eq!(removed, 600);
+        assert!(t.is_empty());
     }
 
     /// Every connection keeps both tuples findable however many share a home bucket: a table
@@ -940,7 +976,7 @@ mod tests {
         assert_eq!(empty.capacity(), 0);
         let mut empty = empty;
         assert_eq!(empty.insert(nat(1, 1)), Err(InsertError::TableFull));
-        assert!(ConnTable::new(MAX_CAPACITY + 1, 0).is_err());
+        assert!(ConnTable::<ConnKey>::new(MAX_CAPACITY + 1, 0).is_err());
     }
 
     #[test]
