@@ -18,6 +18,7 @@ pub mod l3;
 pub mod laddr;
 pub mod packet;
 pub mod parse;
+pub mod parse6;
 pub mod persist;
 pub mod sched;
 pub mod service;
