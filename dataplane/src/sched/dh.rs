@@ -3,7 +3,7 @@
 //! the packet's destination address: bucket `hash_32(daddr, 8)`. If that bucket's dest has
 //! weight 0 or is overloaded the pick fails (no fallback).
 
-use super::hash::hash_32;
+use super::hash::{fold_v6, hash_32};
 use super::{DestView, SchedInput, Scheduler};
 
 /// `IP_VS_DH_TAB_BITS`.
@@ -33,6 +33,12 @@ impl DestinationHashing {
     /// The bucket a destination address hashes to.
     pub fn bucket_of(daddr: std::net::Ipv4Addr) -> usize {
         hash_32(u32::from(daddr), DH_TAB_BITS) as usize
+    }
+
+    /// The bucket an IPv6 destination address hashes to (`ip_vs_dh_hashkey` for AF_INET6:
+    /// the folded address, [`fold_v6`]).
+    pub fn bucket_of6(daddr: std::net::Ipv6Addr) -> usize {
+        hash_32(fold_v6(daddr), DH_TAB_BITS) as usize
     }
 
     /// The dest index in bucket `b` (tests, diagnostics).
@@ -75,6 +81,15 @@ mod tests {
         }
         s.update(&[]);
         assert_eq!(s.bucket(0), None);
+    }
+
+    /// IPv6 buckets against `scripts/ipvs-v6-hash-vectors.py`.
+    #[test]
+    fn ipv6_buckets_match_the_vectors() {
+        for v in &crate::sched::vectors_v6::V6_VECTORS {
+            let a = v.addr.parse().unwrap();
+            assert_eq!(DestinationHashing::bucket_of6(a), v.dh, "{}", v.addr);
+        }
     }
 
     #[test]

@@ -7,6 +7,16 @@
 //!   is really SipHash-1-3 with 64-bit key words, truncated to 32 bits; the `u32` is hashed as its
 //!   4 native (little-endian) bytes. Used by mh with IPVS's fixed keys.
 
+/// IPVS's 32-bit key of an IPv6 address for its hashing schedulers (sh, dh, mh, lblc, lblcr):
+/// `addr->ip6[0] ^ addr->ip6[1] ^ addr->ip6[2] ^ addr->ip6[3]` taken through `ntohl`, i.e. the
+/// XOR of the address's four big-endian 32-bit words. What each scheduler then does with it is
+/// what it does with an IPv4 address (`u32::from(Ipv4Addr)`).
+#[inline]
+pub fn fold_v6(addr: std::net::Ipv6Addr) -> u32 {
+    let b = addr.to_bits();
+    (b >> 96) as u32 ^ (b >> 64) as u32 ^ (b >> 32) as u32 ^ b as u32
+}
+
 /// `GOLDEN_RATIO_32` of `include/linux/hash.h`.
 pub const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
 
@@ -79,6 +89,17 @@ pub fn hsiphash_u32(key: SipKey, v: u32) -> u32 {
 mod tests {
     use super::*;
     use std::hash::Hasher;
+
+    /// The fold of every vector of `scripts/ipvs-v6-hash-vectors.py`; an address whose words
+    /// cancel folds to 0, as `::` does.
+    #[test]
+    fn fold_v6_matches_the_vectors() {
+        for v in &crate::sched::vectors_v6::V6_VECTORS {
+            assert_eq!(fold_v6(v.addr.parse().unwrap()), v.fold, "{}", v.addr);
+        }
+        assert_eq!(fold_v6("1:2:3:4:1:2:3:4".parse().unwrap()), 0);
+        assert_eq!(fold_v6("2001:2::1".parse().unwrap()), 0x2001_0002 ^ 1);
+    }
 
     #[test]
     fn hash_32_is_golden_ratio_top_bits() {

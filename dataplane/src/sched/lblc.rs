@@ -20,7 +20,7 @@
 //!   (amortised, rare).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::{DestView, SchedInput, Scheduler, active_seen, conn_overhead, weighted_least};
@@ -41,6 +41,22 @@ pub const LBL_MAX_SIZE: usize = 1024 * 16;
 pub const LBL_HARD_CAP: usize = 2 * LBL_MAX_SIZE;
 /// Entries reserved up front.
 pub const LBL_RESERVE: usize = 1024;
+/// `IP_VS_LBLC_TAB_BITS` = `IP_VS_LBLCR_TAB_BITS`: IPVS's caches have 1024 buckets.
+pub const LBL_TAB_BITS: u32 = 10;
+
+/// IPVS's bucket for a daddr in the lblc and lblcr caches (`ip_vs_lblc_hashkey`,
+/// `ip_vs_lblcr_hashkey`): `hash_32` of the address, an IPv6 one folded first
+/// ([`super::hash::fold_v6`]). No pick depends on it: IPVS compares whole addresses within a
+/// bucket, and rvs keys its cache map by the whole address (an IPv6 cache will key on
+/// `Ipv6Addr`). It fixes which entries IPVS's over-size collection visits first, an order rvs
+/// does not reproduce.
+pub fn lbl_bucket(daddr: IpAddr) -> usize {
+    let key = match daddr {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => super::hash::fold_v6(a),
+    };
+    super::hash::hash_32(key, LBL_TAB_BITS) as usize
+}
 
 /// lblc/lblcr's `is_overloaded`: `A > W` and some dest of the service has `2*A < W`.
 /// Counts as `worker` sees them.
@@ -218,6 +234,17 @@ impl Scheduler for Lblc {
 mod tests {
     use super::*;
     use crate::sched::testutil::{dests, dests_counts, input, set_counts};
+
+    /// IPv6 buckets against `scripts/ipvs-v6-hash-vectors.py`; an IPv4 address is hashed as it is.
+    #[test]
+    fn buckets_match_the_vectors() {
+        for v in &crate::sched::vectors_v6::V6_VECTORS {
+            let a: std::net::Ipv6Addr = v.addr.parse().unwrap();
+            assert_eq!(lbl_bucket(IpAddr::V6(a)), v.lbl, "{}", v.addr);
+        }
+        // 198.19.0.1 = 0xC6130001; * 0x61C88647 = 0x430D8647 (mod 2^32); top 10 bits 0x10C.
+        assert_eq!(lbl_bucket(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1))), 0x10c);
+    }
 
     fn at(secs: u64) -> SchedInput {
         let mut i = input();

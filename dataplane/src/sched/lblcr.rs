@@ -10,7 +10,8 @@
 //! entry the WLC pick starts a new set. Inserting or removing a member updates the set's
 //! `lastmod`.
 //!
-//! Expiry of whole entries and the cache bound are lblc's ([`super::lblc::LblCacheClock`]).
+//! Expiry of whole entries and the cache bound are lblc's ([`super::lblc::LblCacheClock`]), and so
+//! is IPVS's bucket of a daddr, IPv4 or IPv6 ([`super::lblc::lbl_bucket`]).
 //! A set holds at most [`SET_CAP`] members (a further insert is skipped, as IPVS does when it
 //! cannot allocate a member); members whose dest left the service are dropped on `update`.
 

@@ -29,7 +29,9 @@
 
 use std::collections::HashMap;
 
-use super::hash::{SipKey, hsiphash_u32};
+use std::net::Ipv6Addr;
+
+use super::hash::{SipKey, fold_v6, hsiphash_u32};
 use super::sh::has_ports;
 use super::{DestView, MhTableSize, SchedFlags, SchedInput, Scheduler};
 use crate::service::DestId;
@@ -71,6 +73,23 @@ fn fls(x: u32) -> u32 {
 /// `ip_vs_mh_hashkey`: `hsiphash(offset + port + addr)`.
 fn hashkey(addr: u32, port: u16, key: SipKey, offset: u32) -> u32 {
     hsiphash_u32(key, offset.wrapping_add(u32::from(port)).wrapping_add(addr))
+}
+
+/// `ip_vs_mh_hashkey` for an IPv6 address: the same hash of the folded address ([`fold_v6`]).
+/// With [`MH_KEY1`] and offset 0 it is a client's lookup hash (slot `% M`) and a dest's
+/// permutation offset; with [`MH_KEY2`] a dest's skip (`% (M - 1) + 1`); with [`MH_KEY1`] and a
+/// probe offset the fallback's probe.
+pub fn hashkey6(addr: Ipv6Addr, port: u16, key: SipKey, offset: u32) -> u32 {
+    hashkey(fold_v6(addr), port, key, offset)
+}
+
+/// A dest's Maglev permutation for an IPv6 address in a table of `m` slots (`m` >= 2):
+/// `(offset, skip)` as `ip_vs_mh_permutate` computes them.
+pub fn permutation6(addr: Ipv6Addr, port: u16, m: u32) -> (u32, u32) {
+    (
+        hashkey6(addr, port, MH_KEY1, 0) % m,
+        hashkey6(addr, port, MH_KEY2, 0) % (m - 1) + 1,
+    )
 }
 
 impl MaglevHashing {
@@ -228,6 +247,25 @@ mod tests {
             c[s.slot(slot).expect("table full")] += 1;
         }
         c
+    }
+
+    /// IPv6 keys against `scripts/ipvs-v6-hash-vectors.py` (the hsiphash and the fold both
+    /// checked by an independent SipHash): lookup and probe hashes, and a dest's permutation.
+    #[test]
+    fn ipv6_keys_match_the_vectors() {
+        for v in &crate::sched::vectors_v6::V6_VECTORS {
+            let a = v.addr.parse().unwrap();
+            assert_eq!(hashkey6(a, v.port, MH_KEY1, v.offset), v.mh1, "{}", v.addr);
+            assert_eq!(hashkey6(a, v.port, MH_KEY2, 0), v.mh2, "{}", v.addr);
+            for m in [251u32, 4093, 131_071] {
+                let (offset, skip) = permutation6(a, v.port, m);
+                if v.offset == 0 {
+                    assert_eq!(offset, v.mh1 % m);
+                }
+                assert_eq!(skip, v.mh2 % (m - 1) + 1);
+                assert!(offset < m && (1..m).contains(&skip));
+            }
+        }
     }
 
     #[test]

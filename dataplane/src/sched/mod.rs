@@ -30,6 +30,8 @@ pub mod rr;
 pub mod sed;
 pub mod sh;
 pub mod twos;
+#[cfg(test)]
+mod vectors_v6;
 pub mod wlc;
 pub mod wrr;
 

@@ -9,7 +9,9 @@
 //! - with it, IPVS probes `offset = 0..255`: `roffset = (offset + ihash) % 256`, bucket
 //!   `(roffset + hash_32(key, 8)) & 255`, and takes the first available dest.
 
-use super::hash::hash_32;
+use std::net::Ipv6Addr;
+
+use super::hash::{fold_v6, hash_32};
 use super::{DestView, SchedFlags, SchedInput, Scheduler};
 
 /// `IP_VS_SH_TAB_BITS`.
@@ -44,6 +46,12 @@ impl SourceHashing {
     fn hashkey(addr: u32, port: u16, offset: u32) -> usize {
         (offset.wrapping_add(hash_32(u32::from(port).wrapping_add(addr), SH_TAB_BITS))
             & SH_TAB_MASK) as usize
+    }
+
+    /// `ip_vs_sh_hashkey` for an IPv6 client: the same hash of the folded address
+    /// ([`fold_v6`]); `offset` is the fallback's probe offset (0 for the first look).
+    pub fn hashkey6(addr: Ipv6Addr, port: u16, offset: u32) -> usize {
+        Self::hashkey(fold_v6(addr), port, offset)
     }
 
     /// The dest index in bucket `b` (tests, diagnostics).
@@ -119,6 +127,25 @@ mod tests {
         let mut s = SourceHashing::new(flags);
         s.update(&d);
         (s, d)
+    }
+
+    /// IPv6 keys against `scripts/ipvs-v6-hash-vectors.py`, first look and fallback probe.
+    #[test]
+    fn ipv6_keys_match_the_vectors() {
+        for v in &crate::sched::vectors_v6::V6_VECTORS {
+            let a = v.addr.parse().unwrap();
+            assert_eq!(SourceHashing::hashkey6(a, v.port, 0), v.sh, "{}", v.addr);
+            assert_eq!(
+                SourceHashing::hashkey6(a, v.port, v.offset),
+                v.sh_offset,
+                "{} +{}",
+                v.addr,
+                v.offset
+            );
+        }
+        // The IPv4 key is untouched: an IPv4 address is its own fold.
+        let v4 = std::net::Ipv4Addr::new(198, 19, 0, 1);
+        assert_eq!(SourceHashing::hashkey(u32::from(v4), 0, 0), 0x43);
     }
 
     #[test]
