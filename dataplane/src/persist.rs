@@ -39,7 +39,7 @@
 use core::time::Duration;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::conn::ConnKey;
@@ -91,6 +91,23 @@ impl TemplateKey {
             },
         }
     }
+}
+
+/// The persistence granularity of an IPv6 service from its `-M` value as the control protocol
+/// carries it: for IPv6, IPVS keeps a prefix length there (128 by default) and refuses a service
+/// whose value is not 1 to 128 (`EINVAL` from `ip_vs_add_service` and `ip_vs_edit_service`).
+/// `None` for such a value.
+pub fn persist_prefix6(netmask: u32) -> Option<u8> {
+    u8::try_from(netmask).ok().filter(|p| (1..=128).contains(p))
+}
+
+/// The network of an IPv6 client for persistence: `addr` with every bit after the first
+/// `prefix_len` cleared, what IPVS's `ipv6_addr_prefix` gives for the template's client address
+/// (the IPv4 counterpart is `caddr & netmask` in [`TemplateKey::of`]). A length above 128 is 128.
+pub fn client_net6(addr: Ipv6Addr, prefix_len: u8) -> Ipv6Addr {
+    let keep = u32::from(prefix_len.min(128));
+    let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+    Ipv6Addr::from_bits(addr.to_bits() & mask)
 }
 
 /// A connection's handle on its controlling template: stripe and slot.
@@ -505,5 +522,72 @@ fn unbind(svc: &Service, dest: DestId, worker: usize) {
 fn unbind_id(services: &Snapshot, dest: DestId, worker: usize) {
     if let Some(d) = services.dest(dest) {
         d.unbind_template(worker);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    /// `ipv6_addr_prefix` written the long way, byte by byte as the kernel does: whole bytes
+    /// kept, the next byte masked with its top `plen % 8` bits, the rest zero.
+    fn by_bytes(addr: Ipv6Addr, plen: u8) -> Ipv6Addr {
+        let (src, plen) = (addr.octets(), usize::from(plen.min(128)));
+        let mut out = [0u8; 16];
+        let (whole, bits) = (plen / 8, plen % 8);
+        out[..whole].copy_from_slice(&src[..whole]);
+        if bits != 0 {
+            out[whole] = src[whole] & (0xff00u16 >> bits) as u8;
+        }
+        Ipv6Addr::from(out)
+    }
+
+    #[test]
+    fn ipv6_client_networks() {
+        let c = a("2001:db8:1234:5678:9abc:def0:1357:2468");
+        assert_eq!(client_net6(c, 128), c);
+        assert_eq!(client_net6(c, 64), a("2001:db8:1234:5678::"));
+        assert_eq!(client_net6(c, 48), a("2001:db8:1234::"));
+        assert_eq!(client_net6(c, 36), a("2001:db8:1000::"));
+        assert_eq!(client_net6(c, 1), a("::"));
+        assert_eq!(client_net6(a("ffff::1"), 1), a("8000::"));
+        assert_eq!(client_net6(a("::3"), 127), a("::2"));
+        assert_eq!(client_net6(c, 0), Ipv6Addr::UNSPECIFIED);
+        assert_eq!(client_net6(c, 200), c);
+        // Two clients of one /64 share a template key; a client of the next /64 does not.
+        let (x, y, z) = (a("2001:2::1"), a("2001:2::ffff:9"), a("2001:2:0:1::1"));
+        assert_eq!(client_net6(x, 64), client_net6(y, 64));
+        assert_ne!(client_net6(x, 64), client_net6(z, 64));
+        assert_eq!(client_net6(x, 63), client_net6(z, 63));
+    }
+
+    #[test]
+    fn ipv6_netmask_is_a_prefix_length_from_1_to_128() {
+        assert_eq!(persist_prefix6(128), Some(128));
+        assert_eq!(persist_prefix6(1), Some(1));
+        assert_eq!(persist_prefix6(64), Some(64));
+        assert_eq!(persist_prefix6(0), None);
+        assert_eq!(persist_prefix6(129), None);
+        // An IPv4 mask is not an IPv6 prefix length.
+        assert_eq!(persist_prefix6(0xffff_ffff), None);
+        assert_eq!(persist_prefix6(0xffff_ff00), None);
+    }
+
+    proptest! {
+        #[test]
+        fn client_net6_is_the_kernels_prefix(bits in any::<u128>(), plen in 0u8..=255) {
+            let addr = Ipv6Addr::from_bits(bits);
+            let net = client_net6(addr, plen);
+            prop_assert_eq!(net, by_bytes(addr, plen));
+            // Idempotent, and a longer prefix of the network is the network.
+            prop_assert_eq!(client_net6(net, plen), net);
+            let p = plen.min(128);
+            prop_assert_eq!(client_net6(client_net6(addr, p.saturating_add(1).min(128)), p), net);
+        }
     }
 }
