@@ -4,7 +4,7 @@
 //! `cargo bench -p dataplane --bench hot`; the whole-path numbers come from `rvs-bench`.
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use dataplane::conn::{ConnKey, ConnState, ConnTable, NewConn};
@@ -241,5 +241,67 @@ fn access_lists(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot, parse, checksums, conn_table, schedulers, access_lists);
+/// An Ethernet/IPv6/TCP ACK from 2001:2::2:`port` to 2001:2::100:80, with `ext` 8-byte
+/// destination-options headers before TCP.
+fn frame6(port: u16, ext: usize) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 40];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xd0]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xfe]);
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    f[14] = 0x60;
+    f[18..20].copy_from_slice(&((8 * ext + 20) as u16).to_be_bytes());
+    f[20] = if ext > 0 { 60 } else { 6 };
+    f[21] = 64;
+    f[22..38].copy_from_slice(&"2001:2::2".parse::<Ipv6Addr>().unwrap().octets());
+    f[38..54].copy_from_slice(&"2001:2::100".parse::<Ipv6Addr>().unwrap().octets());
+    for i in 0..ext {
+        f.extend_from_slice(&[if i + 1 == ext { 6 } else { 60 }, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    let mut t = [0u8; 20];
+    t[0..2].copy_from_slice(&port.to_be_bytes());
+    t[2..4].copy_from_slice(&80u16.to_be_bytes());
+    t[12] = 0x50;
+    t[13] = 0x10;
+    f.extend_from_slice(&t);
+    f
+}
+
+/// The IPv6 building blocks (issue 14): the flow parse and the steering hashes, beside the IPv4
+/// client hash they mirror.
+fn ipv6(c: &mut Criterion) {
+    let policy = dataplane::wire::ipv6::ExtPolicy::default();
+    for ext in [0usize, 2] {
+        let f = frame6(1234, ext);
+        assert!(dataplane::parse6::parse6(&f, &policy).is_ok());
+        c.bench_function(
+            &format!("parse6 eth+ipv6+tcp, {ext} extension headers"),
+            |b| b.iter(|| dataplane::parse6::parse6(black_box(&f[..]), &policy)),
+        );
+    }
+    let s = dataplane::steer::Steering::new(4);
+    let (c4, c6) = (
+        Ipv4Addr::new(198, 18, 0, 2),
+        "2001:2::2".parse::<Ipv6Addr>().unwrap(),
+    );
+    c.bench_function("steer client_hash (ipv4, 6 B)", |b| {
+        b.iter(|| s.client_hash(black_box(c4), black_box(40000)))
+    });
+    c.bench_function("steer client_hash6 (ipv6, 18 B)", |b| {
+        b.iter(|| s.client_hash6(black_box(c6), black_box(40000)))
+    });
+    let v6 = "2001:2::100".parse::<Ipv6Addr>().unwrap();
+    c.bench_function("steer tuple_hash6 (ipv6, 36 B)", |b| {
+        b.iter(|| s.tuple_hash6(black_box(c6), 40000, black_box(v6), 80))
+    });
+}
+
+criterion_group!(
+    hot,
+    parse,
+    checksums,
+    conn_table,
+    schedulers,
+    access_lists,
+    ipv6
+);
 criterion_main!(hot);
