@@ -105,13 +105,7 @@ impl State {
         let port = self.port_id(&a.port)?;
         match self.addrs.get6(ip) {
             Some(o) if o.port == port && o.prefix_len != a.prefix_len => {
-                return Err(err(
-                    Errno::Enoent,
-                    format!(
-                        "{ip}/{} is not owned on {} ({ip}/{} is)",
-                        a.prefix_len, a.port, o.prefix_len
-                    ),
-                ));
+                return Err(wrong_prefix(ip, a, o.prefix_len));
             }
             _ => {}
         }
@@ -155,13 +149,7 @@ impl State {
         let port = self.port_id(&a.port)?;
         match self.addrs.get(ip) {
             Some(o) if o.port == port && o.prefix_len != a.prefix_len => {
-                return Err(err(
-                    Errno::Enoent,
-                    format!(
-                        "{ip}/{} is not owned on {} ({ip}/{} is)",
-                        a.prefix_len, a.port, o.prefix_len
-                    ),
-                ));
+                return Err(wrong_prefix(ip, a, o.prefix_len));
             }
             _ => {}
         }
@@ -722,4 +710,15 @@ impl ControlPlane {
             tracing::warn!(twin = %twin.ifname, "address {prefix}: {e:#}");
         }
     }
+}
+
+/// The refusal of deleting `ip/len` from a port that owns `ip` with another prefix length.
+fn wrong_prefix(ip: impl std::fmt::Display, a: &AddrSpec, owned_len: u8) -> Reply {
+    err(
+        Errno::Enoent,
+        format!(
+            "{ip}/{} is not owned on {} ({ip}/{owned_len} is)",
+            a.prefix_len, a.port
+        ),
+    )
 }
