@@ -718,7 +718,9 @@ impl<B: PacketBuf> State<B> {
             }
             Err(reason) => self.drops.count(reason),
         }
-        self.flush_proxy_pending(tables, now, io);
+        if self.pp_pending.is_waiting() {
+            self.flush_proxy_pending(tables, now, io);
+        }
     }
 }
 

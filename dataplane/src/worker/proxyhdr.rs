@@ -44,6 +44,12 @@ pub(super) struct Pending {
 }
 
 impl Pending {
+    /// A segment is waiting: the one check every packet pays (a read, no store).
+    #[inline]
+    pub(super) const fn is_waiting(&self) -> bool {
+        self.len != 0
+    }
+
     pub(super) const fn new() -> Self {
         Pending {
             bytes: [0; PENDING_MAX],
@@ -189,7 +195,7 @@ impl<B: PacketBuf> State<B> {
         }
     }
 
-    /// Send the standalone header segment the last packet left, if any.
+    /// Send the standalone header segment the last packet left ([`Pending::is_waiting`]).
     pub(super) fn flush_proxy_pending<I: Io<B>>(
         &mut self,
         tables: &Tables,
