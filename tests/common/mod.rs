@@ -453,7 +453,9 @@ pub fn assert_cross_worker_traffic(log: &str, workers: usize) {
 
 /// `(rs1, rs2)` connections out of `total` when each of `workers` workers runs its own
 /// scheduler (docs/ipvsadm-compat.md section 3, "Schedulers run per worker"): rr alternates per worker, so |rs1 - rs2| is at most one per
-/// worker; wrr 3:1 gives rs2 every fourth pick of each worker.
+/// worker; wrr 3:1 gives rs2 once in every four picks of each worker, at a place in the cycle
+/// that depends on the order the dests were added (rs2 added last stands first in the list,
+/// giving rs1 rs1 rs2 rs1), so a worker with `n` connections sent rs2 `n / 4` rounded down or up.
 pub fn split_ok(rs1: u32, rs2: u32, total: u32, weights: (u32, u32), workers: u32) -> bool {
     if rs1 + rs2 != total {
         return false;
@@ -462,7 +464,8 @@ pub fn split_ok(rs1: u32, rs2: u32, total: u32, weights: (u32, u32), workers: u3
         (1, 1) => rs1.abs_diff(rs2) <= workers,
         (3, 1) => {
             let min = (total.saturating_sub(3 * workers)).div_ceil(4);
-            (min..=total / 4).contains(&rs2)
+            let max = (total + 3 * workers) / 4;
+            (min..=max).contains(&rs2)
         }
         _ => true,
     }
