@@ -3,7 +3,8 @@
 # removed by the test that uses them. Only 198.18.0.0/15 is used, only inside these namespaces.
 #
 #   testnet.sh up ID [MODE]  create a topology, namespaces named ID-*; MODE nat (default, below),
-#                         fullnat, dr, tun or bgp (further below)
+#                         fullnat, dr, tun or bgp (further below); nat6, fullnat6, dr6, tun6:
+#                         the same topology dual-stack (IPv6 from 2001:2::/48 besides IPv4)
 #   testnet.sh down ID    kill every process in ID-* namespaces and delete them (idempotent)
 #   testnet.sh check      exit 0 when namespaces can be made here (root, iproute2), else say why
 #
@@ -39,11 +40,24 @@
 #   namespace over the twin dp0 (made by rvsd), so its session exists only while rvsd runs.
 #   The RS run scripts/testnet-stream.py on port 9000 and HTTP on 80, default gw the router.
 #   Bird logs and control sockets: $STATE/bird-*.{log,ctl}.
+#
+# nat6 / fullnat6 / dr6 / tun6: the topology of nat / fullnat / dr / tun with IPv6 on as well
+#   (the director's namespace keeps it off: its veths belong to rvs). Addresses without DAD:
+#   nat6/fullnat6: client c0 2001:2::2/64 (gw 2001:2::1, rvs dp0), RS eth0 2001:2:1::11/64 and
+#   ::12 (nat6: gw 2001:2:1::1, rvs dp1; fullnat6: no route, they answer the director's local
+#   address 2001:2:1::5 in the tests; the TOA sniffer also records the IPv6 option).
+#   dr6/tun6: client 2001:2::2/64, RS 2001:2::11/64 and ::12 on the one segment, the VIP
+#   2001:2::100 beside 198.18.0.100 (dr6: on lo; tun6: on tun0, the decapsulator also takes
+#   IPv6-in-IPv6). The HTTP servers listen on both families.
 set -euo pipefail
 
 cmd=${1:-}
 ID=${2:-rvs}
 MODE=${3:-nat}
+V6=0
+case "$MODE" in
+    nat6 | fullnat6 | dr6 | tun6) V6=1; MODE=${MODE%6} ;;
+esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=/tmp/rvs-testnet/$ID
 
@@ -59,7 +73,20 @@ offloads_off() { # ns dev
 mkns() { # ns
     ip netns add "$1"
     ip -n "$1" link set lo up
-    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    if [ "$V6" = 1 ] && [ "$1" != "$ID-d" ]; then
+        # Dual-stack: IPv6 on, without router advertisements or DAD delays.
+        ip netns exec "$1" sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+            net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    else
+        ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+            net.ipv6.conf.default.disable_ipv6=1
+    fi
+}
+
+# An IPv6 address without duplicate address detection (dual-stack modes only).
+addr6() { # ns addr/len dev
+    [ "$V6" = 1 ] || return 0
+    ip -n "$1" -6 addr add "$2" dev "$3" nodad
 }
 
 # The director's veth ends belong to DPDK (af_packet), but the director namespace's kernel still
@@ -87,7 +114,10 @@ servers() { # i udp_addr http_addr
     local r=r$1
     mkdir -p "$STATE/www-$r"
     echo "rs$1" >"$STATE/www-$r/index.html"
-    ip netns exec "$ID-$r" python3 -m http.server 80 --bind "$3" \
+    local http=$3
+    # "::" is dual-stack (IPV6_V6ONLY off): the same server answers both families.
+    [ "$V6" = 1 ] && http=::
+    ip netns exec "$ID-$r" python3 -m http.server 80 --bind "$http" \
         --directory "$STATE/www-$r" >"$STATE/http-$r.log" 2>&1 &
     ip netns exec "$ID-$r" python3 "$HERE/testnet-udp.py" echo "rs$1" "$2" 53 \
         >"$STATE/udp-$r.log" 2>&1 &
@@ -115,6 +145,7 @@ up_segment() {
     ip -n "$s" link set sw-c master br0
     ip -n "$s" link set sw-d0 master br0
     ip -n "$c" addr add 198.18.0.2/24 dev c0
+    addr6 "$c" 2001:2::2/64 c0
     local i=0
     for r in r1 r2; do
         i=$((i + 1))
@@ -124,16 +155,22 @@ up_segment() {
         ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
             net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
         ip -n "$ns" addr add "198.18.0.1$i/24" dev eth0
+        addr6 "$ns" "2001:2::1$i/64" eth0
         if [ "$MODE" = dr ]; then
             ip -n "$ns" addr add "$vip/32" dev lo
+            # An address on lo is not answered for by Neighbour Discovery on eth0 (IPv6
+            # neighbour solicitations are answered per interface): no arp_ignore needed.
+            addr6 "$ns" 2001:2::100/128 lo
         else
             ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
                 net.ipv4.conf.eth0.rp_filter=0
             ip -n "$ns" tuntap add dev tun0 mode tun
             ip netns exec "$ns" sysctl -qw net.ipv4.conf.tun0.rp_filter=0
             ip -n "$ns" addr add "$vip/32" dev tun0
+            addr6 "$ns" 2001:2::100/128 tun0
             ip -n "$ns" link set tun0 up
-            ip netns exec "$ns" python3 "$HERE/testnet-ipip.py" tun0 >"$STATE/ipip-$r.log" 2>&1 &
+            ip netns exec "$ns" python3 "$HERE/testnet-ipip.py" tun0 "$([ "$V6" = 1 ] && echo 6)" \
+                >"$STATE/ipip-$r.log" 2>&1 &
         fi
         servers "$i" "$vip" 0.0.0.0
     done
@@ -248,7 +285,7 @@ up() {
         nat | fullnat) ;;
         dr | tun) up_segment; return ;;
         bgp) up_bgp; return ;;
-        *) echo "testnet: unknown mode $MODE (nat, fullnat, dr, tun, bgp)" >&2; exit 2 ;;
+        *) echo "testnet: unknown mode $MODE (nat, fullnat, dr, tun, bgp, nat6, fullnat6, dr6, tun6)" >&2; exit 2 ;;
     esac
     mkdir -p "$STATE"
     local c=$ID-c d=$ID-d s=$ID-s
@@ -262,14 +299,18 @@ up() {
     ip -n "$s" link set sw-d1 master br0
     ip -n "$c" addr add 198.18.0.2/24 dev c0
     ip -n "$c" route add default via 198.18.0.1
+    addr6 "$c" 2001:2::2/64 c0
+    [ "$V6" = 1 ] && ip -n "$c" -6 route add default via 2001:2::1
     local i=0
     for r in r1 r2; do
         i=$((i + 1))
         veth "$ID-$r" eth0 "$s" "sw-$r"
         ip -n "$s" link set "sw-$r" master br0
         ip -n "$ID-$r" addr add "198.18.1.1$i/24" dev eth0
+        addr6 "$ID-$r" "2001:2:1::1$i/64" eth0
         if [ "$MODE" = nat ]; then
             ip -n "$ID-$r" route add default via 198.18.1.1
+            [ "$V6" = 1 ] && ip -n "$ID-$r" -6 route add default via 2001:2:1::1
         else
             ip netns exec "$ID-$r" python3 "$HERE/testnet-toa.py" eth0 80 "$STATE/toa-$r.log" \
                 >"$STATE/toa-sniffer-$r.log" 2>&1 &
@@ -309,5 +350,5 @@ case "$cmd" in
     up) need ip iproute2; need ethtool ethtool; need python3 python3; up ;;
     down) down ;;
     check) check ;;
-    *) echo "usage: $0 up ID [nat|fullnat|dr|tun|bgp] | down ID | check" >&2; exit 2 ;;
+    *) echo "usage: $0 up ID [nat|fullnat|dr|tun|bgp|nat6|fullnat6|dr6|tun6] | down ID | check" >&2; exit 2 ;;
 esac
