@@ -7,25 +7,34 @@
 //! first data segment, and the MSS it takes from the real server's SYN-ACK) and says where the
 //! packet goes next ([`Fwd`]). Routing, TTL and the Ethernet header are the worker's. Adding a
 //! method touches this module and the service model, not the worker.
+//!
+//! [`apply6`] is the same for a packet of a known IPv6 connection: NAT6, DR6, TUN6
+//! (IPv6-in-IPv6), FULLNAT6 with the IPv6 TOA, and NAT64 (an IPv6 client, an IPv4 real server,
+//! through FULLNAT with an IPv4 local address: [`nat64`]). PROXY protocol and UOA for IPv6
+//! clients are not done yet: [`apply6`] never sends them ([`Sent::default`] for UDP).
 
 pub mod dr;
 pub mod fullnat;
 pub mod icmp;
+pub mod icmp6;
 pub mod nat;
+pub mod nat64;
 pub mod proxy;
 pub mod toa;
 pub mod tun;
 pub mod uoa;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::conn::{Conn, ConnFlags, Dir};
+use crate::conn::{Conn, ConnFlags, ConnKey6, Dir};
 use crate::drop::DropReason;
 use crate::l3::addr::OwnedAddrs;
 use crate::l3::icmp::IcmpError;
+use crate::l3::icmp6::Icmp6Error;
 use crate::l3::route::RouteTable;
 use crate::packet::PacketBuf;
 use crate::parse::{L3, Parsed};
+use crate::parse6::Parsed6;
 use crate::service::{ClientAddr, ForwardMethod, ProxyProtocol, UoaMode};
 use crate::wire::IpProtocol;
 
@@ -311,4 +320,218 @@ fn add_toa<B: PacketBuf>(conn: &Conn, p: &Parsed, buf: &mut B) -> Result<bool, D
         return Ok(true);
     }
     Ok(false)
+}
+
+/// A packet of an IPv6 connection as received: IPv6, or IPv4 (the replies of a NAT64
+/// connection, from its IPv4 real server).
+#[derive(Debug, Clone, Copy)]
+pub enum Rx6<'a> {
+    V6(&'a Parsed6),
+    V4(&'a Parsed),
+}
+
+/// How to route a packet of an IPv6 connection once its method is done with it: as IPv6, or
+/// as IPv4 (a NAT64 request translated for its IPv4 real server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fwd6 {
+    V6 {
+        /// Route towards this address instead of the header's destination (DR6: the RIP).
+        via: Option<Ipv6Addr>,
+        /// Decrement the hop limit (routed methods), or leave it (DR6, TUN6's outer header).
+        dec_hop: bool,
+    },
+    V4(Fwd),
+}
+
+impl Fwd6 {
+    /// A packet the director originates (TUN6's outer header): routed by its destination,
+    /// hop limit as written.
+    pub const ORIGINATED: Fwd6 = Fwd6::V6 {
+        via: None,
+        dec_hop: false,
+    };
+    /// Routed towards `addr` (known already), hop limit decremented.
+    pub const fn routed_to(addr: Ipv6Addr) -> Fwd6 {
+        Fwd6::V6 {
+            via: Some(addr),
+            dec_hop: true,
+        }
+    }
+}
+
+/// What the method decided for a packet of an IPv6 connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict6 {
+    /// Route and send the rewritten packet.
+    Forward(Fwd6),
+    /// Drop it for the reason and answer its (IPv6) source with this ICMPv6 error (TUN6, too
+    /// big).
+    Icmp6Error(Icmp6Error, DropReason),
+    /// Drop it and answer its IPv4 source with this ICMP error (none of the methods here
+    /// produces one yet: the NAT64 reply path would, for an IPv4 server's packet that cannot
+    /// be translated).
+    IcmpError(IcmpError, DropReason),
+}
+
+/// What an IPv6 method reads besides the packet and its connection.
+pub struct Env6<'a> {
+    pub routes6: &'a RouteTable<Ipv6Addr>,
+    /// IPv4 routes, for NAT64 requests.
+    pub routes4: &'a RouteTable,
+    pub addrs: &'a OwnedAddrs,
+    /// MTU of each port, indexed by port id.
+    pub mtu: &'a dyn Fn(crate::l3::addr::PortId) -> usize,
+    /// The worker's IPv4 identification counter (NAT64's translated headers).
+    pub ip_ident: &'a mut u16,
+    /// How the connection's service gives FULLNAT dests the client's address (the TOA only for
+    /// IPv6 so far).
+    pub client_addr: ClientAddr,
+}
+
+/// Apply IPv6 connection `conn`'s method to a packet that matched its `dir` tuple (for a
+/// NAT64 reply, an IPv4 packet whose [`nat64::mapped_key`] matched the out-key). Methods and
+/// directions: Masq both ways, Route and Tunnel requests only (their replies bypass the
+/// director: `method_unsupported`, as for IPv4), FullNat both ways, and NAT64 (FullNat with an
+/// IPv4-mapped out-key) both ways, IPv6 -> IPv4 for requests and IPv4 -> IPv6 for replies. A
+/// packet of the other family than the connection's side expects is `method_unsupported`.
+pub fn apply6<B: PacketBuf>(
+    conn: &Conn<ConnKey6>,
+    dir: Dir,
+    rx: Rx6<'_>,
+    buf: &mut B,
+    env: &mut Env6<'_>,
+) -> Result<(Verdict6, Sent), DropReason> {
+    let (i, o) = (*conn.in_key(), *conn.out_key());
+    let forward = |f| Ok((Verdict6::Forward(f), Sent::default()));
+    let toa_on = env.client_addr.toa && env.client_addr.proxy == ProxyProtocol::Disable;
+    let tcp = i.proto == IpProtocol::TCP.0;
+    if conn.method() == ForwardMethod::FullNat
+        && let Some(o4) = nat64::unmapped(&o)
+    {
+        return nat64_apply(conn, o4, dir, rx, buf, env, toa_on);
+    }
+    let Rx6::V6(p) = rx else {
+        return Err(DropReason::MethodUnsupported);
+    };
+    match (conn.method(), dir) {
+        (ForwardMethod::Masq, Dir::Original) => {
+            nat::rewrite_parsed6(buf.data_mut(), p, None, Some((o.src, o.sport)))?;
+            forward(Fwd6::routed_to(o.src))
+        }
+        (ForwardMethod::Masq, Dir::Reply) => {
+            nat::rewrite_parsed6(buf.data_mut(), p, Some((i.dst, i.dport)), None)?;
+            forward(Fwd6::routed_to(p.key.dst))
+        }
+        (ForwardMethod::Route, Dir::Original) => forward(dr::to_dest6(o.src)),
+        (ForwardMethod::Tunnel, Dir::Original) => tunnel6(o.src, p, buf, env),
+        (ForwardMethod::FullNat, Dir::Original) => {
+            let payload = tcp_payload_len6(buf.data(), usize::from(p.l4), usize::from(p.end));
+            fullnat::to_dest6(buf.data_mut(), p, o.dst, o.dport, o.src, o.sport)?;
+            let mut sent = Sent::default();
+            if tcp
+                && toa_on
+                && let Some(first_data) = toa_moment(conn, p.tcp_flags, payload)
+            {
+                toa::insert6(buf, p, i.src, i.sport)?;
+                sent.toa = first_data;
+            }
+            Ok((Verdict6::Forward(Fwd6::routed_to(o.src)), sent))
+        }
+        (ForwardMethod::FullNat, Dir::Reply) => {
+            fullnat::to_client6(buf.data_mut(), p, i.dst, i.dport, i.src, i.sport)?;
+            if toa_on && tcp && p.tcp_flags & 0x12 == 0x12 {
+                toa::reduce_mss6(buf, p, toa::LEN6 as u16)?;
+            }
+            forward(Fwd6::routed_to(i.src))
+        }
+        (ForwardMethod::Route | ForwardMethod::Tunnel, Dir::Reply) => {
+            Err(DropReason::MethodUnsupported)
+        }
+    }
+}
+
+/// NAT64 (see [`nat64`]): requests translated to IPv4 toward `o4`'s server from its local
+/// address, replies translated back to IPv6 toward the client.
+fn nat64_apply<B: PacketBuf>(
+    conn: &Conn<ConnKey6>,
+    o4: crate::conn::ConnKey,
+    dir: Dir,
+    rx: Rx6<'_>,
+    buf: &mut B,
+    env: &mut Env6<'_>,
+    toa_on: bool,
+) -> Result<(Verdict6, Sent), DropReason> {
+    let i = *conn.in_key();
+    let tcp = i.proto == IpProtocol::TCP.0;
+    match (dir, rx) {
+        (Dir::Original, Rx6::V6(p)) => {
+            let payload = tcp_payload_len6(buf.data(), usize::from(p.l4), usize::from(p.end));
+            *env.ip_ident = env.ip_ident.wrapping_add(1);
+            let ident = *env.ip_ident;
+            nat64::to_v4(buf, p, (o4.dst, o4.dport), (o4.src, o4.sport), ident)?;
+            let mut sent = Sent::default();
+            if tcp
+                && toa_on
+                && let Some(first_data) = toa_moment(conn, p.tcp_flags, payload)
+            {
+                toa::insert6_in_v4(buf, i.src, i.sport)?;
+                sent.toa = first_data;
+            }
+            Ok((Verdict6::Forward(Fwd6::V4(Fwd::routed_to(o4.src))), sent))
+        }
+        (Dir::Reply, Rx6::V4(p)) => {
+            nat64::to_v6(buf, p, (i.dst, i.dport), (i.src, i.sport))?;
+            if tcp && p.tcp_flags & 0x12 == 0x12 {
+                let seg = nat64::segment6_mut(buf.data_mut()).ok_or(DropReason::TcpMalformed)?;
+                toa::reduce_mss_seg(seg, nat64::MSS_DELTA)?;
+            }
+            Ok((Verdict6::Forward(Fwd6::routed_to(i.src)), Sent::default()))
+        }
+        _ => Err(DropReason::MethodUnsupported),
+    }
+}
+
+/// TUN6: check the encapsulated size against the egress MTU (Packet Too Big with `MTU - 40`
+/// otherwise, see [`tun`]), then wrap the packet.
+fn tunnel6<B: PacketBuf>(
+    rip: Ipv6Addr,
+    p: &Parsed6,
+    buf: &mut B,
+    env: &mut Env6<'_>,
+) -> Result<(Verdict6, Sent), DropReason> {
+    let nh = env.routes6.lookup(rip).ok_or(DropReason::NoRoute)?;
+    let mtu = (env.mtu)(nh.port);
+    let inner = usize::from(p.end).saturating_sub(L3);
+    if let Some(room) = tun::too_big6(inner, mtu)? {
+        let kind = Icmp6Error::PacketTooBig { mtu: room };
+        return Ok((
+            Verdict6::Icmp6Error(kind, DropReason::TunTooBig),
+            Sent::default(),
+        ));
+    }
+    let src = env
+        .addrs
+        .source_for6(nh.port, rip)
+        .ok_or(DropReason::NoRoute)?;
+    tun::encapsulate6(buf, p, tun::Outer6 { src, dst: rip })?;
+    Ok((Verdict6::Forward(Fwd6::ORIGINATED), Sent::default()))
+}
+
+/// Bytes of TCP payload in the segment at `l4..end` of `frame` (0 when it cannot be read).
+fn tcp_payload_len6(frame: &[u8], l4: usize, end: usize) -> usize {
+    frame
+        .get(l4 + 12)
+        .map_or(0, |off| end.saturating_sub(l4 + usize::from(off >> 4) * 4))
+}
+
+/// Whether a client TCP segment with `flags` and `payload` bytes takes the TOA, as [`add_toa`]
+/// decides for IPv4: `Some(false)` on the SYN, `Some(true)` on the first data segment while
+/// the option is pending, `None` otherwise.
+fn toa_moment(conn: &Conn<ConnKey6>, flags: u8, payload: usize) -> Option<bool> {
+    let (syn, ack, rst) = (flags & 0x02 != 0, flags & 0x10 != 0, flags & 0x04 != 0);
+    if syn && !ack {
+        return Some(false);
+    }
+    (conn.flags().contains(ConnFlags::TOA_PENDING) && ack && !syn && !rst && payload > 0)
+        .then_some(true)
 }
