@@ -187,7 +187,7 @@ pub fn translate6<B: PacketBuf>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::conn::{ConnState, ConnTable, NewConn, TcpState};
     use crate::packet::HeapBuf;

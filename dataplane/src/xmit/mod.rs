@@ -535,3 +535,295 @@ fn toa_moment(conn: &Conn<ConnKey6>, flags: u8, payload: usize) -> Option<bool> 
     (conn.flags().contains(ConnFlags::TOA_PENDING) && ack && !syn && !rst && payload > 0)
         .then_some(true)
 }
+
+#[cfg(test)]
+mod tests6 {
+    use super::*;
+    use crate::conn::ConnKey;
+    use crate::l3::route::RouteTable;
+    use crate::packet::HeapBuf;
+    use crate::parse::{RxChecksum, parse};
+    use crate::parse6::parse6;
+    use crate::testutil::{
+        FrameSpec, PORT0_MAC, tcp_frame_opts, tcp6_frame, udp6_frame, verify_frame, verify_frame6,
+    };
+    use crate::wire::ipv6::ExtPolicy;
+    use crate::wire::tcp::TcpFlags;
+    use icmp6::tests::conn6;
+    use proptest::prelude::*;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+    const CIP: &str = "2001:2::2";
+    const VIP: &str = "2001:2::100";
+    const LIP: &str = "2001:3::1";
+    const RIP: &str = "2001:3::11";
+
+    struct World {
+        routes6: RouteTable<Ipv6Addr>,
+        routes4: RouteTable,
+        addrs: OwnedAddrs,
+        ident: u16,
+        mtu: usize,
+    }
+
+    impl World {
+        fn new(mtu: usize) -> World {
+            let mut addrs = OwnedAddrs::new();
+            addrs.add6(0, a("2001:2::1"), 64).unwrap();
+            addrs.add6(1, a(LIP), 64).unwrap();
+            addrs.add(1, "198.18.1.1".parse().unwrap(), 24).unwrap();
+            World {
+                routes6: RouteTable::with_connected6(&addrs),
+                routes4: RouteTable::with_connected(&addrs),
+                addrs,
+                ident: 100,
+                mtu,
+            }
+        }
+
+        fn run(
+            &mut self,
+            conn: &Conn<ConnKey6>,
+            dir: Dir,
+            rx: Rx6<'_>,
+            buf: &mut HeapBuf,
+        ) -> Result<(Verdict6, Sent), DropReason> {
+            let mtu = self.mtu;
+            let mtu_of = move |_| mtu;
+            let mut env = Env6 {
+                routes6: &self.routes6,
+                routes4: &self.routes4,
+                addrs: &self.addrs,
+                mtu: &mtu_of,
+                ip_ident: &mut self.ident,
+                client_addr: ClientAddr::default(),
+            };
+            apply6(conn, dir, rx, buf, &mut env)
+        }
+
+        /// Parse `f` as IPv6 and apply.
+        fn run6(
+            &mut self,
+            conn: &Conn<ConnKey6>,
+            dir: Dir,
+            f: &[u8],
+        ) -> (Result<(Verdict6, Sent), DropReason>, HeapBuf) {
+            let mut b = HeapBuf::from_bytes(f);
+            let p = parse6(f, &ExtPolicy::default()).unwrap();
+            let r = self.run(conn, dir, Rx6::V6(&p), &mut b);
+            (r, b)
+        }
+    }
+
+    fn fwd(r: Result<(Verdict6, Sent), DropReason>) -> (Fwd6, Sent) {
+        match r.unwrap() {
+            (Verdict6::Forward(f), s) => (f, s),
+            v => panic!("not forwarded: {v:?}"),
+        }
+    }
+
+    const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
+
+    #[test]
+    fn masq6_both_ways() {
+        let i = ConnKey6::new(6, a(CIP), 40000, a(VIP), 80);
+        let o = ConnKey6::new(6, a(RIP), 8080, a(CIP), 40000);
+        let conn = conn6(ForwardMethod::Masq, i, o);
+        let mut w = World::new(1500);
+        let f = tcp6_frame(a(CIP), 40000, a(VIP), 80, 0x02, &[], b"");
+        let (r, b) = w.run6(&conn, Dir::Original, &f);
+        assert_eq!(fwd(r).0, Fwd6::routed_to(a(RIP)));
+        let v = verify_frame6(b.data()).unwrap();
+        assert_eq!(
+            (v.src, v.sport, v.dst, v.dport),
+            (a(CIP), 40000, a(RIP), 8080)
+        );
+        let f = tcp6_frame(a(RIP), 8080, a(CIP), 40000, 0x12, &MSS_1460, b"");
+        let (r, b) = w.run6(&conn, Dir::Reply, &f);
+        assert_eq!(fwd(r).0, Fwd6::routed_to(a(CIP)));
+        let v = verify_frame6(b.data()).unwrap();
+        assert_eq!(
+            (v.src, v.sport, v.dst, v.dport),
+            (a(VIP), 80, a(CIP), 40000)
+        );
+        assert_eq!(&v.l4[20..24], &MSS_1460, "NAT6 leaves the MSS alone");
+    }
+
+    #[test]
+    fn dr6_and_tun6_requests_only() {
+        let i = ConnKey6::new(6, a(CIP), 40000, a(VIP), 80);
+        let o = ConnKey6::new(6, a(RIP), 80, a(CIP), 40000);
+        let f = tcp6_frame(a(CIP), 40000, a(VIP), 80, 0x02, &[], b"");
+        let mut w = World::new(1500);
+        let dr = conn6(ForwardMethod::Route, i, o);
+        let (r, b) = w.run6(&dr, Dir::Original, &f);
+        assert_eq!(fwd(r).0, dr::to_dest6(a(RIP)));
+        assert_eq!(b.data(), &f[..]);
+        let tun = conn6(ForwardMethod::Tunnel, i, o);
+        let (r, b) = w.run6(&tun, Dir::Original, &f);
+        assert_eq!(fwd(r).0, Fwd6::ORIGINATED);
+        assert_eq!(b.len(), f.len() + 40);
+        assert_eq!(
+            &b.data()[14 + 8..14 + 24],
+            &a(LIP).octets(),
+            "source on the egress"
+        );
+        assert_eq!(&b.data()[54..], &f[14..]);
+        for c in [dr, tun] {
+            let (r, _) = w.run6(&c, Dir::Reply, &f);
+            assert_eq!(r, Err(DropReason::MethodUnsupported));
+        }
+    }
+
+    #[test]
+    fn tun6_too_big_answers_packet_too_big() {
+        let i = ConnKey6::new(17, a(CIP), 40000, a(VIP), 53);
+        let o = ConnKey6::new(17, a(RIP), 53, a(CIP), 40000);
+        let tun = conn6(ForwardMethod::Tunnel, i, o);
+        let mut w = World::new(1500);
+        let f = udp6_frame(a(CIP), 40000, a(VIP), 53, &[0; 1500 - 40 - 8 - 39]);
+        let (r, b) = w.run6(&tun, Dir::Original, &f);
+        assert_eq!(
+            r.unwrap().0,
+            Verdict6::Icmp6Error(
+                Icmp6Error::PacketTooBig { mtu: 1460 },
+                DropReason::TunTooBig
+            )
+        );
+        assert_eq!(b.data(), &f[..]);
+        let f = udp6_frame(a(CIP), 40000, a(VIP), 53, &[0; 1500 - 40 - 8 - 40]);
+        assert_eq!(fwd(w.run6(&tun, Dir::Original, &f).0).0, Fwd6::ORIGINATED);
+    }
+
+    #[test]
+    fn fullnat6_toa_on_syn_and_first_data_and_mss_in_the_syn_ack() {
+        let i = ConnKey6::new(6, a(CIP), 40000, a(VIP), 80);
+        let o = ConnKey6::new(6, a(RIP), 8080, a(LIP), 5000);
+        let mut conn = conn6(ForwardMethod::FullNat, i, o);
+        let mut w = World::new(1500);
+        let toa: Vec<u8> = [&[254u8, 20, 0x9c, 0x40][..], &a(CIP).octets()].concat();
+        // SYN: the option after the MSS option.
+        let f = tcp6_frame(a(CIP), 40000, a(VIP), 80, 0x02, &MSS_1460, b"");
+        let (r, b) = w.run6(&conn, Dir::Original, &f);
+        let (to, sent) = fwd(r);
+        assert_eq!((to, sent.toa), (Fwd6::routed_to(a(RIP)), false));
+        let v = verify_frame6(b.data()).unwrap();
+        assert_eq!(
+            (v.src, v.sport, v.dst, v.dport),
+            (a(LIP), 5000, a(RIP), 8080)
+        );
+        assert_eq!(v.l4[12] >> 4, (20 + 4 + 20) / 4);
+        assert_eq!(&v.l4[24..44], &toa[..]);
+        assert_eq!(b.len(), f.len() + 20);
+        // SYN-ACK: MSS 1460 -> 1440.
+        let f = tcp6_frame(a(RIP), 8080, a(LIP), 5000, 0x12, &MSS_1460, b"");
+        let (r, b) = w.run6(&conn, Dir::Reply, &f);
+        assert_eq!(fwd(r).0, Fwd6::routed_to(a(CIP)));
+        let v = verify_frame6(b.data()).unwrap();
+        assert_eq!(
+            (v.src, v.sport, v.dst, v.dport),
+            (a(VIP), 80, a(CIP), 40000)
+        );
+        assert_eq!(&v.l4[20..24], &[2, 4, 0x05, 0xa0]);
+        // Pure ACK: nothing; first data while pending: the option, and it is no longer pending.
+        conn.set_flag(ConnFlags::TOA_PENDING, true);
+        let f = tcp6_frame(a(CIP), 40000, a(VIP), 80, 0x10, &[], b"");
+        let (r, b) = w.run6(&conn, Dir::Original, &f);
+        assert!(!fwd(r).1.toa);
+        assert_eq!(b.len(), f.len());
+        let f = tcp6_frame(a(CIP), 40000, a(VIP), 80, 0x18, &[], b"GET /");
+        let (r, b) = w.run6(&conn, Dir::Original, &f);
+        assert!(fwd(r).1.toa);
+        let v = verify_frame6(b.data()).unwrap();
+        assert_eq!(&v.l4[20..40], &toa[..]);
+        assert_eq!(&v.l4[40..], b"GET /");
+    }
+
+    #[test]
+    fn nat64_both_ways_with_toa_and_mss() {
+        let (lip4, rip4) = (
+            "198.18.1.1".parse().unwrap(),
+            "198.18.1.11".parse().unwrap(),
+        );
+        let i = ConnKey6::new(6, a(CIP), 40000, a(VIP), 80);
+        let o = nat64::mapped_key(6, rip4, 8080, lip4, 5000);
+        let conn = conn6(ForwardMethod::FullNat, i, o);
+        let mut w = World::new(1500);
+        let f = tcp6_frame(a(CIP), 40000, a(VIP), 80, 0x02, &MSS_1460, b"");
+        let (r, b) = w.run6(&conn, Dir::Original, &f);
+        let (to, sent) = fwd(r);
+        assert_eq!((to, sent.toa), (Fwd6::V4(Fwd::routed_to(rip4)), false));
+        assert_eq!(w.ident, 101);
+        assert_eq!(
+            b.len(),
+            f.len() - 20 + 20,
+            "v4 header, plus the 20-byte TOA"
+        );
+        let v = verify_frame(b.data()).unwrap();
+        assert_eq!((v.src, v.sport, v.dst, v.dport), (lip4, 5000, rip4, 8080));
+        assert_eq!(u16::from_be_bytes([b.data()[18], b.data()[19]]), 101);
+        let toa: Vec<u8> = [&[254u8, 20, 0x9c, 0x40][..], &a(CIP).octets()].concat();
+        assert_eq!(&b.data()[34 + 24..34 + 44], &toa[..]);
+        // The server's SYN-ACK, IPv4: translated, MSS 1460 -> 1440.
+        let spec = FrameSpec::new(rip4, 8080, lip4, 5000);
+        let f = tcp_frame_opts(&spec, TcpFlags(0x12), &MSS_1460, b"");
+        let p = parse(&f, PORT0_MAC, RxChecksum::default());
+        let mut b = HeapBuf::from_bytes(&f);
+        let r = w.run(&conn, Dir::Reply, Rx6::V4(&p), &mut b);
+        assert_eq!(fwd(r).0, Fwd6::routed_to(a(CIP)));
+        let v = verify_frame6(b.data()).unwrap();
+        assert_eq!(
+            (v.src, v.sport, v.dst, v.dport),
+            (a(VIP), 80, a(CIP), 40000)
+        );
+        assert_eq!(&v.l4[20..24], &[2, 4, 0x05, 0xa0]);
+        // A v6 packet claiming to be the reply, or a v4 one the request: refused.
+        let (r, _) = w.run6(
+            &conn,
+            Dir::Reply,
+            &tcp6_frame(a(RIP), 1, a(CIP), 2, 0x10, &[], b""),
+        );
+        assert_eq!(r, Err(DropReason::MethodUnsupported));
+        let mut b = HeapBuf::from_bytes(&f);
+        let r = w.run(&conn, Dir::Original, Rx6::V4(&p), &mut b);
+        assert_eq!(r, Err(DropReason::MethodUnsupported));
+        assert_eq!(
+            nat64::unmapped(&o),
+            Some(ConnKey::new(6, rip4, 8080, lip4, 5000))
+        );
+    }
+
+    proptest! {
+        /// Random bytes behind a valid Ethernet/IPv6 (or IPv4) start, any method, either
+        /// direction: a verdict or a drop reason, never a panic.
+        #[test]
+        fn random_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200),
+                                     method in 0u8..5, reply in any::<bool>(), v4 in any::<bool>(),
+                                     mtu in 0usize..2000) {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(if v4 { &[0x08, 0x00] } else { &[0x86, 0xdd] });
+            f.extend_from_slice(&bytes);
+            let i = ConnKey6::new(6, a(CIP), 40000, a(VIP), 80);
+            let (m, o) = match method {
+                0 => (ForwardMethod::Masq, ConnKey6::new(6, a(RIP), 8080, a(CIP), 40000)),
+                1 => (ForwardMethod::Route, ConnKey6::new(6, a(RIP), 80, a(CIP), 40000)),
+                2 => (ForwardMethod::Tunnel, ConnKey6::new(6, a(RIP), 80, a(CIP), 40000)),
+                3 => (ForwardMethod::FullNat, ConnKey6::new(6, a(RIP), 8080, a(LIP), 5000)),
+                _ => (ForwardMethod::FullNat, nat64::mapped_key(6, "10.0.0.2".parse().unwrap(), 1, "10.0.0.1".parse().unwrap(), 2)),
+            };
+            let conn = conn6(m, i, o);
+            let mut w = World::new(mtu);
+            let dir = if reply { Dir::Reply } else { Dir::Original };
+            let mut b = HeapBuf::from_bytes(&f);
+            if v4 {
+                let p = parse(&f, PORT0_MAC, RxChecksum::default());
+                let _ = w.run(&conn, dir, Rx6::V4(&p), &mut b);
+            } else if let Ok(p) = parse6(&f, &ExtPolicy::default()) {
+                let _ = w.run(&conn, dir, Rx6::V6(&p), &mut b);
+                let _ = icmp6::quoted_tuple6(&f, &p);
+            }
+        }
+    }
+}
