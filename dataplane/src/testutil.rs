@@ -326,3 +326,134 @@ pub fn fix_ipv4_checksum(f: &mut [u8]) {
     let c = ones_sum(&[&f[14..14 + ihl]]);
     f[24..26].copy_from_slice(&c.to_be_bytes());
 }
+
+/// The plain IPv6 pseudo header (RFC 8200 8.1) as bytes.
+fn pseudo6(src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, proto: u8, len: usize) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&(len as u32).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, proto]);
+    p
+}
+
+/// An Ethernet/IPv6 frame (hop limit 64, traffic class 0, flow label 0) carrying `l4`.
+pub fn ip6_frame(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    proto: u8,
+    l4: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&PORT0_MAC.0);
+    f.extend_from_slice(&CLIENT_MAC.0);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[proto, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(l4);
+    f
+}
+
+/// An Ethernet/IPv6/TCP frame with a valid checksum (`opts.len()` a multiple of 4).
+pub fn tcp6_frame(
+    src: std::net::Ipv6Addr,
+    sport: u16,
+    dst: std::net::Ipv6Addr,
+    dport: u16,
+    flags: u8,
+    opts: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    assert_eq!(opts.len() % 4, 0);
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2]);
+    t.push((((20 + opts.len()) / 4) as u8) << 4);
+    t.push(flags);
+    t.extend_from_slice(&[0xfa, 0xf0, 0, 0, 0, 0]);
+    t.extend_from_slice(opts);
+    t.extend_from_slice(payload);
+    let c = ones_sum(&[&pseudo6(src, dst, 6, t.len()), &t]);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    ip6_frame(src, dst, 6, &t)
+}
+
+/// An Ethernet/IPv6/UDP frame with a valid checksum.
+pub fn udp6_frame(
+    src: std::net::Ipv6Addr,
+    sport: u16,
+    dst: std::net::Ipv6Addr,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    let mut c = ones_sum(&[&pseudo6(src, dst, 17, u.len()), &u]);
+    if c == 0 {
+        c = 0xffff;
+    }
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    ip6_frame(src, dst, 17, &u)
+}
+
+/// What [`verify_frame6`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified6 {
+    pub src: std::net::Ipv6Addr,
+    pub dst: std::net::Ipv6Addr,
+    pub hop_limit: u8,
+    pub traffic_class: u8,
+    pub flow_label: u32,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    /// The upper-layer segment (header and payload).
+    pub l4: Vec<u8>,
+}
+
+/// Parse an Ethernet/IPv6/TCP-UDP-ICMPv6 frame (no extension headers) and check the
+/// upper-layer checksum by full recompute; a UDP checksum of 0 is refused (RFC 8200 8.1).
+pub fn verify_frame6(f: &[u8]) -> Result<Verified6, String> {
+    if f.len() < 54 || f[12..14] != [0x86, 0xdd] || f[14] >> 4 != 6 {
+        return Err("not an IPv6 frame".into());
+    }
+    let plen = usize::from(u16::from_be_bytes([f[18], f[19]]));
+    let l4 = f
+        .get(54..54 + plen)
+        .ok_or("payload length past the frame")?;
+    let a = |at: usize| std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&f[at..at + 16]).unwrap());
+    let (src, dst, proto) = (a(22), a(38), f[20]);
+    if proto == 17 && l4.get(6..8) == Some(&[0, 0]) {
+        return Err("UDP checksum 0 over IPv6".into());
+    }
+    if ones_sum(&[&pseudo6(src, dst, proto, l4.len()), l4]) != 0 {
+        return Err(format!("bad L4 checksum (proto {proto})"));
+    }
+    let ports = proto != 58 && l4.len() >= 4;
+    Ok(Verified6 {
+        src,
+        dst,
+        hop_limit: f[21],
+        traffic_class: (f[14] << 4) | (f[15] >> 4),
+        flow_label: u32::from_be_bytes([0, f[15] & 0x0f, f[16], f[17]]),
+        proto,
+        sport: if ports {
+            u16::from_be_bytes([l4[0], l4[1]])
+        } else {
+            0
+        },
+        dport: if ports {
+            u16::from_be_bytes([l4[2], l4[3]])
+        } else {
+            0
+        },
+        l4: l4.to_vec(),
+    })
+}

@@ -9,9 +9,9 @@
 //! arriving with TTL <= 1 is still refused (`ttl_exceeded`) like for every method, before it can
 //! open or change a connection.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::Fwd;
+use super::{Fwd, Fwd6};
 
 /// Where a request goes: to the neighbour `rip` (the real server), the packet untouched (its
 /// headers were checked when it was parsed) and its TTL left alone.
@@ -20,6 +20,17 @@ pub const fn to_dest(rip: Ipv4Addr) -> Fwd {
     Fwd {
         via: Some(rip),
         dec_ttl: false,
+    }
+}
+
+/// DR6: the same for an IPv6 request. Nothing in the packet changes (the hop limit included,
+/// as IPVS's `ip_vs_dr_xmit_v6` leaves it); it goes to the neighbour `rip`, resolved by
+/// Neighbour Discovery on the port whose connected prefix holds it.
+#[inline]
+pub const fn to_dest6(rip: Ipv6Addr) -> Fwd6 {
+    Fwd6::V6 {
+        via: Some(rip),
+        dec_hop: false,
     }
 }
 
@@ -35,6 +46,18 @@ mod tests {
             Fwd {
                 via: Some(rip),
                 dec_ttl: false
+            }
+        );
+    }
+
+    #[test]
+    fn dr6_routes_to_the_real_server_without_touching_the_hop_limit() {
+        let rip: Ipv6Addr = "2001:3::11".parse().unwrap();
+        assert_eq!(
+            to_dest6(rip),
+            Fwd6::V6 {
+                via: Some(rip),
+                dec_hop: false
             }
         );
     }

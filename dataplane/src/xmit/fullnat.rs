@@ -7,14 +7,20 @@
 //! | request (client -> VS) | CIP:cport -> LIP:lport | VIP:vport -> RIP:rport |
 //! | reply (RS -> LIP) | RIP:rport -> VIP:vport | LIP:lport -> CIP:cport |
 //!
+//! FULLNAT6 is the same table with IPv6 addresses throughout (LIP6 from the service's IPv6
+//! local addresses): [`to_dest6`] and [`to_client6`], over [`nat::rewrite_parsed6`]. The client
+//! reaches the real server in the 20-byte IPv6 TOA ([`super::toa::insert6`]). A v6 client served
+//! by an IPv4 real server is NAT64 ([`super::nat64`]), not this.
+//!
 //! Both rewrites are incremental (the NAT helpers, applied twice). The client's address reaches
 //! the real server in the TOA option (see [`super::toa`]); LIP:lport comes from the worker's
 //! [`crate::laddr::LportAlloc`].
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::drop::DropReason;
 use crate::parse::Parsed;
+use crate::parse6::Parsed6;
 
 use super::nat;
 
@@ -42,6 +48,32 @@ pub fn to_client(
     cport: u16,
 ) -> Result<(), DropReason> {
     nat::rewrite_parsed(frame, p, Some((vip, vport)), Some((cip, cport)))
+}
+
+/// FULLNAT6 request `p` describes: source to `lip:lport`, destination to `rip:rport`.
+#[inline]
+pub fn to_dest6(
+    frame: &mut [u8],
+    p: &Parsed6,
+    lip: Ipv6Addr,
+    lport: u16,
+    rip: Ipv6Addr,
+    rport: u16,
+) -> Result<(), DropReason> {
+    nat::rewrite_parsed6(frame, p, Some((lip, lport)), Some((rip, rport)))
+}
+
+/// FULLNAT6 reply `p` describes: source to `vip:vport`, destination to `cip:cport`.
+#[inline]
+pub fn to_client6(
+    frame: &mut [u8],
+    p: &Parsed6,
+    vip: Ipv6Addr,
+    vport: u16,
+    cip: Ipv6Addr,
+    cport: u16,
+) -> Result<(), DropReason> {
+    nat::rewrite_parsed6(frame, p, Some((vip, vport)), Some((cip, cport)))
 }
 
 #[cfg(test)]

@@ -4,16 +4,22 @@
 //! (RFC 1624), so a packet that arrived with a bad L4 checksum leaves with a bad one and the
 //! endpoint drops it, as it would without the director.
 //!
+//! IPv6 (NAT6): [`rewrite_parsed6`], the same rewrite on a [`Parsed6`] frame, with no header
+//! checksum to update and a UDP checksum that must never be zero.
+//!
 //! Input: a frame whose IPv4 header and L4 header the worker has already checked (a frame that
 //! fails the checks again is refused with a drop reason, never a panic).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::drop::DropReason;
 use crate::packet::PacketBuf;
 use crate::parse::{L3, Parsed};
-use crate::wire::checksum::{update_addr, update_u16, update_udp_u16, update_udp_u32};
-use crate::wire::{IpProtocol, ethernet, ipv4, tcp, udp};
+use crate::parse6::Parsed6;
+use crate::wire::checksum::{
+    udp_fixup, update_addr, update_addr_v6, update_u16, update_udp_u16, update_udp_u32,
+};
+use crate::wire::{IpProtocol, ethernet, ipv4, ipv6, tcp, udp};
 
 /// Which end of the packet to rewrite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +103,56 @@ pub fn rewrite_parsed(
         }
         frame[l4_sum_at..l4_sum_at + 2].copy_from_slice(&new.to_be_bytes());
     }
+    Ok(())
+}
+
+/// The IPv6 counterpart of [`rewrite_parsed`] (NAT6, FULLNAT6): rewrite the source and/or
+/// destination address and port of the TCP/UDP packet `p` describes, in place. IPv6 has no
+/// header checksum; the L4 checksum covers the addresses through the pseudo header (RFC 8200
+/// 8.1), so it takes the 128-bit address change and the port change, incrementally
+/// ([`update_addr_v6`]). Extension headers stay as they are (`p.l4` says where the upper layer
+/// is; a routing header reaching here has no segments left, so the header's destination is the
+/// final one the pseudo header uses).
+///
+/// UDP checksum 0: over IPv6 it is not "no checksum" but invalid (RFC 8200 8.1: a receiver
+/// discards it; the RFC 6935/6936 exception is for tunnel protocols, not for services behind a
+/// director). It is dropped as `l4_bad_checksum` rather than computed: computing it would make
+/// a packet the endpoint must refuse look good, and costs a pass over the payload for a packet
+/// no conforming sender produces.
+#[inline]
+pub fn rewrite_parsed6(
+    frame: &mut [u8],
+    p: &Parsed6,
+    src: Option<(Ipv6Addr, u16)>,
+    dst: Option<(Ipv6Addr, u16)>,
+) -> Result<(), DropReason> {
+    let l4 = usize::from(p.l4);
+    let tcp = p.key.proto == IpProtocol::TCP.0;
+    if !tcp && p.key.proto != IpProtocol::UDP.0 {
+        return Err(DropReason::MethodUnsupported);
+    }
+    let sum_at = l4 + if tcp { 16 } else { 6 };
+    if frame.len() < sum_at + 2 || l4 < L3 + ipv6::HEADER_LEN {
+        return Err(DropReason::Ipv6Malformed);
+    }
+    let mut c = be16(frame, sum_at);
+    if !tcp && c == 0 {
+        return Err(DropReason::L4BadChecksum);
+    }
+    if let Some((a, port)) = src {
+        frame[L3 + 8..L3 + 24].copy_from_slice(&a.octets());
+        frame[l4..l4 + 2].copy_from_slice(&port.to_be_bytes());
+        c = update_u16(update_addr_v6(c, p.key.src, a), p.key.sport, port);
+    }
+    if let Some((a, port)) = dst {
+        frame[L3 + 24..L3 + 40].copy_from_slice(&a.octets());
+        frame[l4 + 2..l4 + 4].copy_from_slice(&port.to_be_bytes());
+        c = update_u16(update_addr_v6(c, p.key.dst, a), p.key.dport, port);
+    }
+    if !tcp {
+        c = udp_fixup(c);
+    }
+    frame[sum_at..sum_at + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
 }
 
@@ -279,6 +335,90 @@ mod tests {
             if snat { to_client(&mut b, na, np).unwrap() } else { to_dest(&mut b, na, np).unwrap() }
             let v = verify_frame(b.data()).unwrap();
             if snat { prop_assert_eq!((v.src, v.sport), (na, np)); } else { prop_assert_eq!((v.dst, v.dport), (na, np)); }
+        }
+    }
+
+    mod v6 {
+        use super::super::*;
+        use crate::packet::HeapBuf;
+        use crate::parse6::parse6;
+        use crate::testutil::{tcp6_frame, udp6_frame, verify_frame6};
+        use crate::wire::ipv6::ExtPolicy;
+        use proptest::prelude::*;
+
+        fn a(s: &str) -> Ipv6Addr {
+            s.parse().unwrap()
+        }
+
+        #[test]
+        fn dnat6_then_snat6_rewrites_exactly_and_keeps_checksums_valid() {
+            let (cip, vip, rip) = (a("2001:2::2"), a("2001:2::100"), a("2001:3::11"));
+            for udp in [false, true] {
+                let f = if udp {
+                    udp6_frame(cip, 40000, vip, 80, b"query")
+                } else {
+                    tcp6_frame(cip, 40000, vip, 80, 0x02, &[2, 4, 5, 0xa0], b"")
+                };
+                let mut b = HeapBuf::from_bytes(&f);
+                let p = parse6(b.data(), &ExtPolicy::default()).unwrap();
+                rewrite_parsed6(b.data_mut(), &p, None, Some((rip, 8080))).unwrap();
+                let v = verify_frame6(b.data()).unwrap();
+                assert_eq!((v.src, v.sport, v.dst, v.dport), (cip, 40000, rip, 8080));
+                assert_eq!(b.data().len(), f.len());
+                let at = if udp { 62 } else { 78 };
+                assert_eq!(&b.data()[at..], &f[at..], "payload untouched");
+                // The reply: RS -> client, source back to the VIP.
+                let r = if udp {
+                    udp6_frame(rip, 8080, cip, 40000, b"answer")
+                } else {
+                    tcp6_frame(rip, 8080, cip, 40000, 0x12, &[], b"")
+                };
+                let mut b = HeapBuf::from_bytes(&r);
+                let p = parse6(b.data(), &ExtPolicy::default()).unwrap();
+                rewrite_parsed6(b.data_mut(), &p, Some((vip, 80)), None).unwrap();
+                let v = verify_frame6(b.data()).unwrap();
+                assert_eq!((v.src, v.sport, v.dst, v.dport), (vip, 80, cip, 40000));
+            }
+        }
+
+        #[test]
+        fn udp6_checksum_zero_is_dropped() {
+            let mut f = udp6_frame(a("2001:2::2"), 1, a("2001:2::100"), 53, b"x");
+            f[54 + 6] = 0;
+            f[54 + 7] = 0;
+            let p = parse6(&f, &ExtPolicy::default()).unwrap();
+            let orig = f.clone();
+            assert_eq!(
+                rewrite_parsed6(&mut f, &p, None, Some((a("::1"), 1))),
+                Err(DropReason::L4BadChecksum)
+            );
+            assert_eq!(f, orig);
+        }
+
+        proptest! {
+            /// Any addresses, ports, payloads: the incremental update equals a full recompute.
+            #[test]
+            fn checksums_stay_valid(s in any::<u128>(), d in any::<u128>(), sp in any::<u16>(),
+                                    dp in any::<u16>(), na in any::<u128>(), np in any::<u16>(),
+                                    nb in any::<u128>(), nq in any::<u16>(), which in 0u8..3,
+                                    payload in proptest::collection::vec(any::<u8>(), 0..200),
+                                    udp in any::<bool>()) {
+                let (s, d) = (Ipv6Addr::from(s), Ipv6Addr::from(d));
+                let f = if udp { udp6_frame(s, sp, d, dp, &payload) }
+                        else { tcp6_frame(s, sp, d, dp, 0x18, &[], &payload) };
+                let mut f2 = f.clone();
+                let p = parse6(&f, &ExtPolicy::default()).unwrap();
+                let (na, nb) = ((Ipv6Addr::from(na), np), (Ipv6Addr::from(nb), nq));
+                let (src, dst) = match which { 0 => (Some(na), None), 1 => (None, Some(nb)), _ => (Some(na), Some(nb)) };
+                rewrite_parsed6(&mut f2, &p, src, dst).unwrap();
+                let v = verify_frame6(&f2).unwrap();
+                let want_src = src.unwrap_or((s, sp));
+                let want_dst = dst.unwrap_or((d, dp));
+                prop_assert_eq!((v.src, v.sport), want_src);
+                prop_assert_eq!((v.dst, v.dport), want_dst);
+                let at = if udp { 62 } else { 74 };
+                prop_assert_eq!(&f2[at..], &f[at..]);
+            }
         }
     }
 }

@@ -10,15 +10,28 @@
 //! segment whose TCP options area has no room left (more than 32 bytes of options) goes without
 //! it.
 //!
+//! IPv6 clients (FULLNAT6, and NAT64 where the real server is IPv4 but the client is not) get
+//! the 20-byte form: kind 254, length 20, the client's port, then its 16-byte IPv6 address,
+//! network order, no padding (a multiple of 4 already). That is the layout of DPVS's
+//! `struct tcpopt_ip6_addr` and `TCP_OLEN_IP6_ADDR` in `include/ipvs/proto_tcp.h`, written by
+//! `tcp_in_add_toa` in `src/ipvs/ip_vs_proto_tcp.c` (which picks the length by the client's
+//! family, `conn->af`, so a NAT64 connection's IPv4 segment carries the IPv6 form too), and
+//! read by the kernel module's `struct toa_ip6_data` / `TCPOLEN_IP6_TOA` in `kmod/toa/toa.h`.
+//! DPVS puts the option right after the fixed TCP header; rvs appends it after the options
+//! already there, as for IPv4 (the `toa` module scans all options either way). The SYN-ACK's
+//! MSS is reduced by 20 for these connections, as DPVS's `tcp_out_adjust_mss` does for the
+//! IPv6 in-side family.
+//!
 //! Checksums are updated incrementally (RFC 1624): the option is 8 bytes, so the payload moves
 //! by a multiple of two and its sum is unchanged; what changes is the data offset word, the
 //! pseudo-header length and the option's own words. A segment that arrived with a bad checksum
 //! leaves with a bad one.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::drop::DropReason;
 use crate::packet::PacketBuf;
+use crate::parse6::Parsed6;
 use crate::wire::checksum::{update_u16, update_u32};
 use crate::wire::{IpProtocol, ethernet, ipv4, tcp};
 
@@ -26,6 +39,8 @@ use crate::wire::{IpProtocol, ethernet, ipv4, tcp};
 pub const KIND: u8 = 254;
 /// TOA option length (kind, length, port, IPv4 address).
 pub const LEN: usize = 8;
+/// IPv6 TOA option length (kind, length, port, IPv6 address): DPVS's `TCP_OLEN_IP6_ADDR`.
+pub const LEN6: usize = 20;
 
 /// The TOA option bytes for a client.
 pub fn option_bytes(cip: Ipv4Addr, cport: u16) -> [u8; LEN] {
@@ -95,7 +110,13 @@ pub fn reduce_mss<B: PacketBuf>(buf: &mut B, by: u16) -> Result<bool, DropReason
         .get_mut(ethernet::HEADER_LEN..)
         .ok_or(DropReason::EthTruncated)?;
     let mut ip = ipv4::Packet::new_checked(l3).map_err(|_| DropReason::Ipv4Malformed)?;
-    let mut t = tcp::Packet::new_checked(ip.payload_mut()).map_err(|_| DropReason::TcpMalformed)?;
+    reduce_mss_seg(ip.payload_mut(), by)
+}
+
+/// [`reduce_mss`] for a TCP segment (header and payload) of either IP version: the MSS option
+/// is not covered by the pseudo header, so the family does not matter here.
+pub fn reduce_mss_seg(seg: &mut [u8], by: u16) -> Result<bool, DropReason> {
+    let mut t = tcp::Packet::new_checked(seg).map_err(|_| DropReason::TcpMalformed)?;
     let mut c = t.checksum();
     let opts = t.options_bytes_mut();
     let mut i = 0;
@@ -132,6 +153,121 @@ pub fn reduce_mss<B: PacketBuf>(buf: &mut B, by: u16) -> Result<bool, DropReason
         }
     }
     Ok(false)
+}
+
+/// [`reduce_mss`] for the IPv6 frame `p` describes.
+pub fn reduce_mss6<B: PacketBuf>(buf: &mut B, p: &Parsed6, by: u16) -> Result<bool, DropReason> {
+    let seg = buf
+        .data_mut()
+        .get_mut(usize::from(p.l4)..usize::from(p.end))
+        .ok_or(DropReason::Ipv6BadLength)?;
+    reduce_mss_seg(seg, by)
+}
+
+/// The IPv6 TOA option bytes for a client: kind 254, length 20, port, the 16 address bytes.
+pub fn option_bytes6(cip: Ipv6Addr, cport: u16) -> [u8; LEN6] {
+    let mut o = [0u8; LEN6];
+    o[0] = KIND;
+    o[1] = LEN6 as u8;
+    o[2..4].copy_from_slice(&cport.to_be_bytes());
+    o[4..].copy_from_slice(&cip.octets());
+    o
+}
+
+/// Insert the IPv6 TOA option for `cip:cport` at the end of the TCP options of the IPv6 frame
+/// `p` describes (FULLNAT6; extension headers stay where they are). `Ok(false)`: no room.
+pub fn insert6<B: PacketBuf>(
+    buf: &mut B,
+    p: &Parsed6,
+    cip: Ipv6Addr,
+    cport: u16,
+) -> Result<bool, DropReason> {
+    let opt = option_bytes6(cip, cport);
+    splice(buf, Family::V6, usize::from(p.l4), usize::from(p.end), &opt)
+}
+
+/// Insert the IPv6 TOA option for `cip:cport` into the IPv4/TCP frame in `buf` (NAT64: the
+/// segment was translated to IPv4, the client is IPv6; DPVS sends the option as its in-side
+/// family, the client's). `Ok(false)`: no room.
+pub fn insert6_in_v4<B: PacketBuf>(
+    buf: &mut B,
+    cip: Ipv6Addr,
+    cport: u16,
+) -> Result<bool, DropReason> {
+    let (l4, end) = {
+        let l3 = buf
+            .data()
+            .get(ethernet::HEADER_LEN..)
+            .ok_or(DropReason::EthTruncated)?;
+        let ip = ipv4::Packet::new_checked(l3).map_err(|_| DropReason::Ipv4Malformed)?;
+        (
+            ethernet::HEADER_LEN + usize::from(ip.header_len()),
+            ethernet::HEADER_LEN + usize::from(ip.total_len()),
+        )
+    };
+    let opt = option_bytes6(cip, cport);
+    splice(buf, Family::V4, l4, end, &opt)
+}
+
+/// Which IP header's length field grows with the option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+/// Insert `opt` (a multiple of 4 bytes) at the end of the TCP options of the segment at
+/// `l4..end` of the frame, growing the IP length field (and the IPv4 header checksum) and
+/// updating the TCP checksum incrementally. Bytes past `end` (Ethernet padding) are dropped.
+fn splice<B: PacketBuf>(
+    buf: &mut B,
+    fam: Family,
+    l4: usize,
+    end: usize,
+    opt: &[u8],
+) -> Result<bool, DropReason> {
+    let data = buf.data();
+    if end > data.len() || l4 + tcp::HEADER_LEN > end {
+        return Err(DropReason::TcpMalformed);
+    }
+    let thl = usize::from(data[l4 + 12] >> 4) * 4;
+    if thl < tcp::HEADER_LEN || l4 + thl > end {
+        return Err(DropReason::TcpMalformed);
+    }
+    let len_at = ethernet::HEADER_LEN + if fam == Family::V4 { 2 } else { 4 };
+    let ip_len = u16::from_be_bytes([data[len_at], data[len_at + 1]]);
+    if thl + opt.len() > tcp::MAX_HEADER_LEN || usize::from(ip_len) + opt.len() > 0xffff {
+        return Ok(false);
+    }
+    buf.set_len(end).map_err(|_| DropReason::Ipv4BadLength)?;
+    buf.append(opt.len()).map_err(|_| DropReason::NoBuffer)?;
+    let data = buf.data_mut();
+    let at = l4 + thl;
+    data.copy_within(at..end, at + opt.len());
+    data[at..at + opt.len()].copy_from_slice(opt);
+    let grow = opt.len() as u16;
+    data[len_at..len_at + 2].copy_from_slice(&(ip_len + grow).to_be_bytes());
+    if fam == Family::V4 {
+        let at = ethernet::HEADER_LEN + 10;
+        let c = update_u16(
+            u16::from_be_bytes([data[at], data[at + 1]]),
+            ip_len,
+            ip_len + grow,
+        );
+        data[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    let old_word = u16::from_be_bytes([data[l4 + 12], data[l4 + 13]]);
+    data[l4 + 12] = ((((thl + opt.len()) / 4) as u8) << 4) | (data[l4 + 12] & 0x0f);
+    let new_word = u16::from_be_bytes([data[l4 + 12], data[l4 + 13]]);
+    let seg_len = (end - l4) as u16;
+    let mut c = u16::from_be_bytes([data[l4 + 16], data[l4 + 17]]);
+    c = update_u16(c, old_word, new_word);
+    c = update_u16(c, seg_len, seg_len + grow);
+    for w in opt.chunks_exact(2) {
+        c = update_u16(c, 0, u16::from_be_bytes([w[0], w[1]]));
+    }
+    data[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -9,13 +9,29 @@
 //! encapsulated length against the egress MTU first; with DF set it answers the client with ICMP
 //! fragmentation-needed quoting the inner packet and announcing `MTU - 20`, without DF the packet
 //! is dropped (`too_big`): rvs does not fragment.
+//!
+//! TUN6 (IPv6-in-IPv6, RFC 2473): an IPv6 request is wrapped in an outer IPv6 header, next
+//! header 41, from the director's IPv6 address on the egress port to the RIP6. The outer fields
+//! are the ones Linux's `ip_vs_tunnel_xmit_v6` writes (through `ip_vs_prepare_tunneled_skb`):
+//! payload length = the whole inner packet (40 + its payload length), hop limit copied from the
+//! inner packet, flow label 0, traffic class = the inner one's DSCP with its ECN field copied
+//! except that CE becomes ECT(0) (`INET_ECN_encapsulate`, RFC 6040's normal mode). No
+//! extension headers in the outer header; the inner packet is untouched, extension headers and
+//! all. Size: IPv6 routers never fragment, so an inner packet of more than `MTU - 40` bytes is
+//! refused and the client gets ICMPv6 Packet Too Big announcing `MTU - 40` (whatever the
+//! packet's flags: IPv6 has no DF). If `MTU - 40` is below the IPv6 minimum of 1280 the tunnel
+//! link cannot carry IPv6 as RFC 8200 requires: announcing less than 1280 would not help (a
+//! source never goes below it), so the too-big packet is dropped (`tun_too_big`) without an
+//! answer, as IPVS refuses such a route (`__ip_vs_get_out_rt_v6`).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::drop::DropReason;
 use crate::l3::icmp::DEFAULT_TTL;
 use crate::packet::PacketBuf;
-use crate::wire::{IpProtocol, ethernet, ipv4};
+use crate::parse::L3;
+use crate::parse6::Parsed6;
+use crate::wire::{IpProtocol, ethernet, ipv4, ipv6};
 
 /// Bytes the encapsulation adds.
 pub const OVERHEAD: usize = ipv4::HEADER_LEN;
@@ -78,6 +94,67 @@ pub fn encapsulate<B: PacketBuf>(buf: &mut B, outer: Outer) -> Result<(), DropRe
     .map_err(|_| DropReason::NoBuffer)
 }
 
+/// Bytes TUN6's outer header adds.
+pub const OVERHEAD6: usize = ipv6::HEADER_LEN;
+
+/// The outer IPv6 header's addresses the worker chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outer6 {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+}
+
+/// What TUN6 answers an inner packet of `inner` bytes (fixed header included) going out on a
+/// link of `mtu` bytes: `Ok(None)` it fits, `Ok(Some(m))` refuse it with Packet Too Big
+/// announcing `m`, `Err` drop it without an answer (module doc).
+pub fn too_big6(inner: usize, mtu: usize) -> Result<Option<u32>, DropReason> {
+    if inner + OVERHEAD6 <= mtu {
+        return Ok(None);
+    }
+    let room = mtu.saturating_sub(OVERHEAD6);
+    if room < ipv6::MIN_MTU {
+        return Err(DropReason::TunTooBig);
+    }
+    Ok(Some(u32::try_from(room).unwrap_or(u32::MAX)))
+}
+
+/// Encapsulate the IPv6 packet `p` describes (any Ethernet padding is dropped) in an outer IPv6
+/// header (module doc). The Ethernet header is kept in front.
+pub fn encapsulate6<B: PacketBuf>(
+    buf: &mut B,
+    p: &Parsed6,
+    outer: Outer6,
+) -> Result<(), DropReason> {
+    let end = usize::from(p.end);
+    let h = buf
+        .data()
+        .get(L3..L3 + ipv6::HEADER_LEN)
+        .ok_or(DropReason::Ipv6Malformed)?;
+    if end > buf.len() || end < L3 + ipv6::HEADER_LEN {
+        return Err(DropReason::Ipv6BadLength);
+    }
+    let tc = (h[0] << 4) | (h[1] >> 4);
+    // INET_ECN_encapsulate: DSCP and ECN copied, CE (0b11) becomes ECT(0) (0b10).
+    let tc = if tc & 0x03 == 0x03 { tc & !0x01 } else { tc };
+    let hop = h[7];
+    let payload_len = u16::try_from(end - L3).map_err(|_| DropReason::TooBig)?;
+    buf.set_len(end).map_err(|_| DropReason::Ipv6BadLength)?;
+    buf.prepend(OVERHEAD6).map_err(|_| DropReason::NoBuffer)?;
+    let data = buf.data_mut();
+    data.copy_within(OVERHEAD6..OVERHEAD6 + L3, 0);
+    ipv6::Ipv6Repr {
+        src: outer.src,
+        dst: outer.dst,
+        next_header: IpProtocol(41),
+        payload_len,
+        hop_limit: hop,
+        traffic_class: tc,
+        flow_label: 0,
+    }
+    .emit(&mut data[L3..])
+    .map_err(|_| DropReason::NoBuffer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +196,46 @@ mod tests {
         let mut inner_frame = f[..14].to_vec();
         inner_frame.extend_from_slice(&o[34..]);
         verify_frame(&inner_frame).unwrap();
+    }
+
+    #[test]
+    fn tun6_prepends_the_outer_header_ipvs_writes() {
+        let (cip, vip) = ("2001:2::2".parse().unwrap(), "2001:2::100".parse().unwrap());
+        let mut f = crate::testutil::tcp6_frame(cip, 40000, vip, 80, 0x02, &[], b"hi");
+        // Traffic class 0xbb (DSCP 46, ECN CE), flow label 0x12345, hop limit 61.
+        f[14] = 0x6b;
+        f[15] = 0xb1;
+        f[16..18].copy_from_slice(&[0x23, 0x45]);
+        f[21] = 61;
+        let inner = f[14..].to_vec();
+        f.extend_from_slice(&[0; 4]); // padding, not tunnelled
+        let mut b = HeapBuf::from_bytes(&f);
+        let p = crate::parse6::parse6(b.data(), &Default::default()).unwrap();
+        let outer = Outer6 {
+            src: "2001:3::1".parse().unwrap(),
+            dst: "2001:3::11".parse().unwrap(),
+        };
+        encapsulate6(&mut b, &p, outer).unwrap();
+        let o = b.data();
+        assert_eq!(&o[..14], &f[..14]);
+        assert_eq!(o.len(), 14 + 40 + inner.len());
+        let h = &o[14..54];
+        assert_eq!(h[0], 0x6b, "version 6, DSCP copied");
+        assert_eq!(h[1], 0xa0, "CE became ECT(0), flow label 0");
+        assert_eq!(&h[2..4], &[0, 0]);
+        assert_eq!(usize::from(u16::from_be_bytes([h[4], h[5]])), inner.len());
+        assert_eq!((h[6], h[7]), (41, 61));
+        assert_eq!(&h[8..24], &outer.src.octets());
+        assert_eq!(&h[24..40], &outer.dst.octets());
+        assert_eq!(&o[54..], &inner[..]);
+    }
+
+    #[test]
+    fn tun6_size_check() {
+        assert_eq!(too_big6(1460, 1500), Ok(None));
+        assert_eq!(too_big6(1461, 1500), Ok(Some(1460)));
+        assert_eq!(too_big6(1280, 1320), Ok(None));
+        assert_eq!(too_big6(1281, 1320), Ok(Some(1280)));
+        assert_eq!(too_big6(1300, 1319), Err(DropReason::TunTooBig));
     }
 }
