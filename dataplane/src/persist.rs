@@ -39,10 +39,10 @@
 use core::time::Duration;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::conn::ConnKey;
+use crate::conn::{ConnKey, ConnKey6};
 use crate::service::snapshot::FastBuildHasher;
 use crate::service::{DestId, Service, ServiceId, ServiceKey, Snapshot};
 use crate::time::Instant;
@@ -59,10 +59,11 @@ const FTP_PORT: u16 = 21;
 pub struct TemplateKey {
     /// IP protocol, or [`IPPROTO_IP`] for fwmark services.
     pub proto: u8,
-    /// Client address & netmask.
-    pub client: Ipv4Addr,
-    /// The VIP, or the fwmark as an address (IPVS `htonl(fwmark)`).
-    pub vaddr: Ipv4Addr,
+    /// Client address & netmask (IPv4), or the client's network of the service's prefix
+    /// length (IPv6, [`client_net6`]).
+    pub client: IpAddr,
+    /// The VIP, or the fwmark as an IPv4 address (IPVS `htonl(fwmark)`).
+    pub vaddr: IpAddr,
     /// The service port, 0 for port-0, FTP and fwmark services.
     pub vport: u16,
 }
@@ -70,23 +71,33 @@ pub struct TemplateKey {
 impl TemplateKey {
     /// The template key of a new connection `key` to the persistent service `svc`.
     pub fn of(svc: &Service, key: &ConnKey) -> TemplateKey {
-        let cfg = svc.config();
-        let client = Ipv4Addr::from_bits(key.src.to_bits() & cfg.netmask.to_bits());
-        match cfg.key {
+        let client = Ipv4Addr::from_bits(key.src.to_bits() & svc.config().netmask.to_bits());
+        Self::with(svc, key.proto, client.into(), key.dst.into(), key.dport)
+    }
+
+    /// The template key of a new IPv6 connection `key` to the persistent IPv6 service `svc`:
+    /// the client's network is its first `-M` bits (the service's prefix length).
+    pub fn of6(svc: &Service, key: &ConnKey6) -> TemplateKey {
+        let client = client_net6(key.src, svc.config().prefix6);
+        Self::with(svc, key.proto, client.into(), key.dst.into(), key.dport)
+    }
+
+    fn with(svc: &Service, proto: u8, client: IpAddr, vaddr: IpAddr, dport: u16) -> TemplateKey {
+        match svc.config().key {
             ServiceKey::Fwmark(mark) => TemplateKey {
                 proto: IPPROTO_IP,
                 client,
-                vaddr: Ipv4Addr::from_bits(mark),
+                vaddr: Ipv4Addr::from_bits(mark).into(),
                 vport: 0,
             },
             ServiceKey::Addr { vport, .. } => TemplateKey {
-                proto: key.proto,
+                proto,
                 client,
-                vaddr: key.dst,
+                vaddr,
                 vport: if vport == 0 || vport == FTP_PORT {
                     0
                 } else {
-                    key.dport
+                    dport
                 },
             },
         }
@@ -135,7 +146,7 @@ pub struct TemplateView {
     /// `NONE` or `ASSURED`.
     pub state: &'static str,
     pub expires_in: Duration,
-    pub dest: (Ipv4Addr, u16),
+    pub dest: (IpAddr, u16),
     /// Connections it controls now.
     pub controls: u32,
 }
@@ -145,7 +156,7 @@ struct Template {
     key: TemplateKey,
     service: ServiceId,
     dest: DestId,
-    dest_addr: (Ipv4Addr, u16),
+    dest_addr: (IpAddr, u16),
     deadline: Instant,
     /// The service's persistence timeout when last used.
     timeout: Duration,
@@ -200,7 +211,7 @@ impl Stripe {
 pub struct TemplateRecord {
     pub key: TemplateKey,
     pub service: ServiceKey,
-    pub dest: (Ipv4Addr, u16),
+    pub dest: (IpAddr, u16),
     /// Time left before it expires (unless it controls connections then), milliseconds.
     pub remaining_ms: u64,
     /// The service's persistence timeout when it was last used, seconds.
@@ -274,7 +285,31 @@ impl PersistTable {
         key: &ConnKey,
         schedule: impl FnOnce() -> Option<usize>,
     ) -> Result<(usize, TemplateRef), PersistError> {
-        let tkey = TemplateKey::of(svc, key);
+        self.schedule_key(now, worker, svc, TemplateKey::of(svc, key), schedule)
+    }
+
+    /// [`PersistTable::schedule`] for a new IPv6 connection `key` of the IPv6 service `svc`
+    /// (its templates share the table with the IPv4 ones).
+    pub fn schedule6(
+        &self,
+        now: Instant,
+        worker: usize,
+        svc: &Service,
+        key: &ConnKey6,
+        schedule: impl FnOnce() -> Option<usize>,
+    ) -> Result<(usize, TemplateRef), PersistError> {
+        self.schedule_key(now, worker, svc, TemplateKey::of6(svc, key), schedule)
+    }
+
+    /// [`PersistTable::schedule`] with the template key already made.
+    pub fn schedule_key(
+        &self,
+        now: Instant,
+        worker: usize,
+        svc: &Service,
+        tkey: TemplateKey,
+        schedule: impl FnOnce() -> Option<usize>,
+    ) -> Result<(usize, TemplateRef), PersistError> {
         let timeout = Duration::from_secs(u64::from(svc.config().persistence.unwrap_or(0)));
         let si = self.stripe_of(&tkey);
         let mut st = lock(&self.stripes[si]);

@@ -36,7 +36,7 @@ pub mod wlc;
 pub mod wrr;
 
 use core::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::time::Instant;
 
@@ -49,9 +49,11 @@ pub type DestView = crate::service::Dest;
 pub struct SchedInput {
     /// IP protocol number.
     pub proto: u8,
-    pub client: Ipv4Addr,
+    /// The client's address: IPv4, or IPv6 for an IPv6 service.
+    pub client: IpAddr,
     pub client_port: u16,
-    pub vip: Ipv4Addr,
+    /// The packet's destination (the VIP), of the client's family.
+    pub vip: IpAddr,
     pub vport: u16,
     /// The packet's time (lblc/lblcr age their caches with it; time is never read).
     pub now: Instant,
@@ -377,9 +379,9 @@ pub(crate) mod testutil {
     pub fn input() -> SchedInput {
         SchedInput {
             proto: 6,
-            client: Ipv4Addr::new(198, 19, 0, 1),
+            client: Ipv4Addr::new(198, 19, 0, 1).into(),
             client_port: 40_000,
-            vip: Ipv4Addr::new(198, 18, 0, 10),
+            vip: Ipv4Addr::new(198, 18, 0, 10).into(),
             vport: 80,
             now: base_time(),
             worker: 0,
@@ -413,6 +415,7 @@ mod tests {
     use super::*;
     use crate::service::DestStats;
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
     use std::sync::Arc;
 
     /// Two workers share two dests. What worker 1 binds, worker 0's least-connection schedulers
@@ -470,9 +473,9 @@ mod tests {
 
     fn input_n(k: u32) -> SchedInput {
         let mut i = testutil::input();
-        i.client = Ipv4Addr::from(0x0a00_0000 + k * 7919);
+        i.client = Ipv4Addr::from(0x0a00_0000 + k * 7919).into();
         i.client_port = 1024 + k as u16;
-        i.vip = Ipv4Addr::from(0xc612_0000 + k % 5);
+        i.vip = Ipv4Addr::from(0xc612_0000 + k % 5).into();
         i
     }
 
@@ -536,9 +539,9 @@ mod tests {
                 s.update(&base);
                 for key in &keys {
                     let mut inp = testutil::input();
-                    inp.client = Ipv4Addr::from(*key);
+                    inp.client = Ipv4Addr::from(*key).into();
                     inp.client_port = *key as u16;
-                    inp.vip = Ipv4Addr::from(key.rotate_left(7));
+                    inp.vip = Ipv4Addr::from(key.rotate_left(7)).into();
                     let Some(home) = s.schedule(&base, &inp) else { continue };
                     // Rebuild with every other dest possibly overloaded / quiesced.
                     let changed: Vec<DestView> = base
