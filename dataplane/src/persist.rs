@@ -582,6 +582,87 @@ mod tests {
         Ipv6Addr::from(out)
     }
 
+    /// `-M 64` on an IPv6 service: two clients of one /64 share a template (and its dest), a
+    /// client of another /64 gets its own; IPv4 templates share the table unchanged.
+    #[test]
+    fn ipv6_clients_of_one_prefix_share_a_template() {
+        use crate::service::{DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceTable};
+        let mut t = ServiceTable::new(1);
+        let vip: Ipv6Addr = "2001:2::100".parse().unwrap();
+        let key6 = ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: vip.into(),
+            vport: 80,
+        };
+        let key4 = ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: Ipv4Addr::new(198, 18, 0, 10).into(),
+            vport: 80,
+        };
+        let mut c = ServiceConfig::new(key6, "rr");
+        c.persistence = Some(300);
+        c.prefix6 = 64;
+        t.add_service(c).unwrap();
+        let mut c4 = ServiceConfig::new(key4, "rr");
+        c4.persistence = Some(300);
+        t.add_service(c4).unwrap();
+        for last in [11u16, 12] {
+            let a = Ipv6Addr::new(0x2001, 2, 1, 0, 0, 0, 0, last);
+            t.add_dest(&key6, DestConfig::new(a, 80, ForwardMethod::Masq))
+                .unwrap();
+            let a4 = Ipv4Addr::new(198, 18, 1, last as u8);
+            t.add_dest(&key4, DestConfig::new(a4, 80, ForwardMethod::Masq))
+                .unwrap();
+        }
+        let snap = t.snapshot();
+        let svc = snap.lookup6(6, vip, 80).unwrap();
+        let svc4 = snap.lookup(6, Ipv4Addr::new(198, 18, 0, 10), 80).unwrap();
+        let table = PersistTable::new(4096, 1);
+        let now = Instant::from_secs(10);
+        let conn = |src: &str, sport| ConnKey6::new(6, src.parse().unwrap(), sport, vip, 80);
+        let mut next = 0usize;
+        let mut rr = || {
+            next += 1;
+            Some(next % 2)
+        };
+        let (a, _) = table
+            .schedule6(now, 0, svc, &conn("2001:db8:1:2::1", 1000), &mut rr)
+            .unwrap();
+        let (b, _) = table
+            .schedule6(now, 0, svc, &conn("2001:db8:1:2:ffff::9", 1001), || {
+                panic!("the /64 has a template")
+            })
+            .unwrap();
+        assert_eq!(a, b);
+        let (c, _) = table
+            .schedule6(now, 0, svc, &conn("2001:db8:1:3::1", 1002), &mut rr)
+            .unwrap();
+        assert_ne!(a, c, "another /64 is scheduled anew");
+        let k4 = ConnKey::new(
+            6,
+            Ipv4Addr::new(10, 0, 0, 1),
+            1000,
+            Ipv4Addr::new(198, 18, 0, 10),
+            80,
+        );
+        table.schedule(now, 0, svc4, &k4, &mut rr).unwrap();
+        let views = table.views(now, 0);
+        assert_eq!(views.len(), 3);
+        let v6: Vec<_> = views.iter().filter(|v| v.key.client.is_ipv6()).collect();
+        assert_eq!(v6.len(), 2);
+        assert!(
+            v6.iter()
+                .any(|v| v.key.client == "2001:db8:1:2::".parse::<IpAddr>().unwrap())
+        );
+        assert!(
+            v6.iter()
+                .all(|v| v.key.vaddr == IpAddr::V6(vip) && v.key.vport == 80)
+        );
+        let v4 = views.iter().find(|v| v.key.client.is_ipv4()).unwrap();
+        assert_eq!(v4.key.client, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(svc.dests()[a].persistent_conns(), 1);
+    }
+
     #[test]
     fn ipv6_client_networks() {
         let c = a("2001:db8:1234:5678:9abc:def0:1357:2468");
