@@ -234,7 +234,7 @@ impl Scheduler for Lblc {
 mod tests {
     use super::*;
     use crate::sched::testutil::{dests, dests_counts, input, set_counts};
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::Ipv4Addr;
 
     /// IPv6 buckets against `scripts/ipvs-v6-hash-vectors.py`; an IPv4 address is hashed as it is.
     #[test]
