@@ -262,7 +262,7 @@ mod tests {
             ),
             service: ServiceKey::Addr {
                 protocol: Protocol::Tcp,
-                vip: Ipv4Addr::new(198, 18, 0, 100),
+                vip: Ipv4Addr::new(198, 18, 0, 100).into(),
                 vport: 80,
             },
             dest: (Ipv4Addr::new(198, 18, 1, 10), 80),

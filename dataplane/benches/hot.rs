@@ -157,7 +157,7 @@ fn conn_table(c: &mut Criterion) {
 fn schedulers(c: &mut Criterion) {
     let key = ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         vport: 80,
     };
     for name in sched::IMPLEMENTED {
@@ -181,9 +181,9 @@ fn schedulers(c: &mut Criterion) {
                 let k = self::key(i);
                 let input = SchedInput {
                     proto: 6,
-                    client: k.src,
+                    client: k.src.into(),
                     client_port: k.sport,
-                    vip: VIP,
+                    vip: VIP.into(),
                     vport: 80,
                     now: Instant::from_secs(1_000),
                     worker: 0,

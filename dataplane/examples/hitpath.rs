@@ -102,7 +102,7 @@ fn main() {
     let mut services = dataplane::service::ServiceTable::new(1);
     let key = ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         vport: 80,
     };
     services

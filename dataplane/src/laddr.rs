@@ -26,7 +26,7 @@
 //!   refused (`lport_exhausted`), never given a port in use.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -74,10 +74,12 @@ impl LaddrStats {
     }
 }
 
-/// One local address of a service.
+/// One local address of a service. A service's pool may mix IPv4 and IPv6 addresses; a FULLNAT
+/// dest takes the addresses of its own family (an IPv6 dest IPv6 ones, an IPv4 dest, also a
+/// NAT64 one under an IPv6 service, IPv4 ones).
 #[derive(Debug, Clone)]
 pub struct Laddr {
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub port: PortId,
     /// The port's name as configured (`-F`), for listings.
     pub ifname: String,
@@ -91,6 +93,8 @@ pub struct LaddrTable {
     by_service: HashMap<ServiceId, Vec<Laddr>, FastBuildHasher>,
     /// Every local address once (services may share one), for the per-packet questions.
     by_ip: HashMap<Ipv4Addr, (PortId, Arc<LaddrStats>), FastBuildHasher>,
+    /// The same for the IPv6 local addresses.
+    by_ip6: HashMap<Ipv6Addr, (PortId, Arc<LaddrStats>), FastBuildHasher>,
 }
 
 impl LaddrTable {
@@ -100,6 +104,7 @@ impl LaddrTable {
             n_workers: n_workers.max(1),
             by_service: HashMap::default(),
             by_ip: HashMap::default(),
+            by_ip6: HashMap::default(),
         }
     }
 
@@ -115,10 +120,17 @@ impl LaddrTable {
             self.by_service.insert(svc, laddrs);
         }
         self.by_ip.clear();
+        self.by_ip6.clear();
         for l in self.by_service.values().flatten() {
-            self.by_ip
-                .entry(l.ip)
-                .or_insert_with(|| (l.port, l.stats.clone()));
+            let v = || (l.port, l.stats.clone());
+            match l.ip {
+                IpAddr::V4(ip) => {
+                    self.by_ip.entry(ip).or_insert_with(v);
+                }
+                IpAddr::V6(ip) => {
+                    self.by_ip6.entry(ip).or_insert_with(v);
+                }
+            }
         }
     }
 
@@ -142,9 +154,29 @@ impl LaddrTable {
         self.by_ip.get(&ip).map(|(_, s)| s)
     }
 
-    /// Every local address once, with its port and counters (listings, metrics).
+    /// Whether `ip` is an IPv6 local address living on `port`.
+    pub fn is_on6(&self, port: PortId, ip: Ipv6Addr) -> bool {
+        self.by_ip6.get(&ip).is_some_and(|(p, _)| *p == port)
+    }
+
+    /// Whether `ip` is an IPv6 local address of any service.
+    pub fn contains6(&self, ip: Ipv6Addr) -> bool {
+        !self.by_ip6.is_empty() && self.by_ip6.contains_key(&ip)
+    }
+
+    /// The counters of IPv6 local address `ip` (any service).
+    pub fn stats6(&self, ip: Ipv6Addr) -> Option<&Arc<LaddrStats>> {
+        self.by_ip6.get(&ip).map(|(_, s)| s)
+    }
+
+    /// Every IPv4 local address once, with its port and counters (listings, metrics).
     pub fn addresses(&self) -> impl Iterator<Item = (Ipv4Addr, PortId, &Arc<LaddrStats>)> + '_ {
         self.by_ip.iter().map(|(ip, (port, s))| (*ip, *port, s))
+    }
+
+    /// Every IPv6 local address once, with its port and counters.
+    pub fn addresses6(&self) -> impl Iterator<Item = (Ipv6Addr, PortId, &Arc<LaddrStats>)> + '_ {
+        self.by_ip6.iter().map(|(ip, (port, s))| (*ip, *port, s))
     }
 }
 
@@ -157,11 +189,61 @@ struct Pool {
     released: VecDeque<u16>,
 }
 
-/// One worker's local-port allocator.
+impl Pool {
+    fn new(worker: usize, n: usize, reserve: usize) -> Pool {
+        Pool {
+            fresh: LportAlloc::first_port(worker, n),
+            n: n as u32,
+            released: VecDeque::with_capacity(reserve),
+        }
+    }
+
+    fn alloc(&mut self, worker: usize, n: usize) -> Option<u16> {
+        // A pool prepared for another worker count and never used yet starts its partition
+        // over (the count is fixed in rvsd; tests change it).
+        if self.n != n as u32
+            && self.released.is_empty()
+            && self.fresh == LportAlloc::first_port(worker, self.n as usize)
+        {
+            self.fresh = LportAlloc::first_port(worker, n);
+            self.n = n as u32;
+        }
+        if let Ok(p) = u16::try_from(self.fresh) {
+            self.fresh += n as u32;
+            return Some(p);
+        }
+        self.released.pop_front()
+    }
+
+    fn reserve(&mut self, n: usize, lport: u16) {
+        if self.n != n as u32 {
+            return;
+        }
+        let p = u32::from(lport);
+        if p >= self.fresh {
+            // The never-used ports skipped over become released (free) ones.
+            let mut q = self.fresh;
+            while q < p {
+                if let Ok(q16) = u16::try_from(q) {
+                    self.released.push_back(q16);
+                }
+                q += n as u32;
+            }
+            self.fresh = p + n as u32;
+        } else if let Some(i) = self.released.iter().position(|&x| x == lport) {
+            self.released.remove(i);
+        }
+    }
+}
+
+/// One worker's local-port allocator. IPv4 and IPv6 `(LIP, RIP, rport)` pools are kept apart
+/// (the IPv4 key stays small) and work the same way: the same residue partition, so a reply to
+/// `[LIP6]:lport` names its worker as an IPv4 one does.
 #[derive(Debug)]
 pub struct LportAlloc {
     worker: usize,
     pools: HashMap<(Ipv4Addr, Ipv4Addr, u16), Pool, FastBuildHasher>,
+    pools6: HashMap<(Ipv6Addr, Ipv6Addr, u16), Pool, FastBuildHasher>,
     cursor: usize,
 }
 
@@ -170,6 +252,7 @@ impl LportAlloc {
         LportAlloc {
             worker,
             pools: HashMap::default(),
+            pools6: HashMap::default(),
             cursor: 0,
         }
     }
@@ -193,16 +276,31 @@ impl LportAlloc {
     ) {
         let n = n_workers.max(1);
         let worker = self.worker;
-        self.pools.entry((lip, rip, rport)).or_insert_with(|| Pool {
-            fresh: Self::first_port(worker, n),
-            n: n as u32,
-            released: VecDeque::with_capacity(reserve),
-        });
+        self.pools
+            .entry((lip, rip, rport))
+            .or_insert_with(|| Pool::new(worker, n, reserve));
     }
 
-    /// Pools in existence (one per local address, real server and port used so far).
+    /// [`LportAlloc::prepare`] for an IPv6 (LIP, RIP) pair.
+    pub fn prepare6(
+        &mut self,
+        n_workers: usize,
+        lip: Ipv6Addr,
+        rip: Ipv6Addr,
+        rport: u16,
+        reserve: usize,
+    ) {
+        let n = n_workers.max(1);
+        let worker = self.worker;
+        self.pools6
+            .entry((lip, rip, rport))
+            .or_insert_with(|| Pool::new(worker, n, reserve));
+    }
+
+    /// Pools in existence (one per local address, real server and port used so far), both
+    /// families.
     pub fn pools(&self) -> usize {
-        self.pools.len()
+        self.pools.len() + self.pools6.len()
     }
 
     /// A free lport on `lip` towards `rip:rport` for this worker (of `n_workers`), or `None`.
@@ -215,25 +313,26 @@ impl LportAlloc {
     ) -> Option<u16> {
         let n = n_workers.max(1);
         let worker = self.worker;
-        let pool = self.pools.entry((lip, rip, rport)).or_insert_with(|| Pool {
-            fresh: Self::first_port(worker, n),
-            n: n as u32,
-            released: VecDeque::new(),
-        });
-        // A pool prepared for another worker count and never used yet starts its partition
-        // over (the count is fixed in rvsd; tests change it).
-        if pool.n != n as u32
-            && pool.released.is_empty()
-            && pool.fresh == Self::first_port(worker, pool.n as usize)
-        {
-            pool.fresh = Self::first_port(worker, n);
-            pool.n = n as u32;
-        }
-        if let Ok(p) = u16::try_from(pool.fresh) {
-            pool.fresh += n as u32;
-            return Some(p);
-        }
-        pool.released.pop_front()
+        self.pools
+            .entry((lip, rip, rport))
+            .or_insert_with(|| Pool::new(worker, n, 0))
+            .alloc(worker, n)
+    }
+
+    /// [`LportAlloc::alloc`] for an IPv6 (LIP, RIP) pair.
+    pub fn alloc6(
+        &mut self,
+        n_workers: usize,
+        lip: Ipv6Addr,
+        rip: Ipv6Addr,
+        rport: u16,
+    ) -> Option<u16> {
+        let n = n_workers.max(1);
+        let worker = self.worker;
+        self.pools6
+            .entry((lip, rip, rport))
+            .or_insert_with(|| Pool::new(worker, n, 0))
+            .alloc(worker, n)
     }
 
     /// Mark `lport` on `lip` towards `rip:rport` as taken by a live connection that was not
@@ -254,33 +353,42 @@ impl LportAlloc {
         if lport < LPORT_MIN || usize::from(lport) % n != worker % n {
             return;
         }
-        let pool = self.pools.entry((lip, rip, rport)).or_insert_with(|| Pool {
-            fresh: Self::first_port(worker, n),
-            n: n as u32,
-            released: VecDeque::new(),
-        });
-        if pool.n != n as u32 {
+        self.pools
+            .entry((lip, rip, rport))
+            .or_insert_with(|| Pool::new(worker, n, 0))
+            .reserve(n, lport);
+    }
+
+    /// [`LportAlloc::reserve`] for an IPv6 (LIP, RIP) pair.
+    pub fn reserve6(
+        &mut self,
+        n_workers: usize,
+        lip: Ipv6Addr,
+        rip: Ipv6Addr,
+        rport: u16,
+        lport: u16,
+    ) {
+        let n = n_workers.max(1);
+        let worker = self.worker;
+        if lport < LPORT_MIN || usize::from(lport) % n != worker % n {
             return;
         }
-        let p = u32::from(lport);
-        if p >= pool.fresh {
-            // The never-used ports skipped over become released (free) ones.
-            let mut q = pool.fresh;
-            while q < p {
-                if let Ok(q16) = u16::try_from(q) {
-                    pool.released.push_back(q16);
-                }
-                q += n as u32;
-            }
-            pool.fresh = p + n as u32;
-        } else if let Some(i) = pool.released.iter().position(|&x| x == lport) {
-            pool.released.remove(i);
-        }
+        self.pools6
+            .entry((lip, rip, rport))
+            .or_insert_with(|| Pool::new(worker, n, 0))
+            .reserve(n, lport);
     }
 
     /// Give back an lport allocated by [`LportAlloc::alloc`].
     pub fn release(&mut self, lip: Ipv4Addr, rip: Ipv4Addr, rport: u16, lport: u16) {
         if let Some(pool) = self.pools.get_mut(&(lip, rip, rport)) {
+            pool.released.push_back(lport);
+        }
+    }
+
+    /// Give back an lport allocated by [`LportAlloc::alloc6`].
+    pub fn release6(&mut self, lip: Ipv6Addr, rip: Ipv6Addr, rport: u16, lport: u16) {
+        if let Some(pool) = self.pools6.get_mut(&(lip, rip, rport)) {
             pool.released.push_back(lport);
         }
     }
@@ -361,6 +469,52 @@ mod tests {
             }
             assert_eq!(all.len(), 65536 - usize::from(LPORT_MIN));
         }
+    }
+
+    /// IPv6 pairs allocate as IPv4 ones: the same residue partition, reservations and FIFO
+    /// reuse, in pools of their own.
+    #[test]
+    fn ipv6_pairs_allocate_like_ipv4_ones() {
+        let lip6: Ipv6Addr = "2001:2:1::1".parse().unwrap();
+        let rip6: Ipv6Addr = "2001:2:1::11".parse().unwrap();
+        let n = 3;
+        let mut a = LportAlloc::new(2);
+        let mut b = LportAlloc::new(2);
+        a.prepare6(n, lip6, rip6, 80, 8);
+        assert_eq!(a.pools(), 1);
+        a.reserve6(n, lip6, rip6, 80, 1028);
+        b.reserve(n, LIP, RIP1, 80, 1028);
+        for _ in 0..50 {
+            let p6 = a.alloc6(n, lip6, rip6, 80).unwrap();
+            let p4 = b.alloc(n, LIP, RIP1, 80).unwrap();
+            assert_eq!(p6, p4);
+            assert_eq!(usize::from(p6) % n, 2);
+            assert_ne!(p6, 1028);
+        }
+        assert_eq!(a.pools(), 1, "IPv6 pools are apart from IPv4 ones");
+        a.release6(lip6, rip6, 80, 1028);
+        assert!(a.alloc(n, LIP, RIP1, 80).is_some());
+        assert_eq!(a.pools(), 2);
+    }
+
+    #[test]
+    fn table_keeps_both_families() {
+        let mut t = LaddrTable::new(2);
+        let stats = Arc::new(LaddrStats::new(2));
+        let lip6: Ipv6Addr = "2001:2:1::1".parse().unwrap();
+        let l = |ip: IpAddr| Laddr {
+            ip,
+            port: 0,
+            ifname: "eth0".into(),
+            stats: stats.clone(),
+        };
+        t.set(ServiceId(1), vec![l(LIP.into()), l(lip6.into())]);
+        assert!(t.contains(LIP) && t.is_on(0, LIP));
+        assert!(t.contains6(lip6) && t.is_on6(0, lip6) && !t.is_on6(1, lip6));
+        assert!(t.stats6(lip6).is_some());
+        assert_eq!(t.addresses().count(), 1);
+        assert_eq!(t.addresses6().count(), 1);
+        assert_eq!(t.of(ServiceId(1)).len(), 2);
     }
 
     #[test]

@@ -39,10 +39,10 @@
 use core::time::Duration;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::conn::ConnKey;
+use crate::conn::{ConnKey, ConnKey6};
 use crate::service::snapshot::FastBuildHasher;
 use crate::service::{DestId, Service, ServiceId, ServiceKey, Snapshot};
 use crate::time::Instant;
@@ -59,10 +59,11 @@ const FTP_PORT: u16 = 21;
 pub struct TemplateKey {
     /// IP protocol, or [`IPPROTO_IP`] for fwmark services.
     pub proto: u8,
-    /// Client address & netmask.
-    pub client: Ipv4Addr,
-    /// The VIP, or the fwmark as an address (IPVS `htonl(fwmark)`).
-    pub vaddr: Ipv4Addr,
+    /// Client address & netmask (IPv4), or the client's network of the service's prefix
+    /// length (IPv6, [`client_net6`]).
+    pub client: IpAddr,
+    /// The VIP, or the fwmark as an IPv4 address (IPVS `htonl(fwmark)`).
+    pub vaddr: IpAddr,
     /// The service port, 0 for port-0, FTP and fwmark services.
     pub vport: u16,
 }
@@ -70,23 +71,33 @@ pub struct TemplateKey {
 impl TemplateKey {
     /// The template key of a new connection `key` to the persistent service `svc`.
     pub fn of(svc: &Service, key: &ConnKey) -> TemplateKey {
-        let cfg = svc.config();
-        let client = Ipv4Addr::from_bits(key.src.to_bits() & cfg.netmask.to_bits());
-        match cfg.key {
+        let client = Ipv4Addr::from_bits(key.src.to_bits() & svc.config().netmask.to_bits());
+        Self::with(svc, key.proto, client.into(), key.dst.into(), key.dport)
+    }
+
+    /// The template key of a new IPv6 connection `key` to the persistent IPv6 service `svc`:
+    /// the client's network is its first `-M` bits (the service's prefix length).
+    pub fn of6(svc: &Service, key: &ConnKey6) -> TemplateKey {
+        let client = client_net6(key.src, svc.config().prefix6);
+        Self::with(svc, key.proto, client.into(), key.dst.into(), key.dport)
+    }
+
+    fn with(svc: &Service, proto: u8, client: IpAddr, vaddr: IpAddr, dport: u16) -> TemplateKey {
+        match svc.config().key {
             ServiceKey::Fwmark(mark) => TemplateKey {
                 proto: IPPROTO_IP,
                 client,
-                vaddr: Ipv4Addr::from_bits(mark),
+                vaddr: Ipv4Addr::from_bits(mark).into(),
                 vport: 0,
             },
             ServiceKey::Addr { vport, .. } => TemplateKey {
-                proto: key.proto,
+                proto,
                 client,
-                vaddr: key.dst,
+                vaddr,
                 vport: if vport == 0 || vport == FTP_PORT {
                     0
                 } else {
-                    key.dport
+                    dport
                 },
             },
         }
@@ -135,7 +146,7 @@ pub struct TemplateView {
     /// `NONE` or `ASSURED`.
     pub state: &'static str,
     pub expires_in: Duration,
-    pub dest: (Ipv4Addr, u16),
+    pub dest: (IpAddr, u16),
     /// Connections it controls now.
     pub controls: u32,
 }
@@ -145,7 +156,7 @@ struct Template {
     key: TemplateKey,
     service: ServiceId,
     dest: DestId,
-    dest_addr: (Ipv4Addr, u16),
+    dest_addr: (IpAddr, u16),
     deadline: Instant,
     /// The service's persistence timeout when last used.
     timeout: Duration,
@@ -200,7 +211,7 @@ impl Stripe {
 pub struct TemplateRecord {
     pub key: TemplateKey,
     pub service: ServiceKey,
-    pub dest: (Ipv4Addr, u16),
+    pub dest: (IpAddr, u16),
     /// Time left before it expires (unless it controls connections then), milliseconds.
     pub remaining_ms: u64,
     /// The service's persistence timeout when it was last used, seconds.
@@ -274,7 +285,31 @@ impl PersistTable {
         key: &ConnKey,
         schedule: impl FnOnce() -> Option<usize>,
     ) -> Result<(usize, TemplateRef), PersistError> {
-        let tkey = TemplateKey::of(svc, key);
+        self.schedule_key(now, worker, svc, TemplateKey::of(svc, key), schedule)
+    }
+
+    /// [`PersistTable::schedule`] for a new IPv6 connection `key` of the IPv6 service `svc`
+    /// (its templates share the table with the IPv4 ones).
+    pub fn schedule6(
+        &self,
+        now: Instant,
+        worker: usize,
+        svc: &Service,
+        key: &ConnKey6,
+        schedule: impl FnOnce() -> Option<usize>,
+    ) -> Result<(usize, TemplateRef), PersistError> {
+        self.schedule_key(now, worker, svc, TemplateKey::of6(svc, key), schedule)
+    }
+
+    /// [`PersistTable::schedule`] with the template key already made.
+    pub fn schedule_key(
+        &self,
+        now: Instant,
+        worker: usize,
+        svc: &Service,
+        tkey: TemplateKey,
+        schedule: impl FnOnce() -> Option<usize>,
+    ) -> Result<(usize, TemplateRef), PersistError> {
         let timeout = Duration::from_secs(u64::from(svc.config().persistence.unwrap_or(0)));
         let si = self.stripe_of(&tkey);
         let mut st = lock(&self.stripes[si]);
@@ -545,6 +580,87 @@ mod tests {
             out[whole] = src[whole] & (0xff00u16 >> bits) as u8;
         }
         Ipv6Addr::from(out)
+    }
+
+    /// `-M 64` on an IPv6 service: two clients of one /64 share a template (and its dest), a
+    /// client of another /64 gets its own; IPv4 templates share the table unchanged.
+    #[test]
+    fn ipv6_clients_of_one_prefix_share_a_template() {
+        use crate::service::{DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceTable};
+        let mut t = ServiceTable::new(1);
+        let vip: Ipv6Addr = "2001:2::100".parse().unwrap();
+        let key6 = ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: vip.into(),
+            vport: 80,
+        };
+        let key4 = ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: Ipv4Addr::new(198, 18, 0, 10).into(),
+            vport: 80,
+        };
+        let mut c = ServiceConfig::new(key6, "rr");
+        c.persistence = Some(300);
+        c.prefix6 = 64;
+        t.add_service(c).unwrap();
+        let mut c4 = ServiceConfig::new(key4, "rr");
+        c4.persistence = Some(300);
+        t.add_service(c4).unwrap();
+        for last in [11u16, 12] {
+            let a = Ipv6Addr::new(0x2001, 2, 1, 0, 0, 0, 0, last);
+            t.add_dest(&key6, DestConfig::new(a, 80, ForwardMethod::Masq))
+                .unwrap();
+            let a4 = Ipv4Addr::new(198, 18, 1, last as u8);
+            t.add_dest(&key4, DestConfig::new(a4, 80, ForwardMethod::Masq))
+                .unwrap();
+        }
+        let snap = t.snapshot();
+        let svc = snap.lookup6(6, vip, 80).unwrap();
+        let svc4 = snap.lookup(6, Ipv4Addr::new(198, 18, 0, 10), 80).unwrap();
+        let table = PersistTable::new(4096, 1);
+        let now = Instant::from_secs(10);
+        let conn = |src: &str, sport| ConnKey6::new(6, src.parse().unwrap(), sport, vip, 80);
+        let mut next = 0usize;
+        let mut rr = || {
+            next += 1;
+            Some(next % 2)
+        };
+        let (a, _) = table
+            .schedule6(now, 0, svc, &conn("2001:db8:1:2::1", 1000), &mut rr)
+            .unwrap();
+        let (b, _) = table
+            .schedule6(now, 0, svc, &conn("2001:db8:1:2:ffff::9", 1001), || {
+                panic!("the /64 has a template")
+            })
+            .unwrap();
+        assert_eq!(a, b);
+        let (c, _) = table
+            .schedule6(now, 0, svc, &conn("2001:db8:1:3::1", 1002), &mut rr)
+            .unwrap();
+        assert_ne!(a, c, "another /64 is scheduled anew");
+        let k4 = ConnKey::new(
+            6,
+            Ipv4Addr::new(10, 0, 0, 1),
+            1000,
+            Ipv4Addr::new(198, 18, 0, 10),
+            80,
+        );
+        table.schedule(now, 0, svc4, &k4, &mut rr).unwrap();
+        let views = table.views(now, 0);
+        assert_eq!(views.len(), 3);
+        let v6: Vec<_> = views.iter().filter(|v| v.key.client.is_ipv6()).collect();
+        assert_eq!(v6.len(), 2);
+        assert!(
+            v6.iter()
+                .any(|v| v.key.client == "2001:db8:1:2::".parse::<IpAddr>().unwrap())
+        );
+        assert!(
+            v6.iter()
+                .all(|v| v.key.vaddr == IpAddr::V6(vip) && v.key.vport == 80)
+        );
+        let v4 = views.iter().find(|v| v.key.client.is_ipv4()).unwrap();
+        assert_eq!(v4.key.client, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(svc.dests()[a].persistent_conns(), 1);
     }
 
     #[test]

@@ -101,7 +101,7 @@ fn key(protocol: u8, vport: u16) -> ServiceKey {
         } else {
             Protocol::Udp
         },
-        vip: VIP,
+        vip: VIP.into(),
         vport,
     }
 }
@@ -183,7 +183,7 @@ impl Rig {
             let l = LIPS
                 .iter()
                 .map(|&ip| Laddr {
-                    ip,
+                    ip: ip.into(),
                     port: SERVER_NET,
                     ifname: "dp1".into(),
                     stats: Arc::new(LaddrStats::new(1)),
@@ -302,7 +302,7 @@ impl Rig {
                     continue;
                 }
                 for rip in RIPS {
-                    let d = svc.find_dest(rip, rport).expect("dest");
+                    let d = svc.find_dest(rip.into(), rport).expect("dest");
                     assert_eq!(
                         (d.active_conns(), d.inactive_conns()),
                         (0, 0),

@@ -137,7 +137,7 @@ pub fn services(
     let mut t = ServiceTable::new(n_workers);
     let key = ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         vport: VPORT,
     };
     t.add_service(ServiceConfig::new(key, sched))
@@ -182,13 +182,13 @@ pub fn tables(services: &mut ServiceTable, dests: usize) -> Result<Arc<Tables>> 
     let mut laddrs = LaddrTable::new(services.n_workers());
     let key = ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         vport: VPORT,
     };
     if let Some(svc) = services.service(&key) {
         let l = (0..LADDRS)
             .map(|i| Laddr {
-                ip: laddr(i),
+                ip: laddr(i).into(),
                 port: 1,
                 ifname: "dp1".into(),
                 stats: Arc::new(LaddrStats::new(services.n_workers())),

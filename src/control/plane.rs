@@ -129,15 +129,9 @@ fn service_err(e: &ServiceError) -> Reply {
         service::Errno::Inval => Errno::Einval,
         service::Errno::NoMem => Errno::Enomem,
         service::Errno::Range => Errno::Erange,
+        service::Errno::AfNoSupport => Errno::Eafnosupport,
     };
     err(errno, e.to_string())
-}
-
-fn v4(addr: IpAddr) -> Result<Ipv4Addr, Reply> {
-    match addr {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(_) => Err(err(Errno::Eafnosupport, "IPv6 is not supported yet")),
-    }
 }
 
 /// A link-local IPv6 address (`fe80::/10`): on-link on every port, so a valid gateway without a
@@ -158,7 +152,7 @@ fn key_from_proto(k: &proto::ServiceKey) -> Result<ServiceKey, Reply> {
                 proto::Protocol::Udp => Protocol::Udp,
                 proto::Protocol::Sctp => Protocol::Sctp,
             },
-            vip: v4(addr)?,
+            vip: addr,
             vport: port,
         }),
         proto::ServiceKey::Fwmark { ipv6: true, .. } => Err(err(
@@ -181,7 +175,7 @@ fn key_to_proto(k: &ServiceKey) -> proto::ServiceKey {
                 Protocol::Udp => proto::Protocol::Udp,
                 Protocol::Sctp => proto::Protocol::Sctp,
             },
-            addr: IpAddr::V4(vip),
+            addr: vip,
             port: vport,
         },
         ServiceKey::Fwmark(mark) => proto::ServiceKey::Fwmark { mark, ipv6: false },
@@ -202,12 +196,22 @@ fn service_from_proto(s: &proto::ServiceSpec) -> Result<ServiceConfig, Reply> {
             "persistence engines are not supported yet",
         ));
     }
+    // The persistence granularity: a netmask for IPv4 and fwmark services, a prefix length
+    // (1..128) for IPv6 ones, as IPVS keeps them.
+    let (netmask, prefix6) = if key.is_ipv6() {
+        let p = dataplane::persist::persist_prefix6(s.netmask)
+            .ok_or_else(|| err(Errno::Einval, "illegal ipv6 netmask specified"))?;
+        (Ipv4Addr::BROADCAST, p)
+    } else {
+        (Ipv4Addr::from_bits(s.netmask), 128)
+    };
     Ok(ServiceConfig {
         key,
         scheduler: s.scheduler.clone(),
         flags,
         persistence: s.persistent,
-        netmask: Ipv4Addr::from_bits(s.netmask),
+        netmask,
+        prefix6,
         one_packet: s.ops,
         synproxy: s.synproxy,
         limits: limits_from_proto(&s.limits)?,
@@ -324,7 +328,11 @@ fn service_to_proto(c: &ServiceConfig) -> proto::ServiceSpec {
             .map(str::to_owned)
             .collect(),
         persistent: c.persistence,
-        netmask: c.netmask.to_bits(),
+        netmask: if c.key.is_ipv6() {
+            u32::from(c.prefix6)
+        } else {
+            c.netmask.to_bits()
+        },
         pe: None,
         ops: c.one_packet,
         synproxy: c.synproxy,
@@ -352,7 +360,7 @@ fn dest_from_proto(d: &proto::DestSpec) -> Result<DestConfig, Reply> {
         ));
     }
     Ok(DestConfig {
-        addr: v4(d.addr)?,
+        addr: d.addr,
         port: d.port,
         method,
         weight: d.weight,
@@ -389,7 +397,7 @@ fn service_info(s: &service::Service, rates: &RateBook) -> ServiceInfo {
             let totals = d.stats().sum();
             DestInfo {
                 spec: proto::DestSpec {
-                    addr: IpAddr::V4(c.addr),
+                    addr: c.addr,
                     port: c.port,
                     forward: forward_to_proto(c.method),
                     weight: c.weight,
@@ -515,12 +523,12 @@ impl State {
         &self,
         service: &proto::ServiceKey,
         laddr: &proto::LaddrSpec,
-    ) -> Result<(ServiceKey, Ipv4Addr, PortId), Reply> {
+    ) -> Result<(ServiceKey, IpAddr, PortId), Reply> {
         let key = key_from_proto(service)?;
         if self.services.service(&key).is_none() {
             return Err(service_err(&ServiceError::NoSuchService(key)));
         }
-        let ip = v4(laddr.addr)?;
+        let ip = laddr.addr;
         let port = self
             .port_names
             .iter()
@@ -539,8 +547,10 @@ impl State {
         if self.services.services().iter().any(|s| match s.key() {
             ServiceKey::Addr { vip, .. } => vip == ip,
             ServiceKey::Fwmark(_) => false,
-        }) || self.addrs.owns(ip).is_some()
-        {
+        }) || match ip {
+            IpAddr::V4(a) => self.addrs.owns(a).is_some(),
+            IpAddr::V6(a) => self.addrs.owns6(a).is_some(),
+        } {
             return Err(err(
                 Errno::Einval,
                 format!("{ip} is a VIP or an address of the director"),
@@ -615,7 +625,7 @@ impl State {
                     .iter()
                     .map(|a| proto::LaddrInfo {
                         spec: proto::LaddrSpec {
-                            addr: IpAddr::V4(a.ip),
+                            addr: a.ip,
                             ifname: a.ifname.clone(),
                         },
                         port_conflicts: a.stats.conflicts(),
@@ -987,7 +997,7 @@ impl Handler for ControlPlane {
             } => self.change("delete dest", |st| {
                 let key = key_from_proto(&service)?;
                 st.services
-                    .del_dest(&key, v4(addr)?, port)
+                    .del_dest(&key, addr, port)
                     .map_err(|e| service_err(&e))
             }),
             Request::ListServices { service } => self.list_services(service.as_ref()),

@@ -639,8 +639,13 @@ impl Announcer {
             .iter()
             .filter(|s| s.dests().iter().any(|d| d.weight() > 0))
             .filter_map(|s| match s.key() {
-                dataplane::service::ServiceKey::Addr { vip, .. } => Some(vip),
-                dataplane::service::ServiceKey::Fwmark(_) => None,
+                // IPv4 VIPs only: IPv6 VIPs are not announced this way yet.
+                dataplane::service::ServiceKey::Addr {
+                    vip: std::net::IpAddr::V4(vip),
+                    ..
+                } => Some(vip),
+                dataplane::service::ServiceKey::Addr { .. }
+                | dataplane::service::ServiceKey::Fwmark(_) => None,
             })
             .collect()
     }

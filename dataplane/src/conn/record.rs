@@ -121,6 +121,11 @@ impl ConnRecord {
                 vport,
             } => {
                 out.push(protocol as u8);
+                // Records are of IPv4 connections, whose services are IPv4 ones.
+                let vip = match vip {
+                    std::net::IpAddr::V4(a) => a,
+                    std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+                };
                 out.extend_from_slice(&vip.octets());
                 out.extend_from_slice(&vport.to_le_bytes());
                 out.push(0);
@@ -189,7 +194,7 @@ impl ConnRecord {
             r.u8()?;
             ServiceKey::Addr {
                 protocol,
-                vip,
+                vip: vip.into(),
                 vport,
             }
         };
@@ -312,7 +317,7 @@ mod tests {
             ),
             service: ServiceKey::Addr {
                 protocol: Protocol::Tcp,
-                vip: Ipv4Addr::new(198, 18, 0, 100),
+                vip: Ipv4Addr::new(198, 18, 0, 100).into(),
                 vport: 80,
             },
             dest: (Ipv4Addr::new(198, 18, 1, 10), 80),

@@ -3,7 +3,7 @@
 //! the packet's destination address: bucket `hash_32(daddr, 8)`. If that bucket's dest has
 //! weight 0 or is overloaded the pick fails (no fallback).
 
-use super::hash::{fold_v6, hash_32};
+use super::hash::{addr_key, fold_v6, hash_32};
 use super::{DestView, SchedInput, Scheduler};
 
 /// `IP_VS_DH_TAB_BITS`.
@@ -60,7 +60,7 @@ impl Scheduler for DestinationHashing {
     }
 
     fn schedule(&mut self, dests: &[DestView], input: &SchedInput) -> Option<usize> {
-        let i = self.bucket(Self::bucket_of(input.vip))?;
+        let i = self.bucket(hash_32(addr_key(input.vip), DH_TAB_BITS) as usize)?;
         dests.get(i).filter(|d| d.is_available()).map(|_| i)
     }
 }
@@ -109,7 +109,7 @@ mod tests {
         let mut inp = input();
         assert_eq!(s.schedule(&d, &inp), Some(0x2C % 3));
         // Same key, same dest, whatever the client.
-        inp.client = Ipv4Addr::new(10, 9, 8, 7);
+        inp.client = Ipv4Addr::new(10, 9, 8, 7).into();
         inp.client_port = 1;
         assert_eq!(s.schedule(&d, &inp), Some(0x2C % 3));
     }

@@ -17,6 +17,16 @@ pub fn fold_v6(addr: std::net::Ipv6Addr) -> u32 {
     (b >> 96) as u32 ^ (b >> 64) as u32 ^ (b >> 32) as u32 ^ b as u32
 }
 
+/// The 32-bit key IPVS's hashing schedulers take from an address of either family: an IPv4
+/// address as its value (`ntohl(addr->ip)`), an IPv6 one folded ([`fold_v6`]).
+#[inline]
+pub fn addr_key(addr: std::net::IpAddr) -> u32 {
+    match addr {
+        std::net::IpAddr::V4(a) => u32::from(a),
+        std::net::IpAddr::V6(a) => fold_v6(a),
+    }
+}
+
 /// `GOLDEN_RATIO_32` of `include/linux/hash.h`.
 pub const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
 

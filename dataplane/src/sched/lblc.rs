@@ -20,7 +20,7 @@
 //!   (amortised, rare).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{DestView, SchedInput, Scheduler, active_seen, conn_overhead, weighted_least};
@@ -91,7 +91,7 @@ impl LblCacheClock {
     pub fn tick<V>(
         &mut self,
         now: Instant,
-        map: &mut HashMap<Ipv4Addr, V>,
+        map: &mut HashMap<IpAddr, V>,
         lastuse: impl Fn(&V) -> Instant,
     ) {
         let due = match self.next_check {
@@ -122,7 +122,7 @@ impl LblCacheClock {
     /// Drop up to `goal` entries unused for [`ENTRY_TIMEOUT`].
     pub fn drop_unused<V>(
         now: Instant,
-        map: &mut HashMap<Ipv4Addr, V>,
+        map: &mut HashMap<IpAddr, V>,
         lastuse: &impl Fn(&V) -> Instant,
         goal: usize,
     ) {
@@ -139,7 +139,7 @@ impl LblCacheClock {
     /// Room for one more entry (an early 6-min sweep when at the hard cap).
     pub fn make_room<V>(
         now: Instant,
-        map: &mut HashMap<Ipv4Addr, V>,
+        map: &mut HashMap<IpAddr, V>,
         lastuse: impl Fn(&V) -> Instant,
     ) -> bool {
         if map.len() >= LBL_HARD_CAP {
@@ -176,7 +176,7 @@ struct Entry {
 /// LBLC state: the daddr cache.
 #[derive(Debug, Default)]
 pub struct Lblc {
-    cache: HashMap<Ipv4Addr, Entry>,
+    cache: HashMap<IpAddr, Entry>,
     index: HashMap<DestId, usize>,
     clock: LblCacheClock,
 }
@@ -234,6 +234,7 @@ impl Scheduler for Lblc {
 mod tests {
     use super::*;
     use crate::sched::testutil::{dests, dests_counts, input, set_counts};
+    use std::net::Ipv4Addr;
 
     /// IPv6 buckets against `scripts/ipvs-v6-hash-vectors.py`; an IPv4 address is hashed as it is.
     #[test]
@@ -262,7 +263,7 @@ mod tests {
         assert_eq!(s.schedule(&d, &at(1)), Some(0));
         // Other daddrs are scheduled on their own.
         let mut other = at(1);
-        other.vip = Ipv4Addr::new(198, 18, 0, 11);
+        other.vip = Ipv4Addr::new(198, 18, 0, 11).into();
         assert_eq!(s.schedule(&d, &other), Some(1));
         assert_eq!(s.cached(), 2);
         // A=3 > W=2 and dest 1 has 2*0 < 2: overloaded in lblc's sense, rescheduled (WLC: 1).
@@ -308,7 +309,7 @@ mod tests {
         s.update(&d);
         s.schedule(&d, &at(0)); // arms the clock, caches the VIP
         let mut other = at(0);
-        other.vip = Ipv4Addr::new(198, 18, 0, 11);
+        other.vip = Ipv4Addr::new(198, 18, 0, 11).into();
         assert_eq!(s.cached(), 1);
         // Ticks every minute; the 30th tick (30 min) is a full sweep: nothing is a day old.
         for m in 1..=30 {

@@ -16,7 +16,7 @@
 //! cannot allocate a member); members whose dest left the service are dropped on `update`.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::lblc::{LBL_RESERVE, LblCacheClock, index_dests, lbl_overloaded, resolve};
 use super::{DestView, SchedInput, Scheduler, conn_overhead, less_loaded, weighted_least};
@@ -127,7 +127,7 @@ struct Entry {
 /// LBLCR state: the daddr -> dest set cache.
 #[derive(Debug, Default)]
 pub struct Lblcr {
-    cache: HashMap<Ipv4Addr, Entry>,
+    cache: HashMap<IpAddr, Entry>,
     index: HashMap<DestId, usize>,
     clock: LblCacheClock,
 }
@@ -138,7 +138,7 @@ impl Lblcr {
     }
 
     /// The cached set for `daddr`, newest first (tests, diagnostics).
-    pub fn set_of(&self, daddr: Ipv4Addr) -> Vec<DestId> {
+    pub fn set_of(&self, daddr: IpAddr) -> Vec<DestId> {
         self.cache
             .get(&daddr)
             .map(|e| e.set.members().to_vec())

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 
 use std::net::Ipv6Addr;
 
-use super::hash::{SipKey, fold_v6, hsiphash_u32};
+use super::hash::{SipKey, addr_key, fold_v6, hsiphash_u32};
 use super::sh::has_ports;
 use super::{DestView, MhTableSize, SchedFlags, SchedInput, Scheduler};
 use crate::service::DestId;
@@ -128,7 +128,7 @@ impl MaglevHashing {
 
     /// The slot a pick looks at first for `input`.
     pub fn slot_for(&self, input: &SchedInput) -> usize {
-        (hashkey(u32::from(input.client), self.key_port(input), MH_KEY1, 0) % self.m) as usize
+        (hashkey(addr_key(input.client), self.key_port(input), MH_KEY1, 0) % self.m) as usize
     }
 
     /// `ip_vs_mh_permutate` + `ip_vs_mh_populate`.
@@ -145,7 +145,7 @@ impl MaglevHashing {
         let mut skip = Vec::with_capacity(dests.len());
         let mut turns = Vec::with_capacity(dests.len());
         for (d, w) in dests.iter().zip(lw) {
-            let addr = u32::from(d.addr());
+            let addr = addr_key(d.addr());
             perm.push(hashkey(addr, d.port(), MH_KEY1, 0) % m);
             skip.push(hashkey(addr, d.port(), MH_KEY2, 0) % (m - 1) + 1);
             let t = (w / g) >> rshift;
@@ -215,7 +215,7 @@ impl Scheduler for MaglevHashing {
         if !self.fallback {
             return None;
         }
-        let (addr, port) = (u32::from(input.client), self.key_port(input));
+        let (addr, port) = (addr_key(input.client), self.key_port(input));
         for offset in 0..self.m {
             let roffset = (offset + ihash as u32) % self.m;
             let s = hashkey(addr, port, MH_KEY1, roffset) % self.m;
@@ -353,7 +353,7 @@ mod tests {
         fb.update(&d0);
         let mut checked = 0;
         for a in 0..2000u32 {
-            inp.client = std::net::Ipv4Addr::from(0x0a00_0000 + a);
+            inp.client = std::net::Ipv4Addr::from(0x0a00_0000 + a).into();
             if s.slot(s.slot_for(&inp)) == Some(1) {
                 assert_eq!(s.schedule(&d0, &inp), None);
                 let got = fb.schedule(&d0, &inp).unwrap();

@@ -36,7 +36,7 @@ pub mod wlc;
 pub mod wrr;
 
 use core::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::time::Instant;
 
@@ -49,9 +49,11 @@ pub type DestView = crate::service::Dest;
 pub struct SchedInput {
     /// IP protocol number.
     pub proto: u8,
-    pub client: Ipv4Addr,
+    /// The client's address: IPv4, or IPv6 for an IPv6 service.
+    pub client: IpAddr,
     pub client_port: u16,
-    pub vip: Ipv4Addr,
+    /// The packet's destination (the VIP), of the client's family.
+    pub vip: IpAddr,
     pub vport: u16,
     /// The packet's time (lblc/lblcr age their caches with it; time is never read).
     pub now: Instant,
@@ -377,9 +379,9 @@ pub(crate) mod testutil {
     pub fn input() -> SchedInput {
         SchedInput {
             proto: 6,
-            client: Ipv4Addr::new(198, 19, 0, 1),
+            client: Ipv4Addr::new(198, 19, 0, 1).into(),
             client_port: 40_000,
-            vip: Ipv4Addr::new(198, 18, 0, 10),
+            vip: Ipv4Addr::new(198, 18, 0, 10).into(),
             vport: 80,
             now: base_time(),
             worker: 0,
@@ -413,6 +415,7 @@ mod tests {
     use super::*;
     use crate::service::DestStats;
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
     use std::sync::Arc;
 
     /// Two workers share two dests. What worker 1 binds, worker 0's least-connection schedulers
@@ -470,9 +473,9 @@ mod tests {
 
     fn input_n(k: u32) -> SchedInput {
         let mut i = testutil::input();
-        i.client = Ipv4Addr::from(0x0a00_0000 + k * 7919);
+        i.client = Ipv4Addr::from(0x0a00_0000 + k * 7919).into();
         i.client_port = 1024 + k as u16;
-        i.vip = Ipv4Addr::from(0xc612_0000 + k % 5);
+        i.vip = Ipv4Addr::from(0xc612_0000 + k % 5).into();
         i
     }
 
@@ -536,9 +539,9 @@ mod tests {
                 s.update(&base);
                 for key in &keys {
                     let mut inp = testutil::input();
-                    inp.client = Ipv4Addr::from(*key);
+                    inp.client = Ipv4Addr::from(*key).into();
                     inp.client_port = *key as u16;
-                    inp.vip = Ipv4Addr::from(key.rotate_left(7));
+                    inp.vip = Ipv4Addr::from(key.rotate_left(7)).into();
                     let Some(home) = s.schedule(&base, &inp) else { continue };
                     // Rebuild with every other dest possibly overloaded / quiesced.
                     let changed: Vec<DestView> = base
@@ -615,5 +618,140 @@ mod tests {
             SchedFlags::parse("rr", "flag-3").unwrap().names("rr"),
             ["flag-3"]
         );
+    }
+
+    /// IPv6 dests whose folded address ([`hash::fold_v6`]) equals the IPv4 test dests' (the
+    /// last word carries the IPv4 address, the others cancel out): IPVS hashes them to the
+    /// same keys, so every hashing scheduler must build the same table from them.
+    fn dests6_like_v4(weights: &[u32]) -> Vec<DestView> {
+        testutil::dests(weights)
+            .into_iter()
+            .map(|d| {
+                let v4 = u32::from(d.addr4().unwrap());
+                let b = (0x2001_0db8u128 << 96) | (0x2001_0db8u128 << 64) | u128::from(v4);
+                let a = std::net::Ipv6Addr::from_bits(b);
+                assert_eq!(hash::fold_v6(a), v4);
+                let mut c = *d.config();
+                c.addr = a.into();
+                DestView::new(d.id(), c, d.stats().clone())
+            })
+            .collect()
+    }
+
+    fn input6(client: &str, vip: &str) -> SchedInput {
+        SchedInput {
+            client: client.parse::<std::net::Ipv6Addr>().unwrap().into(),
+            vip: vip.parse::<std::net::Ipv6Addr>().unwrap().into(),
+            ..testutil::input()
+        }
+    }
+
+    /// sh, dh, mh pick for an IPv6 packet the dest the prepared IPVS key functions name
+    /// (checked against IPVS's vectors in their own modules), over the vector addresses.
+    #[test]
+    fn ipv6_picks_follow_the_ipvs_keys() {
+        let d = testutil::dests(&[1, 2, 3, 1, 1]);
+        let mut sh = sh::SourceHashing::new(SchedFlags::NONE);
+        let mut dh = dh::DestinationHashing::new();
+        let mut mh = mh::MaglevHashing::new(SchedFlags::NONE, MhTableSize::DEFAULT);
+        sh.update(&d);
+        dh.update(&d);
+        mh.update(&d);
+        for v in &vectors_v6::V6_VECTORS {
+            let a: std::net::Ipv6Addr = v.addr.parse().unwrap();
+            let inp = SchedInput {
+                client: a.into(),
+                vip: a.into(),
+                ..testutil::input()
+            };
+            let b = sh::SourceHashing::hashkey6(a, 0, 0);
+            if v.port == 0 {
+                assert_eq!(b, v.sh, "{}", v.addr);
+            }
+            assert_eq!(sh.schedule(&d, &inp), sh.bucket(b), "sh {}", v.addr);
+            assert_eq!(dh.schedule(&d, &inp), dh.bucket(v.dh), "dh {}", v.addr);
+            let slot = (mh::hashkey6(a, 0, mh::MH_KEY1, 0) % 4093) as usize;
+            assert_eq!(mh.slot_for(&inp), slot, "mh {}", v.addr);
+            assert_eq!(mh.schedule(&d, &inp), mh.slot(slot), "mh {}", v.addr);
+        }
+    }
+
+    /// mh's permutation of an IPv6 dest is IPVS's (`permutation6`): dests folding to the IPv4
+    /// test dests' addresses give the very same table.
+    #[test]
+    fn mh_table_from_ipv6_dests() {
+        let d4 = testutil::dests(&[1, 1, 2, 3]);
+        let d6 = dests6_like_v4(&[1, 1, 2, 3]);
+        let mut a = mh::MaglevHashing::new(SchedFlags::NONE, MhTableSize::new(251).unwrap());
+        let mut b = mh::MaglevHashing::new(SchedFlags::NONE, MhTableSize::new(251).unwrap());
+        a.update(&d4);
+        b.update(&d6);
+        for s in 0..a.table_size() {
+            assert_eq!(a.slot(s), b.slot(s), "slot {s}");
+        }
+        // And the permutation helper agrees with the IPv4 key of the folded address.
+        let IpAddr::V6(a6) = d6[2].addr() else {
+            unreachable!()
+        };
+        let (offset, skip) = mh::permutation6(a6, d6[2].port(), 251);
+        let k = u32::from(d4[2].addr4().unwrap());
+        let key = |key| hash::hsiphash_u32(key, k.wrapping_add(u32::from(d4[2].port())));
+        assert_eq!(offset, key(mh::MH_KEY1) % 251);
+        assert_eq!(skip, key(mh::MH_KEY2) % 250 + 1);
+    }
+
+    /// lblc and lblcr key their caches by the whole destination address: an IPv6 VIP is an
+    /// entry of its own, apart from any IPv4 one.
+    #[test]
+    fn lbl_caches_key_ipv6_destinations() {
+        let d = testutil::dests(&[1, 1]);
+        let mut lblc = lblc::Lblc::new();
+        let mut lblcr = lblcr::Lblcr::new();
+        lblc.update(&d);
+        lblcr.update(&d);
+        let v4 = testutil::input();
+        let v6 = input6("2001:2::2", "2001:2::100");
+        let v6b = input6("2001:2::3", "2001:2::101");
+        let first = lblc.schedule(&d, &v4).unwrap();
+        let a = lblc.schedule(&d, &v6).unwrap();
+        assert_eq!(lblc.cached(), 2);
+        // The same VIP keeps its dest, whoever the client.
+        let again = input6("2001:2:ffff::9", "2001:2::100");
+        assert_eq!(lblc.schedule(&d, &again), Some(a));
+        lblc.schedule(&d, &v6b).unwrap();
+        assert_eq!(lblc.cached(), 3);
+        assert_eq!(lblc.schedule(&d, &v4), Some(first));
+        let r = lblcr.schedule(&d, &v6).unwrap();
+        assert_eq!(lblcr.set_of(v6.vip), vec![d[r].id()]);
+        assert!(lblcr.set_of(v4.vip).is_empty());
+        assert_eq!(
+            lblc::lbl_bucket(v6.vip),
+            hash::hash_32(hash::fold_v6("2001:2::100".parse().unwrap()), 10) as usize
+        );
+    }
+
+    /// IPv6 clients of the sh fallback probe with the folded key, as IPVS.
+    #[test]
+    fn sh_fallback_probes_ipv6_clients() {
+        let d = testutil::dests_overloaded(&[1, 1, 1, 1], &[true, false, false, false]);
+        let mut sh = sh::SourceHashing::new(SchedFlags::SCHED1);
+        sh.update(&d);
+        for v in &vectors_v6::V6_VECTORS {
+            let a: std::net::Ipv6Addr = v.addr.parse().unwrap();
+            let inp = SchedInput {
+                client: a.into(),
+                ..testutil::input()
+            };
+            let first = sh::SourceHashing::hashkey6(a, 0, 0);
+            let want = std::iter::once(first)
+                .filter_map(|b| sh.bucket(b))
+                .filter(|&i| d[i].is_available())
+                .chain((0..256u32).filter_map(|o| {
+                    let ro = (o + first as u32) % 256;
+                    sh.bucket(sh::SourceHashing::hashkey6(a, 0, ro))
+                }))
+                .find(|&i| d[i].is_available());
+            assert_eq!(sh.schedule(&d, &inp), want, "{}", v.addr);
+        }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::hash::{fold_v6, hash_32};
+use super::hash::{addr_key, fold_v6, hash_32};
 use super::{DestView, SchedFlags, SchedInput, Scheduler};
 
 /// `IP_VS_SH_TAB_BITS`.
@@ -66,7 +66,7 @@ impl SourceHashing {
         } else {
             0
         };
-        Self::hashkey(u32::from(input.client), port, 0)
+        Self::hashkey(addr_key(input.client), port, 0)
     }
 }
 
@@ -107,7 +107,7 @@ impl Scheduler for SourceHashing {
         } else {
             0
         };
-        let addr = u32::from(input.client);
+        let addr = addr_key(input.client);
         (0..SH_TAB_SIZE as u32)
             .filter_map(|offset| {
                 let roffset = (offset + ihash as u32) % SH_TAB_SIZE as u32;

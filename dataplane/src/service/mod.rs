@@ -29,7 +29,7 @@ pub mod stats;
 pub mod table;
 
 use core::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 pub use access::{AccessLists, ListKind, Prefix, Rate, ServiceLimits};
 pub use snapshot::{Dest, Service, Snapshot};
@@ -84,10 +84,11 @@ impl Protocol {
 /// What identifies a virtual service: protocol + VIP + port, or a firewall mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceKey {
-    /// `-t/-u/--sctp-service VIP:PORT`. Port 0 means "all ports" (persistent services only).
+    /// `-t/-u/--sctp-service VIP:PORT` (IPv4) or `[VIP6]:PORT` (IPv6). Port 0 means "all
+    /// ports" (persistent services only).
     Addr {
         protocol: Protocol,
-        vip: Ipv4Addr,
+        vip: IpAddr,
         vport: u16,
     },
     /// `-f MARK` (MARK > 0).
@@ -101,8 +102,34 @@ impl fmt::Display for ServiceKey {
                 protocol,
                 vip,
                 vport,
-            } => write!(f, "{} {vip}:{vport}", protocol.name()),
+            } => write!(f, "{} {}", protocol.name(), AddrPort(*vip, *vport)),
             ServiceKey::Fwmark(m) => write!(f, "FWM {m}"),
+        }
+    }
+}
+
+impl ServiceKey {
+    /// Whether the service is an IPv6 one (fwmark services are IPv4).
+    pub const fn is_ipv6(&self) -> bool {
+        matches!(
+            self,
+            ServiceKey::Addr {
+                vip: IpAddr::V6(_),
+                ..
+            }
+        )
+    }
+}
+
+/// `addr:port`, an IPv6 address in brackets (`[2001:db8::1]:80`), for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct AddrPort(pub IpAddr, pub u16);
+
+impl fmt::Display for AddrPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
         }
     }
 }
@@ -158,8 +185,11 @@ pub struct ServiceConfig {
     pub flags: SchedFlags,
     /// Persistence timeout in seconds (`-p`), `None` when not persistent.
     pub persistence: Option<u32>,
-    /// Persistence granularity (`-M`), 255.255.255.255 by default.
+    /// Persistence granularity of an IPv4 or fwmark service (`-M`), 255.255.255.255 by default.
     pub netmask: Ipv4Addr,
+    /// Persistence granularity of an IPv6 service (`-M` is a prefix length there), 1..=128,
+    /// 128 by default; unused for IPv4 services.
+    pub prefix6: u8,
     /// One-packet scheduling (`-o`), UDP and fwmark services only.
     pub one_packet: bool,
     /// SYN proxy (`-j enable`, DPVS's spelling): TCP connections are answered with SYN cookies
@@ -304,6 +334,7 @@ impl ServiceConfig {
             flags: SchedFlags::NONE,
             persistence: None,
             netmask: Ipv4Addr::BROADCAST,
+            prefix6: 128,
             one_packet: false,
             synproxy: false,
             limits: ServiceLimits::default(),
@@ -315,7 +346,9 @@ impl ServiceConfig {
 /// A dest as configured (`-a`/`-e`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DestConfig {
-    pub addr: Ipv4Addr,
+    /// The real server's address: the service's family, or IPv4 under an IPv6 service for a
+    /// FULLNAT dest (NAT64).
+    pub addr: IpAddr,
     pub port: u16,
     pub method: ForwardMethod,
     /// 0..=65535; 0 quiesces the dest (no new connections).
@@ -328,9 +361,9 @@ pub struct DestConfig {
 
 impl DestConfig {
     /// Weight 1, no thresholds.
-    pub fn new(addr: Ipv4Addr, port: u16, method: ForwardMethod) -> DestConfig {
+    pub fn new(addr: impl Into<IpAddr>, port: u16, method: ForwardMethod) -> DestConfig {
         DestConfig {
-            addr,
+            addr: addr.into(),
             port,
             method,
             weight: 1,
@@ -357,6 +390,10 @@ pub enum Errno {
     /// ERANGE: a lower threshold above the upper one. libipvs has no text of its own for it, so
     /// ipvsadm prints `strerror(ERANGE)`: "Numerical result out of range".
     Range,
+    /// EAFNOSUPPORT: a dest of another address family than its service (except a FULLNAT
+    /// IPv4 dest of an IPv6 service); ipvsadm prints "Operation not supported with specified
+    /// address family".
+    AfNoSupport,
 }
 
 impl Errno {
@@ -369,6 +406,7 @@ impl Errno {
             Errno::Inval => 22,
             Errno::NoMem => 12,
             Errno::Range => 34,
+            Errno::AfNoSupport => 97,
         }
     }
 }
@@ -380,18 +418,22 @@ pub enum ServiceError {
     ServiceExists(ServiceKey),
     #[error("no such service {0}")]
     NoSuchService(ServiceKey),
-    #[error("destination {addr}:{port} already exists in service {service}")]
+    #[error("destination {} already exists in service {service}", AddrPort(*addr, *port))]
     DestExists {
         service: ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
     },
-    #[error("no destination {addr}:{port} in service {service}")]
+    #[error("no destination {} in service {service}", AddrPort(*addr, *port))]
     NoSuchDest {
         service: ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
     },
+    /// A dest of another family than its service, other than NAT64 (an IPv4 FULLNAT dest of
+    /// an IPv6 service); or an IPv6 address where only IPv4 can be.
+    #[error("{0}")]
+    Family(&'static str),
     #[error("{0}")]
     UnknownScheduler(#[from] crate::sched::UnknownScheduler),
     #[error("invalid request: {0}")]
@@ -417,6 +459,7 @@ impl ServiceError {
             ServiceError::Invalid(_) => Errno::Inval,
             ServiceError::IdsExhausted => Errno::NoMem,
             ServiceError::ThresholdOrder { .. } => Errno::Range,
+            ServiceError::Family(_) => Errno::AfNoSupport,
             ServiceError::List(access::ListError::Exists(_)) => Errno::Exist,
             ServiceError::List(access::ListError::Missing(_)) => Errno::NoEnt,
             ServiceError::List(access::ListError::Full) => Errno::NoMem,

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::{
@@ -93,8 +93,25 @@ impl Dest {
     pub fn config(&self) -> &DestConfig {
         &self.config
     }
-    pub fn addr(&self) -> Ipv4Addr {
+    /// The real server's address (IPv4 or IPv6).
+    pub fn addr(&self) -> IpAddr {
         self.config.addr
+    }
+    /// The real server's IPv4 address, `None` for an IPv6 dest.
+    #[inline]
+    pub fn addr4(&self) -> Option<Ipv4Addr> {
+        match self.config.addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+    /// The real server's IPv6 address, `None` for an IPv4 dest.
+    #[inline]
+    pub fn addr6(&self) -> Option<Ipv6Addr> {
+        match self.config.addr {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
     }
     pub fn port(&self) -> u16 {
         self.config.port
@@ -245,6 +262,8 @@ pub struct Service {
     /// The addresses of its NAT and FULLNAT dests, filled in when a snapshot is built (empty in
     /// the control side's table), for the real-server-as-client check of `worker::admit`.
     pub(super) nat_rips: super::access::PrefixSet,
+    /// The same for its IPv6 NAT and FULLNAT dests.
+    pub(super) nat_rips6: HashSet<Ipv6Addr, FastBuildHasher>,
 }
 
 impl Service {
@@ -270,7 +289,7 @@ impl Service {
         &self.dests
     }
     /// The dest with this address and port.
-    pub fn find_dest(&self, addr: Ipv4Addr, port: u16) -> Option<&Dest> {
+    pub fn find_dest(&self, addr: IpAddr, port: u16) -> Option<&Dest> {
         self.dests
             .iter()
             .find(|d| d.addr() == addr && d.port() == port)
@@ -288,6 +307,11 @@ impl Service {
     pub fn is_nat_rip(&self, ip: Ipv4Addr) -> bool {
         self.nat_rips.contains(ip)
     }
+    /// Whether `ip` is the address of one of its IPv6 NAT or FULLNAT dests (in a snapshot).
+    #[inline]
+    pub fn is_nat_rip6(&self, ip: Ipv6Addr) -> bool {
+        !self.nat_rips6.is_empty() && self.nat_rips6.contains(&ip)
+    }
     /// Admission limits.
     pub fn limits(&self) -> &super::ServiceLimits {
         &self.config.limits
@@ -304,6 +328,7 @@ impl Service {
 }
 
 type AddrKey = (u8, Ipv4Addr, u16);
+type AddrKey6 = (u8, Ipv6Addr, u16);
 
 /// An immutable picture of every service, for the workers.
 #[derive(Debug, Default)]
@@ -311,6 +336,8 @@ pub struct Snapshot {
     generation: u64,
     services: Vec<Service>,
     by_addr: HashMap<AddrKey, u32, FastBuildHasher>,
+    /// IPv6 services, apart so the IPv4 probe keeps its small key.
+    by_addr6: HashMap<AddrKey6, u32, FastBuildHasher>,
     by_fwmark: HashMap<u32, u32, FastBuildHasher>,
     by_id: HashMap<ServiceId, u32, FastBuildHasher>,
     dests: HashMap<DestId, (u32, u32), FastBuildHasher>,
@@ -318,6 +345,7 @@ pub struct Snapshot {
     /// a connection finds its dest here: an array read instead of a hash lookup).
     dests_dense: Vec<(u32, u32)>,
     vips: HashSet<Ipv4Addr, FastBuildHasher>,
+    vips6: HashSet<Ipv6Addr, FastBuildHasher>,
 }
 
 /// Dest ids up to this are indexed densely (8 bytes each: 2 MiB at most).
@@ -333,13 +361,18 @@ impl Snapshot {
 
     pub(super) fn build(generation: u64, mut services: Vec<Service>) -> Snapshot {
         for svc in &mut services {
-            let rips: Vec<super::Prefix> = svc
-                .dests
-                .iter()
-                .filter(|d| d.method().replies_pass_director())
-                .map(|d| super::Prefix::host(d.addr()))
+            let nat = || {
+                svc.dests
+                    .iter()
+                    .filter(|d| d.method().replies_pass_director())
+            };
+            let rips: Vec<super::Prefix> = nat()
+                .filter_map(Dest::addr4)
+                .map(super::Prefix::host)
                 .collect();
+            let rips6 = nat().filter_map(Dest::addr6).collect();
             svc.nat_rips = super::access::PrefixSet::new(&rips);
+            svc.nat_rips6 = rips6;
         }
         let mut s = Snapshot {
             generation,
@@ -354,10 +387,16 @@ impl Snapshot {
                     protocol,
                     vip,
                     vport,
-                } => {
-                    s.by_addr.insert((protocol.number(), vip, vport), si);
-                    s.vips.insert(vip);
-                }
+                } => match vip {
+                    IpAddr::V4(vip) => {
+                        s.by_addr.insert((protocol.number(), vip, vport), si);
+                        s.vips.insert(vip);
+                    }
+                    IpAddr::V6(vip) => {
+                        s.by_addr6.insert((protocol.number(), vip, vport), si);
+                        s.vips6.insert(vip);
+                    }
+                },
                 ServiceKey::Fwmark(m) => {
                     s.by_fwmark.insert(m, si);
                 }
@@ -399,6 +438,18 @@ impl Snapshot {
         self.services.get(i as usize)
     }
 
+    /// [`Snapshot::lookup`] for an IPv6 packet: the exact service, else the persistent
+    /// all-ports service `[vip]:0` of that protocol.
+    #[inline]
+    pub fn lookup6(&self, proto: u8, vip: Ipv6Addr, vport: u16) -> Option<&Service> {
+        let i = match self.by_addr6.get(&(proto, vip, vport)) {
+            Some(i) => *i,
+            None if vport != 0 => *self.by_addr6.get(&(proto, vip, 0))?,
+            None => return None,
+        };
+        self.services.get(i as usize)
+    }
+
     /// The fwmark service with this mark.
     pub fn lookup_fwmark(&self, mark: u32) -> Option<&Service> {
         let i = *self.by_fwmark.get(&mark)?;
@@ -409,6 +460,13 @@ impl Snapshot {
     #[inline]
     pub fn is_vip(&self, ip: Ipv4Addr) -> bool {
         self.vips.contains(&ip)
+    }
+
+    /// Whether `ip` is the VIP of some IPv6 service (neighbour discovery and ICMPv6 echo
+    /// answer for it).
+    #[inline]
+    pub fn is_vip6(&self, ip: Ipv6Addr) -> bool {
+        self.vips6.contains(&ip)
     }
 
     /// The service with this id.

@@ -7,7 +7,7 @@
 //! - every successful mutation bumps the generation; [`ServiceTable::snapshot`] returns a cached
 //!   `Arc` until the next mutation.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::snapshot::{Dest, Service, Snapshot};
@@ -104,6 +104,7 @@ impl ServiceTable {
             version,
             access: Arc::default(),
             nat_rips: Default::default(),
+            nat_rips6: Default::default(),
         });
         Ok(id)
     }
@@ -198,6 +199,7 @@ impl ServiceTable {
     pub fn add_dest(&mut self, key: &ServiceKey, dest: DestConfig) -> Result<DestId, ServiceError> {
         let i = self.position(key)?;
         validate_dest(&dest)?;
+        check_family(key, &dest)?;
         if self.services[i].config.synproxy && !synproxy_method(dest.method) {
             return Err(ServiceError::Invalid(SYNPROXY_METHODS));
         }
@@ -228,6 +230,7 @@ impl ServiceTable {
     pub fn edit_dest(&mut self, key: &ServiceKey, dest: DestConfig) -> Result<(), ServiceError> {
         let i = self.position(key)?;
         validate_dest(&dest)?;
+        check_family(key, &dest)?;
         if self.services[i].config.synproxy && !synproxy_method(dest.method) {
             return Err(ServiceError::Invalid(SYNPROXY_METHODS));
         }
@@ -249,7 +252,7 @@ impl ServiceTable {
     pub fn del_dest(
         &mut self,
         key: &ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
     ) -> Result<(), ServiceError> {
         let i = self.position(key)?;
@@ -272,7 +275,7 @@ impl ServiceTable {
         &self,
         i: usize,
         key: &ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
     ) -> Result<usize, ServiceError> {
         self.services[i]
@@ -319,6 +322,9 @@ fn validate_service(c: &ServiceConfig) -> Result<(), ServiceError> {
             "persistence timeout must be 1..2678400 seconds",
         ));
     }
+    if c.key.is_ipv6() && !(1..=128).contains(&c.prefix6) {
+        return Err(ServiceError::Invalid("illegal ipv6 netmask specified"));
+    }
     if c.limits.src_prefix > 32 {
         return Err(ServiceError::Invalid("source prefix length must be 0..32"));
     }
@@ -341,6 +347,25 @@ fn synproxy_method(m: ForwardMethod) -> bool {
     matches!(m, ForwardMethod::Masq | ForwardMethod::FullNat)
 }
 
+/// Why a dest of the wrong family is refused (EAFNOSUPPORT).
+pub const FAMILY_MIX: &str = "a real server has its service's address family (an IPv4 one under an IPv6 service is FULLNAT only)";
+
+/// The family rule of a dest (IPVS `ip_vs_add_dest` answers EAFNOSUPPORT to a mix it cannot
+/// forward): the dest has the service's family; an IPv6 service may also have IPv4 FULLNAT
+/// dests (NAT64, as DPVS). Fwmark services are IPv4.
+fn check_family(key: &ServiceKey, d: &DestConfig) -> Result<(), ServiceError> {
+    let ok = match (key.is_ipv6(), d.addr) {
+        (false, IpAddr::V4(_)) | (true, IpAddr::V6(_)) => true,
+        (true, IpAddr::V4(_)) => d.method == ForwardMethod::FullNat,
+        (false, IpAddr::V6(_)) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::Family(FAMILY_MIX))
+    }
+}
+
 fn validate_dest(d: &DestConfig) -> Result<(), ServiceError> {
     if d.weight > MAX_WEIGHT {
         return Err(ServiceError::Invalid("illegal weight specified"));
@@ -356,7 +381,11 @@ fn validate_dest(d: &DestConfig) -> Result<(), ServiceError> {
             upper: d.upper_threshold,
         });
     }
-    if d.addr.is_unspecified() || d.addr.is_broadcast() || d.addr.is_multicast() {
+    let unicast = match d.addr {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_broadcast() || a.is_multicast()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast()),
+    };
+    if !unicast {
         return Err(ServiceError::Invalid("destination address not unicast"));
     }
     Ok(())
@@ -366,11 +395,12 @@ fn validate_dest(d: &DestConfig) -> Result<(), ServiceError> {
 mod tests {
     use super::*;
     use crate::service::{Errno, ForwardMethod};
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn tcp(vip: [u8; 4], port: u16) -> ServiceKey {
         ServiceKey::Addr {
             protocol: Protocol::Tcp,
-            vip: Ipv4Addr::from(vip),
+            vip: Ipv4Addr::from(vip).into(),
             vport: port,
         }
     }
@@ -387,7 +417,7 @@ mod tests {
         let mut t = ServiceTable::new(1);
         let udp = ServiceKey::Addr {
             protocol: Protocol::Udp,
-            vip: Ipv4Addr::new(198, 18, 0, 10),
+            vip: Ipv4Addr::new(198, 18, 0, 10).into(),
             vport: 53,
         };
         let with = |k: ServiceKey, proxy: ProxyProtocol| {
@@ -450,7 +480,10 @@ mod tests {
         assert_eq!(t.add_dest(&k, rs(1)).unwrap_err().errno(), Errno::Exist);
         assert_eq!(t.edit_dest(&k, rs(9)).unwrap_err().errno(), Errno::NoEnt);
         let ip = Ipv4Addr::new(198, 18, 1, 9);
-        assert_eq!(t.del_dest(&k, ip, 80).unwrap_err().errno(), Errno::NoEnt);
+        assert_eq!(
+            t.del_dest(&k, ip.into(), 80).unwrap_err().errno(),
+            Errno::NoEnt
+        );
         let e = t
             .add_service(ServiceConfig::new(other, "nosuch"))
             .unwrap_err();
@@ -649,5 +682,132 @@ mod tests {
         c.upper_threshold = 10;
         t.edit_dest(&k, c).unwrap();
         assert!(!t.snapshot().dest(a).unwrap().is_overloaded());
+    }
+
+    fn tcp6(vip: &str, port: u16) -> ServiceKey {
+        ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: vip.parse::<Ipv6Addr>().unwrap().into(),
+            vport: port,
+        }
+    }
+
+    fn dest(addr: &str, method: ForwardMethod) -> DestConfig {
+        DestConfig::new(addr.parse::<IpAddr>().unwrap(), 80, method)
+    }
+
+    /// A dest has its service's family; an IPv6 service also takes IPv4 FULLNAT dests (NAT64).
+    /// Every other mix is EAFNOSUPPORT, on -a and -e, and the table keeps what it had.
+    #[test]
+    fn family_rules() {
+        let mut t = ServiceTable::new(1);
+        let v4 = tcp([198, 18, 0, 10], 80);
+        let v6 = tcp6("2001:2::100", 80);
+        t.add_service(ServiceConfig::new(v4, "rr")).unwrap();
+        t.add_service(ServiceConfig::new(v6, "rr")).unwrap();
+        t.add_service(ServiceConfig::new(ServiceKey::Fwmark(5), "rr"))
+            .unwrap();
+        t.add_dest(&v6, dest("2001:2:1::11", ForwardMethod::Masq))
+            .unwrap();
+        t.add_dest(&v6, dest("2001:2:1::12", ForwardMethod::FullNat))
+            .unwrap();
+        t.add_dest(&v6, dest("198.18.1.11", ForwardMethod::FullNat))
+            .unwrap();
+        t.add_dest(&v4, dest("198.18.1.11", ForwardMethod::Masq))
+            .unwrap();
+        let generation = t.generation();
+        let refused = [
+            (v6, dest("198.18.1.12", ForwardMethod::Masq)),
+            (v6, dest("198.18.1.12", ForwardMethod::Route)),
+            (v6, dest("198.18.1.12", ForwardMethod::Tunnel)),
+            (v4, dest("2001:2:1::11", ForwardMethod::Masq)),
+            (v4, dest("2001:2:1::11", ForwardMethod::FullNat)),
+            (v4, dest("2001:2:1::11", ForwardMethod::Tunnel)),
+            (
+                ServiceKey::Fwmark(5),
+                dest("2001:2:1::11", ForwardMethod::Route),
+            ),
+        ];
+        for (k, d) in refused {
+            let e = t.add_dest(&k, d).unwrap_err();
+            assert_eq!(e.errno(), Errno::AfNoSupport, "{k} {:?}", d);
+            assert_eq!(e.errno().raw(), 97);
+        }
+        // -e of the NAT64 dest to another method is refused the same way.
+        let e = t
+            .edit_dest(&v6, dest("198.18.1.11", ForwardMethod::Masq))
+            .unwrap_err();
+        assert_eq!(e.errno(), Errno::AfNoSupport);
+        assert_eq!(t.generation(), generation, "nothing changed");
+        assert_eq!(t.dests(&v6).unwrap().len(), 3);
+        // Deleting by address works for both families.
+        t.del_dest(&v6, "198.18.1.11".parse().unwrap(), 80).unwrap();
+        t.del_dest(&v6, "2001:2:1::11".parse().unwrap(), 80)
+            .unwrap();
+        assert_eq!(t.dests(&v6).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn ipv6_prefix_length_is_checked() {
+        let mut t = ServiceTable::new(1);
+        let mut c = ServiceConfig::new(tcp6("2001:2::100", 80), "rr");
+        c.persistence = Some(300);
+        for bad in [0, 129] {
+            c.prefix6 = bad;
+            assert_eq!(t.add_service(c.clone()).unwrap_err().errno(), Errno::Inval);
+        }
+        c.prefix6 = 64;
+        t.add_service(c).unwrap();
+    }
+
+    #[test]
+    fn ipv6_lookups_and_port_zero_fallback() {
+        let mut t = ServiceTable::new(1);
+        let vip: Ipv6Addr = "2001:2::100".parse().unwrap();
+        t.add_service(ServiceConfig::new(tcp6("2001:2::100", 80), "rr"))
+            .unwrap();
+        let mut all = ServiceConfig::new(tcp6("2001:2::100", 0), "rr");
+        all.persistence = Some(60);
+        t.add_service(all).unwrap();
+        // An IPv4 service of the same port does not answer IPv6 lookups, nor the reverse.
+        t.add_service(ServiceConfig::new(tcp([198, 18, 0, 10], 80), "rr"))
+            .unwrap();
+        t.add_dest(
+            &tcp6("2001:2::100", 80),
+            dest("2001:2:1::11", ForwardMethod::Masq),
+        )
+        .unwrap();
+        t.add_dest(
+            &tcp6("2001:2::100", 80),
+            dest("198.18.1.11", ForwardMethod::FullNat),
+        )
+        .unwrap();
+        let snap = t.snapshot();
+        let s = snap.lookup6(6, vip, 80).unwrap();
+        assert_eq!(s.key(), tcp6("2001:2::100", 80));
+        assert_eq!(
+            snap.lookup6(6, vip, 443).unwrap().key(),
+            tcp6("2001:2::100", 0)
+        );
+        assert!(snap.lookup6(17, vip, 80).is_none());
+        assert!(
+            snap.lookup6(6, "2001:2::101".parse().unwrap(), 80)
+                .is_none()
+        );
+        assert!(snap.is_vip6(vip) && !snap.is_vip6("2001:2::1".parse().unwrap()));
+        assert!(!snap.is_vip6("::ffff:198.18.0.10".parse().unwrap()));
+        // IPv4 lookups are unchanged.
+        let v4 = snap.lookup(6, Ipv4Addr::new(198, 18, 0, 10), 80).unwrap();
+        assert_eq!(v4.key(), tcp([198, 18, 0, 10], 80));
+        assert!(snap.lookup(6, Ipv4Addr::new(198, 18, 0, 10), 81).is_none());
+        assert!(snap.is_vip(Ipv4Addr::new(198, 18, 0, 10)));
+        // The NAT rips of both families.
+        assert!(s.is_nat_rip6("2001:2:1::11".parse().unwrap()));
+        assert!(s.is_nat_rip(Ipv4Addr::new(198, 18, 1, 11)));
+        assert!(!s.is_nat_rip6("2001:2:1::12".parse().unwrap()));
+        let d = &s.dests()[0];
+        assert_eq!(d.addr4(), Some(Ipv4Addr::new(198, 18, 1, 11)));
+        assert_eq!(d.addr6(), None);
+        assert_eq!(s.dests()[1].addr6(), Some("2001:2:1::11".parse().unwrap()));
     }
 }

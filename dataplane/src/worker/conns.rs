@@ -2,7 +2,7 @@
 //! insert, dest accounting) and accounting a packet of a known one (state machine, dest and
 //! service counters) before its method rewrites it.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::conn::{
     Conn, ConnFlags, ConnId, ConnKey, ConnState, ConnTable, Dir, InsertError, NewConn, TcpState,
@@ -113,9 +113,9 @@ impl<B: PacketBuf> State<B> {
         }
         let input = SchedInput {
             proto: key.proto,
-            client: key.src,
+            client: key.src.into(),
             client_port: key.sport,
-            vip: key.dst,
+            vip: key.dst.into(),
             vport: key.dport,
             now,
             worker: w,
@@ -144,7 +144,8 @@ impl<B: PacketBuf> State<B> {
                 tables.persist.release(r, true, w, &tables.services);
             }
         };
-        let Some(dest) = svc.dests().get(idx) else {
+        // An IPv4 packet's service is an IPv4 one, whose dests are IPv4 (service::table).
+        let Some((dest, rip)) = svc.dests().get(idx).and_then(|d| Some((d, d.addr4()?))) else {
             release();
             return Err(DropReason::NoDest);
         };
@@ -156,7 +157,7 @@ impl<B: PacketBuf> State<B> {
         };
         // FULLNAT: the real server answers to LIP:lport; the others answer the client.
         let (reply_dst, reply_dport, laddr) = if dest.method() == ForwardMethod::FullNat {
-            match alloc_lport(&mut self.lports, w, tables, svc, dest.addr(), rport) {
+            match alloc_lport(&mut self.lports, w, tables, svc, rip, rport) {
                 Ok((lip, lport, li)) => (lip, lport, Some((lip, lport, li))),
                 Err(e) => {
                     release();
@@ -170,7 +171,7 @@ impl<B: PacketBuf> State<B> {
             in_key: key,
             out_key: ConnKey {
                 proto: key.proto,
-                src: dest.addr(),
+                src: rip,
                 sport: rport,
                 dst: reply_dst,
                 dport: reply_dport,
@@ -191,7 +192,7 @@ impl<B: PacketBuf> State<B> {
             Err(e) => {
                 release();
                 if let Some((lip, lport, li)) = laddr {
-                    self.lports.release(lip, dest.addr(), rport, lport);
+                    self.lports.release(lip, rip, rport, lport);
                     if e == InsertError::KeyExists {
                         crate::laddr::count_conflict(&tables.laddrs.of(svc_id)[li].stats, w);
                     }
@@ -339,7 +340,7 @@ fn alloc_lport(
     rport: u16,
 ) -> Result<(Ipv4Addr, u16, usize), DropReason> {
     let laddrs = tables.laddrs.of(svc.id());
-    if laddrs.is_empty() {
+    if !laddrs.iter().any(|l| l.ip.is_ipv4()) {
         return Err(DropReason::NoLaddr);
     }
     let n = tables.laddrs.n_workers();
@@ -347,8 +348,9 @@ fn alloc_lport(
     for k in 0..laddrs.len() {
         let li = (start + k) % laddrs.len();
         let l = &laddrs[li];
-        if let Some(p) = lports.alloc(n, l.ip, rip, rport) {
-            return Ok((l.ip, p, li));
+        let IpAddr::V4(lip) = l.ip else { continue };
+        if let Some(p) = lports.alloc(n, lip, rip, rport) {
+            return Ok((lip, p, li));
         }
         crate::laddr::count_conflict(&l.stats, worker);
     }

@@ -76,7 +76,7 @@ mod tx;
 mod v6;
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -318,9 +318,17 @@ impl<B: PacketBuf> Worker<B> {
                 if d.port() == 0 {
                     continue; // takes the client's port: pools appear as ports are used
                 }
+                let n = tables.laddrs.n_workers();
                 for l in laddrs {
-                    st.lports
-                        .prepare(tables.laddrs.n_workers(), l.ip, d.addr(), d.port(), 64);
+                    match (l.ip, d.addr()) {
+                        (IpAddr::V4(lip), IpAddr::V4(rip)) => {
+                            st.lports.prepare(n, lip, rip, d.port(), 64)
+                        }
+                        (IpAddr::V6(lip), IpAddr::V6(rip)) => {
+                            st.lports.prepare6(n, lip, rip, d.port(), 64)
+                        }
+                        _ => {} // a FULLNAT dest uses the local addresses of its family
+                    }
                 }
             }
         }
@@ -414,13 +422,21 @@ impl<B: PacketBuf> Worker<B> {
             .persist
             .views(now, self.st.cfg.id)
             .into_iter()
-            .map(|t| ConnView {
-                proto: t.key.proto,
-                state: t.state,
-                expires_in: t.expires_in.as_secs(),
-                client: (t.key.client, 0),
-                virt: (t.key.vaddr, t.key.vport),
-                dest: t.dest,
+            .filter_map(|t| {
+                // IPv4 templates only: `ConnView` is IPv4 until IPv6 connections are listed.
+                let (IpAddr::V4(client), IpAddr::V4(vaddr), (IpAddr::V4(dest), dport)) =
+                    (t.key.client, t.key.vaddr, t.dest)
+                else {
+                    return None;
+                };
+                Some(ConnView {
+                    proto: t.key.proto,
+                    state: t.state,
+                    expires_in: t.expires_in.as_secs(),
+                    client: (client, 0),
+                    virt: (vaddr, t.key.vport),
+                    dest: (dest, dport),
+                })
             });
         self.st
             .conns

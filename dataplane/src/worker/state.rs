@@ -64,7 +64,7 @@ impl<B: PacketBuf> Worker<B> {
                     in_key: *c.in_key(),
                     out_key: *c.out_key(),
                     service: svc.key(),
-                    dest: (dest.addr(), dest.port()),
+                    dest: (dest.addr4()?, dest.port()),
                     method: c.method(),
                     state: c.state(),
                     toa_pending: c.flags().contains(ConnFlags::TOA_PENDING),
@@ -113,7 +113,7 @@ impl<B: PacketBuf> Worker<B> {
                 continue;
             };
             let Some(dest) = svc
-                .find_dest(r.dest.0, r.dest.1)
+                .find_dest(r.dest.0.into(), r.dest.1)
                 .filter(|d| d.method() == r.method)
             else {
                 report.no_dest += 1;
@@ -122,7 +122,12 @@ impl<B: PacketBuf> Worker<B> {
             let fullnat = r.method == ForwardMethod::FullNat;
             let laddr = if fullnat {
                 let lip = r.out_key.dst;
-                match tables.laddrs.of(svc.id()).iter().find(|l| l.ip == lip) {
+                match tables
+                    .laddrs
+                    .of(svc.id())
+                    .iter()
+                    .find(|l| l.ip == std::net::IpAddr::V4(lip))
+                {
                     Some(l) => Some(l),
                     None => {
                         report.clash += 1;

@@ -45,7 +45,7 @@ const SYN_FIN: TcpFlags = TcpFlags(0x03);
 fn tcp_service() -> ServiceKey {
     ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         vport: 80,
     }
 }
@@ -53,7 +53,7 @@ fn tcp_service() -> ServiceKey {
 fn udp_service() -> ServiceKey {
     ServiceKey::Addr {
         protocol: Protocol::Udp,
-        vip: VIP,
+        vip: VIP.into(),
         vport: 53,
     }
 }
@@ -61,7 +61,7 @@ fn udp_service() -> ServiceKey {
 fn route_service() -> ServiceKey {
     ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         vport: ROUTE_PORT,
     }
 }
@@ -243,7 +243,7 @@ impl Harness {
             ServiceKey::Addr { vport, .. } => vport,
             ServiceKey::Fwmark(_) => 0,
         };
-        svc.find_dest(rip, port).unwrap().clone()
+        svc.find_dest(rip.into(), port).unwrap().clone()
     }
 
     /// `(active, inactive)` of a dest of the TCP service, as ipvsadm -L shows them.
@@ -343,7 +343,7 @@ fn tables_n(services: &mut ServiceTable, timeouts: Timeouts, workers: usize) -> 
             let l = methods::LIPS
                 .iter()
                 .map(|&ip| crate::laddr::Laddr {
-                    ip,
+                    ip: ip.into(),
                     port: SERVER_NET,
                     ifname: "dp1".into(),
                     stats: Arc::new(crate::laddr::LaddrStats::new(workers)),
@@ -918,7 +918,7 @@ fn packets_of_a_deleted_dest_are_dropped_and_the_connection_forgotten() {
     h.learn_all();
     let rip = h.syn(1);
     let other = if rip == RIP1 { RIP2 } else { RIP1 };
-    h.services.del_dest(&tcp_service(), rip, 80).unwrap();
+    h.services.del_dest(&tcp_service(), rip.into(), 80).unwrap();
     h.publish();
     let f = tcp_frame(&FrameSpec::new(CIP, 1, VIP, 80), ACK, b"");
     h.expect_drop(CLIENT_NET, f, DropReason::DestRemoved);

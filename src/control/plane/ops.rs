@@ -191,8 +191,8 @@ impl State {
             let used = l.stats.conns();
             AddrInfo {
                 port: self.port_name(l.port),
-                addr: IpAddr::V4(l.ip),
-                prefix_len: 32,
+                addr: l.ip,
+                prefix_len: if l.ip.is_ipv6() { 128 } else { 32 },
                 kind: AddrKind::Laddr,
                 laddr: Some(LaddrUsage {
                     used,

@@ -15,7 +15,7 @@ pub(super) const FNAT_UDP_PORT: u16 = 55;
 fn key(protocol: Protocol, vport: u16) -> ServiceKey {
     ServiceKey::Addr {
         protocol,
-        vip: VIP,
+        vip: VIP.into(),
         vport,
     }
 }
@@ -60,7 +60,7 @@ fn dests_of(h: &mut Harness, k: ServiceKey, rport: u16) -> [(u64, u64); 2] {
     let snap = h.services.snapshot();
     let svc = snap.services().iter().find(|s| s.key() == k).unwrap();
     [RIP1, RIP2].map(|r| {
-        let d = svc.find_dest(r, rport).unwrap();
+        let d = svc.find_dest(r.into(), rport).unwrap();
         (d.active_conns(), d.inactive_conns())
     })
 }
@@ -640,7 +640,7 @@ fn a_second_vip_on_the_same_server_takes_over_a_finished_reply_tuple() {
     // VIP2:80 -> the server both old connections went to.
     let k2 = ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP2,
+        vip: VIP2.into(),
         vport: 80,
     };
     h.services

@@ -94,7 +94,7 @@ fn templates(h: &Harness) -> Vec<crate::worker::ConnView> {
 fn persist_conns(h: &mut Harness, key: ServiceKey, rip: Ipv4Addr, rport: u16) -> u64 {
     let snap = h.services.snapshot();
     let svc = snap.services().iter().find(|s| s.key() == key).unwrap();
-    svc.find_dest(rip, rport).unwrap().persistent_conns()
+    svc.find_dest(rip.into(), rport).unwrap().persistent_conns()
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn a_template_whose_dest_is_removed_is_dropped_and_weight_zero_keeps_it() {
     shared.publish(&mut h);
     assert_eq!(h.syn(1001), rs);
     // Removed: the template goes, the client is scheduled to the remaining dest.
-    h.services.del_dest(&tcp_service(), rs, 80).unwrap();
+    h.services.del_dest(&tcp_service(), rs.into(), 80).unwrap();
     shared.publish(&mut h);
     assert_eq!(h.syn(1002), other);
     let t = templates(&h);
@@ -225,7 +225,7 @@ fn port_zero_services_share_one_template_over_all_ports() {
     let shared = Shared::new();
     let key = ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         vport: 0,
     };
     let mut c = ServiceConfig::new(key, "rr");
@@ -550,7 +550,7 @@ fn templates_and_their_connections_survive_a_restart_with_state() {
     let snap = a.worker.tables().services.clone();
     let templates = sa.persist.export(a.now, &snap);
     assert_eq!(templates.len(), 1);
-    assert_eq!(templates[0].dest, (rip, 80));
+    assert_eq!(templates[0].dest, (rip.into(), 80));
     let conns = a.worker.export_conns(a.now);
     assert!(conns.len() == 1 && conns[0].controlled, "{conns:?}");
 

@@ -14,7 +14,7 @@ const CPORT: u16 = 42000;
 fn key(protocol: Protocol, vport: u16) -> ServiceKey {
     ServiceKey::Addr {
         protocol,
-        vip: VIP,
+        vip: VIP.into(),
         vport,
     }
 }

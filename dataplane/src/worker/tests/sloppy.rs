@@ -11,7 +11,7 @@ const MH_TUN_PORT: u16 = 9101;
 fn mh_key(vport: u16) -> ServiceKey {
     ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         vport,
     }
 }

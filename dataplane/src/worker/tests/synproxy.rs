@@ -12,7 +12,7 @@ const CPORT: u16 = 41000;
 fn sp_key() -> ServiceKey {
     ServiceKey::Addr {
         protocol: Protocol::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         vport: SP_PORT,
     }
 }
@@ -143,7 +143,7 @@ fn counts(h: &mut Harness) -> (u64, u64) {
         .iter()
         .find(|s| s.key() == sp_key())
         .unwrap();
-    let d = svc.find_dest(RIP1, 80).unwrap();
+    let d = svc.find_dest(RIP1.into(), 80).unwrap();
     (d.active_conns(), d.inactive_conns())
 }
 
