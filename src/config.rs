@@ -281,6 +281,10 @@ pub struct DataplaneSection {
     /// Connections the director can hold, over all workers (split evenly between them).
     #[serde(default = "default_conn_capacity")]
     pub conn_capacity: u32,
+    /// IPv6 connections the director can hold, over all workers (a separate table whose
+    /// records are twice the size of IPv4's); by default a quarter of `conn_capacity`.
+    #[serde(default)]
+    pub conn_capacity_v6: Option<u32>,
     /// How a worker waits when a poll finds nothing: `"adaptive"` (the default: spin
     /// `idle_spin` empty polls, then sleep, from `idle_sleep_us` doubling up to
     /// `idle_sleep_max_us`, until a poll finds packets) or `"busy"` (never sleep, as DPDK
@@ -377,6 +381,7 @@ impl Default for DataplaneSection {
     fn default() -> Self {
         DataplaneSection {
             conn_capacity: default_conn_capacity(),
+            conn_capacity_v6: None,
             polling: None,
             idle_spin: default_idle_spin(),
             idle_sleep_us: default_idle_sleep_us(),
@@ -689,6 +694,8 @@ pub struct Validated {
     pub rules: Option<PathBuf>,
     pub timeouts: dataplane::conn::Timeouts,
     pub conn_capacity: u32,
+    /// `[dataplane] conn_capacity_v6` (a quarter of `conn_capacity` when not set).
+    pub conn_capacity6: u32,
     /// `[dataplane] polling` and the idle keys.
     pub idle: IdleConf,
     /// `[dataplane.neigh]`, with Linux's defaults for what it leaves out.
@@ -1015,6 +1022,17 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
             "at least 1024 connections",
         ));
     }
+    let conn_capacity6 = raw
+        .dataplane
+        .conn_capacity_v6
+        .unwrap_or((raw.dataplane.conn_capacity / 4).max(1024));
+    if conn_capacity6 < 1024 {
+        return Err(invalid(
+            file,
+            "dataplane.conn_capacity_v6",
+            "at least 1024 connections",
+        ));
+    }
     let neigh = neigh_params(file, &raw.dataplane.neigh)?;
     let icmp = icmp_limits(file, &raw.dataplane)?;
     let idle = idle_conf(file, &raw.dataplane)?;
@@ -1055,6 +1073,7 @@ fn validate(file: &Path, raw: Config) -> Result<Validated, ConfigError> {
         rules: raw.ipvs.rules,
         timeouts,
         conn_capacity: raw.dataplane.conn_capacity,
+        conn_capacity6,
         idle,
         neigh,
         icmp,

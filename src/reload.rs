@@ -49,6 +49,9 @@ pub fn restart_only(old: &Validated, new: &Validated) -> Vec<String> {
     if old.conn_capacity != new.conn_capacity {
         keys.push("dataplane.conn_capacity".to_owned());
     }
+    if old.conn_capacity6 != new.conn_capacity6 {
+        keys.push("dataplane.conn_capacity_v6".to_owned());
+    }
     // Each worker's neighbour table is sized and timed when the worker starts.
     if old.neigh != new.neigh {
         keys.push("dataplane.neigh".to_owned());

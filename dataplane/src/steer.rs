@@ -246,9 +246,7 @@ impl Flow6 {
 impl Steering {
     /// The worker owning the flow of an IPv6 TCP/UDP packet: the rules of the module doc with
     /// IPv6 endpoints (a service's client is the source, a FULLNAT reply goes by its local
-    /// port's partition, anything else's client is the destination). Not used by
-    /// [`Steering::owner`] yet, which leaves IPv6 other than Neighbour Discovery with the
-    /// receiving worker.
+    /// port's partition, anything else's client is the destination).
     pub fn flow_owner6(&self, f: &Flow6, ctx: &impl FlowContext6) -> u16 {
         if ctx.is_service6(f.proto, f.dst, f.dport) {
             self.client_owner6(f.src, f.sport)
@@ -285,7 +283,7 @@ impl Steering {
 
     /// Where the frame `frame` (from its Ethernet header) is processed. Never panics: what
     /// cannot be parsed goes to the receiving worker, which drops it with its reason.
-    pub fn owner(&self, frame: &[u8], ctx: &impl FlowContext) -> Owner {
+    pub fn owner(&self, frame: &[u8], ctx: &(impl FlowContext + FlowContext6)) -> Owner {
         self.owner_hashed(frame, ctx, None)
     }
 
@@ -294,7 +292,7 @@ impl Steering {
     pub fn owner_hashed(
         &self,
         frame: &[u8],
-        ctx: &impl FlowContext,
+        ctx: &(impl FlowContext + FlowContext6),
         nic: Option<NicHash>,
     ) -> Owner {
         if self.workers == 1 {
@@ -306,6 +304,12 @@ impl Steering {
         match eth.ethertype() {
             EtherType::ARP => return Owner::All,
             EtherType::IPV6 if crate::worker::is_nd_frame(frame) => return Owner::All,
+            EtherType::IPV6 => {
+                return match flow_of6(frame) {
+                    Some(f) => Owner::Worker(self.flow_owner6(&f, ctx)),
+                    None => Owner::Receiver,
+                };
+            }
             EtherType::IPV4 => {}
             _ => return Owner::Receiver,
         }
@@ -353,11 +357,49 @@ pub fn flow_of(frame: &[u8]) -> Option<Flow> {
     })
 }
 
+/// The flow an IPv6 frame belongs to (as [`flow_of`]): its own TCP/UDP tuple past the
+/// extension headers the worker accepts, or for an ICMPv6 error the quoted packet's reversed;
+/// `None` for anything else (the receiving worker handles or drops it).
+pub fn flow_of6(frame: &[u8]) -> Option<Flow6> {
+    let p = crate::parse6::parse6(frame, &crate::wire::ipv6::ExtPolicy { max_headers: 8 }).ok()?;
+    match p.class {
+        crate::parse6::Class6::Flow => Some(Flow6 {
+            proto: p.key.proto,
+            src: p.key.src,
+            sport: p.key.sport,
+            dst: p.key.dst,
+            dport: p.key.dport,
+        }),
+        crate::parse6::Class6::Icmp => {
+            let q = crate::xmit::icmp6::quoted_tuple6(frame, &p)?;
+            Some(
+                Flow6 {
+                    proto: q.proto,
+                    src: q.src,
+                    sport: q.sport,
+                    dst: q.dst,
+                    dport: q.dport,
+                }
+                .reversed(),
+            )
+        }
+        crate::parse6::Class6::Other => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     struct OneService;
+    impl FlowContext6 for OneService {
+        fn is_service6(&self, _proto: u8, _ip: Ipv6Addr, _port: u16) -> bool {
+            false
+        }
+        fn is_laddr6(&self, _ip: Ipv6Addr) -> bool {
+            false
+        }
+    }
     impl FlowContext for OneService {
         fn is_service(&self, _proto: u8, ip: Ipv4Addr, port: u16) -> bool {
             ip == Ipv4Addr::new(198, 18, 0, 100) && port == 80
@@ -613,6 +655,15 @@ mod tests {
 
     /// Services TCP and UDP VIP:80; one local address.
     struct Ctx;
+
+    impl FlowContext6 for Ctx {
+        fn is_service6(&self, _proto: u8, _ip: Ipv6Addr, _port: u16) -> bool {
+            false
+        }
+        fn is_laddr6(&self, _ip: Ipv6Addr) -> bool {
+            false
+        }
+    }
 
     impl FlowContext for Ctx {
         fn is_service(&self, proto: u8, ip: Ipv4Addr, port: u16) -> bool {

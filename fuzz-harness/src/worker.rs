@@ -230,6 +230,7 @@ impl Rig {
                 })
                 .collect(),
             conn_capacity: CONN_CAPACITY,
+            conn_capacity6: CONN_CAPACITY,
             neigh: NeighConfig::default(),
             icmp: Default::default(),
             workers: 1,

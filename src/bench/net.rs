@@ -219,6 +219,18 @@ pub fn tables(services: &mut ServiceTable, dests: usize) -> Result<Arc<Tables>> 
 /// Worker `id` of `workers`. With `workers == 1` it owns every flow (independent workers, no
 /// steering); with more, `Worker::steer` names each flow's owner as in rvsd.
 pub fn worker(id: usize, workers: usize, capacity: usize, tables: Arc<Tables>) -> Worker<Packet> {
+    worker_with6(id, workers, capacity, 1024, tables)
+}
+
+/// [`worker`] with an IPv6 connection table of `capacity6` (the IPv4-only cases keep a small
+/// one: its slab is written when the worker is made).
+pub fn worker_with6(
+    id: usize,
+    workers: usize,
+    capacity: usize,
+    capacity6: usize,
+    tables: Arc<Tables>,
+) -> Worker<Packet> {
     let cfg = WorkerConfig {
         id,
         ports: PORT_MAC
@@ -226,6 +238,7 @@ pub fn worker(id: usize, workers: usize, capacity: usize, tables: Arc<Tables>) -
             .map(|&mac| PortSetup { mac, mtu: 1500 })
             .collect(),
         conn_capacity: capacity,
+        conn_capacity6: capacity6,
         neigh: NeighConfig::default(),
         icmp: Default::default(),
         workers,

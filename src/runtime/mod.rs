@@ -309,6 +309,7 @@ pub fn run(conf: Validated, opts: RunOptions) -> anyhow::Result<()> {
                 id: w,
                 ports: port_setup.clone(),
                 conn_capacity: (conf.conn_capacity as usize).div_ceil(n_workers),
+                conn_capacity6: (conf.conn_capacity6 as usize).div_ceil(n_workers),
                 neigh: conf.neigh,
                 icmp: conf.icmp,
                 workers: n_workers,

@@ -26,7 +26,7 @@ pub(super) struct SchedSlot {
     version: u64,
     name: String,
     flags: SchedFlags,
-    sched: Box<dyn Scheduler + Send>,
+    pub(super) sched: Box<dyn Scheduler + Send>,
 }
 
 impl<B: PacketBuf> State<B> {
@@ -88,29 +88,7 @@ impl<B: PacketBuf> State<B> {
             // (`pressure`); otherwise the insert below refuses as before.
             self.evict_embryo(tables);
         }
-        let slot = match self.scheds.get_mut(&svc_id) {
-            Some(s) if s.name == svc.scheduler() && s.flags == svc.flags() => s,
-            _ => {
-                let params = crate::sched::SchedParams {
-                    seed: self.sched_seed,
-                    ..Default::default()
-                };
-                let sched = crate::sched::new_with_params(svc.scheduler(), svc.flags(), &params)
-                    .map_err(|_| DropReason::NoDest)?;
-                let slot = SchedSlot {
-                    version: u64::MAX,
-                    name: svc.scheduler().to_owned(),
-                    flags: svc.flags(),
-                    sched,
-                };
-                self.scheds.insert(svc_id, slot);
-                self.scheds.get_mut(&svc_id).ok_or(DropReason::NoDest)?
-            }
-        };
-        if slot.version != svc.version() {
-            slot.sched.update(svc.dests());
-            slot.version = svc.version();
-        }
+        let slot = sched_slot(&mut self.scheds, self.sched_seed, svc)?;
         let input = SchedInput {
             proto: key.proto,
             client: key.src.into(),
@@ -328,10 +306,51 @@ impl<B: PacketBuf> State<B> {
     }
 }
 
+/// This worker's scheduler of `svc` in `scheds`, made on first use (or when the service's
+/// scheduler or its flags changed, seeded with `seed`) and told of dest changes (a new service
+/// version) before use.
+pub(super) fn sched_slot<'a>(
+    scheds: &'a mut std::collections::HashMap<
+        crate::service::ServiceId,
+        SchedSlot,
+        crate::service::snapshot::FastBuildHasher,
+    >,
+    seed: u64,
+    svc: &Service,
+) -> Result<&'a mut SchedSlot, DropReason> {
+    let svc_id = svc.id();
+    let current = scheds
+        .get(&svc_id)
+        .is_some_and(|s| s.name == svc.scheduler() && s.flags == svc.flags());
+    if !current {
+        let params = crate::sched::SchedParams {
+            seed,
+            ..Default::default()
+        };
+        let sched = crate::sched::new_with_params(svc.scheduler(), svc.flags(), &params)
+            .map_err(|_| DropReason::NoDest)?;
+        scheds.insert(
+            svc_id,
+            SchedSlot {
+                version: u64::MAX,
+                name: svc.scheduler().to_owned(),
+                flags: svc.flags(),
+                sched,
+            },
+        );
+    }
+    let slot = scheds.get_mut(&svc_id).ok_or(DropReason::NoDest)?;
+    if slot.version != svc.version() {
+        slot.sched.update(svc.dests());
+        slot.version = svc.version();
+    }
+    Ok(slot)
+}
+
 /// A local address and port of service `svc` towards `rip:rport` from `worker`'s partition:
 /// the service's local addresses are tried in turn from a rotating start, so connections spread
 /// over them. Returns the address, the port and the address's index in the service's list.
-fn alloc_lport(
+pub(super) fn alloc_lport(
     lports: &mut LportAlloc,
     worker: usize,
     tables: &Tables,

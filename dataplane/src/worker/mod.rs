@@ -63,6 +63,7 @@
 
 mod admit;
 mod conns;
+mod flow6;
 pub mod kernel;
 mod nexthop;
 mod pressure;
@@ -80,7 +81,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::conn::{ConnTable, Expiry};
+use crate::conn::{ConnKey6, ConnTable, Expiry};
 use crate::drop::{DropCounters, DropReason};
 use crate::l3::addr::PortId;
 use crate::l3::neigh::{NeighConfig, NeighTable};
@@ -152,6 +153,9 @@ pub struct WorkerConfig {
     /// Indexed by [`PortId`].
     pub ports: Vec<PortSetup>,
     pub conn_capacity: usize,
+    /// Capacity of the worker's IPv6 connection table ([`flow6`]; a record is twice the size
+    /// of an IPv4 one).
+    pub conn_capacity6: usize,
     pub neigh: NeighConfig,
     /// Rates of the ICMP errors and echo replies the worker sends.
     pub icmp: crate::l3::ratelimit::IcmpLimits,
@@ -177,6 +181,8 @@ pub struct Worker<B> {
 struct State<B> {
     cfg: WorkerConfig,
     conns: ConnTable,
+    /// IPv6 connections, NAT64's included ([`flow6`]).
+    conns6: ConnTable<ConnKey6>,
     neigh: NeighTable<B>,
     /// The IPv6 neighbour table, with the same bounds as the IPv4 one ([`v6`]).
     neigh6: NeighTable<B, Ipv6Addr>,
@@ -259,6 +265,13 @@ impl<B: PacketBuf> Worker<B> {
             // Unreachable after the clamp; keep the worker alive with the largest table.
             make(crate::conn::table::MAX_CAPACITY).expect("max capacity is valid")
         });
+        let capacity6 = cfg.conn_capacity6.clamp(1, crate::conn::table::MAX_CAPACITY);
+        let seed6 = seed.rotate_left(29) ^ 0x6a09_e667_f3bc_c908;
+        let conns6 = match advice {
+            Some(a) => ConnTable::with_advice(capacity6, seed6, a),
+            None => ConnTable::new(capacity6, seed6),
+        }
+        .unwrap_or_else(|_| ConnTable::new(1, seed6).expect("capacity 1 is valid"));
         stats
             .conn_capacity
             .store(capacity as u64, Ordering::Relaxed);
@@ -271,6 +284,7 @@ impl<B: PacketBuf> Worker<B> {
             announced6: Vec::new(),
             cfg,
             conns,
+            conns6,
             scheds: HashMap::default(),
             drops: DropCounters::default(),
             counters: Counters::default(),
@@ -363,14 +377,14 @@ impl<B: PacketBuf> Worker<B> {
         &self.st.drops
     }
 
-    /// Connections in this worker's table.
+    /// Connections in this worker's tables (IPv4 and IPv6).
     pub fn conn_count(&self) -> usize {
-        self.st.conns.len()
+        self.st.conns.len() + self.st.conns6.len()
     }
 
-    /// Bytes of this worker's connection table (slab, index, wheel).
+    /// Bytes of this worker's connection tables (slab, index, wheel; IPv4 and IPv6).
     pub fn conn_table_bytes(&self) -> usize {
-        self.st.conns.memory_bytes()
+        self.st.conns.memory_bytes() + self.st.conns6.memory_bytes()
     }
 
     /// Copy the counters into the shared [`WorkerStats`] (call once per poll iteration or tick).
@@ -406,7 +420,8 @@ impl<B: PacketBuf> Worker<B> {
             .store(st.admission.sources.evictions, Ordering::Relaxed);
         s.embryonic_evicted
             .store(c.embryonic_evicted, Ordering::Relaxed);
-        s.conns.store(st.conns.len() as u64, Ordering::Relaxed);
+        s.conns
+            .store((st.conns.len() + st.conns6.len()) as u64, Ordering::Relaxed);
         s.neigh_entries
             .store((st.neigh.len() + st.neigh6.len()) as u64, Ordering::Relaxed);
         for (r, n) in st.drops.iter() {
@@ -422,22 +437,30 @@ impl<B: PacketBuf> Worker<B> {
             .persist
             .views(now, self.st.cfg.id)
             .into_iter()
-            .filter_map(|t| {
-                // IPv4 templates only: `ConnView` is IPv4 until IPv6 connections are listed.
-                let (IpAddr::V4(client), IpAddr::V4(vaddr), (IpAddr::V4(dest), dport)) =
-                    (t.key.client, t.key.vaddr, t.dest)
-                else {
-                    return None;
-                };
-                Some(ConnView {
-                    proto: t.key.proto,
-                    state: t.state,
-                    expires_in: t.expires_in.as_secs(),
-                    client: (client, 0),
-                    virt: (vaddr, t.key.vport),
-                    dest: (dest, dport),
-                })
+            .map(|t| ConnView {
+                proto: t.key.proto,
+                state: t.state,
+                expires_in: t.expires_in.as_secs(),
+                client: (t.key.client, 0),
+                virt: (t.key.vaddr, t.key.vport),
+                dest: t.dest,
             });
+        let v6 = self.st.conns6.iter().map(move |(_, c)| {
+            let (i, o) = (c.in_key(), c.out_key());
+            // A NAT64 connection's server is IPv4 (its reply tuple holds it mapped).
+            let server = match o.src.to_ipv4_mapped() {
+                Some(a) => IpAddr::V4(a),
+                None => IpAddr::V6(o.src),
+            };
+            ConnView {
+                proto: i.proto,
+                state: c.state().name(),
+                expires_in: c.deadline().saturating_since(now).as_secs(),
+                client: (IpAddr::V6(i.src), i.sport),
+                virt: (IpAddr::V6(i.dst), i.dport),
+                dest: (server, o.sport),
+            }
+        });
         self.st
             .conns
             .iter()
@@ -447,11 +470,12 @@ impl<B: PacketBuf> Worker<B> {
                     proto: i.proto,
                     state: c.state().name(),
                     expires_in: c.deadline().saturating_since(now).as_secs(),
-                    client: (i.src, i.sport),
-                    virt: (i.dst, i.dport),
-                    dest: (o.src, o.sport),
+                    client: (IpAddr::V4(i.src), i.sport),
+                    virt: (IpAddr::V4(i.dst), i.dport),
+                    dest: (IpAddr::V4(o.src), o.sport),
                 }
             })
+            .chain(v6)
             .chain(templates)
     }
 
@@ -675,6 +699,10 @@ impl<B: PacketBuf> Worker<B> {
             conns::forget(tables, lports, c, false);
             Expiry::Remove
         });
+        st.conns6.expire(now, EXPIRE_BUDGET, |_, c| {
+            flow6::forget6(tables, lports, c, false);
+            Expiry::Remove
+        });
         st.sweep_templates(tables, now);
     }
 }
@@ -723,9 +751,14 @@ impl<B: PacketBuf> State<B> {
         match self.handle(tables, now, port, &mut buf, p, h, io) {
             Ok(tx::Action::Transmit(out)) => self.transmit(out, buf, io),
             Ok(tx::Action::Forward(how)) => self.forward(tables, now, how, buf, io),
-            Ok(tx::Action::Forward6) => self.forward6(tables, now, buf, io),
+            Ok(tx::Action::Forward6 { via, dec_hop }) => {
+                self.forward6(tables, now, via, dec_hop, buf, io)
+            }
             Ok(tx::Action::IcmpError(kind, reason)) => {
                 self.icmp_error(tables, now, kind, reason, &buf, io)
+            }
+            Ok(tx::Action::Icmp6Error(kind, reason)) => {
+                self.icmp6_error(tables, now, kind, reason, &buf, io)
             }
             Ok(tx::Action::Consumed) => self.counters.rx_consumed += 1,
             Err(reason) if io.has_kernel(port) && kernel::takes(reason, buf.data()) => {

@@ -146,6 +146,13 @@ impl<B: PacketBuf> State<B> {
             self.counters.conn_reuses += 1;
             self.remove_conn(tables, id, true);
         }
+        // A server's reply to an IPv4 local address that the IPv4 table does not know: a
+        // NAT64 connection's, kept in the IPv6 table (`flow6`).
+        if tables.laddrs.contains(key.dst)
+            && let Some(r) = self.nat64_reply(tables, now, p, buf)
+        {
+            return r;
+        }
         // The service is looked up once per new connection; everything after borrows it.
         let Some(svc) = tables.find_service(key.proto, key.dst, key.dport) else {
             return Err(not_ours(tables, p));

@@ -1,7 +1,7 @@
 //! A worker's counters: the private ones it bumps per packet, and [`WorkerStats`], the copy it
 //! publishes for the control plane (load + store, no read-modify-write) once per poll iteration.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::drop::DropReason;
@@ -133,7 +133,8 @@ pub struct ConnView {
     pub state: &'static str,
     /// Whole seconds until expiry.
     pub expires_in: u64,
-    pub client: (Ipv4Addr, u16),
-    pub virt: (Ipv4Addr, u16),
-    pub dest: (Ipv4Addr, u16),
+    pub client: (IpAddr, u16),
+    pub virt: (IpAddr, u16),
+    /// The real server (an IPv4 address for a NAT64 connection's IPv4 server).
+    pub dest: (IpAddr, u16),
 }

@@ -90,6 +90,8 @@ impl Tables {
     /// `ip` on `port`: an owned IPv6 address of that port.
     pub fn answers_for6(&self, port: PortId, ip: Ipv6Addr) -> bool {
         self.addrs.owns_on6(port, ip)
+            || (self.services.is_vip6(ip) && self.addrs.on_port6(port).any(|a| a.contains(ip)))
+            || self.laddrs.is_on6(port, ip)
     }
 
     /// Whether `ip` is the director's own (an owned address or a VIP).
@@ -122,6 +124,16 @@ impl Tables {
 fn is_host_broadcast(ip: Ipv4Addr, len: u8) -> bool {
     let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
     u32::from(ip) & host == host
+}
+
+impl crate::steer::FlowContext6 for Tables {
+    fn is_service6(&self, proto: u8, ip: Ipv6Addr, port: u16) -> bool {
+        self.services.lookup6(proto, ip, port).is_some()
+    }
+
+    fn is_laddr6(&self, ip: Ipv6Addr) -> bool {
+        self.laddrs.contains6(ip)
+    }
 }
 
 impl FlowContext for Tables {

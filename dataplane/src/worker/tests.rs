@@ -182,6 +182,7 @@ impl Harness {
                 },
             ],
             conn_capacity,
+            conn_capacity6: conn_capacity,
             neigh,
             icmp: Default::default(),
             workers: 1,
@@ -554,7 +555,7 @@ fn nat_connection_resolves_neighbours_and_walks_the_tcp_states() {
     let c = h.worker.conns(h.now).next().unwrap();
     assert_eq!(
         (c.client, c.virt, c.dest),
-        ((CIP, cport), (VIP, 80), (rip, 80))
+        ((CIP.into(), cport), (VIP.into(), 80), (rip.into(), 80))
     );
     assert_eq!(c.expires_in, 900);
 

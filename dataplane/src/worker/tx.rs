@@ -2,7 +2,7 @@
 //! bounded wait queue and the ARP requests it asks for), the Ethernet header, and the ICMP
 //! errors the worker originates.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::drop::DropReason;
 use crate::l3::addr::PortId;
@@ -14,7 +14,8 @@ use crate::parse::L3;
 use crate::time::Instant;
 use crate::wire::checksum::update_u16;
 use crate::wire::{MacAddr, ipv4};
-use crate::xmit::Fwd;
+use crate::l3::icmp6::Icmp6Error;
+use crate::xmit::{Fwd, Fwd6};
 
 use super::nexthop::NextHop;
 use super::stats::Counters;
@@ -26,12 +27,26 @@ pub(super) enum Action {
     Transmit(PortId),
     /// Route, resolve the next hop, fill the Ethernet header.
     Forward(Fwd),
-    /// The same for an IPv6 packet the director sends (an echo reply).
-    Forward6,
+    /// The same for an IPv6 packet: towards `via` (else its destination), the hop limit
+    /// decremented when `dec_hop` (packets of IPv6 connections; the director's own replies
+    /// keep theirs).
+    Forward6 { via: Option<Ipv6Addr>, dec_hop: bool },
     /// Drop the packet for `reason` and answer its source with this ICMP error.
     IcmpError(IcmpError, DropReason),
+    /// The same with an ICMPv6 error (an IPv6 packet too big for TUN6's encapsulation).
+    Icmp6Error(Icmp6Error, DropReason),
     /// Kept or used up by the worker (an ARP reply that resolved a neighbour).
     Consumed,
+}
+
+impl Action {
+    /// The action for a packet of an IPv6 connection its method routes as `how`.
+    pub(super) fn from_fwd6(how: Fwd6) -> Action {
+        match how {
+            Fwd6::V6 { via, dec_hop } => Action::Forward6 { via, dec_hop },
+            Fwd6::V4(f) => Action::Forward(f),
+        }
+    }
 }
 
 impl<B: PacketBuf> State<B> {

@@ -21,23 +21,28 @@
 
 use std::net::Ipv6Addr;
 
+use crate::conn::{ConnKey6, Dir};
 use crate::drop::DropReason;
 use crate::l3::addr::PortId;
-use crate::l3::icmp6::{EchoDrop, echo_reply_in_place};
+use crate::l3::icmp6::{EchoDrop, Icmp6Error, build_error, echo_reply_in_place};
 use crate::l3::nd::{self, NdDrop, NdVerdict};
 use crate::l3::neigh::{QueueError, Resolve};
 use crate::packet::PacketBuf;
+use crate::parse6::parse6;
+use crate::service::ForwardMethod;
+use crate::wire::checksum::l4_checksum_v6;
+use crate::xmit;
 use crate::parse::L3;
 use crate::time::Instant;
 use crate::wire::icmpv6::{self, Icmpv6Type, NdRepr};
 use crate::wire::ipv6::{self, ExtDrop, ExtPolicy, next_header};
-use crate::wire::{Error as WireError, MacAddr};
+use crate::wire::{Error as WireError, IpProtocol, MacAddr};
 
 use super::tx::{Action, send_resolved, set_dst_mac};
 use super::{Io, State, Tables};
 
 /// The extension-header policy of the worker's IPv6 path (docs/ipv6.md).
-const POLICY: ExtPolicy = ExtPolicy { max_headers: 8 };
+pub(super) const POLICY: ExtPolicy = ExtPolicy { max_headers: 8 };
 
 /// Most IPv6 addresses remembered as announced (beyond it, the extra ones are not announced).
 const MAX_ANNOUNCED: usize = 256;
@@ -149,12 +154,62 @@ impl<B: PacketBuf> State<B> {
                         return Err(DropReason::IcmpRateLimited);
                     }
                     echo_reply_in_place(buf, &POLICY).map_err(echo_reason)?;
-                    return Ok(Action::Forward6);
+                    return Ok(Action::Forward6 {
+                        via: None,
+                        dec_hop: false,
+                    });
+                }
+                Some(t) if xmit::icmp6::is_translated_error6(t) && !self.conns6.is_empty() => {
+                    if let Some(action) = self.icmp6_about_conn(buf)? {
+                        return Ok(action);
+                    }
                 }
                 _ => {}
             }
         }
+        if matches!(ext.protocol, IpProtocol::TCP | IpProtocol::UDP) {
+            return self.handle_flow6(tables, now, buf);
+        }
         Err(not_served(tables, dst))
+    }
+
+    /// An ICMPv6 error quoting a packet of an IPv6 connection (NAT6, FULLNAT6) is translated
+    /// for the other side as IPv4's are; DR6's is passed on to the real server. `None`: it
+    /// quotes no connection of this worker.
+    fn icmp6_about_conn(&mut self, buf: &mut B) -> Result<Option<Action>, DropReason> {
+        let p = parse6(buf.data(), &POLICY)?;
+        let Some(q) = xmit::icmp6::quoted_tuple6(buf.data(), &p) else {
+            return Ok(None);
+        };
+        // The quoted packet is one the director sent; reversed, it is what its peer sends.
+        let key = ConnKey6::new(q.proto, q.dst, q.dport, q.src, q.sport);
+        let Some((id, dir)) = self.conns6.lookup(&key) else {
+            return Ok(None);
+        };
+        let msg = buf
+            .data()
+            .get(usize::from(p.l4)..usize::from(p.end))
+            .unwrap_or_default();
+        if l4_checksum_v6(p.key.src, p.key.dst, next_header::ICMPV6.0, msg) != 0 {
+            return Err(DropReason::L4BadChecksum);
+        }
+        if p.hop_limit <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        let conn = *self.conns6.get(id).ok_or(DropReason::NotForUs)?;
+        if conn.method() == ForwardMethod::Route && dir == Dir::Original {
+            // The real server holds the VIP too: pass the error on as DR passes requests.
+            return Ok(Some(Action::Forward6 {
+                via: Some(conn.out_key().src),
+                dec_hop: false,
+            }));
+        }
+        let t = xmit::icmp6::translation6(&conn, dir)?;
+        xmit::icmp6::translate6(buf, &p, &t)?;
+        Ok(Some(Action::Forward6 {
+            via: None,
+            dec_hop: true,
+        }))
     }
 
     fn handle_nd<I: Io<B>>(
@@ -210,17 +265,34 @@ impl<B: PacketBuf> State<B> {
         self.send_solicits6(tables, io);
     }
 
-    /// Route an IPv6 packet the director sends (an echo reply): next hop by the IPv6 routes,
-    /// the neighbour from the IPv6 table (queued while it is resolved), the Ethernet header.
-    pub(super) fn forward6<I: Io<B>>(&mut self, tables: &Tables, now: Instant, buf: B, io: &mut I) {
+    /// Route an IPv6 packet: next hop by the IPv6 routes towards `via` (DR6: the real server)
+    /// or the packet's destination, the hop limit decremented when `dec_hop` (packets of
+    /// connections; the director's own replies keep theirs), the neighbour from the IPv6 table
+    /// (queued while it is resolved), the Ethernet header.
+    pub(super) fn forward6<I: Io<B>>(
+        &mut self,
+        tables: &Tables,
+        now: Instant,
+        via: Option<Ipv6Addr>,
+        dec_hop: bool,
+        mut buf: B,
+        io: &mut I,
+    ) {
         let dst = buf
             .data()
             .get(L3 + 24..L3 + 40)
             .and_then(|b| <[u8; 16]>::try_from(b).ok())
             .map(Ipv6Addr::from);
-        let Some(dst) = dst else {
+        let Some(dst) = via.or(dst) else {
             return self.drops.count(DropReason::Ipv6Malformed);
         };
+        if dec_hop {
+            match buf.data_mut().get_mut(L3 + 7) {
+                Some(h) if *h > 1 => *h -= 1,
+                Some(_) => return self.drops.count(DropReason::TtlExceeded),
+                None => return self.drops.count(DropReason::Ipv6Malformed),
+            }
+        }
         let Some(nh) = tables.v6.routes.lookup(dst) else {
             return self.drops.count(DropReason::NoRoute);
         };
@@ -249,6 +321,39 @@ impl<B: PacketBuf> State<B> {
             }
         }
         self.send_solicits6(tables, io);
+    }
+
+    /// Send the ICMPv6 error `kind` about the IPv6 packet in `buf` (dropped for `reason`) to
+    /// its source, from the address it was sent to (a VIP), within the ICMP error budget.
+    pub(super) fn icmp6_error<I: Io<B>>(
+        &mut self,
+        tables: &Tables,
+        now: Instant,
+        kind: Icmp6Error,
+        reason: DropReason,
+        buf: &B,
+        io: &mut I,
+    ) {
+        self.drops.count(reason);
+        let Some(offending) = buf.data().get(L3..) else {
+            return;
+        };
+        let Ok(ip) = ipv6::Packet::new_checked_quoted(offending) else {
+            return;
+        };
+        let src = ip.dst_addr();
+        let link_multicast = buf.data().first().is_some_and(|b| b & 1 != 0);
+        if !self.icmp_errors.allow(now) {
+            self.counters.icmp_errors_limited += 1;
+            return;
+        }
+        let Some(mut out) = io.alloc() else {
+            self.drops.count(DropReason::NoBuffer);
+            return;
+        };
+        if build_error(&mut out, offending, link_multicast, kind, src).is_ok() {
+            self.forward6(tables, now, None, false, out, io);
+        }
     }
 
     /// Send the Neighbour Solicitations the IPv6 neighbour table asked for, from the port's
@@ -325,7 +430,7 @@ impl<B: PacketBuf> State<B> {
 
 /// Why an IPv6 packet no path took is dropped: addressed to the director (one of its addresses,
 /// a link-local address, a multicast group: the kernel twin's if the port has one), or not.
-fn not_served(tables: &Tables, dst: Ipv6Addr) -> DropReason {
+pub(super) fn not_served(tables: &Tables, dst: Ipv6Addr) -> DropReason {
     if tables.addrs.owns6(dst).is_some() || is_link_local(dst) || dst.is_multicast() {
         DropReason::Ipv6NotServed
     } else {

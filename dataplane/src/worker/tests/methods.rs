@@ -100,8 +100,8 @@ fn dr_rewrites_only_the_ethernet_destination_and_uses_input_only_states() {
         assert_eq!(h.state(100), want);
     }
     let v = conn_views(&h);
-    assert_eq!(v[0].dest, (seen[0], DR_PORT));
-    assert_eq!(v[0].virt, (VIP, DR_PORT));
+    assert_eq!(v[0].dest, (seen[0].into(), DR_PORT));
+    assert_eq!(v[0].virt, (VIP.into(), DR_PORT));
     // A reply would bypass us: one that comes anyway matches nothing.
     let f = tcp_frame(
         &FrameSpec::new(VIP, DR_PORT, CIP, 100).macs(RS1_MAC, PORT1_MAC),
@@ -161,7 +161,7 @@ fn tun_encapsulates_to_the_rs_and_answers_too_big_with_frag_needed() {
     let f = tcp_frame(&FrameSpec::new(CIP, 200, VIP, TUN_PORT), ACK, b"");
     h.rx_forwarded(CLIENT_NET, f);
     assert_eq!(h.state(200), "ESTABLISHED");
-    assert_eq!(conn_views(&h)[0].dest, (rips[0], TUN_PORT));
+    assert_eq!(conn_views(&h)[0].dest, (rips[0].into(), TUN_PORT));
 
     // 1500 bytes inner + 20 > MTU 1500, DF set: ICMP frag-needed (MTU 1480) from the VIP.
     let big = tcp_frame(
@@ -367,7 +367,7 @@ fn fullnat_translates_both_ends_carries_toa_and_releases_the_lport() {
     let v = conn_views(&h);
     assert_eq!(
         (v[0].client, v[0].virt, v[0].dest),
-        ((CIP, 40000), (VIP, FNAT_PORT), (rip, 80))
+        ((CIP.into(), 40000), (VIP.into(), FNAT_PORT), (rip.into(), 80))
     );
 
     // A second client port gets another (LIP, lport) or the same lport towards the other RS.

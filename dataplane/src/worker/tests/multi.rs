@@ -49,6 +49,7 @@ impl Cluster {
                         },
                     ],
                     conn_capacity: 4096,
+                    conn_capacity6: 1024,
                     neigh: NeighConfig::default(),
                     icmp: Default::default(),
                     workers: n,
@@ -214,7 +215,7 @@ fn every_packet_reaches_the_worker_holding_its_connection() {
                 for (i, w) in c.workers.iter().enumerate() {
                     let has = w
                         .conns(c.now)
-                        .any(|v| v.client == (CIP, cport) && v.virt.1 == vport);
+                        .any(|v| v.client == (CIP.into(), cport) && v.virt.1 == vport);
                     assert_eq!(
                         has,
                         i == owner,

@@ -116,7 +116,7 @@ fn a_client_keeps_its_real_server_across_source_ports() {
     let mine = t.iter().find(|c| c.client.0 == CIP).unwrap();
     assert_eq!(
         (mine.proto, mine.state, mine.client, mine.virt, mine.dest),
-        (6, "NONE", (CIP, 0), (VIP, 80), (first, 80))
+        (6, "NONE", (CIP.into(), 0), (VIP.into(), 80), (first.into(), 80))
     );
     assert_eq!(mine.expires_in, 60);
     assert_eq!(persist_conns(&mut h, tcp_service(), first, 80), 1);
@@ -143,8 +143,8 @@ fn the_netmask_groups_clients_of_one_network() {
     assert_eq!(
         clients,
         [
-            (Ipv4Addr::new(198, 18, 0, 0), 0),
-            (Ipv4Addr::new(198, 18, 0, 128), 0)
+            (Ipv4Addr::new(198, 18, 0, 0).into(), 0),
+            (Ipv4Addr::new(198, 18, 0, 128).into(), 0)
         ]
     );
 }
@@ -216,7 +216,7 @@ fn a_template_whose_dest_is_removed_is_dropped_and_weight_zero_keeps_it() {
     assert_eq!(h.syn(1002), other);
     let t = templates(&h);
     assert_eq!(t.len(), 1);
-    assert_eq!(t[0].dest, (other, 80));
+    assert_eq!(t[0].dest, (other.into(), 80));
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn port_zero_services_share_one_template_over_all_ports() {
     }
     let t = templates(&h);
     assert_eq!(t.len(), 1);
-    assert_eq!((t[0].virt, t[0].dest), ((VIP, 0), (rs, 0)));
+    assert_eq!((t[0].virt, t[0].dest), ((VIP.into(), 0), (rs.into(), 0)));
     // The reply is translated back from the port the client used.
     let f = tcp_frame(
         &FrameSpec::new(rs, 9000, CIP, 1002).macs(rs_mac(rs), PORT1_MAC),
@@ -293,7 +293,7 @@ fn fwmark_services_group_ports_and_persist_across_them() {
     assert_eq!(t.len(), 1);
     assert_eq!(
         (t[0].proto, t[0].client, t[0].virt, t[0].dest),
-        (0, (CIP, 0), (Ipv4Addr::new(0, 0, 0, 1), 0), (rs, 0))
+        (0, (CIP.into(), 0), (Ipv4Addr::new(0, 0, 0, 1).into(), 0), (rs.into(), 0))
     );
     assert_eq!(persist_conns(&mut h, ServiceKey::Fwmark(1), rs, 0), 1);
     // A port the rule does not mark has no service.
@@ -328,6 +328,7 @@ fn second_worker(tables: Arc<Tables>) -> Worker<HeapBuf> {
             },
         ],
         conn_capacity: 1024,
+        conn_capacity6: 1024,
         neigh: NeighConfig::default(),
         icmp: Default::default(),
         workers: 2,

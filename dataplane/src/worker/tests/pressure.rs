@@ -37,9 +37,11 @@ fn rip_of(h: &Harness, cport: u16) -> Ipv4Addr {
     h.worker
         .conns(h.now)
         .find(|c| c.client.1 == cport)
+        .and_then(|c| match c.dest.0 {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        })
         .unwrap()
-        .dest
-        .0
 }
 
 /// (active, inactive) of both dests of the TCP service, summed.
@@ -288,7 +290,10 @@ fn an_eviction_releases_the_persistence_template_it_made() {
         .worker
         .conns(h.now)
         .filter(|c| c.client.1 == 0)
-        .map(|c| c.client.0)
+        .filter_map(|c| match c.client.0 {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        })
         .collect();
     assert!(
         !clients.contains(&Ipv4Addr::new(198, 18, 0, 3)),
