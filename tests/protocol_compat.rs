@@ -376,14 +376,18 @@ fn scenario() -> Vec<String> {
         },
         Request::DelService(udp),
         Request::DelService(udp),
-        Request::AddService(service(
-            ServiceKey::Inet {
-                protocol: Protocol::Tcp,
-                addr: "2001:2::1".parse().unwrap(),
-                port: 80,
-            },
-            "rr",
-        )),
+        // An IPv6 service as ipvsadm sends it (-M is a prefix length there, 128 by default).
+        Request::AddService(ServiceSpec {
+            netmask: 128,
+            ..service(
+                ServiceKey::Inet {
+                    protocol: Protocol::Tcp,
+                    addr: "2001:2::1".parse().unwrap(),
+                    port: 80,
+                },
+                "rr",
+            )
+        }),
         Request::Clear,
         Request::ListServices { service: None },
     ];

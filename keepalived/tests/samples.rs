@@ -213,3 +213,59 @@ fn config_test_flag() {
         "{err}"
     );
 }
+
+/// The IPv6 sample (`keepalived -t` accepts it; `samples_agree_with_keepalived` runs that oracle
+/// as root): its virtual server becomes the IPv6 service and dests, written as `ipvsadm -S` does.
+#[test]
+fn ipv6_virtual_server_becomes_ipv6_rules() {
+    use ctl::ipvsadm::format::list_all;
+    use ctl::ipvsadm::parse::Format;
+    use ctl::ipvsadm::resolve::Resolver;
+    use ctl::proto::{DestInfo, DestSpec, ServiceInfo};
+    let cfg = load_file(&conf_dir().join("lvs-ipv6.conf")).unwrap();
+    let vs = &cfg.virtual_servers[0];
+    let spec = rvs_keepalived::program::service_specs(vs).remove(0);
+    assert_eq!(
+        spec.netmask, 128,
+        "-M of an IPv6 service is a prefix length"
+    );
+    let dests = vs
+        .reals
+        .iter()
+        .map(|r| DestInfo {
+            spec: DestSpec {
+                addr: r.addr,
+                port: r.port,
+                forward: vs.method,
+                weight: r.weight,
+                u_threshold: r.u_threshold,
+                l_threshold: r.l_threshold,
+                tun: Default::default(),
+            },
+            active_conns: 0,
+            inact_conns: 0,
+            persist_conns: 0,
+            stats: Default::default(),
+            rates: Default::default(),
+        })
+        .collect();
+    let svc = ServiceInfo {
+        spec,
+        stats: Default::default(),
+        rates: Default::default(),
+        dests,
+        access: Default::default(),
+        refused: Default::default(),
+    };
+    let f = Format {
+        rule: true,
+        numeric: true,
+        ..Format::default()
+    };
+    assert_eq!(
+        list_all(None, &[svc], &f, &Resolver::default()),
+        "-A -t [2001:2::100]:80 -s rr\n\
+         -a -t [2001:2::100]:80 -r [2001:2:1::11]:80 -m -w 2\n\
+         -a -t [2001:2::100]:80 -r [2001:2:1::12]:80 -m -w 1\n"
+    );
+}

@@ -784,3 +784,95 @@ fn client_address_in_listing_and_rules() {
         assert!(out.lines().any(|l| l == saved), "{ca:?}\n{out}");
     }
 }
+
+/// An IPv6 service with an IPv6 NAT dest and a NAT64 (IPv4 FULLNAT) dest, as rvsd lists it.
+fn v6_service() -> ServiceInfo {
+    let mut s = svc(tcp("2001:2::100", 80), "rr");
+    s.spec.netmask = 128;
+    s.dests = vec![
+        dest("198.18.1.11", 80, Forward::FullNat, 1, 0, 0),
+        dest("2001:2:1::11", 80, Forward::Masq, 2, 3, 4),
+        dest(
+            "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff",
+            8080,
+            Forward::Masq,
+            1,
+            0,
+            0,
+        ),
+    ];
+    s
+}
+
+/// IPv6 rows as ipvsadm 1.31 prints them: `[addr]:port` names, never truncated (an IPv4 name
+/// over 28 characters would be), services sorted by family then address then port; `-S` with
+/// `-M` as a prefix length and the NAT64 dest's `-b`; `--stats`/`--rate`; `-Lnc` with `%-18s`
+/// columns that a longer IPv6 name overflows.
+#[test]
+fn ipv6_goldens() {
+    let r = Resolver::default();
+    let mut v4 = svc(tcp("198.18.0.100", 80), "wrr");
+    v4.dests = vec![dest("198.18.1.12", 80, Forward::Route, 1, 0, 0)];
+    let mut p = svc(tcp("2001:2::100", 0), "sh");
+    p.spec.netmask = 64;
+    p.spec.persistent = Some(300);
+    let all = vec![v6_service(), p, v4];
+    assert_eq!(
+        list_all(Some(&info()), &all, &numeric(), &r),
+        golden("ln_v6.txt")
+    );
+    let rule = Format {
+        rule: true,
+        ..numeric()
+    };
+    assert_eq!(list_all(None, &all, &rule, &r), golden("save_v6.txt"));
+    let mut st = v6_service();
+    st.stats = Stats {
+        conns: 5,
+        inpkts: 100,
+        outpkts: 90,
+        inbytes: 6000,
+        outbytes: 120_000,
+    };
+    let f = Format {
+        stats: true,
+        ..numeric()
+    };
+    assert_eq!(list_service(&st, &f, &r), golden("ln_stats_v6.txt"));
+    let f = Format {
+        rate: true,
+        ..numeric()
+    };
+    assert_eq!(list_service(&st, &f, &r), golden("ln_rate_v6.txt"));
+    let conn = |cl: (&str, u16), v: (&str, u16), d: (&str, u16), state: &str| ConnInfo {
+        protocol: "TCP".into(),
+        expire_secs: 898,
+        state: state.into(),
+        client: (cl.0.parse().unwrap(), cl.1),
+        virt: (v.0.parse().unwrap(), v.1),
+        dest: (d.0.parse().unwrap(), d.1),
+        pe_name: None,
+        pe_data: None,
+    };
+    let list = vec![
+        conn(
+            ("2001:db8::7", 51234),
+            ("2001:2::100", 80),
+            ("2001:2:1::11", 80),
+            "ESTABLISHED",
+        ),
+        conn(
+            ("2001:db8::8", 40000),
+            ("2001:2::100", 80),
+            ("198.18.1.11", 80),
+            "SYN_RECV",
+        ),
+        conn(
+            ("2001:db8:1:2::", 0),
+            ("2001:2::100", 0),
+            ("2001:2:1::11", 80),
+            "NONE",
+        ),
+    ];
+    assert_eq!(conns(&list, &numeric(), &r), golden("lnc_v6.txt"));
+}

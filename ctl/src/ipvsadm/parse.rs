@@ -1084,7 +1084,9 @@ pub fn parse(
         if svc.fwmark == 0 && matches!(dest.forward, Forward::Tunnel | Forward::Route) {
             dest.port = svc.port;
         }
-        if dest_af != svc.af && dest.forward != Forward::Tunnel {
+        // NAT64 (DPVS): an IPv4 FULLNAT real server under an IPv6 service; rvsd checks the rest.
+        let nat64 = svc.af == 6 && dest_af == 4 && dest.forward == Forward::FullNat;
+        if dest_af != svc.af && dest.forward != Forward::Tunnel && !nat64 {
             return fail("Different address family is allowed only for tunneling servers");
         }
         check_tunnel_options(&dest, options)?;

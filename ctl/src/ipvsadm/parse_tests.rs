@@ -287,6 +287,15 @@ fn dest_errors() {
         "-a -t 10.0.0.1:80 -r [2001:db8::5]:80 -m",
         "Different address family is allowed only for tunneling servers",
     );
+    // NAT64 is FULLNAT only, and from an IPv6 service to an IPv4 real server only.
+    fails(
+        "-a -t [2001:2::100]:80 -r 198.18.1.11:80 -m",
+        "Different address family is allowed only for tunneling servers",
+    );
+    fails(
+        "-a -t 10.0.0.1:80 -r [2001:db8::5]:80 -b",
+        "Different address family is allowed only for tunneling servers",
+    );
     fails(
         "-a -t 10.0.0.1:80 -r 10.1.0.1 -s rr",
         "Illegal 'scheduler' option with the 'add-server' command",
@@ -760,4 +769,34 @@ fn client_address_options() {
         "-D -t 198.18.0.100:80 --uoa opp",
         "Illegal 'uoa' option with the 'delete-service' command",
     );
+}
+
+/// IPv6 services and dests, and the NAT64 dest (an IPv4 FULLNAT real server of an IPv6
+/// service, DPVS's `-b`).
+#[test]
+fn ipv6_services_dests_and_nat64() {
+    let v6 = key(Protocol::Tcp, "2001:2::100", 80);
+    let Command::AddDest { service, dest } =
+        cmd("-a -t [2001:2::100]:80 -r [2001:2:1::11]:80 -m -w 2")
+    else {
+        panic!()
+    };
+    assert_eq!(service, v6);
+    assert_eq!(dest.addr, "2001:2:1::11".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        (dest.port, dest.weight, dest.forward),
+        (80, 2, Forward::Masq)
+    );
+    let Command::AddDest { service, dest } = cmd("-a -t [2001:2::100]:80 -r 198.18.1.11:80 -b")
+    else {
+        panic!()
+    };
+    assert_eq!(service, v6);
+    assert_eq!(dest.addr, "198.18.1.11".parse::<IpAddr>().unwrap());
+    assert_eq!(dest.forward, Forward::FullNat);
+    let Command::DelDest { addr, port, .. } = cmd("-d -t [2001:2::100]:80 -r 198.18.1.11:80")
+    else {
+        panic!()
+    };
+    assert_eq!((addr, port), ("198.18.1.11".parse::<IpAddr>().unwrap(), 80));
 }

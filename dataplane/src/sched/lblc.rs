@@ -47,8 +47,7 @@ pub const LBL_TAB_BITS: u32 = 10;
 /// IPVS's bucket for a daddr in the lblc and lblcr caches (`ip_vs_lblc_hashkey`,
 /// `ip_vs_lblcr_hashkey`): `hash_32` of the address, an IPv6 one folded first
 /// ([`super::hash::fold_v6`]). No pick depends on it: IPVS compares whole addresses within a
-/// bucket, and rvs keys its cache map by the whole address (an IPv6 cache will key on
-/// `Ipv6Addr`). It fixes which entries IPVS's over-size collection visits first, an order rvs
+/// bucket, and rvs keys its cache map by the whole address of either family (`IpAddr`). It fixes which entries IPVS's over-size collection visits first, an order rvs
 /// does not reproduce.
 pub fn lbl_bucket(daddr: IpAddr) -> usize {
     let key = match daddr {
