@@ -49,7 +49,8 @@ pub fn restart_only(old: &Validated, new: &Validated) -> Vec<String> {
     if old.conn_capacity != new.conn_capacity {
         keys.push("dataplane.conn_capacity".to_owned());
     }
-    if old.conn_capacity6 != new.conn_capacity6 {
+    // A changed conn_capacity changes the IPv6 table's default size with it: named once.
+    if old.conn_capacity6 != new.conn_capacity6 && old.conn_capacity == new.conn_capacity {
         keys.push("dataplane.conn_capacity_v6".to_owned());
     }
     // Each worker's neighbour table is sized and timed when the worker starts.

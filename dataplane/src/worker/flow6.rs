@@ -45,9 +45,18 @@ impl<B: PacketBuf> State<B> {
         &mut self,
         tables: &Tables,
         now: Instant,
+        dst: Ipv6Addr,
         buf: &mut B,
     ) -> Result<Action, DropReason> {
-        let p = parse6(buf.data(), &super::v6::POLICY)?;
+        let p = match parse6(buf.data(), &super::v6::POLICY) {
+            Ok(p) => p,
+            // What is not for a service or a local address is judged as the director's own
+            // traffic (the kernel twin's, when there is one) or not ours, as other IPv6.
+            Err(_) if !tables.services.is_vip6(dst) && !tables.laddrs.contains6(dst) => {
+                return Err(super::v6::not_served(tables, dst));
+            }
+            Err(e) => return Err(e),
+        };
         if p.class != Class6::Flow {
             return Err(super::v6::not_served(tables, p.key.dst));
         }
@@ -196,7 +205,10 @@ impl<B: PacketBuf> State<B> {
                     }
                 }
             }
-            (IpAddr::V6(rip), _) => (ConnKey6::new(key.proto, rip, rport, key.src, key.sport), None),
+            (IpAddr::V6(rip), _) => (
+                ConnKey6::new(key.proto, rip, rport, key.src, key.sport),
+                None,
+            ),
             (IpAddr::V4(rip), ForwardMethod::FullNat) => {
                 match super::conns::alloc_lport(&mut self.lports, w, tables, svc, rip, rport) {
                     Ok((lip, lport, li)) => (
@@ -359,7 +371,9 @@ impl<B: PacketBuf> State<B> {
         }
         let action = match verdict {
             xmit::Verdict6::Forward(how) => Action::from_fwd6(how),
-            xmit::Verdict6::Icmp6Error(kind, reason) => return Ok(Action::Icmp6Error(kind, reason)),
+            xmit::Verdict6::Icmp6Error(kind, reason) => {
+                return Ok(Action::Icmp6Error(kind, reason));
+            }
             xmit::Verdict6::IcmpError(kind, reason) => return Ok(Action::IcmpError(kind, reason)),
         };
         match dir {
@@ -489,4 +503,3 @@ fn l4_checksum_ok6(frame: &[u8], p: &Parsed6) -> bool {
     }
     l4_checksum_v6(p.key.src, p.key.dst, p.key.proto, seg) == 0
 }
-

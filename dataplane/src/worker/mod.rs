@@ -265,7 +265,9 @@ impl<B: PacketBuf> Worker<B> {
             // Unreachable after the clamp; keep the worker alive with the largest table.
             make(crate::conn::table::MAX_CAPACITY).expect("max capacity is valid")
         });
-        let capacity6 = cfg.conn_capacity6.clamp(1, crate::conn::table::MAX_CAPACITY);
+        let capacity6 = cfg
+            .conn_capacity6
+            .clamp(1, crate::conn::table::MAX_CAPACITY);
         let seed6 = seed.rotate_left(29) ^ 0x6a09_e667_f3bc_c908;
         let conns6 = match advice {
             Some(a) => ConnTable::with_advice(capacity6, seed6, a),

@@ -8,13 +8,13 @@ use crate::drop::DropReason;
 use crate::l3::addr::PortId;
 use crate::l3::arp::build_request_to;
 use crate::l3::icmp::{IcmpError, build_error};
+use crate::l3::icmp6::Icmp6Error;
 use crate::l3::neigh::{QueueError, Resolve};
 use crate::packet::PacketBuf;
 use crate::parse::L3;
 use crate::time::Instant;
 use crate::wire::checksum::update_u16;
 use crate::wire::{MacAddr, ipv4};
-use crate::l3::icmp6::Icmp6Error;
 use crate::xmit::{Fwd, Fwd6};
 
 use super::nexthop::NextHop;
@@ -30,7 +30,10 @@ pub(super) enum Action {
     /// The same for an IPv6 packet: towards `via` (else its destination), the hop limit
     /// decremented when `dec_hop` (packets of IPv6 connections; the director's own replies
     /// keep theirs).
-    Forward6 { via: Option<Ipv6Addr>, dec_hop: bool },
+    Forward6 {
+        via: Option<Ipv6Addr>,
+        dec_hop: bool,
+    },
     /// Drop the packet for `reason` and answer its source with this ICMP error.
     IcmpError(IcmpError, DropReason),
     /// The same with an ICMPv6 error (an IPv6 packet too big for TUN6's encapsulation).

@@ -28,15 +28,15 @@ use crate::l3::icmp6::{EchoDrop, Icmp6Error, build_error, echo_reply_in_place};
 use crate::l3::nd::{self, NdDrop, NdVerdict};
 use crate::l3::neigh::{QueueError, Resolve};
 use crate::packet::PacketBuf;
+use crate::parse::L3;
 use crate::parse6::parse6;
 use crate::service::ForwardMethod;
-use crate::wire::checksum::l4_checksum_v6;
-use crate::xmit;
-use crate::parse::L3;
 use crate::time::Instant;
+use crate::wire::checksum::l4_checksum_v6;
 use crate::wire::icmpv6::{self, Icmpv6Type, NdRepr};
 use crate::wire::ipv6::{self, ExtDrop, ExtPolicy, next_header};
 use crate::wire::{Error as WireError, IpProtocol, MacAddr};
+use crate::xmit;
 
 use super::tx::{Action, send_resolved, set_dst_mac};
 use super::{Io, State, Tables};
@@ -168,7 +168,7 @@ impl<B: PacketBuf> State<B> {
             }
         }
         if matches!(ext.protocol, IpProtocol::TCP | IpProtocol::UDP) {
-            return self.handle_flow6(tables, now, buf);
+            return self.handle_flow6(tables, now, dst, buf);
         }
         Err(not_served(tables, dst))
     }

@@ -367,7 +367,11 @@ fn fullnat_translates_both_ends_carries_toa_and_releases_the_lport() {
     let v = conn_views(&h);
     assert_eq!(
         (v[0].client, v[0].virt, v[0].dest),
-        ((CIP.into(), 40000), (VIP.into(), FNAT_PORT), (rip.into(), 80))
+        (
+            (CIP.into(), 40000),
+            (VIP.into(), FNAT_PORT),
+            (rip.into(), 80)
+        )
     );
 
     // A second client port gets another (LIP, lport) or the same lport towards the other RS.

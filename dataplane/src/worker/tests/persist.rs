@@ -116,7 +116,13 @@ fn a_client_keeps_its_real_server_across_source_ports() {
     let mine = t.iter().find(|c| c.client.0 == CIP).unwrap();
     assert_eq!(
         (mine.proto, mine.state, mine.client, mine.virt, mine.dest),
-        (6, "NONE", (CIP.into(), 0), (VIP.into(), 80), (first.into(), 80))
+        (
+            6,
+            "NONE",
+            (CIP.into(), 0),
+            (VIP.into(), 80),
+            (first.into(), 80)
+        )
     );
     assert_eq!(mine.expires_in, 60);
     assert_eq!(persist_conns(&mut h, tcp_service(), first, 80), 1);
@@ -293,7 +299,12 @@ fn fwmark_services_group_ports_and_persist_across_them() {
     assert_eq!(t.len(), 1);
     assert_eq!(
         (t[0].proto, t[0].client, t[0].virt, t[0].dest),
-        (0, (CIP.into(), 0), (Ipv4Addr::new(0, 0, 0, 1).into(), 0), (rs.into(), 0))
+        (
+            0,
+            (CIP.into(), 0),
+            (Ipv4Addr::new(0, 0, 0, 1).into(), 0),
+            (rs.into(), 0)
+        )
     );
     assert_eq!(persist_conns(&mut h, ServiceKey::Fwmark(1), rs, 0), 1);
     // A port the rule does not mark has no service.
