@@ -37,6 +37,7 @@ fn config(net: &TestNet, two_ports: bool, workers: usize) -> (String, std::path:
     };
     common::DirectorConf {
         one_port: !two_ports,
+        metrics: Some("127.0.0.1:9475"),
         extra,
         ..common::DirectorConf::new(workers)
     }
@@ -83,7 +84,10 @@ fn drains(rvsd: &Rvsd) {
     let deadline = Instant::now() + Duration::from_secs(25);
     loop {
         let l = rvsd.ipvsadm_ok(&["-Lnc"]);
-        if !l.lines().any(|x| x.starts_with("TCP") || x.starts_with("UDP")) {
+        if !l
+            .lines()
+            .any(|x| x.starts_with("TCP") || x.starts_with("UDP"))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "not drained:\n{l}");
@@ -143,7 +147,10 @@ fn nat6_dual_stack(prefix: &str, workers: usize) {
         );
     }
     let (a, b) = split(&curl_n(&net, &rvsd, "http://198.18.0.100/", 10));
-    assert!(common::split_ok(a, b, 10, (1, 1), workers as u32), "{a}/{b}");
+    assert!(
+        common::split_ok(a, b, 10, (1, 1), workers as u32),
+        "{a}/{b}"
+    );
 
     let rows = conn_rows(&rvsd, "2001:2::100");
     assert_eq!(rows.len(), 40, "{rows:?}");
@@ -153,10 +160,7 @@ fn nat6_dual_stack(prefix: &str, workers: usize) {
     }
     assert_eq!(conn_rows(&rvsd, "198.18.0.100").len(), 10);
     let listing = rvsd.ipvsadm_ok(&["-Ln"]);
-    assert!(
-        listing.contains("TCP  [2001:2::100]:80 wrr"),
-        "{listing}"
-    );
+    assert!(listing.contains("TCP  [2001:2::100]:80 wrr"), "{listing}");
     drains(&rvsd);
     finish(net, rvsd, workers);
 }
@@ -237,6 +241,21 @@ fn fullnat6(prefix: &str, rips: [&str; 2], lip: &str) {
     assert_eq!((rs1, rs2), (20, 20));
     let rows = conn_rows(&rvsd, "2001:2::100");
     assert_eq!(rows.len(), 40, "{rows:?}");
+    // The local address's pool (either family) in /metrics: one port per live connection;
+    // the service's counters under its IPv6 label.
+    let metric = |name: &str, labels: &str| -> String {
+        let text = net.metrics();
+        let key = format!("{name}{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| panic!("{key} not in /metrics:\n{text}"))
+    };
+    let lip_labels = format!("lip=\"{lip}\",port=\"dp1\"");
+    assert_eq!(metric("rvs_laddr_used_ports", &lip_labels), "40");
+    assert_eq!(
+        metric("rvs_service_connections_total", "service=\"tcp/[2001:2::100]:80\""),
+        "40"
+    );
     let lip_seen = if lip.contains(':') {
         format!("[{lip}]:")
     } else {
@@ -250,7 +269,10 @@ fn fullnat6(prefix: &str, rips: [&str; 2], lip: &str) {
         for l in text.lines() {
             let f: Vec<&str> = l.split_whitespace().collect();
             assert!(f[0].starts_with(&lip_seen), "source is the LIP: {l}");
-            assert!(f[1].starts_with("[2001:2::2]:"), "TOA names the client: {l}");
+            assert!(
+                f[1].starts_with("[2001:2::2]:"),
+                "TOA names the client: {l}"
+            );
         }
     }
     let saved = rvsd.ipvsadm_ok(&["-S", "-n"]);
@@ -259,6 +281,11 @@ fn fullnat6(prefix: &str, rips: [&str; 2], lip: &str) {
         "{saved}"
     );
     drains(&rvsd);
+    assert_eq!(
+        metric("rvs_laddr_used_ports", &lip_labels),
+        "0",
+        "local ports given back at expiry"
+    );
     finish(net, rvsd, 1);
 }
 

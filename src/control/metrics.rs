@@ -935,7 +935,13 @@ impl Families {
 
     fn fill_laddrs(&self, laddrs: &dataplane::laddr::LaddrTable, ports: &[(String, PortStats)]) {
         let per_dest = 65_536 - u64::from(dataplane::laddr::LPORT_MIN);
-        for (ip, port, stats) in laddrs.addresses() {
+        let v4 = laddrs
+            .addresses()
+            .map(|(ip, port, s)| (std::net::IpAddr::V4(ip), port, s));
+        let v6 = laddrs
+            .addresses6()
+            .map(|(ip, port, s)| (std::net::IpAddr::V6(ip), port, s));
+        for (ip, port, stats) in v4.chain(v6) {
             let ip = ip.to_string();
             let name = ports
                 .get(usize::from(port))
