@@ -145,8 +145,9 @@ pub struct KernelSection {
     /// Burst allowed above the rate (token bucket depth, frames).
     #[serde(default = "default_kernel_burst")]
     pub burst: u32,
-    /// Put each VIP on this interface as a /32 while it is serviceable (a service on it has a
-    /// dest with weight > 0), for a routing daemon (bird, FRR) to announce.
+    /// Put each VIP on this interface as a /32 (an IPv6 VIP as a /128) while it is
+    /// serviceable (a service on it has a dest with weight > 0), for a routing daemon (bird,
+    /// FRR) to announce.
     #[serde(default)]
     pub announce: bool,
     /// With `announce`: on a clean stop, milliseconds rvsd keeps forwarding after taking the

@@ -253,7 +253,10 @@ fn fullnat6(prefix: &str, rips: [&str; 2], lip: &str) {
     let lip_labels = format!("lip=\"{lip}\",port=\"dp1\"");
     assert_eq!(metric("rvs_laddr_used_ports", &lip_labels), "40");
     assert_eq!(
-        metric("rvs_service_connections_total", "service=\"tcp/[2001:2::100]:80\""),
+        metric(
+            "rvs_service_connections_total",
+            "service=\"tcp/[2001:2::100]:80\""
+        ),
         "40"
     );
     let lip_seen = if lip.contains(':') {
@@ -299,4 +302,53 @@ fn fullnat6_with_toa() {
 fn nat64_ipv6_clients_ipv4_servers() {
     require_netns!();
     fullnat6("rvse2n64", ["198.18.1.11:80", "198.18.1.12:80"], LIP4);
+}
+
+/// `[port.kernel] announce` puts an IPv6 VIP on the twin as a /128 while a dest can take its
+/// connections, beside an IPv4 VIP as a /32, and takes it off when none can (what a routing
+/// daemon exporting the twin's host routes announces).
+#[test]
+fn ipv6_vips_announced_on_the_twin_while_serviceable() {
+    require_netns!();
+    let _serial = common::serial();
+    let net = TestNet::up_mode("rvse2ann6", "nat6");
+    let (conf, socket) = common::DirectorConf {
+        kernel: Some("announce = true"),
+        extra: "[[addr]]\nport = \"dp0\"\nip = \"2001:2::1/64\"\n",
+        ..common::DirectorConf::new(1)
+    }
+    .render(&net);
+    let rvsd = Rvsd::start(Some(&net.ns("d")), &conf, &socket, &net.state_dir());
+    let vs6 = format!("[{VIP6}]:80");
+    rvsd.ipvsadm_ok(&["-A", "-t", &vs6, "-s", "rr"]);
+    rvsd.ipvsadm_ok(&["-a", "-t", &vs6, "-r", "[2001:2:1::11]:80", "-m"]);
+    rvsd.ipvsadm_ok(&["-A", "-t", "198.18.0.100:80", "-s", "rr"]);
+    rvsd.ipvsadm_ok(&["-a", "-t", "198.18.0.100:80", "-r", "198.18.1.11:80", "-m"]);
+    let twin_addrs = || {
+        let o = std::process::Command::new("ip")
+            .args(["-n", &net.ns("d"), "addr", "show", "dev", "dp0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let wait_for = |want: bool, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let a = twin_addrs();
+            if a.contains(what) == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what} present={want}:\n{a}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(true, "inet6 2001:2::100/128");
+    wait_for(true, "inet 198.18.0.100/32");
+    // Weight 0: no dest takes connections, the IPv6 VIP is withdrawn; the IPv4 one stays.
+    rvsd.ipvsadm_ok(&["-e", "-t", &vs6, "-r", "[2001:2:1::11]:80", "-m", "-w", "0"]);
+    wait_for(false, "2001:2::100");
+    wait_for(true, "inet 198.18.0.100/32");
+    rvsd.ipvsadm_ok(&["-e", "-t", &vs6, "-r", "[2001:2:1::11]:80", "-m", "-w", "1"]);
+    wait_for(true, "inet6 2001:2::100/128");
+    finish(net, rvsd, 1);
 }

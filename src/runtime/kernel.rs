@@ -31,7 +31,7 @@
 //! free or a TAP write, on a thread of its own.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -609,7 +609,8 @@ pub fn remove(rest: Vec<TwinRest>) {
 }
 
 /// VIP announcement (`[port.kernel] announce`): each VIP of an address service is put on the
-/// twin as a /32 while it is serviceable (a service on it has a dest with weight > 0) and
+/// twin as a /32 (an IPv6 VIP as a /128, without duplicate address detection) while it is
+/// serviceable (a service on it has a dest with weight > 0) and
 /// taken off when it is not, so a routing daemon exporting the interface's /32 routes (bird's
 /// `protocol direct`, FRR's `redistribute connected`) announces it exactly then. At a clean
 /// stop the VIPs are taken off first (and rvsd forwards on for `withdraw_wait`); when rvsd
@@ -619,8 +620,8 @@ pub struct Announcer {
     /// `[port.kernel] withdraw_wait_ms`.
     pub withdraw_wait: Duration,
     /// Addresses the twin has of its own (never taken off).
-    own: BTreeSet<Ipv4Addr>,
-    current: BTreeSet<Ipv4Addr>,
+    own: BTreeSet<IpAddr>,
+    current: BTreeSet<IpAddr>,
 }
 
 impl Announcer {
@@ -628,24 +629,19 @@ impl Announcer {
         Announcer {
             ifname: t.ifname.clone(),
             withdraw_wait: Duration::from_millis(u64::from(withdraw_wait_ms)),
-            own: t.addrs.iter().map(|a| a.addr).collect(),
+            own: t.addrs.iter().map(|a| IpAddr::V4(a.addr)).collect(),
             current: BTreeSet::new(),
         }
     }
 
-    /// The VIPs serviceable in `snap`.
-    pub fn serviceable(snap: &dataplane::service::Snapshot) -> BTreeSet<Ipv4Addr> {
+    /// The VIPs (both families) serviceable in `snap`.
+    pub fn serviceable(snap: &dataplane::service::Snapshot) -> BTreeSet<IpAddr> {
         snap.services()
             .iter()
             .filter(|s| s.dests().iter().any(|d| d.weight() > 0))
             .filter_map(|s| match s.key() {
-                // IPv4 VIPs only: IPv6 VIPs are not announced this way yet.
-                dataplane::service::ServiceKey::Addr {
-                    vip: std::net::IpAddr::V4(vip),
-                    ..
-                } => Some(vip),
-                dataplane::service::ServiceKey::Addr { .. }
-                | dataplane::service::ServiceKey::Fwmark(_) => None,
+                dataplane::service::ServiceKey::Addr { vip, .. } => Some(vip),
+                dataplane::service::ServiceKey::Fwmark(_) => None,
             })
             .collect()
     }
@@ -657,13 +653,27 @@ impl Announcer {
 
     /// Make the twin's announced VIPs `wanted` (a change is logged; a failure is logged and
     /// retried at the next call).
-    pub fn update(&mut self, wanted: &BTreeSet<Ipv4Addr>) {
-        let wanted: BTreeSet<Ipv4Addr> = wanted.difference(&self.own).copied().collect();
+    pub fn update(&mut self, wanted: &BTreeSet<IpAddr>) {
+        let wanted: BTreeSet<IpAddr> = wanted.difference(&self.own).copied().collect();
         if wanted == self.current {
             return;
         }
         for vip in wanted.difference(&self.current.clone()) {
-            match ip(&["addr", "replace", &format!("{vip}/32"), "dev", &self.ifname]) {
+            let added = match vip {
+                IpAddr::V4(_) => {
+                    ip(&["addr", "replace", &format!("{vip}/32"), "dev", &self.ifname])
+                }
+                IpAddr::V6(_) => ip(&[
+                    "-6",
+                    "addr",
+                    "replace",
+                    &format!("{vip}/128"),
+                    "dev",
+                    &self.ifname,
+                    "nodad",
+                ]),
+            };
+            match added {
                 Ok(()) => {
                     tracing::info!(%vip, twin = %self.ifname, "VIP serviceable: announced");
                     self.current.insert(*vip);
@@ -672,7 +682,8 @@ impl Announcer {
             }
         }
         for vip in self.current.clone().difference(&wanted) {
-            match ip(&["addr", "del", &format!("{vip}/32"), "dev", &self.ifname]) {
+            let len = if vip.is_ipv4() { 32 } else { 128 };
+            match ip(&["addr", "del", &format!("{vip}/{len}"), "dev", &self.ifname]) {
                 Ok(()) => {
                     tracing::info!(%vip, twin = %self.ifname, "VIP not serviceable: withdrawn");
                     self.current.remove(vip);
