@@ -156,6 +156,9 @@ drop_reasons! {
     /// Neighbour Advertisement from another node for one of our addresses (an address
     /// conflict).
     NdAddressConflict => "nd_address_conflict",
+    /// NAT64: an ICMPv4 error about a NAT64 connection of a type RFC 7915 does not translate
+    /// to ICMPv6 (source quench, parameter problem, redirect, ...).
+    IcmpNotTranslated => "icmp_not_translated",
 }
 
 /// Per-reason drop counts of one worker.

@@ -132,6 +132,39 @@ impl<B: PacketBuf> State<B> {
         Some(self.forward_conn6(tables, now, id, dir, Rx6::V4(p), buf))
     }
 
+    /// An ICMPv4 error whose quote, reversed, is `key` (a server's reply tuple to an IPv4
+    /// local address): if a NAT64 connection has that reply tuple, the error is rewritten as
+    /// ICMPv6 for its client (`xmit::nat64_icmp`). `None`: no such connection.
+    pub(super) fn nat64_icmp_error(
+        &mut self,
+        key: &crate::conn::ConnKey,
+        checksum_ok: bool,
+        p: &Parsed,
+        buf: &mut B,
+    ) -> Option<Result<Action, DropReason>> {
+        let mapped = xmit::nat64::mapped_key(key.proto, key.src, key.sport, key.dst, key.dport);
+        let (id, dir) = self.conns6.lookup(&mapped)?;
+        let conn = self.conns6.get(id)?;
+        if dir != Dir::Reply || conn.out_key().src.to_ipv4_mapped().is_none() {
+            return None;
+        }
+        if !checksum_ok {
+            return Some(Err(DropReason::L4BadChecksum));
+        }
+        if p.ttl <= 1 {
+            return Some(Err(DropReason::TtlExceeded));
+        }
+        let client = *conn.in_key();
+        Some(
+            xmit::nat64_icmp::to_icmp6(buf, usize::from(p.l4), &client).map(|()| {
+                Action::Forward6 {
+                    via: None,
+                    dec_hop: true,
+                }
+            }),
+        )
+    }
+
     /// Remove an IPv6 connection now, with its dest and local-port accounting.
     pub(super) fn remove_conn6(&mut self, tables: &Tables, id: ConnId, early: bool) {
         if let Some(c) = self.conns6.remove(id) {

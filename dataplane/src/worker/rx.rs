@@ -202,7 +202,8 @@ impl<B: PacketBuf> State<B> {
         let l4 = buf.data().get(usize::from(p.l4)..).unwrap_or_default();
         let end = l4.len().min(ip_payload_len(buf.data(), p));
         let m = icmp::Packet::new_checked(&l4[..end]).map_err(|_| DropReason::IcmpMalformed)?;
-        if xmit::icmp::is_translated_error(m.msg_type())
+        let msg_type = m.msg_type();
+        if xmit::icmp::is_translated_error(msg_type)
             && let Some(q) = xmit::icmp::quoted_tuple(buf.data())
         {
             // The quoted packet is one we sent; reversed, it is what its peer sends us.
@@ -222,8 +223,16 @@ impl<B: PacketBuf> State<B> {
                 }
                 return self.forward_icmp_error(id, dir, buf);
             }
+            // About a NAT64 connection (its IPv4 side, kept in the IPv6 table): the IPv6
+            // client gets it as ICMPv6.
+            if tables.laddrs.contains(q.src) && !self.conns6.is_empty() {
+                let checksum_ok = m.verify_checksum();
+                if let Some(r) = self.nat64_icmp_error(&key, checksum_ok, p, buf) {
+                    return r;
+                }
+            }
         }
-        if m.msg_type() == IcmpType::ECHO_REQUEST && tables.answers_for(port, p.key.dst) {
+        if msg_type == IcmpType::ECHO_REQUEST && tables.answers_for(port, p.key.dst) {
             if tables.martian_source(p.key.src, p.key.dst) {
                 return Err(DropReason::MartianSource);
             }

@@ -19,6 +19,7 @@ pub mod icmp;
 pub mod icmp6;
 pub mod nat;
 pub mod nat64;
+pub mod nat64_icmp;
 pub mod proxy;
 pub mod toa;
 pub mod tun;
