@@ -1,6 +1,6 @@
 //! `Worker::process` under fuzz: one worker on two ports (clients on port 0, real servers on
-//! port 1) with a service of every forwarding method, static neighbours, a clock the input
-//! advances and ticks the input asks for.
+//! port 1) with a service of every forwarding method for both families (NAT64 included),
+//! static neighbours, a clock the input advances and ticks the input asks for.
 //!
 //! Invariants checked on every input (a violation panics, which is a finding): no frame sent is
 //! longer than the port's MTU allows, the connection table never passes its capacity, and once
@@ -8,7 +8,7 @@
 //! active and inactive counts are back to zero.
 
 use core::time::Duration;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use dataplane::conn::Timeouts;
@@ -53,6 +53,32 @@ const LIPS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 2), Ipv4Addr::new(198, 18
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;
+
+const DIP6_0: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+const DIP6_1: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 1, 0, 0, 0, 0, 1);
+const CIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
+const RIP6S: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0x2001, 2, 1, 0, 0, 0, 0, 0x11),
+    Ipv6Addr::new(0x2001, 2, 1, 0, 0, 0, 0, 0x12),
+];
+const LIP6S: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0x2001, 2, 1, 0, 0, 0, 0, 2),
+    Ipv6Addr::new(0x2001, 2, 1, 0, 0, 0, 0, 3),
+];
+
+/// The IPv6 services on VIP6: (protocol, vport, real-server port, method, IPv4 real servers
+/// (NAT64)).
+const SERVICES6: [(u8, u16, u16, ForwardMethod, bool); 8] = [
+    (TCP, 80, 80, ForwardMethod::Masq, false),
+    (UDP, 53, 53, ForwardMethod::Masq, false),
+    (TCP, 8083, 8083, ForwardMethod::Route, false),
+    (TCP, 8081, 8081, ForwardMethod::Tunnel, false),
+    (TCP, 8082, 80, ForwardMethod::FullNat, false),
+    (UDP, 55, 53, ForwardMethod::FullNat, false),
+    (TCP, 8086, 80, ForwardMethod::FullNat, true),
+    (UDP, 58, 53, ForwardMethod::FullNat, true),
+];
 
 /// The virtual services: (protocol, vport, real-server port, method).
 const SERVICES: [(u8, u16, u16, ForwardMethod); 11] = [
@@ -103,6 +129,27 @@ fn key(protocol: u8, vport: u16) -> ServiceKey {
         },
         vip: VIP.into(),
         vport,
+    }
+}
+
+fn key6(protocol: u8, vport: u16) -> ServiceKey {
+    ServiceKey::Addr {
+        protocol: if protocol == TCP {
+            Protocol::Tcp
+        } else {
+            Protocol::Udp
+        },
+        vip: VIP6.into(),
+        vport,
+    }
+}
+
+/// The real servers of an IPv6 service (IPv4 ones for NAT64).
+fn rips6(nat64: bool) -> [std::net::IpAddr; 2] {
+    if nat64 {
+        RIPS.map(Into::into)
+    } else {
+        RIP6S.map(Into::into)
     }
 }
 
@@ -171,9 +218,22 @@ impl Rig {
                     .expect("dest");
             }
         }
+        for (proto, vport, rport, method, nat64) in SERVICES6 {
+            let k = key6(proto, vport);
+            services
+                .add_service(ServiceConfig::new(k, "rr"))
+                .expect("service");
+            for rip in rips6(nat64) {
+                services
+                    .add_dest(&k, DestConfig::new(rip, rport, method))
+                    .expect("dest");
+            }
+        }
         let mut addrs = OwnedAddrs::new();
         addrs.add(CLIENT_NET, DIP0, 24).expect("address");
         addrs.add(SERVER_NET, DIP1, 24).expect("address");
+        addrs.add6(CLIENT_NET, DIP6_0, 64).expect("address");
+        addrs.add6(SERVER_NET, DIP6_1, 64).expect("address");
         let mut laddrs = LaddrTable::new(1);
         for (proto, vport, _, method) in SERVICES {
             if method != ForwardMethod::FullNat {
@@ -191,6 +251,37 @@ impl Rig {
                 .collect();
             laddrs.set(svc, l);
         }
+        for (proto, vport, _, method, nat64) in SERVICES6 {
+            if method != ForwardMethod::FullNat {
+                continue;
+            }
+            let svc = services.service(&key6(proto, vport)).expect("service").id();
+            let ips: [std::net::IpAddr; 2] = if nat64 {
+                LIPS.map(Into::into)
+            } else {
+                LIP6S.map(Into::into)
+            };
+            let l = ips
+                .iter()
+                .map(|&ip| Laddr {
+                    ip,
+                    port: SERVER_NET,
+                    ifname: "dp1".into(),
+                    stats: Arc::new(LaddrStats::new(1)),
+                })
+                .collect();
+            laddrs.set(svc, l);
+        }
+        let mut static_neighs6 = vec![StaticNeigh {
+            port: CLIENT_NET,
+            ip: CIP6,
+            mac: CLIENT_MAC,
+        }];
+        static_neighs6.extend(RIP6S.iter().zip(RS_MAC).map(|(&ip, mac)| StaticNeigh {
+            port: SERVER_NET,
+            ip,
+            mac,
+        }));
         let mut static_neighs = vec![StaticNeigh {
             port: CLIENT_NET,
             ip: CIP,
@@ -205,12 +296,16 @@ impl Rig {
         // a few records and the final drain has little of the timer wheel to turn.
         let mut timeouts = Timeouts::default();
         timeouts.set(DRAIN_SECS / 2, 30, 60).expect("timeouts");
+        let routes6 = RouteTable::with_connected6(&addrs);
         let tables = Arc::new(Tables {
             services: services.snapshot(),
             routes: RouteTable::with_connected(&addrs),
             addrs,
             static_neighs,
-            v6: Default::default(),
+            v6: dataplane::worker::Tables6 {
+                routes: routes6,
+                static_neighs: static_neighs6,
+            },
             timeouts,
             laddrs: Arc::new(laddrs),
             persist: Arc::new(dataplane::persist::PersistTable::new(64, 1)),
@@ -312,6 +407,20 @@ impl Rig {
                     );
                 }
             }
+            for (proto, vport, rport, _, nat64) in SERVICES6 {
+                if svc.key() != key6(proto, vport) {
+                    continue;
+                }
+                for rip in rips6(nat64) {
+                    let d = svc.find_dest(rip, rport).expect("dest");
+                    assert_eq!(
+                        (d.active_conns(), d.inactive_conns()),
+                        (0, 0),
+                        "{rip}:{rport} of {:?} still counts connections",
+                        svc.key()
+                    );
+                }
+            }
         }
     }
 }
@@ -367,6 +476,60 @@ fn eth_ipv4(
     f
 }
 
+/// An Ethernet + IPv6 + TCP or UDP frame with a correct checksum.
+#[allow(clippy::too_many_arguments)]
+pub fn l4_frame6(
+    macs: (MacAddr, MacAddr),
+    src: Ipv6Addr,
+    sport: u16,
+    dst: Ipv6Addr,
+    dport: u16,
+    proto: u8,
+    tcp_flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let v4 = l4_frame(
+        macs,
+        Ipv4Addr::UNSPECIFIED,
+        sport,
+        Ipv4Addr::UNSPECIFIED,
+        dport,
+        proto,
+        tcp_flags,
+        payload,
+    );
+    // The same upper layer after an IPv6 header.
+    let l4 = &v4[34..];
+    let mut f = eth_ipv6(macs, src, dst, proto, l4.len());
+    f.extend_from_slice(l4);
+    fix_checksums(&mut f);
+    f
+}
+
+/// Ethernet and IPv6 headers (hop limit 64) for `l4_len` bytes of payload.
+fn eth_ipv6(
+    (dst_mac, src_mac): (MacAddr, MacAddr),
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next_header: u8,
+    l4_len: usize,
+) -> Vec<u8> {
+    let mut f = Vec::with_capacity(54 + l4_len);
+    f.extend_from_slice(&dst_mac.0);
+    f.extend_from_slice(&src_mac.0);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(l4_len as u16).to_be_bytes());
+    f.extend_from_slice(&[next_header, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f
+}
+
+fn ip6(b: &[u8]) -> Ipv6Addr {
+    let a: [u8; 16] = b[..16].try_into().expect("16 bytes");
+    Ipv6Addr::from(a)
+}
+
 fn ip(b: &[u8]) -> Ipv4Addr {
     Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
@@ -374,6 +537,9 @@ fn ip(b: &[u8]) -> Ipv4Addr {
 /// Recompute the IPv4 header checksum and the TCP, UDP or ICMP checksum of an Ethernet frame,
 /// where its headers are consistent enough to say what to sum; otherwise leave it.
 pub fn fix_checksums(f: &mut [u8]) {
+    if f.len() >= 54 && f[12..14] == [0x86, 0xdd] {
+        return fix_checksums6(f);
+    }
     if f.len() < 34 || f[12..14] != [0x08, 0x00] {
         return;
     }
@@ -400,6 +566,29 @@ pub fn fix_checksums(f: &mut [u8]) {
     } else {
         checksum::l4_checksum_v4(src, dst, proto, seg)
     };
+    seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// [`fix_checksums`] for an IPv6 frame whose upper layer (TCP, UDP or ICMPv6) follows the
+/// fixed header.
+fn fix_checksums6(f: &mut [u8]) {
+    let len = usize::from(u16::from_be_bytes([f[18], f[19]]));
+    if 54 + len > f.len() {
+        return;
+    }
+    let (src, dst, nh) = (ip6(&f[22..38]), ip6(&f[38..54]), f[20]);
+    let at = match nh {
+        TCP if len >= 20 => 16,
+        UDP if len >= 8 => 6,
+        58 if len >= 4 => 2,
+        _ => return,
+    };
+    let seg = &mut f[54..54 + len];
+    seg[at..at + 2].fill(0);
+    let mut c = checksum::l4_checksum_v6(src, dst, nh, seg);
+    if nh == UDP && c == 0 {
+        c = 0xffff;
+    }
     seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -434,7 +623,7 @@ pub fn raw_record(port: PortId, tick: bool, advance: u8, frame: &[u8]) -> Vec<u8
 }
 
 /// What a structured record starts from.
-const TEMPLATES: u8 = 17;
+const TEMPLATES: u8 = 26;
 
 /// Structured mode: records of `[template, flags, control, offset, n, bytes...]`.
 ///
@@ -443,7 +632,10 @@ const TEMPLATES: u8 = 17;
 /// (addresses, ports and MACs swapped, back on the port it left by), 7 an ICMP echo request to
 /// the VIP, 8 an ICMP error from the real server about a recently sent frame, 9 an ARP request
 /// for the VIP, 10 a real server's segment to the client, 11 the SYN-proxy service, 12 no
-/// template (the bytes alone), 13..=16 the services with PROXY headers and UOA (7..=10).
+/// template (the bytes alone), 13..=16 the services with PROXY headers and UOA (7..=10),
+/// 17..=24 an IPv6 client's segment to the IPv6 service of that index in [`SERVICES6`] (NAT6
+/// TCP and UDP, DR6, TUN6, FULLNAT6 TCP and UDP, NAT64 TCP and UDP), 25 an IPv6 real server's
+/// segment to the IPv6 client. Replies (6) and ICMP errors (8) are of the frame's family.
 /// `flags`: bits 0..=2 the TCP flags ([`FLAGS`]), bits 3..=6 the client port (1024 + n), bit 7
 /// a 32-byte payload. `control`: bit 0 tick after, bit 1 recompute checksums after splicing,
 /// bit 2 insert the bytes (else overwrite), bits 3..=7 the clock advance. The `n` bytes that
@@ -554,6 +746,34 @@ fn template(rig: &Rig, tmpl: u8, flags: u8) -> (PortId, Vec<u8>) {
             );
             (SERVER_NET, f)
         }
+        17..=24 => {
+            let (proto, vport, _, _, _) = SERVICES6[usize::from(tmpl - 17)];
+            let f = l4_frame6(
+                (PORT_MAC[0], CLIENT_MAC),
+                CIP6,
+                cport,
+                VIP6,
+                vport,
+                proto,
+                tcp_flags,
+                payload,
+            );
+            (CLIENT_NET, f)
+        }
+        25 => {
+            let rs = usize::from(flags >> 7);
+            let f = l4_frame6(
+                (PORT_MAC[1], RS_MAC[rs]),
+                RIP6S[rs],
+                80,
+                CIP6,
+                cport,
+                TCP,
+                tcp_flags,
+                payload,
+            );
+            (SERVER_NET, f)
+        }
         _ => (PortId::from(flags & 1), Vec::new()),
     }
 }
@@ -570,6 +790,9 @@ fn recent(rig: &Rig, flags: u8) -> Option<(PortId, Vec<u8>)> {
 /// `sent` as its receiver would answer it: MACs, addresses and ports swapped, these TCP flags.
 fn reply_to(sent: &[u8], tcp_flags: u8) -> Vec<u8> {
     let mut f = sent.to_vec();
+    if f.len() >= 54 && f[12..14] == [0x86, 0xdd] {
+        return reply_to6(f, tcp_flags);
+    }
     if f.len() < 34 || f[12..14] != [0x08, 0x00] {
         return f;
     }
@@ -600,9 +823,50 @@ fn reply_to(sent: &[u8], tcp_flags: u8) -> Vec<u8> {
     f
 }
 
+/// [`reply_to`] for an IPv6 frame (upper layer right after the fixed header).
+fn reply_to6(mut f: Vec<u8>, tcp_flags: u8) -> Vec<u8> {
+    let (a, b) = f[..12].split_at_mut(6);
+    a.swap_with_slice(b);
+    let (a, b) = f[22..54].split_at_mut(16);
+    a.swap_with_slice(b);
+    let l4 = 54;
+    if f.len() >= l4 + 4 && matches!(f[20], TCP | UDP) {
+        let (a, b) = f[l4..l4 + 4].split_at_mut(2);
+        a.swap_with_slice(b);
+        if f[20] == TCP && f.len() >= l4 + 20 {
+            let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            let (seq, ack, sent_flags) = (be32(&f[l4 + 4..]), be32(&f[l4 + 8..]), f[l4 + 13]);
+            let len = usize::from(u16::from_be_bytes([f[18], f[19]]));
+            let thl = usize::from(f[l4 + 12] >> 4) * 4;
+            let payload = len.saturating_sub(thl) as u32;
+            let n = payload + u32::from(sent_flags & 0x03 != 0);
+            f[l4 + 4..l4 + 8].copy_from_slice(&ack.to_be_bytes());
+            f[l4 + 8..l4 + 12].copy_from_slice(&seq.wrapping_add(n).to_be_bytes());
+            f[l4 + 13] = tcp_flags;
+        }
+    }
+    fix_checksums(&mut f);
+    f
+}
+
 /// The ICMP error (destination unreachable: port, or fragmentation needed) the receiver of
-/// `sent` would send back, quoting its IP header and eight bytes more.
+/// `sent` would send back, quoting its IP header and eight bytes more (for IPv6: ICMPv6
+/// destination unreachable or packet too big, quoting the fixed header and eight bytes).
 fn icmp_error_about(sent: &[u8], flags: u8) -> Vec<u8> {
+    if sent.len() >= 62 && sent[12..14] == [0x86, 0xdd] {
+        let quoted = &sent[14..62];
+        let macs = (
+            MacAddr(sent[6..12].try_into().expect("6 bytes")),
+            MacAddr(sent[0..6].try_into().expect("6 bytes")),
+        );
+        let mut f = eth_ipv6(macs, ip6(&sent[38..54]), ip6(&sent[22..38]), 58, 8 + 48);
+        let (ty, field) = if flags & 1 != 0 { (2, 1400u32) } else { (1, 0) };
+        f.extend_from_slice(&[ty, if ty == 1 { 4 } else { 0 }, 0, 0]);
+        f.extend_from_slice(&field.to_be_bytes());
+        f.extend_from_slice(quoted);
+        fix_checksums(&mut f);
+        return f;
+    }
     if sent.len() < 34 || sent[12..14] != [0x08, 0x00] {
         return Vec::new();
     }
@@ -683,6 +947,17 @@ pub fn seeds() -> Vec<(String, Vec<u8>, bool)> {
     r.extend(structured_record(13, 2 | 0x80, 0, 0, &[]));
     r.extend(structured_record(13, 3, 1 | (31 << 3), 0, &[]));
     out.push(("synproxy-proxy-header".into(), r, true));
+    // IPv6: per service (NAT6 ... NAT64), a SYN, the reply to what was sent, the ACK, an
+    // ICMP(v6) error about a sent frame, a tick later.
+    for tmpl in 17..25u8 {
+        let mut r = Vec::new();
+        r.extend(structured_record(tmpl, 0, 0, 0, &[]));
+        r.extend(structured_record(6, 5, 0, 0, &[]));
+        r.extend(structured_record(tmpl, 1 | 0x80, 0, 0, &[]));
+        r.extend(structured_record(8, 1, 1, 0, &[]));
+        r.extend(structured_record(tmpl, 3, 1 | (31 << 3), 0, &[]));
+        out.push((format!("ipv6-{tmpl}"), r, true));
+    }
     let mut r = Vec::new();
     for tmpl in [7u8, 9, 10, 12] {
         r.extend(structured_record(tmpl, 0, 2, 14, &[0x45, 0, 0, 20]));

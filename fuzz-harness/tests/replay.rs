@@ -107,6 +107,21 @@ fn proxy_header_seed_sends_a_header() {
     assert!(rig.proxy_headers() >= 1, "sent {}", rig.sent());
 }
 
+/// The IPv6 seeds reach every IPv6 method: the SYN and the ACK with data go out for each, and
+/// for NAT6, FULLNAT6 and NAT64 the reply to the SYN comes back through the director too.
+#[test]
+fn ipv6_seeds_forward_through_every_method() {
+    for (name, data, _) in fuzz_harness::worker::seeds() {
+        let Some(tmpl) = name.strip_prefix("ipv6-") else {
+            continue;
+        };
+        let tmpl: u8 = tmpl.parse().expect("template number");
+        let rig = fuzz_harness::worker::structured_rig(&data);
+        let want = if matches!(tmpl, 19 | 20) { 2 } else { 3 };
+        assert!(rig.sent() >= want, "{name}: sent {}", rig.sent());
+    }
+}
+
 /// Regenerate the worker targets' seeds into `fuzz/corpus/` (run by hand after changing the
 /// record formats: `cargo test -p fuzz-harness --test replay -- --ignored write_worker_seeds`).
 #[test]
