@@ -21,6 +21,18 @@ pub fn run(
     input: &[Vec<u8>],
     done: impl Fn(&Rvsd) -> bool,
 ) -> Vec<Vec<u8>> {
+    run_with(dir, "", rules, input, done)
+}
+
+/// [`run`] with `extra` appended to the configuration's port, address and neighbour sections
+/// (more `[[addr]]` and `[[neigh]]` entries, IPv6 ones included).
+pub fn run_with(
+    dir: &std::path::Path,
+    extra: &str,
+    rules: &str,
+    input: &[Vec<u8>],
+    done: impl Fn(&Rvsd) -> bool,
+) -> Vec<Vec<u8>> {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("rules"), rules).unwrap();
     frames::write_pcap(&dir.join("in.pcap"), input);
@@ -47,13 +59,14 @@ mac = "02:c1:00:00:00:02"
 port = "dp0"
 ip = "198.18.1.11"
 mac = "02:5e:00:00:00:11"
+{extra}
 [control]
 socket = "{s}"
 [ipvs]
 rules = "{d}/rules"
 "#,
         d = dir.display(),
-        s = socket.display()
+        s = socket.display(),
     );
     let rvsd = Rvsd::start(None, &conf, &socket, dir);
     assert!(

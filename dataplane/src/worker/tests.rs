@@ -1337,6 +1337,7 @@ fn static_neighbour_installed_while_packets_wait_counts_them() {
 
 mod admit;
 mod ipv6;
+mod ipv6_flows;
 mod kernel;
 mod methods;
 mod multi;
