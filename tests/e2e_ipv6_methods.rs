@@ -298,7 +298,12 @@ fn fullnat6(prefix: &str, rips: [&str; 2], lip: &str, workers: usize) {
 #[test]
 fn fullnat6_with_toa() {
     require_netns!();
-    fullnat6("rvse2fn6", ["[2001:2:1::11]:80", "[2001:2:1::12]:80"], LIP6, 1);
+    fullnat6(
+        "rvse2fn6",
+        ["[2001:2:1::11]:80", "[2001:2:1::12]:80"],
+        LIP6,
+        1,
+    );
 }
 
 /// With two workers the replies to the local address reach the worker whose local-port
@@ -306,7 +311,12 @@ fn fullnat6_with_toa() {
 #[test]
 fn fullnat6_with_toa_2_workers() {
     require_netns!();
-    fullnat6("rvse2fn62w", ["[2001:2:1::11]:80", "[2001:2:1::12]:80"], LIP6, 2);
+    fullnat6(
+        "rvse2fn62w",
+        ["[2001:2:1::11]:80", "[2001:2:1::12]:80"],
+        LIP6,
+        2,
+    );
 }
 
 #[test]

@@ -325,6 +325,20 @@ fn validate_service(c: &ServiceConfig) -> Result<(), ServiceError> {
     if c.key.is_ipv6() && !(1..=128).contains(&c.prefix6) {
         return Err(ServiceError::Invalid("illegal ipv6 netmask specified"));
     }
+    // Not built for IPv6 connections yet: refused rather than silently not applied.
+    if c.key.is_ipv6() && c.synproxy {
+        return Err(ServiceError::Invalid(
+            "the SYN proxy is not available for IPv6 services yet",
+        ));
+    }
+    if c.key.is_ipv6()
+        && (c.client_addr.proxy != super::ProxyProtocol::Disable
+            || c.client_addr.uoa != super::UoaMode::Disable)
+    {
+        return Err(ServiceError::Invalid(
+            "PROXY protocol and UOA are not available for IPv6 services yet",
+        ));
+    }
     if c.limits.src_prefix > 32 {
         return Err(ServiceError::Invalid("source prefix length must be 0..32"));
     }
@@ -757,6 +771,27 @@ mod tests {
             assert_eq!(t.add_service(c.clone()).unwrap_err().errno(), Errno::Inval);
         }
         c.prefix6 = 64;
+        t.add_service(c).unwrap();
+    }
+
+    /// The SYN proxy, PROXY headers and UOA are not built for IPv6 connections: an IPv6
+    /// service asking for them is refused (EINVAL) and the table is unchanged.
+    #[test]
+    fn ipv6_services_refuse_what_ipv6_connections_do_not_have() {
+        let mut t = ServiceTable::new(1);
+        let mut c = ServiceConfig::new(tcp6("2001:2::100", 80), "rr");
+        c.synproxy = true;
+        let e = t.add_service(c.clone()).unwrap_err();
+        assert_eq!(e.errno(), Errno::Inval);
+        assert!(e.to_string().contains("SYN proxy"), "{e}");
+        c.synproxy = false;
+        c.client_addr.proxy = crate::service::ProxyProtocol::V2;
+        assert_eq!(t.add_service(c.clone()).unwrap_err().errno(), Errno::Inval);
+        c.client_addr.proxy = crate::service::ProxyProtocol::Disable;
+        c.client_addr.uoa = crate::service::UoaMode::Opp;
+        assert_eq!(t.add_service(c.clone()).unwrap_err().errno(), Errno::Inval);
+        assert!(t.snapshot().services().is_empty());
+        c.client_addr.uoa = crate::service::UoaMode::Disable;
         t.add_service(c).unwrap();
     }
 

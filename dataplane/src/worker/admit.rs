@@ -36,18 +36,25 @@
 //!    distinct sources can at worst let a source through one burst early; it can never grow the
 //!    memory or refuse a source that has not used its budget.
 //!
+//! IPv6 clients (`flow6`) go through the same checks: a real server posing as a client by the
+//! service's IPv6 NAT/FULLNAT real servers and the IPv6 routes; the lists hold IPv4 prefixes,
+//! so none of their entries matches an IPv6 client: a deny list lets it through, and an allow
+//! list refuses it (`acl_not_allowed`: only the listed may connect); the limits and the service
+//! rate as for IPv4; the source rate per /64 of the client (`--src-prefix` counts IPv4 bits),
+//! the network IPv6 gives one subscriber, its bucket keyed by the folded /64.
+//!
 //! The rate checks come last so that a refused packet (lists, limit) spends no token. Every
 //! refusal is also counted on the service's statistics ([`crate::service::ServiceStats`]), so
 //! an operator sees which service refuses what.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::drop::DropReason;
 use crate::l3::addr::PortId;
 use crate::l3::ratelimit::TokenBucket;
 use crate::packet::PacketBuf;
-use crate::service::access::{Rate, Refusal, mask};
+use crate::service::access::{ListKind, Rate, Refusal, mask};
 use crate::service::snapshot::FastBuildHasher;
 use crate::service::{Service, ServiceId};
 use crate::time::Instant;
@@ -182,30 +189,44 @@ impl Admission {
 
 /// Whether `src` is one of `svc`'s NAT/FULLNAT real servers and the packet came in on another
 /// port than the one routed to it.
-fn rip_posing_as_client(tables: &Tables, svc: &Service, src: Ipv4Addr, in_port: PortId) -> bool {
-    svc.is_nat_rip(src)
-        && tables
-            .routes
-            .lookup(src)
-            .is_some_and(|hop| hop.port != in_port)
+fn rip_posing_as_client(tables: &Tables, svc: &Service, src: IpAddr, in_port: PortId) -> bool {
+    match src {
+        IpAddr::V4(src) => {
+            svc.is_nat_rip(src)
+                && tables
+                    .routes
+                    .lookup(src)
+                    .is_some_and(|hop| hop.port != in_port)
+        }
+        IpAddr::V6(src) => {
+            svc.is_nat_rip6(src)
+                && tables
+                    .v6
+                    .routes
+                    .lookup(src)
+                    .is_some_and(|hop| hop.port != in_port)
+        }
+    }
 }
 
 /// Checks 1 (a real server posing as a client) and 2 (the lists).
-fn screen(
-    tables: &Tables,
-    svc: &Service,
-    src: Ipv4Addr,
-    in_port: PortId,
-) -> Result<(), DropReason> {
+fn screen(tables: &Tables, svc: &Service, src: IpAddr, in_port: PortId) -> Result<(), DropReason> {
     if rip_posing_as_client(tables, svc, src, in_port) {
         return Err(DropReason::RipSource);
     }
     let access = svc.access();
     if !access.is_empty() {
-        access.check(src).map_err(|r| match r {
-            Refusal::Denied => DropReason::AclDenied,
-            Refusal::NotAllowed => DropReason::AclNotAllowed,
-        })?;
+        match src {
+            IpAddr::V4(src) => access.check(src).map_err(|r| match r {
+                Refusal::Denied => DropReason::AclDenied,
+                Refusal::NotAllowed => DropReason::AclNotAllowed,
+            })?,
+            // The lists' IPv4 prefixes never hold an IPv6 client (module doc).
+            IpAddr::V6(_) if !access.entries(ListKind::Allow).is_empty() => {
+                return Err(DropReason::AclNotAllowed);
+            }
+            IpAddr::V6(_) => {}
+        }
     }
     Ok(())
 }
@@ -232,7 +253,7 @@ impl<B: PacketBuf> State<B> {
         tables: &Tables,
         now: Instant,
         svc: &Service,
-        src: Ipv4Addr,
+        src: IpAddr,
         in_port: PortId,
     ) -> Result<(), DropReason> {
         let verdict = self.decide(tables, now, svc, src, in_port);
@@ -246,7 +267,7 @@ impl<B: PacketBuf> State<B> {
         &self,
         tables: &Tables,
         svc: &Service,
-        src: Ipv4Addr,
+        src: IpAddr,
         in_port: PortId,
     ) -> Result<(), DropReason> {
         counted(svc, self.cfg.id, screen(tables, svc, src, in_port))
@@ -257,7 +278,7 @@ impl<B: PacketBuf> State<B> {
         tables: &Tables,
         now: Instant,
         svc: &Service,
-        src: Ipv4Addr,
+        src: IpAddr,
         in_port: PortId,
     ) -> Result<(), DropReason> {
         screen(tables, svc, src, in_port)?;
@@ -294,7 +315,12 @@ impl<B: PacketBuf> State<B> {
             }
         }
         if limits.src_rate.is_set() {
-            let net = u32::from(src) & mask(limits.effective_src_prefix());
+            let net = match src {
+                IpAddr::V4(src) => u32::from(src) & mask(limits.effective_src_prefix()),
+                IpAddr::V6(src) => {
+                    crate::sched::hash::fold_v6(crate::persist::client_net6(src, 64))
+                }
+            };
             let b = adm.sources.bucket((svc.id(), net), src_rate, now);
             if !b.allow(now) {
                 return Err(DropReason::SrcRateLimited);

@@ -15,9 +15,10 @@
 //! addresses, so an IPv4 reply from the server, which misses the IPv4 table, is found here by
 //! its mapped tuple ([`State::nat64_reply`]) and translated back to IPv6.
 //!
-//! Not for IPv6 connections yet (documented in docs/ipv6.md): the SYN proxy, PROXY protocol
-//! headers and UOA, access lists and per-source limits, the embryonic-connection eviction, the
-//! state file. A service with those options still serves IPv6 clients without them.
+//! Admission (access lists, limits, rates: [`super::admit`]) applies to IPv6 clients as to
+//! IPv4 ones. Not for IPv6 connections yet (docs/ipv6.md): the SYN proxy and PROXY protocol
+//! headers and UOA (the service table refuses them on IPv6 services), the embryonic-connection
+//! eviction.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -45,6 +46,7 @@ impl<B: PacketBuf> State<B> {
         &mut self,
         tables: &Tables,
         now: Instant,
+        port: crate::l3::addr::PortId,
         dst: Ipv6Addr,
         buf: &mut B,
     ) -> Result<Action, DropReason> {
@@ -98,6 +100,7 @@ impl<B: PacketBuf> State<B> {
         if p.hop_limit <= 1 {
             return Err(DropReason::TtlExceeded);
         }
+        self.admit(tables, now, svc, IpAddr::V6(key.src), port)?;
         let one_packet = key.proto == IpProtocol::UDP.0 && svc.config().one_packet;
         let id = self.open_conn6(tables, now, svc, key)?;
         let action = self.forward_conn6(tables, now, id, Dir::Original, Rx6::V6(&p), buf);

@@ -178,7 +178,7 @@ impl<B: PacketBuf> State<B> {
         if synproxy {
             return self.synproxy_no_conn(tables, now, port, svc, p, buf);
         }
-        self.admit(tables, now, svc, key.src, port)?;
+        self.admit(tables, now, svc, key.src.into(), port)?;
         let one_packet = key.proto == IpProtocol::UDP.0 && svc.config().one_packet;
         let id = self.open_conn(tables, now, svc, key)?;
         let action = self.forward_conn(tables, now, id, Dir::Original, p, buf);

@@ -118,7 +118,7 @@ impl<B: PacketBuf> State<B> {
         let conf = &tables.synproxy;
         match p.tcp_flags & 0x17 {
             SYN => {
-                self.screen(tables, svc, key.src, port)?;
+                self.screen(tables, svc, key.src.into(), port)?;
                 // Our MSS: what the client's port carries, less the TOA option when the service
                 // forwards with FULLNAT (the server's own MSS is not known yet).
                 let mtu = self
@@ -211,7 +211,7 @@ impl<B: PacketBuf> State<B> {
             // refuse rather than index out of bounds.
             return Err(DropReason::ConnTableFull);
         }
-        self.admit(tables, now, svc, p.key.src, port)?;
+        self.admit(tables, now, svc, p.key.src.into(), port)?;
         let id = self.open_conn(tables, now, svc, p.key)?;
         if let Some(c) = self.conns.get_mut(id) {
             c.set_flag(ConnFlags::SYNPROXY, true);

@@ -168,7 +168,7 @@ impl<B: PacketBuf> State<B> {
             }
         }
         if matches!(ext.protocol, IpProtocol::TCP | IpProtocol::UDP) {
-            return self.handle_flow6(tables, now, dst, buf);
+            return self.handle_flow6(tables, now, port, dst, buf);
         }
         Err(not_served(tables, dst))
     }
@@ -431,7 +431,12 @@ impl<B: PacketBuf> State<B> {
 /// Why an IPv6 packet no path took is dropped: addressed to the director (one of its addresses,
 /// a link-local address, a multicast group: the kernel twin's if the port has one), or not.
 pub(super) fn not_served(tables: &Tables, dst: Ipv6Addr) -> DropReason {
-    if tables.addrs.owns6(dst).is_some() || is_link_local(dst) || dst.is_multicast() {
+    if tables.addrs.owns6(dst).is_some()
+        || tables.services.is_vip6(dst)
+        || tables.laddrs.contains6(dst)
+        || is_link_local(dst)
+        || dst.is_multicast()
+    {
         DropReason::Ipv6NotServed
     } else {
         DropReason::NotForUs

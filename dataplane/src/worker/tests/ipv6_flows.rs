@@ -1175,3 +1175,112 @@ proptest! {
         prop_assert_eq!(rx + h.io.allocs, tx + consumed + drops);
     }
 }
+
+// ---- NAT64's ICMP, IPv6 admission ------------------------------------------------------
+
+/// An ICMPv4 "fragmentation needed" from a router on the IPv4 side, about the packet a NAT64
+/// connection sent its server, reaches the IPv6 client as Packet Too Big (MTU + 20) from the
+/// VIP, quoting the client's own tuple; a type RFC 7915 does not translate is dropped.
+#[test]
+fn nat64_icmpv4_errors_reach_the_client_as_icmpv6() {
+    use crate::l3::icmp::{IcmpError, build_error};
+    let mut h = harness6();
+    let sent4 = h
+        .rx6(
+            CLIENT_NET,
+            c_tcp(CIP6, 6465, NAT64_PORT, SYN, &MSS_1460, b""),
+        )
+        .1;
+    let router = Ipv4Addr::new(198, 18, 1, 254);
+    let error_about = |kind| {
+        let mut b = HeapBuf::new();
+        build_error(&mut b, &sent4[14..], kind, router, 7).unwrap();
+        let mut f = b.data().to_vec();
+        f[0..6].copy_from_slice(&PORT1_MAC.0);
+        f[6..12].copy_from_slice(&RS1_MAC.0);
+        f
+    };
+    let out = h.rx6(SERVER_NET, error_about(IcmpError::FragNeeded { mtu: 1400 }));
+    let v = left6(&out, CLIENT_NET, CLIENT_MAC);
+    assert_eq!((v.src, v.dst, v.proto), (VIP6, CIP6, 58));
+    let m = &v.l4;
+    assert_eq!((m[0], m[1]), (2, 0), "packet too big");
+    assert_eq!(u32::from_be_bytes([m[4], m[5], m[6], m[7]]), 1420);
+    let q = crate::wire::ipv6::Packet::new_checked_quoted(&m[8..]).unwrap();
+    assert_eq!((q.src_addr(), q.dst_addr()), (CIP6, VIP6));
+    let ports = &m[48..52];
+    assert_eq!(u16::from_be_bytes([ports[0], ports[1]]), 6465);
+    assert_eq!(u16::from_be_bytes([ports[2], ports[3]]), NAT64_PORT);
+    // Port unreachable becomes ICMPv6 destination unreachable, port (1, 4).
+    let out = h.rx6(SERVER_NET, error_about(IcmpError::DestUnreachable(3)));
+    let v = left6(&out, CLIENT_NET, CLIENT_MAC);
+    assert_eq!((v.l4[0], v.l4[1]), (1, 4));
+    // Source route failed is translated too (1, 0); an unknown code is dropped and counted.
+    let before = h.drops(DropReason::IcmpNotTranslated);
+    assert!(
+        h.rx(SERVER_NET, error_about(IcmpError::DestUnreachable(14)))
+            .is_empty()
+    );
+    assert_eq!(h.drops(DropReason::IcmpNotTranslated), before + 1);
+}
+
+/// Admission applies to IPv6 clients: the lists hold IPv4 prefixes, so a deny list lets an
+/// IPv6 client through and an allow list refuses it; the connection limit counts IPv6
+/// connections as any.
+#[test]
+fn ipv6_clients_go_through_admission() {
+    use crate::service::{ListKind, Prefix};
+    let mut h = harness6();
+    let k = key6(Protocol::Tcp, NAT_PORT);
+    let republish = |h: &mut Harness| {
+        let t = tables6(&mut h.services, h.timeouts, 1, 1);
+        h.worker.set_tables(t);
+    };
+    h.services
+        .add_list_entry(
+            &k,
+            ListKind::Deny,
+            "198.18.0.0/16".parse::<Prefix>().unwrap(),
+        )
+        .unwrap();
+    republish(&mut h);
+    h.rx6(CLIENT_NET, c_tcp(CIP6, 7001, NAT_PORT, SYN, &[], b""));
+    h.services
+        .add_list_entry(
+            &k,
+            ListKind::Allow,
+            "198.18.0.0/16".parse::<Prefix>().unwrap(),
+        )
+        .unwrap();
+    republish(&mut h);
+    h.expect_drop(
+        CLIENT_NET,
+        c_tcp(CIP6, 7002, NAT_PORT, SYN, &[], b""),
+        DropReason::AclNotAllowed,
+    );
+    h.services
+        .del_list_entry(
+            &k,
+            ListKind::Allow,
+            "198.18.0.0/16".parse::<Prefix>().unwrap(),
+        )
+        .unwrap();
+    h.services
+        .del_list_entry(
+            &k,
+            ListKind::Deny,
+            "198.18.0.0/16".parse::<Prefix>().unwrap(),
+        )
+        .unwrap();
+    let mut c = h.services.service(&k).unwrap().config().clone();
+    c.limits.max_conns = 2;
+    h.services.edit_service(c).unwrap();
+    republish(&mut h);
+    // One connection open already (7001): one more fits, the third is refused.
+    h.rx6(CLIENT_NET, c_tcp(CIP6, 7003, NAT_PORT, SYN, &[], b""));
+    h.expect_drop(
+        CLIENT_NET,
+        c_tcp(CIP6, 7004, NAT_PORT, SYN, &[], b""),
+        DropReason::SvcConnLimit,
+    );
+}
