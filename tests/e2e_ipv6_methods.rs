@@ -83,7 +83,10 @@ fn drains(rvsd: &Rvsd) {
     let deadline = Instant::now() + Duration::from_secs(25);
     loop {
         let l = rvsd.ipvsadm_ok(&["-Lnc"]);
-        if !l.lines().any(|x| x.starts_with("TCP") || x.starts_with("UDP")) {
+        if !l
+            .lines()
+            .any(|x| x.starts_with("TCP") || x.starts_with("UDP"))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "not drained:\n{l}");
@@ -143,7 +146,10 @@ fn nat6_dual_stack(prefix: &str, workers: usize) {
         );
     }
     let (a, b) = split(&curl_n(&net, &rvsd, "http://198.18.0.100/", 10));
-    assert!(common::split_ok(a, b, 10, (1, 1), workers as u32), "{a}/{b}");
+    assert!(
+        common::split_ok(a, b, 10, (1, 1), workers as u32),
+        "{a}/{b}"
+    );
 
     let rows = conn_rows(&rvsd, "2001:2::100");
     assert_eq!(rows.len(), 40, "{rows:?}");
@@ -153,10 +159,7 @@ fn nat6_dual_stack(prefix: &str, workers: usize) {
     }
     assert_eq!(conn_rows(&rvsd, "198.18.0.100").len(), 10);
     let listing = rvsd.ipvsadm_ok(&["-Ln"]);
-    assert!(
-        listing.contains("TCP  [2001:2::100]:80 wrr"),
-        "{listing}"
-    );
+    assert!(listing.contains("TCP  [2001:2::100]:80 wrr"), "{listing}");
     drains(&rvsd);
     finish(net, rvsd, workers);
 }
@@ -250,7 +253,10 @@ fn fullnat6(prefix: &str, rips: [&str; 2], lip: &str) {
         for l in text.lines() {
             let f: Vec<&str> = l.split_whitespace().collect();
             assert!(f[0].starts_with(&lip_seen), "source is the LIP: {l}");
-            assert!(f[1].starts_with("[2001:2::2]:"), "TOA names the client: {l}");
+            assert!(
+                f[1].starts_with("[2001:2::2]:"),
+                "TOA names the client: {l}"
+            );
         }
     }
     let saved = rvsd.ipvsadm_ok(&["-S", "-n"]);
