@@ -329,11 +329,14 @@ pub(super) fn established6(
     let t = std::time::Instant::now();
     let setup = establish6(&mut worker, &ctx.pool, m, n)?;
     if m.kind == net::Kind6::Nat6 {
+        // The worker's tables less its (empty) IPv4 one.
+        let v4 = dataplane::conn::ConnTable::<dataplane::conn::ConnKey>::new(CAPACITY4, 0)
+            .map_or(0, |t| t.memory_bytes());
         report.notes.push(format!(
-            "NAT6 {}: {:.0} B per connection in the worker's tables, RSS +{:.0} B per \
+            "NAT6 {}: {:.0} B per connection in the worker's IPv6 table, RSS +{:.0} B per \
              connection, setup {:.2} s",
             report::si(n as u64),
-            worker.conn_table_bytes() as f64 / n as f64,
+            worker.conn_table_bytes().saturating_sub(v4) as f64 / n as f64,
             rss_bytes().saturating_sub(rss0) as f64 / n as f64,
             t.elapsed().as_secs_f64()
         ));
