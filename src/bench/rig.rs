@@ -248,8 +248,8 @@ pub struct Sample {
     pub packets: u64,
     pub cycles: u64,
     pub tx_dropped: u64,
-    /// Packets the worker transmitted (every case but the redirect runs forwards each packet
-    /// it receives once).
+    /// Packets the worker transmitted through [`BenchIo`] (0 for `Generate` and `IoForward`,
+    /// which have no worker); the IPv6 cases require one per packet received.
     pub sent: u64,
     /// Redirect runs: packets handed to the other worker (taken by the ring), and those freed
     /// because they came back from the ring owned by neither (never expected).
