@@ -13,20 +13,23 @@
 //!   lines per packet), measured in the same run.
 //!
 //! Cases: established traffic per method, direction (FULLNAT's replies go to the LIP:lport the
-//! director picked, learnt at setup), size and flow distribution; new connections per
-//! scheduler with `new_conn_live` live, and with `new_conn_live_large` (10M in the full run);
+//! director picked, learnt at setup), size and flow distribution; the same over IPv6 ([`v6`]:
+//! NAT6, FULLNAT6 and NAT64, in the worker's IPv6 table sized for them); new connections per
+//! scheduler with `new_conn_live` live, and with `new_conn_live_large` (10M in the full run),
+//! and NAT6, FULLNAT6 and NAT64 new connections (rr) with `new_conn_live` live;
 //! 1 vs 2 independent workers; 2 workers steered as rvsd steers, with 0% and 50% of each
 //! worker's packets arriving for flows the other owns (handed over through SPSC rings).
 //!
 //! Layout: [`traffic`] template frames and flow choice, [`rig`] EAL/ports/lanes and the measured
 //! loop, [`net`] addresses, services and the forwarding methods, [`limits`] the memory ceiling,
-//! [`report`] the table and JSON.
+//! [`report`] the table and JSON, [`v6`] the IPv6 cases.
 
 pub mod limits;
 pub mod net;
 pub mod report;
 pub mod rig;
 pub mod traffic;
+pub mod v6;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -282,6 +285,10 @@ fn run_inner(opts: &Options, progress: bool) -> Result<Report> {
             }
             report.print_progress();
         }
+        for m in net::methods6() {
+            v6::established6(&ctx, &mut lane, &m, n, opts, &mut report)?;
+            report.print_progress();
+        }
     }
 
     // New connections per scheduler, then with a large table.
@@ -297,6 +304,13 @@ fn run_inner(opts: &Options, progress: bool) -> Result<Report> {
     if opts.runs("new") && opts.new_conn_live_large > opts.new_conn_live {
         new_conns(&ctx, &mut lane, "rr", opts.new_conn_live_large, &mut report)?;
         report.print_progress();
+    }
+    // The same over IPv6: NAT6, FULLNAT6 and NAT64 (rr).
+    if opts.runs("new") {
+        for m in net::methods6() {
+            v6::new_conns6(&ctx, &mut lane, &m, opts.new_conn_live, &mut report)?;
+            report.print_progress();
+        }
     }
 
     // 1 vs 2 independent workers, then 2 steered workers with and without wrong-core arrivals.

@@ -132,6 +132,8 @@ pub struct BenchIo<'a> {
     tx: &'a mut [TxQueue],
     batches: [MbufBatch; WORKER_PORTS],
     pub tx_dropped: u64,
+    /// Packets the worker transmitted (handed to a NIC queue, taken or not).
+    pub sent: u64,
 }
 
 impl<'a> BenchIo<'a> {
@@ -140,11 +142,13 @@ impl<'a> BenchIo<'a> {
             tx,
             batches: [MbufBatch::new(), MbufBatch::new()],
             tx_dropped: 0,
+            sent: 0,
         }
     }
 
     fn flush_port(&mut self, port: usize) {
         let batch = &mut self.batches[port];
+        self.sent += batch.len() as u64;
         for _ in 0..TX_RETRIES {
             if batch.is_empty() {
                 return;
@@ -196,7 +200,8 @@ pub enum Clock {
 }
 
 impl Clock {
-    fn now(&self, pkts: u64) -> Instant {
+    /// The worker time after `pkts` generated packets.
+    pub fn now(&self, pkts: u64) -> Instant {
         match *self {
             Clock::Real { base, t0 } => {
                 let dt = rdtsc().wrapping_sub(t0);
@@ -243,6 +248,9 @@ pub struct Sample {
     pub packets: u64,
     pub cycles: u64,
     pub tx_dropped: u64,
+    /// Packets the worker transmitted through [`BenchIo`] (0 for `Generate` and `IoForward`,
+    /// which have no worker); the IPv6 cases require one per packet received.
+    pub sent: u64,
     /// Redirect runs: packets handed to the other worker (taken by the ring), and those freed
     /// because they came back from the ring owned by neither (never expected).
     pub redirected: u64,
@@ -290,6 +298,7 @@ pub fn run_stage(
     let mut stage = stage;
     let mut next_tick = Instant::ZERO;
     let mut counted_pkts = 0u64;
+    let mut counted_sent = 0u64;
     loop {
         // 8 bursts per clock check keeps rdtsc out of the per-packet cost.
         for _ in 0..8 {
@@ -402,6 +411,7 @@ pub fn run_stage(
             None if t.wrapping_sub(start) >= warm => {
                 measured_from = Some(t);
                 counted_pkts = pkts;
+                counted_sent = io.sent;
                 counted_redirected = redirected;
                 counted_ring_dropped = ring_dropped;
             }
@@ -410,6 +420,7 @@ pub fn run_stage(
                     packets: pkts - counted_pkts,
                     cycles: t.wrapping_sub(t1),
                     tx_dropped: io.tx_dropped,
+                    sent: io.sent - counted_sent,
                     redirected: redirected - counted_redirected,
                     ring_dropped: ring_dropped - counted_ring_dropped,
                 };

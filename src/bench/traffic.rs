@@ -5,9 +5,11 @@
 //! measured on its own ([`crate::bench::Stage::Generate`]).
 //!
 //! Flow `i` is client `10.0.0.0 + (i >> 15)`, port `1024 + (i & 0x7fff)`: distinct for every
-//! `i < 2^39`, so new-connection runs never reuse a tuple.
+//! `i < 2^39`, so new-connection runs never reuse a tuple. Over IPv6 (74-byte frames, no IP
+//! checksum) the same 32 bits are the low half of the client address, under a fixed /96 prefix
+//! ([`FrameSpec::client_prefix`], `2001:2::/96` for clients): the same per-packet work.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dataplane::wire::MacAddr;
 use dataplane::wire::checksum;
@@ -15,6 +17,8 @@ use dpdk_bindings::{MbufBatch, Mempool};
 
 /// Bytes of a template frame in the mbuf (64 on the wire with the FCS).
 pub const FRAME_LEN: usize = 60;
+/// Bytes of an IPv6 template frame in the mbuf (Ethernet, IPv6, TCP; 78 on the wire).
+pub const FRAME_LEN6: usize = 74;
 
 const IP_CSUM: usize = 24;
 const IP_SRC: usize = 26;
@@ -22,6 +26,21 @@ const IP_DST: usize = 30;
 const L4_SPORT: usize = 34;
 const L4_DPORT: usize = 36;
 const TCP_CSUM: usize = 50;
+const IP6_SRC: usize = 22;
+const IP6_DST: usize = 38;
+const L4_6: usize = 54;
+const TCP6_CSUM: usize = L4_6 + 16;
+
+/// The client address of flow `i` over IPv6: [`client_of`]'s 32 bits under `prefix`'s /96.
+pub fn client6_of(prefix: Ipv6Addr, flow: u64) -> (Ipv6Addr, u16) {
+    let (ip, port) = client_of(flow);
+    (with_low32(prefix, ip), port)
+}
+
+/// `prefix` with its low 32 bits replaced by `low`.
+pub fn with_low32(prefix: Ipv6Addr, low: u32) -> Ipv6Addr {
+    Ipv6Addr::from((u128::from(prefix) & !0xffff_ffffu128) | u128::from(low))
+}
 
 /// The client address and port of flow `i`.
 #[inline]
@@ -46,32 +65,41 @@ pub enum ClientIs {
 pub struct FrameSpec {
     pub eth_dst: MacAddr,
     pub eth_src: MacAddr,
-    /// The non-client end of the TCP connection.
-    pub peer: Ipv4Addr,
+    /// The non-client end of the TCP connection; its family is the frame's.
+    pub peer: IpAddr,
     pub peer_port: u16,
     pub client_is: ClientIs,
     pub tcp_flags: u8,
+    /// IPv6 frames: the client address's upper 96 bits (its low 32 bits are the flow's or the
+    /// endpoint's); unused for IPv4.
+    pub client_prefix: Ipv6Addr,
 }
 
 /// A frame with its client fields zeroed and the partial checksums over everything else.
 #[derive(Debug, Clone)]
 pub struct Template {
-    frame: [u8; FRAME_LEN],
+    frame: [u8; FRAME_LEN6],
     ip_sum: u16,
     l4_sum: u16,
     ip_at: usize,
     port_at: usize,
+    /// An IPv6 frame ([`FRAME_LEN6`] bytes, no IP checksum), else IPv4 ([`FRAME_LEN`]).
+    v6: bool,
 }
 
 impl Template {
     pub fn new(spec: &FrameSpec) -> Template {
-        let mut f = [0u8; FRAME_LEN];
+        let peer = match spec.peer {
+            IpAddr::V4(p) => p,
+            IpAddr::V6(p) => return Template::new6(spec, p),
+        };
+        let mut f = [0u8; FRAME_LEN6];
         f[0..6].copy_from_slice(&spec.eth_dst.0);
         f[6..12].copy_from_slice(&spec.eth_src.0);
         f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
         // IPv4: version/IHL, TOS, total length 40, id, DF, TTL 64, TCP.
         f[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
-        let peer = spec.peer.octets();
+        let peer = peer.octets();
         let (ip_at, port_at) = match spec.client_is {
             ClientIs::Src => {
                 f[IP_DST..IP_DST + 4].copy_from_slice(&peer);
@@ -104,10 +132,62 @@ impl Template {
             l4_sum,
             ip_at,
             port_at,
+            v6: false,
         }
     }
 
-    /// Write this template for `flow` into `out` (exactly [`FRAME_LEN`] bytes).
+    /// An IPv6 frame: `client_prefix` (low 32 bits zero) on the client side, `peer` on the
+    /// other.
+    fn new6(spec: &FrameSpec, peer: Ipv6Addr) -> Template {
+        let mut f = [0u8; FRAME_LEN6];
+        f[0..6].copy_from_slice(&spec.eth_dst.0);
+        f[6..12].copy_from_slice(&spec.eth_src.0);
+        f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        // IPv6: version 6, payload length 20, TCP, hop limit 64.
+        f[14..22].copy_from_slice(&[0x60, 0, 0, 0, 0, 20, 6, 64]);
+        let client = with_low32(spec.client_prefix, 0).octets();
+        let (src, dst, ip_at, port_at) = match spec.client_is {
+            ClientIs::Src => {
+                f[L4_6 + 2..L4_6 + 4].copy_from_slice(&spec.peer_port.to_be_bytes());
+                (client, peer.octets(), IP6_SRC + 12, L4_6)
+            }
+            ClientIs::Dst => {
+                f[L4_6..L4_6 + 2].copy_from_slice(&spec.peer_port.to_be_bytes());
+                (peer.octets(), client, IP6_DST + 12, L4_6 + 2)
+            }
+        };
+        f[IP6_SRC..IP6_SRC + 16].copy_from_slice(&src);
+        f[IP6_DST..IP6_DST + 16].copy_from_slice(&dst);
+        f[L4_6 + 4..L4_6 + 8].copy_from_slice(&0x1000_0000u32.to_be_bytes());
+        f[L4_6 + 8..L4_6 + 12].copy_from_slice(&0x2000_0000u32.to_be_bytes());
+        f[L4_6 + 12] = 0x50;
+        f[L4_6 + 13] = spec.tcp_flags;
+        f[L4_6 + 14..L4_6 + 16].copy_from_slice(&0xffffu16.to_be_bytes());
+        let l4_sum = checksum::add(
+            checksum::pseudo_header_v6(Ipv6Addr::from(src), Ipv6Addr::from(dst), 6, 20),
+            checksum::sum(&f[L4_6..L4_6 + 20]),
+        );
+        Template {
+            frame: f,
+            ip_sum: 0,
+            l4_sum,
+            ip_at,
+            port_at,
+            v6: true,
+        }
+    }
+
+    /// Bytes of this template's frames ([`FRAME_LEN`] or [`FRAME_LEN6`]).
+    pub fn frame_len(&self) -> usize {
+        if self.v6 { FRAME_LEN6 } else { FRAME_LEN }
+    }
+
+    /// Whether this is an IPv6 frame.
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
+    /// Write this template for `flow` into `out` (exactly [`Template::len`] bytes).
     #[inline]
     pub fn write(&self, out: &mut [u8], flow: u64) {
         let (ip, port) = client_of(flow);
@@ -118,7 +198,10 @@ impl Template {
     /// address and port the director picked for the connection).
     #[inline]
     pub fn write_endpoint(&self, out: &mut [u8], ip: u32, port: u16) {
-        out.copy_from_slice(&self.frame);
+        if self.v6 {
+            return self.write_endpoint6(out, ip, port);
+        }
+        out.copy_from_slice(&self.frame[..FRAME_LEN]);
         out[self.ip_at..self.ip_at + 4].copy_from_slice(&ip.to_be_bytes());
         out[self.port_at..self.port_at + 2].copy_from_slice(&port.to_be_bytes());
         let (hi, lo) = ((ip >> 16) as u16, ip as u16);
@@ -126,6 +209,17 @@ impl Template {
         let l4_c = !checksum::add(checksum::add(checksum::add(self.l4_sum, hi), lo), port);
         out[IP_CSUM..IP_CSUM + 2].copy_from_slice(&ip_c.to_be_bytes());
         out[TCP_CSUM..TCP_CSUM + 2].copy_from_slice(&l4_c.to_be_bytes());
+    }
+
+    /// [`Template::write_endpoint`] of an IPv6 frame: `ip` is the client address's low 32 bits.
+    #[inline]
+    fn write_endpoint6(&self, out: &mut [u8], ip: u32, port: u16) {
+        out.copy_from_slice(&self.frame);
+        out[self.ip_at..self.ip_at + 4].copy_from_slice(&ip.to_be_bytes());
+        out[self.port_at..self.port_at + 2].copy_from_slice(&port.to_be_bytes());
+        let (hi, lo) = ((ip >> 16) as u16, ip as u16);
+        let l4_c = !checksum::add(checksum::add(checksum::add(self.l4_sum, hi), lo), port);
+        out[TCP6_CSUM..TCP6_CSUM + 2].copy_from_slice(&l4_c.to_be_bytes());
     }
 
     /// The template as a fresh mbuf for `flow`, or `None` when the pool is empty.
@@ -137,7 +231,7 @@ impl Template {
     /// The template as a fresh mbuf with `ip:port` in the client's place.
     pub fn mbuf_endpoint(&self, pool: &Mempool, ip: u32, port: u16) -> Option<dpdk_bindings::Mbuf> {
         let mut m = pool.alloc()?;
-        m.append(FRAME_LEN).ok()?;
+        m.append(self.frame_len()).ok()?;
         self.write_endpoint(m.data_mut(), ip, port);
         Some(m)
     }
@@ -183,6 +277,8 @@ pub enum Pattern {
 #[derive(Debug, Clone)]
 pub struct Gen {
     pub templates: Vec<Template>,
+    /// Bytes of every frame (all templates are of one family).
+    frame_len: usize,
     pub pattern: Pattern,
     /// Packets generated so far.
     pub packets: u64,
@@ -191,7 +287,10 @@ pub struct Gen {
 impl Gen {
     pub fn new(templates: Vec<Template>, pattern: Pattern) -> Gen {
         assert!(!templates.is_empty());
+        let frame_len = templates[0].frame_len();
+        assert!(templates.iter().all(|t| t.frame_len() == frame_len));
         Gen {
+            frame_len,
             templates,
             pattern,
             packets: 0,
@@ -206,7 +305,7 @@ impl Gen {
         }
         let nt = self.templates.len() as u64;
         for m in batch.iter_mut() {
-            if m.append(FRAME_LEN).is_err() {
+            if m.append(self.frame_len).is_err() {
                 continue;
             }
             let (t, flow) = match &mut self.pattern {
@@ -372,7 +471,7 @@ fn helper2(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::wire::{ipv4, tcp};
+    use dataplane::wire::{ipv4, ipv6, tcp};
 
     #[test]
     fn template_checksums_are_complete() {
@@ -380,10 +479,11 @@ mod tests {
             let t = Template::new(&FrameSpec {
                 eth_dst: MacAddr([2, 0, 0, 0, 0, 1]),
                 eth_src: MacAddr([2, 0, 0, 0, 0, 2]),
-                peer: Ipv4Addr::new(198, 18, 0, 100),
+                peer: Ipv4Addr::new(198, 18, 0, 100).into(),
                 peer_port: 80,
                 client_is,
                 tcp_flags: 0x10,
+                client_prefix: Ipv6Addr::UNSPECIFIED,
             });
             for flow in [0u64, 1, 77_777, 9_999_999, (1 << 39) - 1] {
                 let mut f = [0u8; FRAME_LEN];
@@ -407,10 +507,11 @@ mod tests {
         let t = Template::new(&FrameSpec {
             eth_dst: MacAddr([2, 0, 0, 0, 0, 1]),
             eth_src: MacAddr([2, 0, 0, 0, 0, 2]),
-            peer: Ipv4Addr::new(198, 18, 1, 11),
+            peer: Ipv4Addr::new(198, 18, 1, 11).into(),
             peer_port: 80,
             client_is: ClientIs::Dst,
             tcp_flags: 0x10,
+            client_prefix: Ipv6Addr::UNSPECIFIED,
         });
         let table = [
             Endpoint {
@@ -438,6 +539,43 @@ mod tests {
                 (ip.src_addr(), seg.src_port()),
                 (Ipv4Addr::new(198, 18, 1, 11), 80)
             );
+        }
+    }
+
+    #[test]
+    fn ipv6_template_checksums_are_complete() {
+        let prefix = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0);
+        let peer = Ipv6Addr::new(0x2001, 2, 0, 0xff, 0, 0, 0, 0x100);
+        for client_is in [ClientIs::Src, ClientIs::Dst] {
+            let t = Template::new(&FrameSpec {
+                eth_dst: MacAddr([2, 0, 0, 0, 0, 1]),
+                eth_src: MacAddr([2, 0, 0, 0, 0, 2]),
+                peer: peer.into(),
+                peer_port: 80,
+                client_is,
+                tcp_flags: 0x10,
+                client_prefix: prefix,
+            });
+            assert_eq!(t.frame_len(), FRAME_LEN6);
+            for flow in [0u64, 1, 77_777, 9_999_999, (1 << 39) - 1] {
+                let mut f = [0u8; FRAME_LEN6];
+                t.write(&mut f, flow);
+                assert_eq!(&f[12..14], &[0x86, 0xdd]);
+                let ip = ipv6::Packet::new_checked(&f[14..]).unwrap();
+                let seg = tcp::Packet::new_checked(ip.payload()).unwrap();
+                let (src, dst) = (ip.src_addr(), ip.dst_addr());
+                assert_eq!(
+                    checksum::l4_checksum_v6(src, dst, 6, ip.payload()),
+                    0,
+                    "flow {flow}"
+                );
+                let (cip, cport) = client6_of(prefix, flow);
+                let (a, p, other) = match client_is {
+                    ClientIs::Src => (src, seg.src_port(), dst),
+                    ClientIs::Dst => (dst, seg.dst_port(), src),
+                };
+                assert_eq!((a, p, other), (cip, cport, peer));
+            }
         }
     }
 
