@@ -62,9 +62,23 @@ impl<B: PacketBuf> State<B> {
         if p.class != Class6::Flow {
             return Err(super::v6::not_served(tables, p.key.dst));
         }
+        let h = self.conns6.hash(&p.key);
+        self.handle_flow6_parsed(tables, now, port, p, h, buf)
+    }
+
+    /// [`State::handle_flow6`] for a frame already described (`p`, a TCP or UDP packet) with
+    /// its hash `h` in the IPv6 table (the burst's first stage describes them).
+    pub(super) fn handle_flow6_parsed(
+        &mut self,
+        tables: &Tables,
+        now: Instant,
+        port: crate::l3::addr::PortId,
+        p: Parsed6,
+        h: u64,
+        buf: &mut B,
+    ) -> Result<Action, DropReason> {
         let key = p.key;
         let plain_syn = p.is_plain_syn();
-        let h = self.conns6.hash(&key);
         if let Some((id, dir)) = self.conns6.lookup_hashed(&key, h) {
             if p.hop_limit <= 1 {
                 return Err(DropReason::TtlExceeded);

@@ -206,6 +206,12 @@ struct State<B> {
     /// The parsed frames of the burst being processed, with their tuple hashes (capacity
     /// [`MAX_BURST`], reused).
     staged: Vec<(Parsed, u64)>,
+    /// For each staged frame, an IPv6 TCP/UDP frame's [`crate::parse6::Parsed6`] and its hash
+    /// in the IPv6 table (so IPv6 connections are prefetched as IPv4 ones are).
+    staged6: Vec<Option<(crate::parse6::Parsed6, u64)>>,
+    /// The staged IPv6 description of the frame being processed, taken by the IPv6 path
+    /// ([`flow6`]); `None` when the frame did not come through a staged burst.
+    pre6: Option<(crate::parse6::Parsed6, u64)>,
     /// Budgets of the ICMP errors and echo replies this worker sends.
     icmp_errors: TokenBucket,
     icmp_echo: TokenBucket,
@@ -298,6 +304,8 @@ impl<B: PacketBuf> Worker<B> {
             sched_seed: seed.rotate_left(17) ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             next_hops: nexthop::NextHopCache::new(),
             staged: Vec::with_capacity(MAX_BURST),
+            staged6: Vec::with_capacity(MAX_BURST),
+            pre6: None,
             icmp_errors: TokenBucket::new(icmp.errors_per_sec, icmp.burst),
             icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
             pressure: pressure::Pressure::new(capacity),
@@ -643,21 +651,41 @@ impl<B: PacketBuf> Worker<B> {
         }
         while !burst.is_empty() {
             let n = burst.len().min(MAX_BURST);
-            // Stage 1: parse and hash every frame, prefetch its index bucket.
+            // Stage 1: parse and hash every frame, prefetch its index bucket (an IPv6 TCP/UDP
+            // frame's in the IPv6 table).
             st.staged.clear();
+            st.staged6.clear();
             for b in &burst[..n] {
                 let p = crate::parse::parse(b.data(), mac, b.rx_checksum());
+                if p.class == Class::Ipv6 {
+                    let p6 = crate::parse6::parse6(b.data(), &v6::POLICY)
+                        .ok()
+                        .filter(|p6| p6.class == crate::parse6::Class6::Flow)
+                        .map(|p6| {
+                            let h6 = st.conns6.hash(&p6.key);
+                            io.prefetch(st.conns6.bucket(h6));
+                            (p6, h6)
+                        });
+                    st.staged.push((p, 0));
+                    st.staged6.push(p6);
+                    continue;
+                }
                 let h = st.conns.hash(&p.key);
                 if p.class == Class::Flow {
                     io.prefetch(st.conns.bucket(h));
                 }
                 st.staged.push((p, h));
+                st.staged6.push(None);
             }
             // Stage 2: prefetch the record of each first tag match (the bucket is in cache or
             // on its way by now).
-            for (p, h) in &st.staged {
+            for ((p, h), p6) in st.staged.iter().zip(&st.staged6) {
                 if p.class == Class::Flow
                     && let Some(c) = st.conns.candidate(*h)
+                {
+                    io.prefetch(c);
+                } else if let Some((_, h6)) = p6
+                    && let Some(c) = st.conns6.candidate(*h6)
                 {
                     io.prefetch(c);
                 }
@@ -665,8 +693,13 @@ impl<B: PacketBuf> Worker<B> {
             // Stage 3: steer (own-first) and process in order.
             for (k, b) in burst.drain(..n).enumerate() {
                 let (p, h) = st.staged[k];
+                let p6 = st.staged6[k];
                 if let Some((nic, away)) = steered.as_mut() {
-                    let own = p.class == Class::Flow && st.conns.lookup_hashed(&p.key, h).is_some();
+                    let own = (p.class == Class::Flow
+                        && st.conns.lookup_hashed(&p.key, h).is_some())
+                        || p6.is_some_and(|(p6, h6)| {
+                            st.conns6.lookup_hashed(&p6.key, h6).is_some()
+                        });
                     if !own {
                         match st.steering.owner_hashed(b.data(), tables, nic(&b)) {
                             Owner::Worker(w) if usize::from(w) != me => {
@@ -678,6 +711,7 @@ impl<B: PacketBuf> Worker<B> {
                         }
                     }
                 }
+                st.pre6 = p6;
                 st.process_parsed(tables, now, port, b, &p, h, io);
             }
         }

@@ -128,6 +128,11 @@ impl<B: PacketBuf> State<B> {
         buf: &mut B,
         io: &mut I,
     ) -> Result<Action, DropReason> {
+        // A TCP/UDP frame described in the burst's first stage goes straight to the
+        // connection path (its headers and extension headers were checked by `parse6`).
+        if let Some(pre) = self.pre6.take() {
+            return self.handle_flow6_parsed(tables, now, port, pre.0, pre.1, buf);
+        }
         let (ext, src, dst) = {
             let l3 = buf.data().get(L3..).unwrap_or_default();
             let ip = ipv6::Packet::new_checked(l3).map_err(|e| match e {
