@@ -253,7 +253,10 @@ fn fullnat6(prefix: &str, rips: [&str; 2], lip: &str) {
     let lip_labels = format!("lip=\"{lip}\",port=\"dp1\"");
     assert_eq!(metric("rvs_laddr_used_ports", &lip_labels), "40");
     assert_eq!(
-        metric("rvs_service_connections_total", "service=\"tcp/[2001:2::100]:80\""),
+        metric(
+            "rvs_service_connections_total",
+            "service=\"tcp/[2001:2::100]:80\""
+        ),
         "40"
     );
     let lip_seen = if lip.contains(':') {

@@ -118,9 +118,7 @@ impl Reader<'_> {
         let family = self.u8()?;
         let b = self.take::<16>()?;
         match family {
-            4 if b[4..].iter().all(|&x| x == 0) => {
-                Ok(Ipv4Addr::new(b[0], b[1], b[2], b[3]).into())
-            }
+            4 if b[4..].iter().all(|&x| x == 0) => Ok(Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()),
             6 => Ok(Ipv6Addr::from(b).into()),
             _ => Err(RecordError("address family")),
         }
@@ -475,7 +473,8 @@ impl ConnRecord6 {
         }
         // An IPv4 dest under an IPv6 connection is NAT64's, whose reply tuple is mapped IPv4.
         if dest.0.is_ipv4()
-            && (method != ForwardMethod::FullNat || crate::xmit::nat64::unmapped(&out_key).is_none())
+            && (method != ForwardMethod::FullNat
+                || crate::xmit::nat64::unmapped(&out_key).is_none())
         {
             return Err(RecordError("IPv4 dest of an IPv6 connection"));
         }
@@ -817,8 +816,11 @@ mod tests {
                 state(),
                 tuple(),
                 prop_oneof![
-                    (tuple(), v6(), 0..METHODS.len())
-                        .prop_map(|(o, d, m)| (o, IpAddr::V6(d), METHODS[m])),
+                    (tuple(), v6(), 0..METHODS.len()).prop_map(|(o, d, m)| (
+                        o,
+                        IpAddr::V6(d),
+                        METHODS[m]
+                    )),
                     (v4(), any::<u16>(), v4(), any::<u16>()).prop_map(|(r, rp, l, lp)| (
                         (r.to_ipv6_mapped(), rp, l.to_ipv6_mapped(), lp),
                         IpAddr::V4(r),

@@ -16,8 +16,8 @@
 //! its mapped tuple ([`State::nat64_reply`]) and translated back to IPv6.
 //!
 //! Not for IPv6 connections yet (documented in docs/ipv6.md): the SYN proxy, PROXY protocol
-//! headers and UOA, access lists and per-source limits, the embryonic-connection eviction, the
-//! state file. A service with those options still serves IPv6 clients without them.
+//! headers and UOA, access lists and per-source limits, the embryonic-connection eviction. (The
+//! state file carries them: [`super::state`].) A service with those options still serves IPv6 clients without them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -36,14 +36,20 @@ fn harness6() -> Harness {
     cfg.prefix6 = 128;
     h.services.add_service(cfg).unwrap();
     h.services
-        .add_dest(&key6(NAT6), DestConfig::new(RIP6, NAT6, ForwardMethod::Masq))
+        .add_dest(
+            &key6(NAT6),
+            DestConfig::new(RIP6, NAT6, ForwardMethod::Masq),
+        )
         .unwrap();
     for (port, rip) in [(FNAT6, IpAddr::V6(RIP6)), (NAT64, IpAddr::V4(RIP1))] {
         h.services
             .add_service(ServiceConfig::new(key6(port), "rr"))
             .unwrap();
         h.services
-            .add_dest(&key6(port), DestConfig::new(rip, port, ForwardMethod::FullNat))
+            .add_dest(
+                &key6(port),
+                DestConfig::new(rip, port, ForwardMethod::FullNat),
+            )
             .unwrap();
     }
     let mut t = (*tables(&mut h.services, h.timeouts)).clone();
@@ -148,7 +154,10 @@ fn ipv6_connections_and_their_local_ports_survive_a_restart_with_state() {
     // Counted on their local addresses.
     assert_eq!(t.laddrs.stats6(LIP6).unwrap().conns(), 1);
     let nat64_laddrs = t.laddrs.of(b.services.service(&key6(NAT64)).unwrap().id());
-    let l4 = nat64_laddrs.iter().find(|l| l.ip == IpAddr::V4(k4.dst)).unwrap();
+    let l4 = nat64_laddrs
+        .iter()
+        .find(|l| l.ip == IpAddr::V4(k4.dst))
+        .unwrap();
     assert_eq!(l4.stats.conns(), 1);
 
     // New connections never get a restored local port.
@@ -169,7 +178,9 @@ fn ipv6_connections_and_their_local_ports_survive_a_restart_with_state() {
     let mut d = Harness::new();
     let r = d.worker.import_conns(d.now, Duration::ZERO, &records);
     assert_eq!((r.restored, r.no_service), (0, 3));
-    let r = c.worker.import_conns(c.now, Duration::from_secs(3600), &records);
+    let r = c
+        .worker
+        .import_conns(c.now, Duration::from_secs(3600), &records);
     assert_eq!(r.expired, 3);
 }
 
