@@ -152,6 +152,7 @@ fn main() {
             .map(|&mac| PortSetup { mac, mtu: 1500 })
             .collect(),
         conn_capacity: 2 * usize::from(conns) + 1,
+        conn_capacity6: 16,
         neigh: NeighConfig::default(),
         icmp: Default::default(),
         workers: 1,
