@@ -312,7 +312,7 @@ fn stop_with_state_carries_tables_and_bad_state_files_are_refused() {
                 v[8] = 9;
                 v
             },
-            "state file format version 9, this rvsd reads versions 1 to 3",
+            "state file format version 9, this rvsd reads versions 1 to 4",
         ),
     ];
     for (name, bytes, why) in cases {

@@ -526,7 +526,16 @@ impl PersistTable {
     /// A connection restored from a previous process was controlled by a template: the live
     /// template of its key (in service `svc`) controls it again. `None` when there is none.
     pub fn attach(&self, svc: &Service, key: &ConnKey) -> Option<TemplateRef> {
-        let tkey = TemplateKey::of(svc, key);
+        self.attach_key(svc, TemplateKey::of(svc, key))
+    }
+
+    /// [`PersistTable::attach`] for a restored IPv6 connection (NAT64 ones too: the key is
+    /// the IPv6 client's).
+    pub fn attach6(&self, svc: &Service, key: &ConnKey6) -> Option<TemplateRef> {
+        self.attach_key(svc, TemplateKey::of6(svc, key))
+    }
+
+    fn attach_key(&self, svc: &Service, tkey: TemplateKey) -> Option<TemplateRef> {
         let si = self.stripe_of(&tkey);
         let mut st = lock(&self.stripes[si]);
         let i = *st.index.get(&tkey)?;

@@ -136,13 +136,13 @@ pub struct WorkerCtx {
     /// Set by a stop with state: export the connections when the loop ends.
     pub save: Arc<AtomicBool>,
     /// Where the export goes (worker id, records).
-    pub export: Sender<(usize, Vec<dataplane::conn::ConnRecord>)>,
+    pub export: Sender<(usize, dataplane::conn::ConnRecords)>,
 }
 
 /// A state file's connections for one worker.
 #[derive(Debug, Default)]
 pub struct Restore {
-    pub conns: Vec<dataplane::conn::ConnRecord>,
+    pub conns: dataplane::conn::ConnRecords,
     /// How long ago they were saved (taken off their remaining time).
     pub elapsed: Duration,
 }
@@ -157,6 +157,7 @@ fn restore_conns(worker: &mut Worker<Packet>, ctx: &mut WorkerCtx) {
     tracing::info!(
         worker = ctx.config.id,
         restored = r.restored,
+        restored6 = r.restored6,
         expired = r.expired,
         no_service = r.no_service,
         no_dest = r.no_dest,

@@ -59,7 +59,7 @@ pub(super) fn daemon_op(
 /// The connections of a state file, split by the worker that owns them.
 #[derive(Debug, Default)]
 pub(super) struct Restored {
-    pub(super) conns: Vec<Vec<dataplane::conn::ConnRecord>>,
+    pub(super) conns: Vec<dataplane::conn::ConnRecords>,
     /// Time since the file was written.
     pub(super) elapsed: Duration,
     /// When the file was written (for the gap measurement), when one was loaded.
@@ -70,9 +70,11 @@ pub(super) struct Restored {
 }
 
 /// Load `--state-file` if there is one: the control plane takes its tables back, the
-/// connections are split by owner worker (the steering function: the client endpoint's hash;
-/// a FULLNAT connection whose local port lies in another worker's partition, possible only when
-/// the worker count changed, cannot be served by one worker and is left out). A file that
+/// connections are split by owner worker (the steering function: the client endpoint's hash,
+/// [`dataplane::steer::Steering::client_owner`] or `client_owner6`, as the packets of either
+/// direction find it; a FULLNAT connection, FULLNAT6 and NAT64 ones included, whose local port
+/// lies in another worker's partition, possible only when the worker count changed, cannot be
+/// served by one worker, its replies going by the port's partition, and is left out). A file that
 /// cannot be used is set aside as `FILE.bad` with the reason logged, and rvsd starts empty; a
 /// loaded file is removed once the ports are up, so a later crash does not bring back stale
 /// connections.
@@ -83,7 +85,9 @@ pub(super) fn load_state(
     epoch: std::time::Instant,
 ) -> Restored {
     let mut out = Restored {
-        conns: (0..n_workers).map(|_| Vec::new()).collect(),
+        conns: (0..n_workers)
+            .map(|_| dataplane::conn::ConnRecords::default())
+            .collect(),
         ..Restored::default()
     };
     let Some(path) = &opts.state_file else {
@@ -122,21 +126,34 @@ pub(super) fn load_state(
     let templates = control.import_templates(poll::now(epoch), out.elapsed, &h.templates);
     let steering = dataplane::steer::Steering::new(u16::try_from(n_workers).unwrap_or(u16::MAX));
     let mut split_fullnat = 0usize;
+    let fullnat = dataplane::service::ForwardMethod::FullNat;
     for c in saved.conns {
         let owner = usize::from(steering.client_owner(c.in_key.src, c.in_key.sport));
-        if c.method == dataplane::service::ForwardMethod::FullNat
-            && usize::from(steering.lport_owner(c.out_key.dport)) != owner
-        {
+        if c.method == fullnat && usize::from(steering.lport_owner(c.out_key.dport)) != owner {
             split_fullnat += 1;
             continue;
         }
         if let Some(v) = out.conns.get_mut(owner) {
-            v.push(c);
+            v.v4.push(c);
         }
     }
-    let total: usize = out.conns.iter().map(Vec::len).sum();
+    // IPv6 connections: the client's IPv6 endpoint (`Steering::flow_owner6`); a FULLNAT6
+    // reply to [LIP6]:lport and a NAT64 reply to LIP:lport (IPv4) both go by the lport.
+    let mut total6 = 0usize;
+    for c in saved.conns6 {
+        let owner = usize::from(steering.client_owner6(c.in_key.src, c.in_key.sport));
+        if c.method == fullnat && usize::from(steering.lport_owner(c.out_key.dport)) != owner {
+            split_fullnat += 1;
+            continue;
+        }
+        if let Some(v) = out.conns.get_mut(owner) {
+            v.v6.push(c);
+            total6 += 1;
+        }
+    }
+    let total: usize = out.conns.iter().map(|c| c.len()).sum();
     tracing::info!(file = %path.display(), writer = %h.writer, age_ms = out.elapsed.as_millis() as u64,
-        services = h.services.len(), conns = total, tables_applied = summary.applied,
+        services = h.services.len(), conns = total, conns6 = total6, tables_applied = summary.applied,
         counters_carried = summary.carried, templates, saved_templates = h.templates.len(),
         fullnat_other_partition = split_fullnat,
         old_workers = h.workers, "state file loaded");
@@ -148,7 +165,7 @@ pub(super) fn load_state(
 pub(super) fn save_state(
     path: &std::path::Path,
     control: &ControlPlane,
-    exports: crossbeam_channel::Receiver<(usize, Vec<dataplane::conn::ConnRecord>)>,
+    exports: crossbeam_channel::Receiver<(usize, dataplane::conn::ConnRecords)>,
     n_workers: usize,
     epoch: std::time::Instant,
 ) {
@@ -158,7 +175,7 @@ pub(super) fn save_state(
     header.workers = n_workers;
     header.saved_unix_ms = crate::state::unix_ms();
     header.templates = control.export_templates(poll::now(epoch));
-    let mut conns = Vec::new();
+    let mut conns = dataplane::conn::ConnRecords::default();
     let mut from = 0;
     for (_, part) in exports.try_iter() {
         conns.extend(part);
@@ -171,10 +188,14 @@ pub(super) fn save_state(
             "not every worker exported its connections"
         );
     }
-    let n = conns.len();
-    let saved = crate::state::Saved { header, conns };
+    let (n, n6) = (conns.len(), conns.v6.len());
+    let saved = crate::state::Saved {
+        header,
+        conns: conns.v4,
+        conns6: conns.v6,
+    };
     match crate::state::write(path, &saved) {
-        Ok(()) => tracing::info!(file = %path.display(), conns = n,
+        Ok(()) => tracing::info!(file = %path.display(), conns = n, conns6 = n6,
             services = saved.header.services.len(), templates = saved.header.templates.len(),
             ms = started.elapsed().as_millis() as u64, "state saved"),
         Err(e) => tracing::error!(file = %path.display(), "cannot write the state file: {e}"),

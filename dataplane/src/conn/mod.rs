@@ -31,7 +31,7 @@ pub mod udp;
 use core::time::Duration;
 
 pub use key::{ConnKey, ConnKey6, FlowKey};
-pub use record::{ConnRecord, RecordError};
+pub use record::{ConnRecord, ConnRecord6, ConnRecords, RecordError};
 pub use table::{
     Conn, ConnFlags, ConnId, ConnTable, ConnTableError, Dir, Expiry, InsertError, NewConn,
     Transition,

@@ -16,9 +16,9 @@
 //! its mapped tuple ([`State::nat64_reply`]) and translated back to IPv6.
 //!
 //! Admission (access lists, limits, rates: [`super::admit`]) applies to IPv6 clients as to
-//! IPv4 ones. Not for IPv6 connections yet (docs/ipv6.md): the SYN proxy and PROXY protocol
-//! headers and UOA (the service table refuses them on IPv6 services), the embryonic-connection
-//! eviction.
+//! IPv4 ones, and a restart with state carries IPv6 connections ([`super::state`]). Not for
+//! IPv6 connections yet (docs/ipv6.md): the SYN proxy, PROXY protocol headers and UOA (the
+//! service table refuses them on IPv6 services), the embryonic-connection eviction.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -10,7 +10,10 @@
 //! tables the worker runs now, inserts it with the deadline `now + remaining`, binds it to its
 //! dest (active/inactive as its state says) and, for FULLNAT, marks its local port as taken in
 //! this worker's allocator and counts it on its local address, exactly as if the connection had
-//! been scheduled here. A record that cannot be put back (its service or dest is gone, its time
+//! been scheduled here. IPv6 connections ([`ConnRecord6`], the worker's second table) go the
+//! same way: a FULLNAT6 connection's IPv6 local port is reserved in this worker's IPv6 pools,
+//! a NAT64 connection's IPv4 local port (its reply tuple, unmapped) in the IPv4 ones, each
+//! counted on its local address. A record that cannot be put back (its service or dest is gone, its time
 //! is up, the table is full, a tuple is taken) is counted by reason in [`ImportReport`] and
 //! left out; the others are unaffected. Import runs before the worker's first poll, so no packet
 //! sees a half-restored table. Records must be given to the worker that owns their flow (the
@@ -19,18 +22,21 @@
 use core::time::Duration;
 use std::collections::HashMap;
 
-use crate::conn::{ConnFlags, ConnRecord, InsertError, NewConn};
+use crate::conn::{ConnFlags, ConnRecord, ConnRecord6, ConnRecords, InsertError, NewConn};
 use crate::packet::PacketBuf;
 use crate::service::{ForwardMethod, ServiceKey};
 use crate::time::Instant;
 
 use super::Worker;
 
-/// What [`Worker::import_conns`] did with its records.
+/// What [`Worker::import_conns`] did with its records (of both families: each count is of IPv4
+/// and IPv6 records together; [`ImportReport::restored6`] tells the IPv6 ones apart).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportReport {
-    /// Connections back in the table.
+    /// Connections back in the tables.
     pub restored: usize,
+    /// Of `restored`, the IPv6 connections (NAT64 ones included).
+    pub restored6: usize,
     /// No service with the record's key in the current tables.
     pub no_service: usize,
     /// The service has no such dest, or the dest's method changed.
@@ -45,8 +51,39 @@ pub struct ImportReport {
 }
 
 impl<B: PacketBuf> Worker<B> {
-    /// Every connection of this worker as a record, with its time left at `now`.
-    pub fn export_conns(&self, now: Instant) -> Vec<ConnRecord> {
+    /// Every connection of this worker (both tables) as a record, with its time left at `now`.
+    pub fn export_conns(&self, now: Instant) -> ConnRecords {
+        ConnRecords {
+            v4: self.export_conns4(now),
+            v6: self.export_conns6(now),
+        }
+    }
+
+    fn export_conns6(&self, now: Instant) -> Vec<ConnRecord6> {
+        let services = &self.tables.services;
+        self.st
+            .conns6
+            .iter()
+            .filter(|(_, c)| !c.is_template())
+            .filter_map(|(_, c)| {
+                let (svc, dest) = services.dest_with_service(c.dest())?;
+                Some(ConnRecord6 {
+                    in_key: *c.in_key(),
+                    out_key: *c.out_key(),
+                    service: svc.key(),
+                    dest: (dest.addr(), dest.port()),
+                    method: c.method(),
+                    state: c.state(),
+                    toa_pending: c.flags().contains(ConnFlags::TOA_PENDING),
+                    assured: c.flags().contains(ConnFlags::ASSURED_SENT),
+                    controlled: c.control().is_some(),
+                    remaining_ms: c.deadline().saturating_since(now).as_millis() as u64,
+                })
+            })
+            .collect()
+    }
+
+    fn export_conns4(&self, now: Instant) -> Vec<ConnRecord> {
         let services = &self.tables.services;
         self.st
             .conns
@@ -85,8 +122,124 @@ impl<B: PacketBuf> Worker<B> {
             .collect()
     }
 
-    /// Put `records` (taken `elapsed` ago) back into this worker's table at `now`.
+    /// Put `records` (taken `elapsed` ago) back into this worker's tables at `now`.
     pub fn import_conns(
+        &mut self,
+        now: Instant,
+        elapsed: Duration,
+        records: &ConnRecords,
+    ) -> ImportReport {
+        let mut report = self.import_conns4(now, elapsed, &records.v4);
+        self.import_conns6(now, elapsed, &records.v6, &mut report);
+        self.publish_stats();
+        report
+    }
+
+    fn import_conns6(
+        &mut self,
+        now: Instant,
+        elapsed: Duration,
+        records: &[ConnRecord6],
+        report: &mut ImportReport,
+    ) {
+        let tables = self.tables.clone();
+        let services: HashMap<ServiceKey, &crate::service::Service> = tables
+            .services
+            .services()
+            .iter()
+            .map(|s| (s.key(), s))
+            .collect();
+        let w = self.st.cfg.id;
+        let n_lport = tables.laddrs.n_workers();
+        for r in records {
+            let left = Duration::from_millis(r.remaining_ms).saturating_sub(elapsed);
+            if left.is_zero() {
+                report.expired += 1;
+                continue;
+            }
+            let Some(svc) = services.get(&r.service) else {
+                report.no_service += 1;
+                continue;
+            };
+            let Some(dest) = svc
+                .find_dest(r.dest.0, r.dest.1)
+                .filter(|d| d.method() == r.method)
+            else {
+                report.no_dest += 1;
+                continue;
+            };
+            // FULLNAT6: an IPv6 local address; NAT64: the reply tuple unmapped, an IPv4 one.
+            let laddr = if r.method == ForwardMethod::FullNat {
+                let o = &r.out_key;
+                let lip = match crate::xmit::nat64::unmapped(o) {
+                    Some(k4) => std::net::IpAddr::V4(k4.dst),
+                    None => std::net::IpAddr::V6(o.dst),
+                };
+                match tables.laddrs.of(svc.id()).iter().find(|l| l.ip == lip) {
+                    Some(l) => Some(l),
+                    None => {
+                        report.clash += 1;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let new = NewConn {
+                in_key: r.in_key,
+                out_key: r.out_key,
+                service: svc.id(),
+                dest: dest.id(),
+                method: r.method,
+                state: r.state,
+                deadline: now + left,
+                template: false,
+            };
+            let id = match self.st.conns6.insert(new) {
+                Ok(id) => id,
+                Err(InsertError::TableFull) => {
+                    report.full += 1;
+                    continue;
+                }
+                Err(InsertError::KeyExists) => {
+                    report.clash += 1;
+                    continue;
+                }
+            };
+            let control = if r.controlled {
+                tables.persist.attach6(svc, &r.in_key)
+            } else {
+                None
+            };
+            if let Some(c) = self.st.conns6.get_mut(id) {
+                c.set_flag(ConnFlags::TOA_PENDING, r.toa_pending);
+                c.set_flag(ConnFlags::ASSURED_SENT, r.assured);
+                if let Some(t) = control {
+                    c.set_control(t);
+                }
+            }
+            if let Some(l) = laddr {
+                let o = &r.out_key;
+                match crate::xmit::nat64::unmapped(o) {
+                    Some(k4) => self
+                        .st
+                        .lports
+                        .reserve(n_lport, k4.dst, k4.src, k4.sport, k4.dport),
+                    None => self
+                        .st
+                        .lports
+                        .reserve6(n_lport, o.dst, o.src, o.sport, o.dport),
+                }
+                crate::laddr::count_conn(&l.stats, w, 1);
+            }
+            let inactive = self.st.conns6.get(id).is_some_and(|c| c.is_inactive());
+            dest.bind_conn(w, inactive);
+            report.restored += 1;
+            report.restored6 += 1;
+        }
+    }
+
+    fn import_conns4(
         &mut self,
         now: Instant,
         elapsed: Duration,
@@ -190,7 +343,6 @@ impl<B: PacketBuf> Worker<B> {
             dest.bind_conn(w, inactive);
             report.restored += 1;
         }
-        self.publish_stats();
         report
     }
 }

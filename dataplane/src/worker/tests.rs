@@ -1345,5 +1345,6 @@ mod persist;
 mod pressure;
 mod proxyhdr;
 mod restore;
+mod restore6;
 mod sloppy;
 mod synproxy;

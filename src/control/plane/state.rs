@@ -134,10 +134,7 @@ impl ControlPlane {
             svc.stats().carry(&totals(&s.stats));
             out.carried += 1;
             for d in &s.dests {
-                let IpAddr::V4(addr) = d.spec.addr else {
-                    continue;
-                };
-                if let Some(dest) = svc.find_dest(addr.into(), d.spec.port) {
+                if let Some(dest) = svc.find_dest(d.spec.addr, d.spec.port) {
                     dest.stats().carry(&totals(&d.stats));
                     out.carried += 1;
                 }
@@ -155,24 +152,16 @@ impl ControlPlane {
             .persist
             .export(now, &tables.services)
             .into_iter()
-            .filter_map(|t| {
-                // The state file carries IPv4 templates (IPv6 ones are not saved yet).
-                let (IpAddr::V4(client), IpAddr::V4(vaddr), (IpAddr::V4(dest), dport)) =
-                    (t.key.client, t.key.vaddr, t.dest)
-                else {
-                    return None;
-                };
-                Some(SavedTemplate {
-                    proto: t.key.proto,
-                    client,
-                    vaddr,
-                    vport: t.key.vport,
-                    service: key_to_proto(&t.service),
-                    dest: (dest, dport),
-                    remaining_ms: t.remaining_ms,
-                    timeout_secs: t.timeout_secs,
-                    assured: t.assured,
-                })
+            .map(|t| SavedTemplate {
+                proto: t.key.proto,
+                client: t.key.client,
+                vaddr: t.key.vaddr,
+                vport: t.key.vport,
+                service: key_to_proto(&t.service),
+                dest: t.dest,
+                remaining_ms: t.remaining_ms,
+                timeout_secs: t.timeout_secs,
+                assured: t.assured,
             })
             .collect()
     }
@@ -191,12 +180,12 @@ impl ControlPlane {
                 Some(TemplateRecord {
                     key: TemplateKey {
                         proto: t.proto,
-                        client: t.client.into(),
-                        vaddr: t.vaddr.into(),
+                        client: t.client,
+                        vaddr: t.vaddr,
                         vport: t.vport,
                     },
                     service: key_from_proto(&t.service).ok()?,
-                    dest: (t.dest.0.into(), t.dest.1),
+                    dest: t.dest,
                     remaining_ms: t.remaining_ms,
                     timeout_secs: t.timeout_secs,
                     assured: t.assured,

@@ -564,7 +564,7 @@ fn templates_and_their_connections_survive_a_restart_with_state() {
     assert_eq!(templates.len(), 1);
     assert_eq!(templates[0].dest, (rip.into(), 80));
     let conns = a.worker.export_conns(a.now);
-    assert!(conns.len() == 1 && conns[0].controlled, "{conns:?}");
+    assert!(conns.len() == 1 && conns.v4[0].controlled, "{conns:?}");
 
     // A new process: templates first, then the connections find theirs by key.
     let mut b = Harness::new();

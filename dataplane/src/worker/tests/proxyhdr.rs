@@ -284,7 +284,7 @@ fn the_header_survives_a_restart_with_state() {
     client(&mut a, 1001, PSH_ACK, b"GET");
     let records = a.worker.export_conns(a.now);
     assert_eq!(records.len(), 1);
-    assert!(records[0].proxy_hdr.is_some());
+    assert!(records.v4[0].proxy_hdr.is_some());
     let mut b = harness(mode(ProxyProtocol::V2));
     let report = b
         .worker

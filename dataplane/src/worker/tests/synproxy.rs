@@ -333,7 +333,7 @@ fn renumbering_survives_a_restart_with_state() {
     assert_eq!(h.worker.conn_count(), 2);
     let records = h.worker.export_conns(h.now);
     assert_eq!(records.len(), 1, "the opening one is left out");
-    assert!(records[0].seq_adj.is_some());
+    assert!(records.v4[0].seq_adj.is_some());
 
     let mut after = harness();
     let report = after
