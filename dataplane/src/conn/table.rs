@@ -138,6 +138,13 @@ impl<K: FlowKey> Conn<K> {
         self.flags.contains(ConnFlags::OCCUPIED)
     }
 
+    /// A field the compiler lays out after the keys (a prefetch hint for a record longer than
+    /// one cache line: an IPv6 record is two; which line a field lands in is the compiler's
+    /// choice, so this is a hint, never relied on).
+    pub fn tail_hint(&self) -> &ConnFlags {
+        &self.flags
+    }
+
     /// Client -> VIP, as the client's packets arrive.
     pub fn in_key(&self) -> &K {
         &self.in_key

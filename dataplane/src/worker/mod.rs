@@ -687,7 +687,9 @@ impl<B: PacketBuf> Worker<B> {
                 } else if let Some((_, h6)) = p6
                     && let Some(c) = st.conns6.candidate(*h6)
                 {
+                    // Two cache lines: start both.
                     io.prefetch(c);
+                    io.prefetch(c.tail_hint());
                 }
             }
             // Stage 3: steer (own-first) and process in order.
