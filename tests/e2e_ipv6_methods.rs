@@ -78,49 +78,6 @@ fn conn_rows(rvsd: &Rvsd, needle: &str) -> Vec<String> {
         .collect()
 }
 
-/// The table empties (`--set 8 8 8` before the traffic, `time_wait = 8`, `close = 8`) and no
-/// dest keeps a connection.
-fn drains(rvsd: &Rvsd) {
-    let deadline = Instant::now() + Duration::from_secs(25);
-    loop {
-        let l = rvsd.ipvsadm_ok(&["-Lnc"]);
-        if !l
-            .lines()
-            .any(|x| x.starts_with("TCP") || x.starts_with("UDP"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not drained:\n{l}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let l = rvsd.ipvsadm_ok(&["-Ln"]);
-    for line in l
-        .lines()
-        .filter(|x| x.contains("->") && !x.contains("RemoteAddress"))
-    {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!((f[4], f[5]), ("0", "0"), "ActiveConn/InActConn: {l}");
-    }
-}
-
-fn finish(net: TestNet, rvsd: Rvsd, workers: usize) {
-    let (status, log) = rvsd.stop();
-    assert!(status.success(), "rvsd exit {status}:\n{log}");
-    assert!(
-        log.contains("all mbufs returned"),
-        "mempool not whole:\n{log}"
-    );
-    let id = format!("{}-", net.id);
-    if workers > 1 {
-        common::assert_cross_worker_traffic(&log, workers);
-    }
-    drop(net);
-    assert!(
-        common::namespaces_with_prefix(&id).is_empty(),
-        "namespaces of {id}* left behind"
-    );
-}
-
 /// NAT6 (wrr 3:1) and an IPv4 NAT service (rr) side by side on one director.
 fn nat6_dual_stack(prefix: &str, workers: usize) {
     let _serial = common::serial();
@@ -161,8 +118,8 @@ fn nat6_dual_stack(prefix: &str, workers: usize) {
     assert_eq!(conn_rows(&rvsd, "198.18.0.100").len(), 10);
     let listing = rvsd.ipvsadm_ok(&["-Ln"]);
     assert!(listing.contains("TCP  [2001:2::100]:80 wrr"), "{listing}");
-    drains(&rvsd);
-    finish(net, rvsd, workers);
+    common::timeouts_drain(&rvsd);
+    common::finish(net, rvsd, workers);
 }
 
 #[test]
@@ -205,8 +162,8 @@ fn bypass6(mode: &str, prefix: &str, flag: &str) {
     assert_eq!(f[0], 40, "{stats}");
     assert_eq!(f[2], 0, "replies must bypass the director: {stats}");
     assert_eq!(conn_rows(&rvsd, "2001:2::100").len(), 40);
-    drains(&rvsd);
-    finish(net, rvsd, 1);
+    common::timeouts_drain(&rvsd);
+    common::finish(net, rvsd, 1);
 }
 
 #[test]
@@ -286,13 +243,13 @@ fn fullnat6(prefix: &str, rips: [&str; 2], lip: &str, workers: usize) {
         saved.contains(&format!("-P -t [2001:2::100]:80 -z {lip} -F dp1")),
         "{saved}"
     );
-    drains(&rvsd);
+    common::timeouts_drain(&rvsd);
     assert_eq!(
         metric("rvs_laddr_used_ports", &lip_labels),
         "0",
         "local ports given back at expiry"
     );
-    finish(net, rvsd, workers);
+    common::finish(net, rvsd, workers);
 }
 
 #[test]
@@ -377,5 +334,5 @@ fn ipv6_vips_announced_on_the_twin_while_serviceable() {
     wait_for(true, "inet 198.18.0.100/32");
     rvsd.ipvsadm_ok(&["-e", "-t", &vs6, "-r", "[2001:2:1::11]:80", "-m", "-w", "1"]);
     wait_for(true, "inet6 2001:2::100/128");
-    finish(net, rvsd, 1);
+    common::finish(net, rvsd, 1);
 }

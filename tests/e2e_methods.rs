@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use common::{Rvsd, TestNet};
 
@@ -132,45 +131,6 @@ fn tcp_stats(rvsd: &Rvsd) -> (u64, u64, u64) {
     (f[0], f[1], f[2])
 }
 
-/// With `--set 8 8 8` and the configuration's `time_wait = 8`, `close = 8` (TIME_WAIT and
-/// CLOSE are not among the three `--set` changes): the table empties and no dest keeps an
-/// active or inactive connection.
-fn timeouts_drain(rvsd: &Rvsd) {
-    let deadline = Instant::now() + Duration::from_secs(25);
-    loop {
-        let (tcp, udp) = conn_lines(rvsd);
-        if udp.is_empty() && tcp.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not drained: {tcp:?} {udp:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let l = rvsd.ipvsadm_ok(&["-Ln"]);
-    for line in l
-        .lines()
-        .filter(|x| x.contains("->") && !x.contains("RemoteAddress"))
-    {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!((f[4], f[5]), ("0", "0"), "ActiveConn/InActConn: {l}");
-    }
-}
-
-fn finish(net: TestNet, rvsd: Rvsd, workers: usize) {
-    let (status, log) = rvsd.stop();
-    assert!(status.success(), "rvsd exit {status}:\n{log}");
-    assert!(
-        log.contains("all mbufs returned"),
-        "mempool not whole:\n{log}"
-    );
-    common::assert_cross_worker_traffic(&log, workers);
-    let id = format!("{}-", net.id);
-    drop(net);
-    assert!(
-        common::namespaces_with_prefix(&id).is_empty(),
-        "namespaces of {id}* left behind"
-    );
-}
-
 /// DR and TUN: requests through the director, replies straight from the RS to the client.
 fn bypass(mode: &str, prefix: &str, flag: &str, workers: usize) {
     let _serial = common::serial();
@@ -194,8 +154,8 @@ fn bypass(mode: &str, prefix: &str, flag: &str, workers: usize) {
         );
         assert!(l.contains("198.18.0.100:80"), "{l}");
     }
-    timeouts_drain(&rvsd);
-    finish(net, rvsd, workers);
+    common::timeouts_drain(&rvsd);
+    common::finish(net, rvsd, workers);
 }
 
 #[test]
@@ -296,7 +256,7 @@ fn fullnat(prefix: &str, workers: usize) {
             assert!(f[1].starts_with("198.18.0.2:"), "{l}");
         }
     }
-    timeouts_drain(&rvsd);
+    common::timeouts_drain(&rvsd);
     assert_eq!(
         lip_metric("rvs_laddr_used_ports"),
         "0",
@@ -307,7 +267,7 @@ fn fullnat(prefix: &str, workers: usize) {
         saved.contains("-P -t 198.18.0.100:80 -z 198.18.1.5 -F dp1"),
         "{saved}"
     );
-    finish(net, rvsd, workers);
+    common::finish(net, rvsd, workers);
 }
 
 /// NAT through the same checks as the other methods: replies pass the director and are
@@ -338,6 +298,6 @@ fn nat_tcp_and_udp_through_dpdk() {
     for l in &udp {
         assert!(l.contains(" UDP "), "{l}");
     }
-    timeouts_drain(&rvsd);
-    finish(net, rvsd, 1);
+    common::timeouts_drain(&rvsd);
+    common::finish(net, rvsd, 1);
 }

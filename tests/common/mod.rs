@@ -554,3 +554,47 @@ impl<'a> DirectorConf<'a> {
         (c, socket)
     }
 }
+
+/// With `--set 8 8 8` and the configuration's `time_wait = 8`, `close = 8` (TIME_WAIT and
+/// CLOSE are not among the three `--set` changes): the table empties and no dest keeps an
+/// active or inactive connection.
+pub fn timeouts_drain(rvsd: &Rvsd) {
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let l = rvsd.ipvsadm_ok(&["-Lnc"]);
+        if !l
+            .lines()
+            .any(|x| x.starts_with("TCP") || x.starts_with("UDP"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not drained:\n{l}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let l = rvsd.ipvsadm_ok(&["-Ln"]);
+    for line in l
+        .lines()
+        .filter(|x| x.contains("->") && !x.contains("RemoteAddress"))
+    {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((f[4], f[5]), ("0", "0"), "ActiveConn/InActConn: {l}");
+    }
+}
+
+/// Stop rvsd (it must exit cleanly with every mbuf back, and with several workers some packets
+/// handed between them), then take the test network down and check no namespace is left.
+pub fn finish(net: TestNet, rvsd: Rvsd, workers: usize) {
+    let (status, log) = rvsd.stop();
+    assert!(status.success(), "rvsd exit {status}:\n{log}");
+    assert!(
+        log.contains("all mbufs returned"),
+        "mempool not whole:\n{log}"
+    );
+    assert_cross_worker_traffic(&log, workers);
+    let id = format!("{}-", net.id);
+    drop(net);
+    assert!(
+        namespaces_with_prefix(&id).is_empty(),
+        "namespaces of {id}* left behind"
+    );
+}

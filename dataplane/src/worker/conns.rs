@@ -46,24 +46,9 @@ impl<B: PacketBuf> State<B> {
     /// connection, so the finished one gives way. A holder that is still open keeps its tuple
     /// (the replies could not be told apart) and the new connection is refused.
     fn expire_closing_holders(&mut self, tables: &Tables, new: &NewConn) -> bool {
-        let mut holders = [None, None];
-        for (slot, key) in holders.iter_mut().zip([&new.in_key, &new.out_key]) {
-            if let Some((id, _)) = self.conns.lookup(key) {
-                let closing = self.conns.get(id).is_some_and(|c| {
-                    matches!(
-                        c.state(),
-                        ConnState::Tcp(TcpState::TimeWait | TcpState::Close)
-                    )
-                });
-                if !closing {
-                    return false;
-                }
-                *slot = Some(id);
-            }
-        }
-        if holders[0] == holders[1] {
-            holders[1] = None;
-        }
+        let Some(holders) = closing_holders(&self.conns, new) else {
+            return false;
+        };
         let mut any = false;
         for id in holders.into_iter().flatten() {
             self.counters.conn_reuses += 1;
@@ -304,6 +289,34 @@ impl<B: PacketBuf> State<B> {
         }
         Ok(Action::Forward(how))
     }
+}
+
+/// The connections of `table` holding a tuple of `new` (none, one or two), when every one of
+/// them is a TCP connection closing (TIME_WAIT or CLOSE); `None` when one is still open
+/// ([`State::expire_closing_holders`], for either family's table).
+pub(super) fn closing_holders<K: crate::conn::FlowKey>(
+    table: &ConnTable<K>,
+    new: &NewConn<K>,
+) -> Option<[Option<ConnId>; 2]> {
+    let mut holders = [None, None];
+    for (slot, key) in holders.iter_mut().zip([&new.in_key, &new.out_key]) {
+        if let Some((id, _)) = table.lookup(key) {
+            let closing = table.get(id).is_some_and(|c| {
+                matches!(
+                    c.state(),
+                    ConnState::Tcp(TcpState::TimeWait | TcpState::Close)
+                )
+            });
+            if !closing {
+                return None;
+            }
+            *slot = Some(id);
+        }
+    }
+    if holders[0] == holders[1] {
+        holders[1] = None;
+    }
+    Some(holders)
 }
 
 /// This worker's scheduler of `svc` in `scheds`, made on first use (or when the service's

@@ -334,24 +334,9 @@ impl<B: PacketBuf> State<B> {
     /// [`State::open_conn6`]'s tuple is held by closing connections: end them (see the IPv4
     /// `expire_closing_holders`).
     fn expire_closing_holders6(&mut self, tables: &Tables, new: &NewConn<ConnKey6>) -> bool {
-        let mut holders = [None, None];
-        for (slot, key) in holders.iter_mut().zip([&new.in_key, &new.out_key]) {
-            if let Some((id, _)) = self.conns6.lookup(key) {
-                let closing = self.conns6.get(id).is_some_and(|c| {
-                    matches!(
-                        c.state(),
-                        ConnState::Tcp(TcpState::TimeWait | TcpState::Close)
-                    )
-                });
-                if !closing {
-                    return false;
-                }
-                *slot = Some(id);
-            }
-        }
-        if holders[0] == holders[1] {
-            holders[1] = None;
-        }
+        let Some(holders) = super::conns::closing_holders(&self.conns6, new) else {
+            return false;
+        };
         let mut any = false;
         for id in holders.into_iter().flatten() {
             self.counters.conn_reuses += 1;

@@ -699,9 +699,8 @@ impl<B: PacketBuf> Worker<B> {
                 if let Some((nic, away)) = steered.as_mut() {
                     let own = (p.class == Class::Flow
                         && st.conns.lookup_hashed(&p.key, h).is_some())
-                        || p6.is_some_and(|(p6, h6)| {
-                            st.conns6.lookup_hashed(&p6.key, h6).is_some()
-                        });
+                        || p6
+                            .is_some_and(|(p6, h6)| st.conns6.lookup_hashed(&p6.key, h6).is_some());
                     if !own {
                         match st.steering.owner_hashed(b.data(), tables, nic(&b)) {
                             Owner::Worker(w) if usize::from(w) != me => {
