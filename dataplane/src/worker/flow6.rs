@@ -134,12 +134,14 @@ impl<B: PacketBuf> State<B> {
         p: &Parsed,
         buf: &mut B,
     ) -> Option<Result<Action, DropReason>> {
+        let staged = self.pre64.take();
         if self.conns6.is_empty() {
             return None;
         }
         let k = p.key;
         let mapped = xmit::nat64::mapped_key(k.proto, k.src, k.sport, k.dst, k.dport);
-        let (id, dir) = self.conns6.lookup(&mapped)?;
+        let h6 = staged.unwrap_or_else(|| self.conns6.hash(&mapped));
+        let (id, dir) = self.conns6.lookup_hashed(&mapped, h6)?;
         if dir != Dir::Reply {
             return Some(Err(DropReason::NotForUs));
         }

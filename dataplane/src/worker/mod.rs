@@ -212,6 +212,11 @@ struct State<B> {
     /// The staged IPv6 description of the frame being processed, taken by the IPv6 path
     /// ([`flow6`]); `None` when the frame did not come through a staged burst.
     pre6: Option<(crate::parse6::Parsed6, u64)>,
+    /// For each staged IPv4 frame that missed the IPv4 table on its way to a local address, the
+    /// hash of its IPv4-mapped tuple in the IPv6 table (a NAT64 reply's, [`flow6`]).
+    staged64: Vec<Option<u64>>,
+    /// That hash for the frame being processed, taken by `flow6::nat64_reply`.
+    pre64: Option<u64>,
     /// Budgets of the ICMP errors and echo replies this worker sends.
     icmp_errors: TokenBucket,
     icmp_echo: TokenBucket,
@@ -306,6 +311,8 @@ impl<B: PacketBuf> Worker<B> {
             staged: Vec::with_capacity(MAX_BURST),
             staged6: Vec::with_capacity(MAX_BURST),
             pre6: None,
+            staged64: Vec::with_capacity(MAX_BURST),
+            pre64: None,
             icmp_errors: TokenBucket::new(icmp.errors_per_sec, icmp.burst),
             icmp_echo: TokenBucket::new(icmp.echo_per_sec, icmp.burst),
             pressure: pressure::Pressure::new(capacity),
@@ -601,6 +608,10 @@ impl<B: PacketBuf> Worker<B> {
         let mac = st.port_mac(port);
         let p = crate::parse::parse(buf.data(), mac, buf.rx_checksum());
         let h = st.conns.hash(&p.key);
+        // Nothing staged for a frame processed on its own (a staged value a burst's frame
+        // did not take must not be read for this one).
+        st.pre6 = None;
+        st.pre64 = None;
         st.process_parsed(tables, now, port, buf, &p, h, io);
     }
 
@@ -678,12 +689,25 @@ impl<B: PacketBuf> Worker<B> {
                 st.staged6.push(None);
             }
             // Stage 2: prefetch the record of each first tag match (the bucket is in cache or
-            // on its way by now).
+            // on its way by now). An IPv4 frame with no match, to a local address while IPv6
+            // connections exist, may be a NAT64 reply: its IPv6 bucket is prefetched.
+            st.staged64.clear();
             for ((p, h), p6) in st.staged.iter().zip(&st.staged6) {
-                if p.class == Class::Flow
-                    && let Some(c) = st.conns.candidate(*h)
-                {
-                    io.prefetch(c);
+                let mut h64 = None;
+                if p.class == Class::Flow {
+                    match st.conns.candidate(*h) {
+                        Some(c) => io.prefetch(c),
+                        None if !st.conns6.is_empty() && tables.laddrs.contains(p.key.dst) => {
+                            let k = p.key;
+                            let mapped = crate::xmit::nat64::mapped_key(
+                                k.proto, k.src, k.sport, k.dst, k.dport,
+                            );
+                            let h6 = st.conns6.hash(&mapped);
+                            io.prefetch(st.conns6.bucket(h6));
+                            h64 = Some(h6);
+                        }
+                        None => {}
+                    }
                 } else if let Some((_, h6)) = p6
                     && let Some(c) = st.conns6.candidate(*h6)
                 {
@@ -691,6 +715,7 @@ impl<B: PacketBuf> Worker<B> {
                     io.prefetch(c);
                     io.prefetch(c.tail_hint());
                 }
+                st.staged64.push(h64);
             }
             // Stage 3: steer (own-first) and process in order.
             for (k, b) in burst.drain(..n).enumerate() {
@@ -713,6 +738,7 @@ impl<B: PacketBuf> Worker<B> {
                     }
                 }
                 st.pre6 = p6;
+                st.pre64 = st.staged64[k];
                 st.process_parsed(tables, now, port, b, &p, h, io);
             }
         }
