@@ -2,7 +2,7 @@
 //! insert, dest accounting) and accounting a packet of a known one (state machine, dest and
 //! service counters) before its method rewrites it.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::conn::{
     Conn, ConnFlags, ConnId, ConnKey, ConnState, ConnTable, Dir, InsertError, NewConn, TcpState,
@@ -361,8 +361,9 @@ pub(super) fn sched_slot<'a>(
 }
 
 /// A local address and port of service `svc` towards `rip:rport` from `worker`'s partition:
-/// the service's local addresses are tried in turn from a rotating start, so connections spread
-/// over them. Returns the address, the port and the address's index in the service's list.
+/// the service's IPv4 local addresses are tried in turn from a rotating start, so connections
+/// spread over them. Returns the address, the port and the address's index in the service's
+/// list.
 pub(super) fn alloc_lport(
     lports: &mut LportAlloc,
     worker: usize,
@@ -371,8 +372,46 @@ pub(super) fn alloc_lport(
     rip: Ipv4Addr,
     rport: u16,
 ) -> Result<(Ipv4Addr, u16, usize), DropReason> {
+    let v4 = |ip| match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    };
+    alloc_lport_of(lports, worker, tables, svc, v4, |l, n, lip| {
+        l.alloc(n, lip, rip, rport)
+    })
+}
+
+/// [`alloc_lport`] from the service's IPv6 local addresses (FULLNAT6).
+pub(super) fn alloc_lport6(
+    lports: &mut LportAlloc,
+    worker: usize,
+    tables: &Tables,
+    svc: &Service,
+    rip: Ipv6Addr,
+    rport: u16,
+) -> Result<(Ipv6Addr, u16, usize), DropReason> {
+    let v6 = |ip| match ip {
+        IpAddr::V6(a) => Some(a),
+        IpAddr::V4(_) => None,
+    };
+    alloc_lport_of(lports, worker, tables, svc, v6, |l, n, lip| {
+        l.alloc6(n, lip, rip, rport)
+    })
+}
+
+/// The rotation both families share: the service's local addresses `family` accepts, tried in
+/// turn from a rotating start, `take` asking the allocator for a port of one; a refusal counts
+/// a conflict on that address.
+fn alloc_lport_of<A: Copy>(
+    lports: &mut LportAlloc,
+    worker: usize,
+    tables: &Tables,
+    svc: &Service,
+    family: impl Fn(IpAddr) -> Option<A>,
+    mut take: impl FnMut(&mut LportAlloc, usize, A) -> Option<u16>,
+) -> Result<(A, u16, usize), DropReason> {
     let laddrs = tables.laddrs.of(svc.id());
-    if !laddrs.iter().any(|l| l.ip.is_ipv4()) {
+    if !laddrs.iter().any(|l| family(l.ip).is_some()) {
         return Err(DropReason::NoLaddr);
     }
     let n = tables.laddrs.n_workers();
@@ -380,8 +419,8 @@ pub(super) fn alloc_lport(
     for k in 0..laddrs.len() {
         let li = (start + k) % laddrs.len();
         let l = &laddrs[li];
-        let IpAddr::V4(lip) = l.ip else { continue };
-        if let Some(p) = lports.alloc(n, lip, rip, rport) {
+        let Some(lip) = family(l.ip) else { continue };
+        if let Some(p) = take(lports, n, lip) {
             return Ok((lip, p, li));
         }
         crate::laddr::count_conflict(&l.stats, worker);

@@ -246,7 +246,7 @@ impl<B: PacketBuf> State<B> {
         // mapped into IPv6).
         let (out_key, laddr) = match (dest.addr(), dest.method()) {
             (IpAddr::V6(rip), ForwardMethod::FullNat) => {
-                match alloc_lport6(&mut self.lports, w, tables, svc, rip, rport) {
+                match super::conns::alloc_lport6(&mut self.lports, w, tables, svc, rip, rport) {
                     Ok((lip, lport, li)) => (
                         ConnKey6::new(key.proto, rip, rport, lip, lport),
                         Some((Lport::V6(lip, rip), lport, li)),
@@ -480,36 +480,6 @@ pub(super) fn forget6(
 enum Lport {
     V4(Ipv4Addr, Ipv4Addr),
     V6(Ipv6Addr, Ipv6Addr),
-}
-
-/// An IPv6 local address and port of service `svc` towards `[rip]:rport` from `worker`'s
-/// partition: the service's IPv6 local addresses in turn from a rotating start (the IPv4
-/// `alloc_lport` for IPv6). Returns the address, the port and the address's index in the
-/// service's list.
-fn alloc_lport6(
-    lports: &mut LportAlloc,
-    worker: usize,
-    tables: &Tables,
-    svc: &Service,
-    rip: Ipv6Addr,
-    rport: u16,
-) -> Result<(Ipv6Addr, u16, usize), DropReason> {
-    let laddrs = tables.laddrs.of(svc.id());
-    if !laddrs.iter().any(|l| l.ip.is_ipv6()) {
-        return Err(DropReason::NoLaddr);
-    }
-    let n = tables.laddrs.n_workers();
-    let start = lports.next_start(laddrs.len());
-    for k in 0..laddrs.len() {
-        let li = (start + k) % laddrs.len();
-        let l = &laddrs[li];
-        let IpAddr::V6(lip) = l.ip else { continue };
-        if let Some(p) = lports.alloc6(n, lip, rip, rport) {
-            return Ok((lip, p, li));
-        }
-        crate::laddr::count_conflict(&l.stats, worker);
-    }
-    Err(DropReason::LportExhausted)
 }
 
 /// A source that cannot be a client's: unspecified, loopback, multicast, IPv4-mapped, one of

@@ -27,7 +27,7 @@ use crate::packet::PacketBuf;
 use crate::service::{ForwardMethod, ServiceKey};
 use crate::time::Instant;
 
-use super::Worker;
+use super::{Tables, Worker};
 
 /// What [`Worker::import_conns`] did with its records (of both families: each count is of IPv4
 /// and IPv6 records together; [`ImportReport::restored6`] tells the IPv6 ones apart).
@@ -129,19 +129,6 @@ impl<B: PacketBuf> Worker<B> {
         elapsed: Duration,
         records: &ConnRecords,
     ) -> ImportReport {
-        let mut report = self.import_conns4(now, elapsed, &records.v4);
-        self.import_conns6(now, elapsed, &records.v6, &mut report);
-        self.publish_stats();
-        report
-    }
-
-    fn import_conns6(
-        &mut self,
-        now: Instant,
-        elapsed: Duration,
-        records: &[ConnRecord6],
-        report: &mut ImportReport,
-    ) {
         let tables = self.tables.clone();
         let services: HashMap<ServiceKey, &crate::service::Service> = tables
             .services
@@ -149,6 +136,22 @@ impl<B: PacketBuf> Worker<B> {
             .iter()
             .map(|s| (s.key(), s))
             .collect();
+        let mut report = ImportReport::default();
+        self.import_conns4(&tables, &services, now, elapsed, &records.v4, &mut report);
+        self.import_conns6(&tables, &services, now, elapsed, &records.v6, &mut report);
+        self.publish_stats();
+        report
+    }
+
+    fn import_conns6(
+        &mut self,
+        tables: &Tables,
+        services: &HashMap<ServiceKey, &crate::service::Service>,
+        now: Instant,
+        elapsed: Duration,
+        records: &[ConnRecord6],
+        report: &mut ImportReport,
+    ) {
         let w = self.st.cfg.id;
         let n_lport = tables.laddrs.n_workers();
         for r in records {
@@ -195,16 +198,8 @@ impl<B: PacketBuf> Worker<B> {
                 deadline: now + left,
                 template: false,
             };
-            let id = match self.st.conns6.insert(new) {
-                Ok(id) => id,
-                Err(InsertError::TableFull) => {
-                    report.full += 1;
-                    continue;
-                }
-                Err(InsertError::KeyExists) => {
-                    report.clash += 1;
-                    continue;
-                }
+            let Some(id) = inserted(&mut self.st.conns6, new, report) else {
+                continue;
             };
             let control = if r.controlled {
                 tables.persist.attach6(svc, &r.in_key)
@@ -241,18 +236,13 @@ impl<B: PacketBuf> Worker<B> {
 
     fn import_conns4(
         &mut self,
+        tables: &Tables,
+        services: &HashMap<ServiceKey, &crate::service::Service>,
         now: Instant,
         elapsed: Duration,
         records: &[ConnRecord],
-    ) -> ImportReport {
-        let mut report = ImportReport::default();
-        let tables = self.tables.clone();
-        let services: HashMap<ServiceKey, &crate::service::Service> = tables
-            .services
-            .services()
-            .iter()
-            .map(|s| (s.key(), s))
-            .collect();
+        report: &mut ImportReport,
+    ) {
         let w = self.st.cfg.id;
         let n_lport = tables.laddrs.n_workers();
         for r in records {
@@ -300,16 +290,8 @@ impl<B: PacketBuf> Worker<B> {
                 deadline: now + left,
                 template: false,
             };
-            let id = match self.st.conns.insert(new) {
-                Ok(id) => id,
-                Err(InsertError::TableFull) => {
-                    report.full += 1;
-                    continue;
-                }
-                Err(InsertError::KeyExists) => {
-                    report.clash += 1;
-                    continue;
-                }
+            let Some(id) = inserted(&mut self.st.conns, new, report) else {
+                continue;
             };
             let control = if r.controlled {
                 tables.persist.attach(svc, &r.in_key)
@@ -343,6 +325,24 @@ impl<B: PacketBuf> Worker<B> {
             dest.bind_conn(w, inactive);
             report.restored += 1;
         }
-        report
+    }
+}
+
+/// Insert a restored connection; a full table or a taken tuple is counted in `report`.
+fn inserted<K: crate::conn::FlowKey>(
+    table: &mut crate::conn::ConnTable<K>,
+    new: NewConn<K>,
+    report: &mut ImportReport,
+) -> Option<crate::conn::ConnId> {
+    match table.insert(new) {
+        Ok(id) => Some(id),
+        Err(InsertError::TableFull) => {
+            report.full += 1;
+            None
+        }
+        Err(InsertError::KeyExists) => {
+            report.clash += 1;
+            None
+        }
     }
 }
