@@ -1176,15 +1176,7 @@ proptest! {
                 }
             };
             if let Some((port, f)) = frame {
-                let drops = h.worker.drops().total() - h.drops(DropReason::NoBuffer);
-                let out = h.rx(port, f);
-                sent += out.len() as u64;
-                let new_drops = h.worker.drops().total() - h.drops(DropReason::NoBuffer);
-                prop_assert!(new_drops - drops <= 1);
-                for (p, o) in &out {
-                    prop_assert!(*p < 2);
-                    prop_assert!(o.len() >= 14);
-                }
+                rx_counted(&mut h, port, f, &mut sent)?;
             }
         }
         h.io.fail_alloc = false;
@@ -1192,15 +1184,43 @@ proptest! {
             h.advance(1);
             sent += h.tick().len() as u64;
         }
-        h.worker.publish_stats();
-        let s = &h.stats;
-        let rx = s.rx_packets.load(Ordering::Relaxed);
-        let tx = s.tx_packets.load(Ordering::Relaxed);
-        let consumed = s.rx_consumed.load(Ordering::Relaxed);
-        let drops: u64 = s.drops().map(|(_, n)| n).sum();
-        prop_assert_eq!(tx, sent);
-        prop_assert_eq!(rx + h.io.allocs, tx + consumed + drops);
+        all_accounted(&mut h, sent)?;
     }
+}
+
+/// Hand `f` to the worker on `port`: at most one drop for it (the missing buffers of the
+/// copies it asks for aside), every frame out on a port of the harness and at least an
+/// Ethernet header long; what it sent is added to `sent`.
+fn rx_counted(
+    h: &mut Harness,
+    port: PortId,
+    f: Vec<u8>,
+    sent: &mut u64,
+) -> Result<(), TestCaseError> {
+    let drops = h.worker.drops().total() - h.drops(DropReason::NoBuffer);
+    let out = h.rx(port, f);
+    *sent += out.len() as u64;
+    let new_drops = h.worker.drops().total() - h.drops(DropReason::NoBuffer);
+    prop_assert!(new_drops - drops <= 1);
+    for (p, o) in &out {
+        prop_assert!(*p < 2);
+        prop_assert!(o.len() >= 14);
+    }
+    Ok(())
+}
+
+/// Every frame is accounted: the worker counted the `sent` frames the harness saw, and
+/// `rx_packets + alloc attempts == tx_packets + rx_consumed + drops`.
+fn all_accounted(h: &mut Harness, sent: u64) -> Result<(), TestCaseError> {
+    h.worker.publish_stats();
+    let s = &h.stats;
+    let rx = s.rx_packets.load(Ordering::Relaxed);
+    let tx = s.tx_packets.load(Ordering::Relaxed);
+    let consumed = s.rx_consumed.load(Ordering::Relaxed);
+    let drops: u64 = s.drops().map(|(_, n)| n).sum();
+    prop_assert_eq!(tx, sent);
+    prop_assert_eq!(rx + h.io.allocs, tx + consumed + drops);
+    Ok(())
 }
 
 proptest! {

@@ -1128,17 +1128,9 @@ proptest! {
                     }
                     Some((port, f))
                 }
+                // Port 0: the template's own port (see `mutated`).
                 Input6::Mutated { template, flips, keep } => {
-                    let (p, mut f) = templates[template].clone();
-                    for (at, x) in flips {
-                        if let Some(b) = f.get_mut(at) {
-                            *b ^= x;
-                        }
-                    }
-                    if let Some(n) = keep {
-                        f.truncate(n);
-                    }
-                    Some((p, f))
+                    Some(mutated(&templates, 0, template, &flips, keep))
                 }
                 Input6::Tick(secs) => {
                     h.advance(u64::from(secs));
@@ -1151,28 +1143,13 @@ proptest! {
                 }
             };
             if let Some((port, f)) = frame {
-                let drops = h.worker.drops().total() - h.drops(DropReason::NoBuffer);
-                let out = h.rx(port, f);
-                sent += out.len() as u64;
-                let new_drops = h.worker.drops().total() - h.drops(DropReason::NoBuffer);
-                prop_assert!(new_drops - drops <= 1);
-                for (p, o) in &out {
-                    prop_assert!(*p < 2);
-                    prop_assert!(o.len() >= 14);
-                }
+                rx_counted(&mut h, port, f, &mut sent)?;
             }
         }
         h.io.fail_alloc = false;
         h.advance(1);
         sent += h.tick().len() as u64;
-        h.worker.publish_stats();
-        let s = &h.stats;
-        let rx = s.rx_packets.load(Ordering::Relaxed);
-        let tx = s.tx_packets.load(Ordering::Relaxed);
-        let consumed = s.rx_consumed.load(Ordering::Relaxed);
-        let drops: u64 = s.drops().map(|(_, n)| n).sum();
-        prop_assert_eq!(tx, sent);
-        prop_assert_eq!(rx + h.io.allocs, tx + consumed + drops);
+        all_accounted(&mut h, sent)?;
     }
 }
 
