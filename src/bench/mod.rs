@@ -523,6 +523,38 @@ fn establish(
     Ok(Some(Setup { seq, peers }))
 }
 
+/// One established-connection case: `worker` fed the frames of `g` on the port `dir` arrives
+/// at, for the run's time. The sample, the drops meanwhile and the case's name (`method dir
+/// N conns dist`), for both families' cases.
+#[allow(clippy::too_many_arguments)]
+fn measure_established(
+    ctx: &Ctx,
+    lane: &mut Lane,
+    worker: &mut Worker<Packet>,
+    g: &mut Gen,
+    clock: Clock,
+    method: &str,
+    dir: Direction,
+    n: usize,
+    dist: Dist,
+) -> (Sample, u64, String) {
+    let drops0 = worker.drops().total();
+    let stage = Stage::Dataplane {
+        worker,
+        rx_port: if dir == Direction::In { 0 } else { 1 },
+        clock,
+    };
+    let s = rig::run_stage(lane, &ctx.pool, g, stage, ctx.warm, ctx.cycles);
+    let drops = worker.drops().total() - drops0;
+    let case = format!(
+        "{method} {} {} conns {}",
+        dir.name(),
+        report::si(n as u64),
+        dist.name()
+    );
+    (s, drops, case)
+}
+
 fn nonzero_drops(w: &Worker<Packet>) -> Vec<(DropReason, u64)> {
     w.drops().iter().filter(|(_, n)| *n > 0).collect()
 }
@@ -609,21 +641,8 @@ fn established(
                     Pattern::Flows { idx, pos: 0 },
                 ),
             };
-            let drops0 = worker.drops().total();
-            let stage = Stage::Dataplane {
-                worker: &mut worker,
-                rx_port: if dir == Direction::In { 0 } else { 1 },
-                clock,
-            };
-            let s = rig::run_stage(lane, &ctx.pool, &mut g, stage, ctx.warm, ctx.cycles);
-            let drops = worker.drops().total() - drops0;
-            let case = format!(
-                "{} {} {} conns {}",
-                m.name,
-                dir.name(),
-                report::si(n as u64),
-                dist.name()
-            );
+            let (s, drops, case) =
+                measure_established(ctx, lane, &mut worker, &mut g, clock, m.name, dir, n, dist);
             let mut row = ctx.row("established", case, &[s], drops);
             if drops > 0 {
                 row.note = format!("{:?}", nonzero_drops(&worker));

@@ -372,20 +372,16 @@ pub(super) fn established6(
                 ),
             };
             check_burst(&mut worker, &ctx.pool, m, dir, &g, clock.now(0))?;
-            let drops0 = worker.drops().total();
-            let stage = Stage::Dataplane {
-                worker: &mut worker,
-                rx_port: if dir == Direction::In { 0 } else { 1 },
+            let (s, drops, case) = super::measure_established(
+                ctx,
+                lane,
+                &mut worker,
+                &mut g,
                 clock,
-            };
-            let s = rig::run_stage(lane, &ctx.pool, &mut g, stage, ctx.warm, ctx.cycles);
-            let drops = worker.drops().total() - drops0;
-            let case = format!(
-                "{} {} {} conns {}",
                 m.name,
-                dir.name(),
-                report::si(n as u64),
-                dist.name()
+                dir,
+                n,
+                dist,
             );
             let row = checked_row(ctx, "established", case, &s, &worker, drops)?;
             report.rows.push(row);
