@@ -790,58 +790,36 @@ fn recent(rig: &Rig, flags: u8) -> Option<(PortId, Vec<u8>)> {
 /// `sent` as its receiver would answer it: MACs, addresses and ports swapped, these TCP flags.
 fn reply_to(sent: &[u8], tcp_flags: u8) -> Vec<u8> {
     let mut f = sent.to_vec();
-    if f.len() >= 54 && f[12..14] == [0x86, 0xdd] {
-        return reply_to6(f, tcp_flags);
-    }
-    if f.len() < 34 || f[12..14] != [0x08, 0x00] {
+    let (l4, l4_len, proto) = if f.len() >= 54 && f[12..14] == [0x86, 0xdd] {
+        // IPv6: the upper layer right after the fixed header.
+        let (a, b) = f[22..54].split_at_mut(16);
+        a.swap_with_slice(b);
+        (54, usize::from(u16::from_be_bytes([f[18], f[19]])), f[20])
+    } else if f.len() >= 34 && f[12..14] == [0x08, 0x00] {
+        let (a, b) = f[26..34].split_at_mut(4);
+        a.swap_with_slice(b);
+        let l4 = 14 + usize::from(f[14] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+        (l4, (14 + total).saturating_sub(l4), f[23])
+    } else {
         return f;
-    }
+    };
     let (a, b) = f[..12].split_at_mut(6);
     a.swap_with_slice(b);
-    let (a, b) = f[26..34].split_at_mut(4);
-    a.swap_with_slice(b);
-    let l4 = 14 + usize::from(f[14] & 0x0f) * 4;
-    if f.len() >= l4 + 4 && matches!(f[23], TCP | UDP) {
+    if f.len() >= l4 + 4 && matches!(proto, TCP | UDP) {
         let (a, b) = f[l4..l4 + 4].split_at_mut(2);
         a.swap_with_slice(b);
-        if f[23] == TCP && f.len() >= l4 + 20 {
+        if proto == TCP && f.len() >= l4 + 20 {
             // Numbered as the receiver would answer: its next sequence is what was
             // acknowledged, and it acknowledges what was sent (so a client answers a SYN
             // proxy's cookie, and a server the proxied SYN).
             let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
             let (seq, ack, sent_flags) = (be32(&f[l4 + 4..]), be32(&f[l4 + 8..]), f[l4 + 13]);
-            let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
             let thl = usize::from(f[l4 + 12] >> 4) * 4;
-            let payload = (14 + total).saturating_sub(l4 + thl) as u32;
+            let payload = l4_len.saturating_sub(thl) as u32;
             let len = payload + u32::from(sent_flags & 0x03 != 0);
             f[l4 + 4..l4 + 8].copy_from_slice(&ack.to_be_bytes());
             f[l4 + 8..l4 + 12].copy_from_slice(&seq.wrapping_add(len).to_be_bytes());
-            f[l4 + 13] = tcp_flags;
-        }
-    }
-    fix_checksums(&mut f);
-    f
-}
-
-/// [`reply_to`] for an IPv6 frame (upper layer right after the fixed header).
-fn reply_to6(mut f: Vec<u8>, tcp_flags: u8) -> Vec<u8> {
-    let (a, b) = f[..12].split_at_mut(6);
-    a.swap_with_slice(b);
-    let (a, b) = f[22..54].split_at_mut(16);
-    a.swap_with_slice(b);
-    let l4 = 54;
-    if f.len() >= l4 + 4 && matches!(f[20], TCP | UDP) {
-        let (a, b) = f[l4..l4 + 4].split_at_mut(2);
-        a.swap_with_slice(b);
-        if f[20] == TCP && f.len() >= l4 + 20 {
-            let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-            let (seq, ack, sent_flags) = (be32(&f[l4 + 4..]), be32(&f[l4 + 8..]), f[l4 + 13]);
-            let len = usize::from(u16::from_be_bytes([f[18], f[19]]));
-            let thl = usize::from(f[l4 + 12] >> 4) * 4;
-            let payload = len.saturating_sub(thl) as u32;
-            let n = payload + u32::from(sent_flags & 0x03 != 0);
-            f[l4 + 4..l4 + 8].copy_from_slice(&ack.to_be_bytes());
-            f[l4 + 8..l4 + 12].copy_from_slice(&seq.wrapping_add(n).to_be_bytes());
             f[l4 + 13] = tcp_flags;
         }
     }
