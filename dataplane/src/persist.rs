@@ -273,36 +273,13 @@ impl PersistTable {
         ((h ^ (h >> 32)) as usize) % STRIPES
     }
 
-    /// The dest for a new connection of persistent service `svc` from `key`, and the template
-    /// that now controls it. An existing template whose dest is still in the service is reused
-    /// (and its expiry pushed to `now + timeout`); else `schedule` picks a dest index into
-    /// `svc.dests()` and a template is created for it, bound on `worker`'s stats slot.
+    /// The dest for a new connection of persistent service `svc` whose client network is
+    /// `tkey` ([`TemplateKey::of`] for IPv4, [`TemplateKey::of6`] for IPv6: both families share
+    /// the table), and the template that now controls it. An existing template whose dest is
+    /// still in the service is reused (and its expiry pushed to `now + timeout`); else
+    /// `schedule` picks a dest index into `svc.dests()` and a template is created for it, bound
+    /// on `worker`'s stats slot.
     pub fn schedule(
-        &self,
-        now: Instant,
-        worker: usize,
-        svc: &Service,
-        key: &ConnKey,
-        schedule: impl FnOnce() -> Option<usize>,
-    ) -> Result<(usize, TemplateRef), PersistError> {
-        self.schedule_key(now, worker, svc, TemplateKey::of(svc, key), schedule)
-    }
-
-    /// [`PersistTable::schedule`] for a new IPv6 connection `key` of the IPv6 service `svc`
-    /// (its templates share the table with the IPv4 ones).
-    pub fn schedule6(
-        &self,
-        now: Instant,
-        worker: usize,
-        svc: &Service,
-        key: &ConnKey6,
-        schedule: impl FnOnce() -> Option<usize>,
-    ) -> Result<(usize, TemplateRef), PersistError> {
-        self.schedule_key(now, worker, svc, TemplateKey::of6(svc, key), schedule)
-    }
-
-    /// [`PersistTable::schedule`] with the template key already made.
-    pub fn schedule_key(
         &self,
         now: Instant,
         worker: usize,
@@ -629,22 +606,27 @@ mod tests {
         let table = PersistTable::new(4096, 1);
         let now = Instant::from_secs(10);
         let conn = |src: &str, sport| ConnKey6::new(6, src.parse().unwrap(), sport, vip, 80);
+        let key6 = |k: &ConnKey6| TemplateKey::of6(svc, k);
         let mut next = 0usize;
         let mut rr = || {
             next += 1;
             Some(next % 2)
         };
         let (a, _) = table
-            .schedule6(now, 0, svc, &conn("2001:db8:1:2::1", 1000), &mut rr)
+            .schedule(now, 0, svc, key6(&conn("2001:db8:1:2::1", 1000)), &mut rr)
             .unwrap();
         let (b, _) = table
-            .schedule6(now, 0, svc, &conn("2001:db8:1:2:ffff::9", 1001), || {
-                panic!("the /64 has a template")
-            })
+            .schedule(
+                now,
+                0,
+                svc,
+                key6(&conn("2001:db8:1:2:ffff::9", 1001)),
+                || panic!("the /64 has a template"),
+            )
             .unwrap();
         assert_eq!(a, b);
         let (c, _) = table
-            .schedule6(now, 0, svc, &conn("2001:db8:1:3::1", 1002), &mut rr)
+            .schedule(now, 0, svc, key6(&conn("2001:db8:1:3::1", 1002)), &mut rr)
             .unwrap();
         assert_ne!(a, c, "another /64 is scheduled anew");
         let k4 = ConnKey::new(
@@ -654,7 +636,9 @@ mod tests {
             Ipv4Addr::new(198, 18, 0, 10),
             80,
         );
-        table.schedule(now, 0, svc4, &k4, &mut rr).unwrap();
+        table
+            .schedule(now, 0, svc4, TemplateKey::of(svc4, &k4), &mut rr)
+            .unwrap();
         let views = table.views(now, 0);
         assert_eq!(views.len(), 3);
         let v6: Vec<_> = views.iter().filter(|v| v.key.client.is_ipv6()).collect();

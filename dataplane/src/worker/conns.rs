@@ -84,24 +84,9 @@ impl<B: PacketBuf> State<B> {
             worker: w,
         };
         let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
-        let sched = &mut slot.sched;
-        // Persistent services: the shared template table decides, asking the scheduler only
-        // when the client (network) has no template yet.
-        let (idx, control) = if svc.config().persistence.is_some() {
-            let (idx, r) = tables
-                .persist
-                .schedule(now, w, svc, &key, || sched.schedule(svc.dests(), &input))
-                .map_err(|e| match e {
-                    PersistError::NoDest => DropReason::NoDest,
-                    PersistError::Full => DropReason::PersistTableFull,
-                })?;
-            (idx, Some(r))
-        } else {
-            let idx = sched
-                .schedule(svc.dests(), &input)
-                .ok_or(DropReason::NoDest)?;
-            (idx, None)
-        };
+        let (idx, control) = pick_dest(tables, now, w, svc, &mut *slot.sched, &input, || {
+            crate::persist::TemplateKey::of(svc, &key)
+        })?;
         let release = || {
             if let Some(r) = control {
                 tables.persist.release(r, true, w, &tables.services);
@@ -317,6 +302,38 @@ pub(super) fn closing_holders<K: crate::conn::FlowKey>(
         holders[1] = None;
     }
     Some(holders)
+}
+
+/// The dest (its index in `svc`'s list) for a new connection, and the persistence template
+/// controlling it. Persistent services: the shared template table decides for the client
+/// network `tkey` (made only then), asking `sched` only when it has no template yet; other
+/// services ask `sched`. For both families' connections.
+pub(super) fn pick_dest(
+    tables: &Tables,
+    now: Instant,
+    worker: usize,
+    svc: &Service,
+    sched: &mut (dyn Scheduler + Send),
+    input: &SchedInput,
+    tkey: impl FnOnce() -> crate::persist::TemplateKey,
+) -> Result<(usize, Option<crate::persist::TemplateRef>), DropReason> {
+    if svc.config().persistence.is_some() {
+        let (idx, r) = tables
+            .persist
+            .schedule(now, worker, svc, tkey(), || {
+                sched.schedule(svc.dests(), input)
+            })
+            .map_err(|e| match e {
+                PersistError::NoDest => DropReason::NoDest,
+                PersistError::Full => DropReason::PersistTableFull,
+            })?;
+        Ok((idx, Some(r)))
+    } else {
+        let idx = sched
+            .schedule(svc.dests(), input)
+            .ok_or(DropReason::NoDest)?;
+        Ok((idx, None))
+    }
 }
 
 /// This worker's scheduler of `svc` in `scheds`, made on first use (or when the service's

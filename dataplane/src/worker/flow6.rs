@@ -28,7 +28,6 @@ use crate::laddr::LportAlloc;
 use crate::packet::PacketBuf;
 use crate::parse::Parsed;
 use crate::parse6::{Class6, Parsed6, parse6};
-use crate::persist::PersistError;
 use crate::sched::SchedInput;
 use crate::service::{ForwardMethod, Service};
 use crate::time::Instant;
@@ -211,22 +210,11 @@ impl<B: PacketBuf> State<B> {
             worker: w,
         };
         let state = ConnState::initial(key.proto).ok_or(DropReason::NotForUs)?;
-        let sched = &mut super::conns::sched_slot(&mut self.scheds, self.sched_seed, svc)?.sched;
-        let (idx, control) = if svc.config().persistence.is_some() {
-            let (idx, r) = tables
-                .persist
-                .schedule6(now, w, svc, &key, || sched.schedule(svc.dests(), &input))
-                .map_err(|e| match e {
-                    PersistError::NoDest => DropReason::NoDest,
-                    PersistError::Full => DropReason::PersistTableFull,
-                })?;
-            (idx, Some(r))
-        } else {
-            let idx = sched
-                .schedule(svc.dests(), &input)
-                .ok_or(DropReason::NoDest)?;
-            (idx, None)
-        };
+        let slot = super::conns::sched_slot(&mut self.scheds, self.sched_seed, svc)?;
+        let (idx, control) =
+            super::conns::pick_dest(tables, now, w, svc, &mut *slot.sched, &input, || {
+                crate::persist::TemplateKey::of6(svc, &key)
+            })?;
         let release = || {
             if let Some(r) = control {
                 tables.persist.release(r, true, w, &tables.services);
