@@ -305,22 +305,13 @@ fn tcp_payload_len(frame: &[u8], p: &Parsed) -> usize {
 /// when it went on the first data segment (no longer pending).
 fn add_toa<B: PacketBuf>(conn: &Conn, p: &Parsed, buf: &mut B) -> Result<bool, DropReason> {
     let i = conn.in_key();
-    let f = p.tcp_flags;
-    let (syn, ack, rst) = (f & 0x02 != 0, f & 0x10 != 0, f & 0x04 != 0);
-    if syn && !ack {
-        toa::insert(buf, i.src, i.sport)?;
-        return Ok(false);
+    match toa_moment(conn, p.tcp_flags, || tcp_payload_len(buf.data(), p)) {
+        Some(first_data) => {
+            toa::insert(buf, i.src, i.sport)?;
+            Ok(first_data)
+        }
+        None => Ok(false),
     }
-    if conn.flags().contains(ConnFlags::TOA_PENDING)
-        && ack
-        && !syn
-        && !rst
-        && tcp_payload_len(buf.data(), p) > 0
-    {
-        toa::insert(buf, i.src, i.sport)?;
-        return Ok(true);
-    }
-    Ok(false)
 }
 
 /// A packet of an IPv6 connection as received: IPv6, or IPv4 (the replies of a NAT64
@@ -426,9 +417,10 @@ pub fn apply6<B: PacketBuf>(
         (ForwardMethod::Route, Dir::Original) => forward(dr::to_dest6(o.src)),
         (ForwardMethod::Tunnel, Dir::Original) => tunnel6(o.src, p, buf, env),
         (ForwardMethod::FullNat, Dir::Original) => {
-            let payload = tcp_payload_len6(buf.data(), usize::from(p.l4), usize::from(p.end));
             fullnat::to_dest6(buf.data_mut(), p, o.dst, o.dport, o.src, o.sport)?;
             let mut sent = Sent::default();
+            // The rewrite keeps the lengths: the payload is read from the rewritten frame.
+            let payload = || tcp_payload_len6(buf.data(), usize::from(p.l4), usize::from(p.end));
             if tcp
                 && toa_on
                 && let Some(first_data) = toa_moment(conn, p.tcp_flags, payload)
@@ -473,7 +465,7 @@ fn nat64_apply<B: PacketBuf>(
             let mut sent = Sent::default();
             if tcp
                 && toa_on
-                && let Some(first_data) = toa_moment(conn, p.tcp_flags, payload)
+                && let Some(first_data) = toa_moment(conn, p.tcp_flags, || payload)
             {
                 toa::insert6_in_v4(buf, i.src, i.sport)?;
                 sent.toa = first_data;
@@ -525,15 +517,19 @@ fn tcp_payload_len6(frame: &[u8], l4: usize, end: usize) -> usize {
         .map_or(0, |off| end.saturating_sub(l4 + usize::from(off >> 4) * 4))
 }
 
-/// Whether a client TCP segment with `flags` and `payload` bytes takes the TOA, as [`add_toa`]
-/// decides for IPv4: `Some(false)` on the SYN, `Some(true)` on the first data segment while
-/// the option is pending, `None` otherwise.
-fn toa_moment(conn: &Conn<ConnKey6>, flags: u8, payload: usize) -> Option<bool> {
+/// Whether a client TCP segment with `flags` and `payload()` bytes (asked only when it
+/// matters) takes the TOA, for either family: `Some(false)` on the SYN, `Some(true)` on the
+/// first data segment while the option is pending, `None` otherwise.
+fn toa_moment<K: crate::conn::FlowKey>(
+    conn: &Conn<K>,
+    flags: u8,
+    payload: impl FnOnce() -> usize,
+) -> Option<bool> {
     let (syn, ack, rst) = (flags & 0x02 != 0, flags & 0x10 != 0, flags & 0x04 != 0);
     if syn && !ack {
         return Some(false);
     }
-    (conn.flags().contains(ConnFlags::TOA_PENDING) && ack && !syn && !rst && payload > 0)
+    (conn.flags().contains(ConnFlags::TOA_PENDING) && ack && !syn && !rst && payload() > 0)
         .then_some(true)
 }
 
